@@ -76,6 +76,11 @@ if [ "${1:-}" = --print-dir ]; then
   echo "$(dir_of "$2")/bin"
   exit 0
 fi
+mkdir -p "$cache/tools"
+# One build at a time per cache: concurrent `dev up`s (tests in parallel packages)
+# wait for the first instead of clobbering its half-finished build.
+exec 9>"$cache/tools/.lock"
+flock 9
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] && [ "${targets[0]}" != all ] || targets=(temporal buildkit etcd kubernetes)
 for t in "${targets[@]}"; do version_of "$t" >/dev/null; done

@@ -1,0 +1,46 @@
+# conveyor — see README.md. Every target works on a fresh Debian machine as root.
+GO      ?= go
+BIN     := bin
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+# Integration tests bring the stack up themselves when it is not up.
+TESTFLAGS ?= -timeout 80m
+
+.PHONY: all deps tools bin up down status demo test unit lint clean
+
+all: bin
+
+deps: ## Debian packages the stack runs (containerd, runc, CNI, registry, nginx, busybox)
+	tools/deps.sh
+
+tools: deps ## pinned builds of temporal, buildkitd, etcd and Kubernetes, cached in ~/.cache/conveyor
+	tools/build.sh all
+
+bin: ## the conveyor CLI and the worker
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/conveyor ./starter
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/conveyor-worker ./workers
+
+up: tools bin ## start the local stack (idempotent)
+	$(BIN)/conveyor dev up
+
+down: bin ## stop what `make up` started
+	$(BIN)/conveyor dev down
+
+status: bin
+	$(BIN)/conveyor dev status
+
+demo: up ## the main job on the local stack
+	tools/demo.sh
+
+test: tools ## unit tests + integration tests on the real stack
+	$(GO) test $(TESTFLAGS) ./...
+
+unit: ## unit tests only (no stack needed)
+	$(GO) test -short ./...
+
+lint:
+	gofmt -l . | (! grep .)
+	$(GO) vet ./...
+
+clean:
+	rm -rf $(BIN)

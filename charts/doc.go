@@ -1,0 +1,13 @@
+// Package charts holds the Helm charts that conveyor deploys services with, and the tests
+// that lint and render them with the Helm SDK.
+//
+// charts/service is the scaffold chart: one release per track (stable, canary) of an
+// HTTP service, each with its own Deployment named <appName>-<track>, NetworkPolicy and
+// optional HorizontalPodAutoscaler, and one Service named <appName> that selects the pods
+// of every track. A canary release sets appName to the stable release's and
+// service.enabled to false. Its `helm test` hook pod finds the Service through the
+// <APPNAME>_SERVICE_HOST and <APPNAME>_SERVICE_PORT variables, so it needs no cluster DNS.
+// values.schema.json documents and checks every value.
+//
+// The package has no Go API: the charts are read from disk by path.
+package charts

@@ -1,0 +1,63 @@
+package devstack
+
+import (
+	"context"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/wikimedia/conveyor/workflows"
+)
+
+const (
+	temporalAddr   = "127.0.0.1:7233"
+	temporalUIAddr = "127.0.0.1:8233"
+)
+
+// temporalComponent is the Temporal CLI's dev server with its Web UI, keeping its
+// database in the state directory so histories survive a restart.
+func temporalComponent() component {
+	return component{
+		name:    "temporal",
+		tool:    "temporal",
+		process: true,
+		address: func(*stack) string { return temporalAddr + "  UI http://" + temporalUIAddr },
+		timeout: 90 * time.Second,
+		prepare: func(ctx context.Context, s *stack) (*process, error) {
+			if err := s.mkdirs("temporal"); err != nil {
+				return nil, err
+			}
+			args := []string{"server", "start-dev",
+				"--ip", "127.0.0.1", "--port", "7233", "--ui-port", "8233",
+				"--db-filename", s.path("temporal", "temporal.db"),
+				"--namespace", "default",
+				"--log-format", "json", "--log-level", "warn",
+				"--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true",
+				"--dynamic-config-value", "frontend.enableUpdateWorkflowExecutionAsyncAccepted=true",
+			}
+			for _, sa := range workflows.SearchAttributes {
+				args = append(args, "--search-attribute", sa.Flag())
+			}
+			return &process{name: "temporal", bin: s.tool("temporal", "temporal"), args: args}, nil
+		},
+		ready: func(ctx context.Context, s *stack) error {
+			c, err := client.DialContext(ctx, client.Options{HostPort: temporalAddr, Logger: quietLogger{}})
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if _, err := c.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+				return err
+			}
+			return httpOK(ctx, nil, "http://"+temporalUIAddr+"/")
+		},
+	}
+}
+
+// quietLogger keeps the SDK from logging every failed readiness probe.
+type quietLogger struct{}
+
+func (quietLogger) Debug(string, ...any) {}
+func (quietLogger) Info(string, ...any)  {}
+func (quietLogger) Warn(string, ...any)  {}
+func (quietLogger) Error(string, ...any) {}

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/wikimedia/conveyor/internal/config"
+	"github.com/wikimedia/conveyor/internal/temporalclient"
+)
+
+// loadConfig reads the configuration as the global flags say: --config, else
+// conveyor.yaml in --state-dir, else config.Path's defaults; then applies the
+// Temporal flags that c's command defines. Precedence: flag, environment, file,
+// default.
+func loadConfig(c *cli.Context) (config.Config, error) {
+	path, explicit := c.String("config"), c.String("config") != ""
+	stateDir := c.String("state-dir")
+	if !explicit && stateDir != "" {
+		path = filepath.Join(stateDir, config.FileName)
+	}
+	cfg, err := config.Load(config.Path(path), explicit)
+	if err != nil {
+		return config.Config{}, err
+	}
+	if stateDir != "" {
+		cfg.StateDir = stateDir
+	}
+	temporalclient.ApplyFlags(c, &cfg.Temporal)
+	return cfg, nil
+}

@@ -1,0 +1,108 @@
+// Package pools says what runs on which worker pool: the one place a new workflow or
+// activities package is added so that `conveyor-worker` serves it.
+package pools
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+
+	"go.temporal.io/sdk/worker"
+
+	"github.com/wikimedia/conveyor/activities/health"
+	"github.com/wikimedia/conveyor/internal/config"
+	"github.com/wikimedia/conveyor/workflows"
+)
+
+// Deps is what an activities constructor may use. Each pool's worker builds its own.
+type Deps struct {
+	// Pool is the pool being served.
+	Pool string
+	// Identity is the pool's worker identity.
+	Identity string
+	// Config is the whole configuration, for the outside systems' addresses.
+	Config config.Config
+	// Logger is the worker's logger.
+	Logger *slog.Logger
+}
+
+// Entry is one line of the registry: workflows and an activities struct that run on
+// the same pools.
+type Entry struct {
+	// Pools lists the pools the entry runs on.
+	Pools []string
+	// Workflows are workflow functions, registered under their function names.
+	Workflows []any
+	// Activities builds the activities struct, once per worker, holding its clients;
+	// it is registered as a pointer so that each exported method is an activity. If
+	// it implements io.Closer it is closed when the worker stops. Nil means none.
+	Activities func(ctx context.Context, d Deps) (any, error)
+}
+
+// Registry says what runs on which pool. Add a line per workflow or activities
+// package; a test checks every workflow in workflows.All is here.
+var Registry = []Entry{
+	{
+		// Ping is registered on every pool so that `conveyor ping --pools P` needs
+		// only P's worker; it runs on the first pool it pings.
+		Pools:     workflows.Pools,
+		Workflows: []any{workflows.Ping},
+		Activities: func(_ context.Context, d Deps) (any, error) {
+			return &health.Activities{Pool: d.Pool, Identity: d.Identity}, nil
+		},
+	},
+}
+
+// Set is what one pool's worker registers.
+type Set struct {
+	Workflows  []any
+	Activities []any
+}
+
+// For builds what runs on pool from the Registry.
+func For(ctx context.Context, pool string, d Deps) (Set, error) {
+	if workflows.TaskQueue(pool) == "" {
+		return Set{}, fmt.Errorf("unknown pool %q", pool)
+	}
+	var s Set
+	for _, e := range Registry {
+		if !slices.Contains(e.Pools, pool) {
+			continue
+		}
+		s.Workflows = append(s.Workflows, e.Workflows...)
+		if e.Activities == nil {
+			continue
+		}
+		a, err := e.Activities(ctx, d)
+		if err != nil {
+			_ = s.Close()
+			return Set{}, fmt.Errorf("building the activities of pool %s: %w", pool, err)
+		}
+		s.Activities = append(s.Activities, a)
+	}
+	return s, nil
+}
+
+// Register registers the set's workflows and activities with r.
+func (s Set) Register(r worker.Registry) {
+	for _, w := range s.Workflows {
+		r.RegisterWorkflow(w)
+	}
+	for _, a := range s.Activities {
+		r.RegisterActivity(a)
+	}
+}
+
+// Close closes every activities struct that is an io.Closer.
+func (s Set) Close() error {
+	var errs []error
+	for _, a := range s.Activities {
+		if c, ok := a.(io.Closer); ok {
+			errs = append(errs, c.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
