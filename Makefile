@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # Integration tests bring the stack up themselves when it is not up.
 TESTFLAGS ?= -timeout 80m
 
-.PHONY: all deps tools bin up down status demo test unit lint clean
+.PHONY: all deps tools bin up down status demo test lint clean
 
 all: bin
 
@@ -34,9 +34,6 @@ demo: up ## the main job on the local stack
 
 test: tools ## unit tests + integration tests on the real stack
 	$(GO) test $(TESTFLAGS) ./...
-
-unit: ## unit tests only (no stack needed)
-	$(GO) test -short ./...
 
 lint:
 	gofmt -l . | (! grep .)

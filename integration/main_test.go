@@ -4,7 +4,6 @@
 package integration
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,7 +12,7 @@ import (
 	"time"
 
 	"github.com/wikimedia/conveyor/internal/config"
-	"github.com/wikimedia/conveyor/internal/devstack"
+	"github.com/wikimedia/conveyor/internal/stacktest"
 )
 
 var (
@@ -30,39 +29,25 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	wd, err := os.Getwd()
-	if err != nil {
+	var err error
+	if repoDir, err = stacktest.RepoDir(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	repoDir = filepath.Dir(wd)
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
-	defer cancel()
-	stateDir := os.Getenv("CONVEYOR_STATE_DIR")
-	if stateDir == "" {
-		stateDir = filepath.Join(repoDir, config.DefaultStateDir)
-	}
-	path, err := devstack.Up(ctx, devstack.Options{StateDir: stateDir, RepoDir: repoDir, Progress: os.Stderr})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "integration: the local stack is required and could not be brought up (it is provided by `make up`; tools by `make tools`):\n%v\n", err)
+	if cfg, err = stacktest.Up(); err != nil {
+		fmt.Fprintf(os.Stderr, "integration: %v\n", err)
 		return 1
 	}
-	if cfg, err = config.Load(path, true); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	binDir, err = os.MkdirTemp("", "conveyor-bin-")
-	if err != nil {
+	if binDir, err = os.MkdirTemp("", "conveyor-bin-"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(binDir)
-	for _, pkg := range []string{"./starter", "./workers"} {
-		out := filepath.Join(binDir, map[string]string{"./starter": "conveyor", "./workers": "conveyor-worker"}[pkg])
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	for _, b := range []struct{ pkg, name string }{{"./starter", "conveyor"}, {"./workers", "conveyor-worker"}} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, b.name), b.pkg)
 		cmd.Dir = repoDir
-		if b, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "integration: building %s: %v\n%s", pkg, err, b)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "integration: building %s: %v\n%s", b.pkg, err, out)
 			return 1
 		}
 	}

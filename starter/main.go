@@ -31,7 +31,9 @@ func main() {
 // here, each built by a function in its own file.
 func commands() []*cli.Command {
 	return []*cli.Command{
+		blubberCommand(),
 		devCommand(),
+		pipelineCommand(),
 		pingCommand(),
 		versionCommand(),
 	}

@@ -136,9 +136,6 @@ func (in PipelineInput) Validate() error {
 // repository. The isolated release is always torn down, also on failure and on
 // cancellation.
 func Pipeline(ctx workflow.Context, in PipelineInput) (PipelineStatus, error) {
-	if err := in.Validate(); err != nil {
-		return PipelineStatus{}, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrInvalidConfig, nil)
-	}
 	r := &pipelineRun{in: in}
 	r.st = PipelineStatus{Project: in.Project, Repo: in.Repo, Ref: in.Ref}
 	r.st.Change, r.st.Patchset, _ = ParseChangeRef(in.Ref)
@@ -148,6 +145,10 @@ func Pipeline(ctx workflow.Context, in PipelineInput) (PipelineStatus, error) {
 	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryStatus, func() (PipelineStatus, error) { return r.st, nil },
 		workflow.QueryHandlerOptions{Description: "Each step with its state, timings, image digests and the namespace"}); err != nil {
 		return r.st, err
+	}
+	if err := in.Validate(); err != nil {
+		r.st.Error = err.Error()
+		return r.st, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrInvalidConfig, nil)
 	}
 	attrs := []temporal.SearchAttributeUpdate{ProjectKey.ValueSet(in.Project)}
 	if r.st.Change > 0 {

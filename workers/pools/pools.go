@@ -46,6 +46,12 @@ type Entry struct {
 // package; a test checks every workflow in workflows.All is here.
 var Registry = []Entry{
 	{
+		// The change pipeline's workflow runs on the build pool; its activities are
+		// spread over the build and deploy pools.
+		Pools:     []string{workflows.PoolBuild},
+		Workflows: []any{workflows.Pipeline},
+	},
+	{
 		// Ping is registered on every pool so that `conveyor ping --pools P` needs
 		// only P's worker; it runs on the first pool it pings.
 		Pools:     workflows.Pools,

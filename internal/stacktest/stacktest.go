@@ -1,0 +1,82 @@
+// Package stacktest gives tests the real local stack: the first caller in a test
+// binary brings it up (the same code as `conveyor dev up`, a no-op when it is up) and
+// every caller gets its configuration. A stack that cannot be brought up fails the
+// test with the make target that provides it; it never skips.
+package stacktest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wikimedia/conveyor/internal/config"
+	"github.com/wikimedia/conveyor/internal/devstack"
+)
+
+var (
+	once sync.Once
+	cfg  config.Config
+	err  error
+)
+
+// Config brings the stack up if needed and returns its configuration.
+func Config(t testing.TB) config.Config {
+	t.Helper()
+	c, err := Up()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Up brings the stack up once per test binary (for TestMain) and returns its
+// configuration, or an error naming the make target that provides the stack.
+func Up() (config.Config, error) {
+	once.Do(func() { cfg, err = up() })
+	if err != nil {
+		return config.Config{}, fmt.Errorf("the local stack is required (`make up` starts it; `make tools` builds its parts): %w", err)
+	}
+	return cfg, nil
+}
+
+// RepoDir returns the root of the conveyor source tree.
+func RepoDir() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "tools", "build.sh")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no conveyor source tree above the working directory")
+		}
+		dir = parent
+	}
+}
+
+func up() (config.Config, error) {
+	repo, err := RepoDir()
+	if err != nil {
+		return config.Config{}, err
+	}
+	stateDir := os.Getenv("CONVEYOR_STATE_DIR")
+	if stateDir == "" {
+		stateDir = filepath.Join(repo, config.DefaultStateDir)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
+	defer cancel()
+	var progress bytes.Buffer
+	path, err := devstack.Up(ctx, devstack.Options{StateDir: stateDir, RepoDir: repo, Progress: &progress})
+	if err != nil {
+		return config.Config{}, fmt.Errorf("%v\n%s", err, progress.String())
+	}
+	return config.Load(path, true)
+}
