@@ -44,6 +44,14 @@ func pipelineRunCommand() *cli.Command {
 		Name:      "run",
 		Usage:     "start a pipeline (or join the one already running for the same change)",
 		UsageText: "conveyor pipeline run --repo URL|DIR --ref REF [--project NAME] [--publish] [--follow]",
+		Description: "Starts the pipeline for one ref and prints its workflow id and where to watch it\n" +
+			"in the Temporal UI. Workers for the build and deploy pools must be running.\n" +
+			"The workflow id comes from the project and the change, so starting the same change\n" +
+			"again joins the run already going.\n\n" +
+			"Examples:\n\n" +
+			"   conveyor pipeline run --repo ./myservice --ref main --follow\n" +
+			"   conveyor pipeline run --repo ./myservice --ref refs/changes/34/1234/2 --project mediawiki/services/myservice\n" +
+			"   conveyor pipeline run --repo ./myservice --ref main --publish   # a merged change: publish the image",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "repo", Required: true, Usage: "git `URL` or local directory of the repository"},
 			&cli.StringFlag{Name: "ref", Value: "HEAD", Usage: "`REF` to build: a branch, commit or Gerrit change ref (refs/changes/34/1234/2)"},
@@ -143,7 +151,10 @@ func pipelineStatusCommand() *cli.Command {
 		Name:      "status",
 		Usage:     "show a pipeline's steps, digests and namespace",
 		UsageText: "conveyor pipeline status WORKFLOW-ID [--run RUN-ID]",
-		Flags:     append([]cli.Flag{&cli.StringFlag{Name: "run", Usage: "`RUN-ID` (default: the latest run)"}}, temporalclient.Flags()...),
+		Description: "Asks the pipeline for its status query: each step's state, timings, image\n" +
+			"digests, the isolated namespace and what was published.\n\n" +
+			"Example:\n\n   conveyor pipeline status pipeline/hello/1234/2",
+		Flags: append([]cli.Flag{&cli.StringFlag{Name: "run", Usage: "`RUN-ID` (default: the latest run)"}}, temporalclient.Flags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return errors.New("give one workflow id, e.g. conveyor pipeline status pipeline/hello/1234/2 (see conveyor pipeline list)")
@@ -180,6 +191,9 @@ func pipelineListCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "list",
 		Usage: "list recent pipelines",
+		Description: "Lists pipelines, newest first, with their status and the step they are in\n" +
+			"(the ConveyorStep search attribute).\n\n" +
+			"Examples:\n\n   conveyor pipeline list\n   conveyor pipeline list --project hello --limit 5",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "project", Usage: "only this project's pipelines"},
 			&cli.IntFlag{Name: "limit", Value: 20, Usage: "show at most `N`"},

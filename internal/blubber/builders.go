@@ -1,0 +1,339 @@
+package blubber
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"path"
+	"sort"
+	"strings"
+)
+
+// builderSteps lays out the builders: the `builders` list in order, or else the
+// standalone python, node, php and builder keys in that order. Each builder's
+// requirements are copied just before it runs, so that a change to other files
+// reuses the layers that installed dependencies.
+func (c *Config) builderSteps(r *Resolved, lives user, livesIn string) ([]Step, error) {
+	entries := r.Builders
+	if len(entries) == 0 {
+		entries = []BuilderEntry{{Python: r.Python}, {Node: r.Node}, {PHP: r.PHP}, {Custom: r.Builder}}
+	}
+	var steps []Step
+	for _, b := range entries {
+		var reqs []Artifact
+		var run []Step
+		switch {
+		case b.Python != nil:
+			reqs, run = b.Python.Requirements, pythonSteps(b.Python, livesIn)
+		case b.Node != nil:
+			reqs, run = b.Node.Requirements, nodeSteps(b.Node)
+		case b.PHP != nil:
+			reqs, run = b.PHP.Requirements, phpSteps(b.PHP)
+		case b.Custom != nil:
+			reqs = b.Custom.Requirements
+			rs, err := c.customStep(b.Custom, lives, livesIn, r.Runs.Environment)
+			if err != nil {
+				return nil, err
+			}
+			if rs != nil {
+				run = []Step{rs}
+			}
+		default:
+			continue
+		}
+		for _, a := range reqs {
+			cs, err := c.artifactStep(a, lives, livesIn)
+			if err != nil {
+				return nil, err
+			}
+			steps = append(steps, cs)
+		}
+		steps = append(steps, run...)
+	}
+	return steps, nil
+}
+
+func nodeSteps(n *NodeBuilder) []Step {
+	var steps []Step
+	if len(n.Requirements) > 0 {
+		install := "npm install"
+		if boolValue(n.UseNpmCI) {
+			install = "npm ci"
+		}
+		if n.Env == "production" {
+			dedupe := "npm dedupe --omit=dev"
+			if boolValue(n.AllowDedupeFailure) {
+				// The parentheses keep a failed install failing.
+				dedupe = "(" + dedupe + " || echo 'WARNING: npm dedupe failed, continuing anyway')"
+			}
+			steps = append(steps, &RunStep{Name: "install npm dependencies", Shell: install + " --omit=dev && " + dedupe})
+		} else {
+			steps = append(steps, &RunStep{Name: "install npm dependencies", Shell: install})
+		}
+	}
+	if n.Env != "" {
+		steps = append(steps, &EnvStep{Vars: []EnvVar{{Name: "NODE_ENV", Value: n.Env}}})
+	}
+	return steps
+}
+
+func phpSteps(p *PHPBuilder) []Step {
+	if len(p.Requirements) == 0 {
+		return nil
+	}
+	cmd := "composer install --no-scripts"
+	if boolValue(p.Production) {
+		cmd += " --no-dev"
+	}
+	return []Step{&RunStep{Name: "install composer dependencies", Shell: cmd}}
+}
+
+// pythonSteps makes a virtualenv, activates it for later steps and the image,
+// and installs the requirements with pip or Poetry.
+func pythonSteps(p *PythonBuilder, livesIn string) []Step {
+	if len(p.Requirements) == 0 && p.Poetry == nil {
+		return nil
+	}
+	py := p.Version
+	if py == "" {
+		py = "python3"
+	}
+	venv := p.Venv
+	if venv == "" {
+		venv = LocalLibPrefix + "/venv"
+	}
+	mkvenv := fmt.Sprintf("%s -m venv %s", py, shellQuote(venv))
+	if boolValue(p.UseSystemSitePackages) {
+		mkvenv += " --system-site-packages"
+	}
+	pip := "pip"
+	if strings.HasPrefix(py, "python2") {
+		pip = "pip<21"
+	}
+	tools := []string{pinned("setuptools", p.SetuptoolsVersion), pinned("wheel", p.WheelVersion),
+		pinned("tox", p.ToxVersion), pinned(pip, p.PipVersion)}
+	steps := []Step{
+		&RunStep{Name: "create the Python virtualenv", Shell: mkvenv},
+		&EnvStep{Vars: []EnvVar{{Name: "VIRTUAL_ENV", Value: venv}, {Name: "PATH", Value: venv + "/bin:$PATH"}}},
+		&RunStep{Name: "install Python build tools", Shell: py + " -m pip install -U " + shellJoin(tools)},
+	}
+	if p.Poetry != nil {
+		args := "poetry install --no-root"
+		switch {
+		case p.Poetry.Only != "":
+			args += " --only " + shellQuote(p.Poetry.Only)
+		case p.Poetry.Without != "":
+			args += " --without " + shellQuote(p.Poetry.Without)
+		case !boolValue(p.Poetry.Devel):
+			args += " --only main"
+		}
+		steps = append(steps,
+			&EnvStep{Vars: []EnvVar{{Name: "POETRY_VIRTUALENVS_PATH", Value: LocalLibPrefix + "/poetry"}}},
+			&RunStep{Name: "install Poetry", Shell: py + " -m pip install -U " + shellQuote(pinned("poetry", p.Poetry.Version))},
+			&RunStep{Name: "install Python dependencies with Poetry", Shell: args})
+		return steps
+	}
+	install := py + " -m pip install"
+	if boolValue(p.NoDeps) {
+		install += " --no-deps"
+	}
+	for _, r := range p.Requirements {
+		install += " -r " + shellQuote(relTo(livesIn, requirementDest(r, livesIn)))
+	}
+	steps = append(steps, &RunStep{Name: "install Python dependencies", Shell: install})
+	if boolValue(p.NoDeps) {
+		steps = append(steps, &RunStep{Name: "check Python dependencies", Shell: py + " -m pip check"})
+	}
+	return steps
+}
+
+// pinned writes a pip requirement: a bare version becomes ==version.
+func pinned(pkg, version string) string {
+	switch {
+	case version == "":
+		return pkg
+	case version[0] >= '0' && version[0] <= '9':
+		return pkg + "==" + version
+	}
+	return pkg + version
+}
+
+func (c *Config) customStep(b *CustomBuilder, lives user, livesIn string, env map[string]string) (*RunStep, error) {
+	rs := &RunStep{Name: "run the build command"}
+	switch {
+	case b.Script != "":
+		rs.Script = b.Script
+		if !strings.HasPrefix(rs.Script, "#!") {
+			rs.Script = "#!/bin/sh\n" + rs.Script
+		}
+		rs.Name = "run the build script"
+	case b.Command.Shell != "":
+		rs.Shell = b.Command.Shell
+	case len(b.Command.Args) == 1 && strings.ContainsAny(b.Command.Args[0], " \t\n"):
+		// A one-string list is a shell command written as a list.
+		rs.Shell = b.Command.Args[0]
+	case len(b.Command.Args) > 0:
+		rs.Args = b.Command.Args
+	default:
+		return nil, nil
+	}
+	for _, m := range b.Mounts {
+		rm := RunMount{Source: "/", Target: inDir(livesIn, m.Destination)}
+		switch {
+		case m.From == LocalContext:
+			rm.From = Source{Kind: FromContext}
+			if m.Source != "" {
+				rm.Source = path.Join("/", m.Source)
+			}
+		case c.Variants[m.From] != nil:
+			rm.From = Source{Kind: FromStage, Name: m.From}
+			other, err := c.Resolve(m.From)
+			if err != nil {
+				return nil, err
+			}
+			rm.Source = inDir(path.Clean(other.Lives.In), m.Source)
+			if m.Source == "" {
+				rm.Source = "/"
+			}
+		default:
+			rm.From = Source{Kind: FromImage, Name: m.From}
+			rm.Source = inDir("/", m.Source)
+		}
+		rs.Mounts = append(rs.Mounts, rm)
+	}
+	for _, cache := range b.Caches {
+		// Variables of runs.environment are known now; others (from the base
+		// image) are left for Compile and Docker to expand.
+		target := os.Expand(cache.Destination, func(name string) string {
+			if v, ok := env[name]; ok {
+				return v
+			}
+			return "${" + name + "}"
+		})
+		if !strings.HasPrefix(target, "$") {
+			target = inDir(livesIn, target)
+		}
+		rc := RunCache{Target: target, ID: cache.ID, Sharing: cache.Access, UID: lives.uid, GID: lives.gid}
+		if rc.ID == "" {
+			rc.ID = target
+		}
+		if rc.Sharing == "" {
+			rc.Sharing = "shared"
+		}
+		rs.Caches = append(rs.Caches, rc)
+	}
+	return rs, nil
+}
+
+// artifactStep copies a requirement into place before its builder runs.
+func (c *Config) artifactStep(a Artifact, lives user, livesIn string) (*CopyStep, error) {
+	cs := &CopyStep{UID: lives.uid, GID: lives.gid, Exclude: a.Exclude}
+	switch {
+	case a.From == LocalContext:
+		cs.From = Source{Kind: FromContext}
+		cs.Sources = []string{contextPath(a.Source)}
+	case c.Variants[a.From] != nil:
+		other, err := c.Resolve(a.From)
+		if err != nil {
+			return nil, err
+		}
+		cs.From = Source{Kind: FromStage, Name: a.From}
+		cs.Sources = []string{inDir(path.Clean(other.Lives.In), a.Source)}
+	default:
+		cs.From = Source{Kind: FromImage, Name: a.From}
+		cs.Sources = []string{inDir("/", a.Source)}
+	}
+	cs.Dest = requirementDest(a, livesIn)
+	return cs, nil
+}
+
+// requirementDest is where a requirement or copy lands: its destination, or else
+// its source, relative to lives.in unless absolute.
+func requirementDest(a Artifact, livesIn string) string {
+	dest := a.Destination
+	if dest == "" {
+		dest = a.Source
+	}
+	return inDir(livesIn, dest)
+}
+
+// contextPath is a source path in the build context, relative to its root.
+func contextPath(p string) string {
+	if p == "" || path.Clean(p) == "." {
+		return "."
+	}
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") {
+		clean += "/"
+	}
+	return clean
+}
+
+func relTo(dir, p string) string {
+	if strings.HasPrefix(p, dir+"/") {
+		return strings.TrimPrefix(p, dir+"/")
+	}
+	return p
+}
+
+// aptSteps writes the sources, proxies and keys, then installs the packages of
+// each release.
+func aptSteps(a Apt) []Step {
+	var steps []Step
+	for i, s := range a.Sources {
+		opt := ""
+		if s.SignedBy != "" {
+			key := fmt.Sprintf("/etc/apt/keyrings/blubber-%d.asc", i)
+			steps = append(steps, &FileStep{Path: key, Content: strings.TrimSpace(s.SignedBy) + "\n", Mode: 0o644})
+			opt = "[signed-by=" + key + "] "
+		}
+		line := fmt.Sprintf("deb %s%s %s %s", opt, s.URL, s.Distribution, strings.Join(s.Components, " "))
+		steps = append(steps, &FileStep{Path: fmt.Sprintf("/etc/apt/sources.list.d/blubber-%d.list", i),
+			Content: strings.TrimSpace(line) + "\n", Mode: 0o644})
+	}
+	if len(a.Proxies) > 0 {
+		var conf strings.Builder
+		for _, p := range a.Proxies {
+			proto := "http"
+			if strings.HasPrefix(p.URL, "https:") {
+				proto = "https"
+			}
+			if p.Source == "" {
+				fmt.Fprintf(&conf, "Acquire::%s::Proxy %q;\n", proto, p.URL)
+				continue
+			}
+			host := p.Source
+			if u, err := url.Parse(p.Source); err == nil && u.Host != "" {
+				host, proto = u.Host, u.Scheme
+			}
+			fmt.Fprintf(&conf, "Acquire::%s::Proxy::%s %q;\n", proto, host, p.URL)
+		}
+		steps = append(steps, &FileStep{Path: "/etc/apt/apt.conf.d/99blubber-proxies", Content: conf.String(), Mode: 0o644})
+	}
+	if len(a.Packages) == 0 {
+		return steps
+	}
+	releases := make([]string, 0, len(a.Packages))
+	for r := range a.Packages {
+		releases = append(releases, r)
+	}
+	sort.Strings(releases)
+	cmds := []string{"apt-get update"}
+	for _, r := range releases {
+		install := "DEBIAN_FRONTEND=noninteractive apt-get install -y"
+		if r != "" {
+			install += " -t " + shellQuote(r)
+		}
+		cmds = append(cmds, install+" "+shellJoin(a.Packages[r]))
+	}
+	cmds = append(cmds, "rm -rf /var/lib/apt/lists/*")
+	return append(steps, &RunStep{Name: "install APT packages", Shell: strings.Join(cmds, " && ")})
+}
+
+func shellJoin(words []string) string {
+	q := make([]string, len(words))
+	for i, w := range words {
+		q[i] = shellQuote(w)
+	}
+	return strings.Join(q, " ")
+}

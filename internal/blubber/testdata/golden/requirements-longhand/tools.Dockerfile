@@ -1,0 +1,15 @@
+# syntax=docker/dockerfile:1.7
+# Rendered by conveyor's Blubber conveyor-0.1.0 for variant "tools"; edit the Blubber config, not this file.
+
+FROM docker-registry.wikimedia.org/bookworm:latest AS tools
+USER 0:0
+ENV HOME="/root"
+RUN (getent group 65533 || groupadd -o -g 65533 -r somebody) && (getent passwd 65533 || useradd -l -o -m -d /home/somebody -r -g 65533 -u 65533 somebody) && (getent group 900 || groupadd -o -g 900 -r runuser) && (getent passwd 900 || useradd -l -o -m -d /home/runuser -r -g 900 -u 900 runuser) && mkdir -p /srv/app /opt/lib && chown 65533:65533 /srv/app /opt/lib
+USER 65533:65533
+ENV HOME="/home/somebody"
+WORKDIR /srv/app
+COPY --chown=65533:65533 ["Makefile", "/srv/app/Makefile"]
+RUN ["make", "tools"]
+USER 900:900
+ENV HOME="/home/runuser"
+LABEL blubber.variant="tools" blubber.version="conveyor-0.1.0"
