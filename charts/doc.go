@@ -9,5 +9,5 @@
 // <APPNAME>_SERVICE_HOST and <APPNAME>_SERVICE_PORT variables, so it needs no cluster DNS.
 // values.schema.json documents and checks every value.
 //
-// The package has no Go API: the charts are read from disk by path.
+// ExtractService gives workers the scaffold chart embedded in their binary.
 package charts

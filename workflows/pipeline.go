@@ -365,7 +365,7 @@ var (
 		MaximumInterval:    time.Minute,
 		MaximumAttempts:    10,
 		NonRetryableErrorTypes: []string{contract.ErrInvalidConfig, contract.ErrInvalidBlubber,
-			contract.ErrTestsFailed, contract.ErrE2EFailed, contract.ErrHelmTest, contract.ErrChart},
+			contract.ErrTestsFailed, contract.ErrBuildFailed, contract.ErrE2EFailed, contract.ErrHelmTest, contract.ErrChart},
 	}
 	buildOptions = workflow.ActivityOptions{
 		TaskQueue:           TaskQueueBuild,

@@ -35,6 +35,7 @@ const (
 	ErrInvalidConfig  = "InvalidPipelineConfig"
 	ErrInvalidBlubber = "InvalidBlubberConfig"
 	ErrTestsFailed    = "TestsFailed"
+	ErrBuildFailed    = "BuildStepFailed"
 	ErrE2EFailed      = "E2EFailed"
 	ErrHelmTest       = "HelmTestFailed"
 	ErrChart          = "InvalidChart"

@@ -2,6 +2,7 @@ package blubber
 
 import (
 	"fmt"
+	"github.com/wikimedia/conveyor/internal/suggest"
 	"regexp"
 	"sort"
 	"strings"
@@ -292,7 +293,7 @@ func checkFields(s *shape, n *yaml.Node, path string, errs *errorList) {
 			key := n.Content[i].Value
 			fs, ok := s.fields[key]
 			if !ok {
-				errs.addLine(field(path, key), n.Content[i].Line, "is not a known field%s", suggest(key, s.fields))
+				errs.addLine(field(path, key), n.Content[i].Line, "is not a known field%s", suggestField(key, s.fields))
 				continue
 			}
 			checkFields(fs, n.Content[i+1], field(path, key), errs)
@@ -300,8 +301,8 @@ func checkFields(s *shape, n *yaml.Node, path string, errs *errorList) {
 	}
 }
 
-// suggest names the declared fields, leading with a likely intended one.
-func suggest(key string, fields map[string]*shape) string {
+// suggestField names the declared fields, leading with a likely intended one.
+func suggestField(key string, fields map[string]*shape) string {
 	names := make([]string, 0, len(fields))
 	for k := range fields {
 		names = append(names, k)
@@ -309,7 +310,7 @@ func suggest(key string, fields map[string]*shape) string {
 	sort.Strings(names)
 	best, bestDist := "", 3
 	for _, k := range names {
-		if d := editDistance(strings.ToLower(key), k); d < bestDist {
+		if d := suggest.Distance(strings.ToLower(key), k); d < bestDist {
 			best, bestDist = k, d
 		}
 	}
@@ -317,26 +318,6 @@ func suggest(key string, fields map[string]*shape) string {
 		return fmt.Sprintf("; did you mean %q?", best)
 	}
 	return "; expected one of " + strings.Join(names, ", ")
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
 
 func contains(list []string, s string) bool {

@@ -8,11 +8,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"slices"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/wikimedia/conveyor/activities/buildkit"
 	"github.com/wikimedia/conveyor/activities/health"
+	"github.com/wikimedia/conveyor/activities/helm"
+	"github.com/wikimedia/conveyor/activities/registry"
+	"github.com/wikimedia/conveyor/activities/source"
+	"github.com/wikimedia/conveyor/charts"
 	"github.com/wikimedia/conveyor/internal/config"
 	"github.com/wikimedia/conveyor/workflows"
 )
@@ -46,10 +53,37 @@ type Entry struct {
 // package; a test checks every workflow in workflows.All is here.
 var Registry = []Entry{
 	{
-		// The change pipeline's workflow runs on the build pool; its activities are
-		// spread over the build and deploy pools.
+		// The change pipeline's workflow runs on the build pool, with the
+		// activities that fetch sources, build images and publish them.
 		Pools:     []string{workflows.PoolBuild},
 		Workflows: []any{workflows.Pipeline},
+		Activities: func(_ context.Context, d Deps) (any, error) {
+			return source.New(d.Config.StateDir), nil
+		},
+	},
+	{
+		Pools: []string{workflows.PoolBuild},
+		Activities: func(ctx context.Context, d Deps) (any, error) {
+			return buildkit.New(ctx, d.Config)
+		},
+	},
+	{
+		Pools: []string{workflows.PoolBuild},
+		Activities: func(_ context.Context, d Deps) (any, error) {
+			return registry.New(d.Config)
+		},
+	},
+	{
+		// The deploy pool installs candidates with Helm and checks them from outside
+		// the pod: its hosts must reach the cluster's ClusterIPs.
+		Pools: []string{workflows.PoolDeploy},
+		Activities: func(_ context.Context, d Deps) (any, error) {
+			chart, err := charts.ExtractService(filepath.Join(d.Config.StateDir, "charts"))
+			if err != nil {
+				return nil, err
+			}
+			return helm.New(d.Config, helm.WithDefaultChart(chart))
+		},
 	},
 	{
 		// Ping is registered on every pool so that `conveyor ping --pools P` needs
@@ -98,7 +132,9 @@ func (s Set) Register(r worker.Registry) {
 		r.RegisterWorkflow(w)
 	}
 	for _, a := range s.Activities {
-		r.RegisterActivity(a)
+		// Each struct's exported methods become activities under their names, the
+		// contract's names; Close, which every closer has, is never called as one.
+		r.RegisterActivityWithOptions(a, activity.RegisterOptions{DisableAlreadyRegisteredCheck: true, SkipInvalidStructFunctions: true})
 	}
 }
 

@@ -2,12 +2,16 @@ package pools_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"slices"
 	"testing"
 
+	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/activities/health"
+	"github.com/wikimedia/conveyor/internal/config"
 	"github.com/wikimedia/conveyor/workers/pools"
 	"github.com/wikimedia/conveyor/workflows"
 )
@@ -41,9 +45,23 @@ func TestRegistryNamesOnlyKnownPools(t *testing.T) {
 	}
 }
 
+// deps is what a worker of pool would pass; nothing here contacts the systems.
+func deps(t *testing.T, pool string) pools.Deps {
+	cfg := config.Defaults()
+	cfg.StateDir = t.TempDir()
+	cfg.Buildkit.Address = "unix://" + filepath.Join(cfg.StateDir, "buildkitd.sock")
+	cfg.Kubernetes.Kubeconfig = filepath.Join(cfg.StateDir, "kubeconfig")
+	kc := "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n" +
+		"users: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n"
+	if err := os.WriteFile(cfg.Kubernetes.Kubeconfig, []byte(kc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return pools.Deps{Pool: pool, Identity: "id-" + pool, Config: cfg}
+}
+
 func TestEveryPoolAnswersPings(t *testing.T) {
 	for _, p := range workflows.Pools {
-		s, err := pools.For(context.Background(), p, pools.Deps{Pool: p, Identity: "id-" + p})
+		s, err := pools.For(context.Background(), p, deps(t, p))
 		if err != nil {
 			t.Fatalf("For(%s): %v", p, err)
 		}
@@ -58,6 +76,39 @@ func TestEveryPoolAnswersPings(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("pool %s registers no *health.Activities", p)
+		}
+	}
+}
+
+// TestPoolsServeTheContractActivities checks that each activity the workflows call
+// by name is registered on the pool they call it on, by exactly one struct.
+func TestPoolsServeTheContractActivities(t *testing.T) {
+	want := map[string][]string{
+		workflows.PoolBuild:  {contract.PrepareSource, contract.BuildVariant, contract.RunTests, contract.PublishImage},
+		workflows.PoolDeploy: {contract.DeployCandidate, contract.HelmTest, contract.RunE2E, contract.Teardown},
+	}
+	for pool, names := range want {
+		s, err := pools.For(context.Background(), pool, deps(t, pool))
+		if err != nil {
+			t.Fatalf("For(%s): %v", pool, err)
+		}
+		defer s.Close()
+		count := map[string]int{}
+		for _, a := range s.Activities {
+			typ := reflect.TypeOf(a)
+			for i := range typ.NumMethod() {
+				count[typ.Method(i).Name]++
+			}
+		}
+		for name, n := range count {
+			if n > 1 && name != "Close" {
+				t.Errorf("pool %s: activity %s is registered by %d structs", pool, name, n)
+			}
+		}
+		for _, name := range names {
+			if count[name] != 1 {
+				t.Errorf("pool %s does not serve activity %s", pool, name)
+			}
 		}
 	}
 }

@@ -1,0 +1,251 @@
+// Package helm holds the deploy pool's activities of the change pipeline: install a
+// candidate image with the Helm v3 SDK into a namespace of its own and wait until it
+// is ready, run the release's `helm test` hooks, smoke-test its Service from the worker
+// host, and tear it all down again.
+//
+// Every activity is idempotent. DeployCandidate upgrades the release that an earlier
+// attempt installed instead of failing; Teardown of a release or namespace that is
+// already gone succeeds.
+package helm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/log"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/wikimedia/conveyor/activities/e2e"
+	"github.com/wikimedia/conveyor/internal/config"
+)
+
+// ErrNotReady is the type of the non-retryable error DeployCandidate returns when the
+// release's pods fail in a way that waiting longer cannot fix: a container that keeps
+// crashing, an image that does not exist, a container the kubelet cannot create.
+const ErrNotReady = "CandidateNotReady"
+
+// Activities are the deploy pool's activities. The worker builds one with New and
+// registers it as a pointer; its exported methods are the activities, named as in
+// activities/contract, so it has no other exported methods.
+type Activities struct {
+	chartDir     string
+	stateDir     string
+	cluster      *cluster
+	kube         kubernetes.Interface
+	readyTimeout time.Duration
+	testTimeout  time.Duration
+	goneTimeout  time.Duration
+	crashLimit   int32
+	poll         time.Duration
+	e2eOpts      []e2e.Option
+	e2e          *e2e.Runner
+}
+
+// Option configures Activities.
+type Option func(*Activities) error
+
+// WithDefaultChart sets the chart directory that deploys use when the repository's
+// settings name no chart: conveyor's charts/service. The default is the first
+// charts/service found in the working directory, the executable's directory, or one of
+// their parents. The directory must hold a chart that loads.
+func WithDefaultChart(dir string) Option {
+	return func(a *Activities) error {
+		if _, err := loader.LoadDir(dir); err != nil {
+			return fmt.Errorf("default chart %s: %w", dir, err)
+		}
+		a.chartDir = dir
+		return nil
+	}
+}
+
+// WithReadyTimeout bounds DeployCandidate's wait for the release to become ready; the
+// default is 5 minutes. The activity's own deadline, if earlier, wins.
+func WithReadyTimeout(d time.Duration) Option {
+	return func(a *Activities) error {
+		if d <= 0 {
+			return fmt.Errorf("ready timeout %s is not positive", d)
+		}
+		a.readyTimeout = d
+		return nil
+	}
+}
+
+// WithTestTimeout bounds HelmTest's wait for each test hook; the default is 5 minutes.
+func WithTestTimeout(d time.Duration) Option {
+	return func(a *Activities) error {
+		if d <= 0 {
+			return fmt.Errorf("test timeout %s is not positive", d)
+		}
+		a.testTimeout = d
+		return nil
+	}
+}
+
+// WithCrashLoopLimit sets how many restarts of a crash-looping container
+// DeployCandidate waits for before it gives up for good (ErrNotReady); the default
+// is 3.
+func WithCrashLoopLimit(n int) Option {
+	return func(a *Activities) error {
+		if n < 1 {
+			return fmt.Errorf("crash loop limit %d is less than 1", n)
+		}
+		a.crashLimit = int32(n)
+		return nil
+	}
+}
+
+// WithPollInterval sets how often the waits look at the cluster; the default is 2s.
+func WithPollInterval(d time.Duration) Option {
+	return func(a *Activities) error {
+		if d <= 0 {
+			return fmt.Errorf("poll interval %s is not positive", d)
+		}
+		a.poll = d
+		return nil
+	}
+}
+
+// WithE2EOptions configures RunE2E's checks (retry window, request timeout); the
+// defaults are e2e.New's.
+func WithE2EOptions(opts ...e2e.Option) Option {
+	return func(a *Activities) error {
+		a.e2eOpts = append(a.e2eOpts, opts...)
+		return nil
+	}
+}
+
+// New builds the deploy activities' clients from cfg.Kubernetes.Kubeconfig (empty:
+// $KUBECONFIG or ~/.kube/config). Repositories' own charts are fetched into
+// workspaces under cfg.StateDir. It does not contact the cluster.
+func New(cfg config.Config, opts ...Option) (*Activities, error) {
+	a := &Activities{
+		stateDir:     cfg.StateDir,
+		readyTimeout: 5 * time.Minute,
+		testTimeout:  5 * time.Minute,
+		goneTimeout:  5 * time.Minute,
+		crashLimit:   3,
+		poll:         2 * time.Second,
+	}
+	for _, o := range opts {
+		if err := o(a); err != nil {
+			return nil, err
+		}
+	}
+	if a.chartDir == "" {
+		dir, err := findDefaultChart()
+		if err != nil {
+			return nil, err
+		}
+		a.chartDir = dir
+	}
+	var err error
+	if a.e2e, err = e2e.New(a.e2eOpts...); err != nil {
+		return nil, fmt.Errorf("configuring the e2e checks: %w", err)
+	}
+	if a.cluster, err = newCluster(cfg.Kubernetes.Kubeconfig); err != nil {
+		return nil, err
+	}
+	if a.kube, err = kubernetes.NewForConfig(a.cluster.rest); err != nil {
+		return nil, fmt.Errorf("building a Kubernetes client: %w", err)
+	}
+	return a, nil
+}
+
+// findDefaultChart looks for charts/service above the working directory and above
+// the executable.
+func findDefaultChart() (string, error) {
+	var starts []string
+	if wd, err := os.Getwd(); err == nil {
+		starts = append(starts, wd)
+	}
+	if exe, err := os.Executable(); err == nil {
+		starts = append(starts, filepath.Dir(exe))
+	}
+	for _, dir := range starts {
+		for {
+			c := filepath.Join(dir, "charts", "service")
+			if _, err := os.Stat(filepath.Join(c, "Chart.yaml")); err == nil {
+				return c, nil
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				break
+			}
+			dir = parent
+		}
+	}
+	return "", errors.New("no charts/service above the working directory or the executable: pass helm.WithDefaultChart with the path of conveyor's charts/service")
+}
+
+// Progress is the heartbeat detail of the long activities: what they wait for.
+type Progress struct {
+	// Step is the activity's current step, e.g. "waiting for readiness".
+	Step string `json:"step"`
+	// Detail says what is not done yet, e.g. the pods that are not ready and why.
+	Detail string `json:"detail,omitempty"`
+}
+
+// logger is the activity's logger, or a silent one outside an activity.
+func logger(ctx context.Context) log.Logger {
+	if activity.IsActivity(ctx) {
+		return activity.GetLogger(ctx)
+	}
+	return log.NewStructuredLogger(slog.New(slog.DiscardHandler))
+}
+
+// heartbeat records progress when ctx is an activity's.
+func heartbeat(ctx context.Context, p Progress) {
+	if activity.IsActivity(ctx) {
+		activity.RecordHeartbeat(ctx, p)
+	}
+}
+
+// heartbeatWhile runs fn, which cannot be cancelled, and heartbeats p until it
+// returns. When ctx is done first it returns ctx's error at once and leaves fn to
+// finish on its own: every fn given here is bounded by a Helm timeout.
+func heartbeatWhile[T any](ctx context.Context, p Progress, interval time.Duration, fn func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := fn()
+		done <- result{v, err}
+	}()
+	heartbeat(ctx, p)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case r := <-done:
+			return r.v, r.err
+		case <-ctx.Done():
+			var zero T
+			return zero, ctx.Err()
+		case <-t.C:
+			heartbeat(ctx, p)
+		}
+	}
+}
+
+// within returns d, shortened so that it ends a little before ctx's deadline: the
+// activity should report its own timeout, with its reasons, before Temporal's fires.
+func within(ctx context.Context, d time.Duration) time.Duration {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return d
+	}
+	left := time.Until(dl) - 5*time.Second
+	if left < time.Second {
+		left = time.Second
+	}
+	return min(d, left)
+}

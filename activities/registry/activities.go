@@ -1,0 +1,225 @@
+// Package registry holds the activity that publishes a tested candidate image into
+// its public repository, with go-containerregistry.
+//
+// Publishing copies no layer: the candidate is read from the registry as a remote
+// image, so writing it to another repository of the same registry mounts each blob
+// across repositories (POST /v2/<repo>/blobs/uploads/?mount=<digest>&from=<candidate
+// repo>) and uploads only the manifest. The manifest's bytes are kept, so the
+// published digest is the candidate's, the one that was deployed and tested.
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/internal/config"
+)
+
+// Error types of PublishImage's non-retryable failures, besides the contract's.
+const (
+	// ErrTagConflict: a tag already points at another digest. Published tags are
+	// never moved.
+	ErrTagConflict = "TagConflict"
+	// ErrCandidateMissing: the candidate is not in the registry (never pushed, or
+	// deleted).
+	ErrCandidateMissing = "CandidateMissing"
+	// ErrInvalidPublish: the input names no valid candidate, repository or tag.
+	ErrInvalidPublish = "InvalidPublishInput"
+)
+
+// tagRE is the OCI distribution specification's tag grammar, which ggcr's name
+// package checks only loosely.
+var tagRE = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+
+// Activities publishes images into the configured registry. The worker builds one
+// with New and registers it as a pointer; workflows call PublishImage by name
+// (contract.PublishImage).
+type Activities struct {
+	registry  name.Registry
+	auth      authn.Authenticator
+	transport http.RoundTripper
+}
+
+// Option configures Activities.
+type Option func(*Activities) error
+
+// WithTransport sends the registry requests through t. Default:
+// remote.DefaultTransport.
+func WithTransport(t http.RoundTripper) Option {
+	return func(a *Activities) error {
+		if t == nil {
+			return errors.New("WithTransport: the transport is nil")
+		}
+		a.transport = t
+		return nil
+	}
+}
+
+// New returns the activities for cfg.Registry: its address, and its credentials
+// for pushing (anonymous when the username is empty).
+func New(cfg config.Config, opts ...Option) (*Activities, error) {
+	if cfg.Registry.Address == "" {
+		return nil, errors.New("the registry address is empty: set registry.address in the configuration or CONVEYOR_REGISTRY")
+	}
+	reg, err := name.NewRegistry(cfg.Registry.Address, name.StrictValidation)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the registry address %q: %w", cfg.Registry.Address, err)
+	}
+	a := &Activities{registry: reg, auth: authn.Anonymous, transport: remote.DefaultTransport}
+	if cfg.Registry.Username != "" {
+		a.auth = authn.FromConfig(authn.AuthConfig{Username: cfg.Registry.Username, Password: cfg.Registry.Password})
+	}
+	for _, o := range opts {
+		if err := o(a); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// PublishImage writes the candidate in.From (repository@digest) into
+// <registry>/<in.Repository> under each of in.Tags, mounting its blobs instead of
+// uploading them, and returns the digest and the references repo:tag@digest.
+//
+// It is idempotent: tags that already point at the candidate's digest are left as
+// they are. A tag that points at another digest is never moved: PublishImage then
+// fails with the non-retryable ErrTagConflict before writing anything.
+func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageInput) (contract.PublishImageOutput, error) {
+	from, repo, tags, err := a.parse(in)
+	if err != nil {
+		return contract.PublishImageOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidPublish, nil)
+	}
+	logger := activity.GetLogger(ctx)
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(a.transport)}
+	puller, err := remote.NewPuller(append(opts, remote.WithAuth(a.authFor(from.Context().Registry)))...)
+	if err != nil {
+		return contract.PublishImageOutput{}, err
+	}
+	pusher, err := remote.NewPusher(append(opts, remote.WithAuth(a.auth))...)
+	if err != nil {
+		return contract.PublishImageOutput{}, err
+	}
+
+	cand, err := puller.Get(ctx, from)
+	if err != nil {
+		if isNotFound(err) {
+			return contract.PublishImageOutput{}, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("reading the candidate %s: it is not in the registry (was it pushed, or deleted since?): %v", from, err), ErrCandidateMissing, nil)
+		}
+		return contract.PublishImageOutput{}, fmt.Errorf("reading the candidate %s: %w", from, err)
+	}
+	digest := cand.Digest.String()
+	if digest != from.DigestStr() {
+		return contract.PublishImageOutput{}, fmt.Errorf("reading the candidate %s: the registry answered with digest %s", from, digest)
+	}
+	if from.Context().Registry != a.registry {
+		logger.Warn("The candidate is in another registry: its layers are copied, not mounted", "from", from.String(), "registry", a.registry.String())
+	}
+
+	// Check every tag before writing any, so a conflict leaves the repository as it was.
+	missing, err := a.missingTags(ctx, puller, tags, digest)
+	if err != nil {
+		return contract.PublishImageOutput{}, err
+	}
+	for i, tag := range missing {
+		activity.RecordHeartbeat(ctx, fmt.Sprintf("tagging %s (%d of %d)", tag, i+1, len(missing)))
+		if err := pusher.Push(ctx, tag, cand); err != nil {
+			return contract.PublishImageOutput{}, fmt.Errorf("publishing %s as %s: %w", from, tag, err)
+		}
+	}
+	// A concurrent writer could have moved a tag between the check and the push.
+	if again, err := a.missingTags(ctx, puller, tags, digest); err != nil {
+		return contract.PublishImageOutput{}, err
+	} else if len(again) > 0 {
+		return contract.PublishImageOutput{}, fmt.Errorf("publishing %s: %s still does not point at %s after the push", from, again[0], digest)
+	}
+
+	out := contract.PublishImageOutput{Digest: digest}
+	for _, tag := range tags {
+		out.Refs = append(out.Refs, tag.String()+"@"+digest)
+	}
+	logger.Info("Published image", "from", from.String(), "repository", repo.String(), "digest", digest,
+		"tags", in.Tags, "written", len(missing))
+	return out, nil
+}
+
+// parse checks the input and names the candidate, the public repository and the
+// tags (without duplicates, in order).
+func (a *Activities) parse(in contract.PublishImageInput) (name.Digest, name.Repository, []name.Tag, error) {
+	from, err := name.NewDigest(in.From, name.StrictValidation)
+	if err != nil {
+		return name.Digest{}, name.Repository{}, nil, fmt.Errorf("the candidate %q is not repository@sha256:<digest>: %v", in.From, err)
+	}
+	if in.Repository == "" || strings.ContainsAny(in.Repository, ":@") {
+		return name.Digest{}, name.Repository{}, nil, fmt.Errorf("the repository %q must be a repository name relative to the registry, without tag or digest (e.g. hello)", in.Repository)
+	}
+	repo, err := name.NewRepository(a.registry.Name()+"/"+in.Repository, name.StrictValidation)
+	if err != nil {
+		return name.Digest{}, name.Repository{}, nil, fmt.Errorf("the repository %q is not a valid repository name: %v", in.Repository, err)
+	}
+	if len(in.Tags) == 0 {
+		return name.Digest{}, name.Repository{}, nil, errors.New("no tags to publish under: give at least one")
+	}
+	var tags []name.Tag
+	for _, t := range in.Tags {
+		tag, err := name.NewTag(repo.Name()+":"+t, name.StrictValidation)
+		if err != nil || tag.TagStr() != t || !tagRE.MatchString(t) {
+			return name.Digest{}, name.Repository{}, nil, fmt.Errorf("the tag %q is not a valid tag (up to 128 letters, digits, _ . -, not starting with . or -)", t)
+		}
+		if !slices.Contains(tags, tag) {
+			tags = append(tags, tag)
+		}
+	}
+	return from, repo, tags, nil
+}
+
+// missingTags returns the tags that do not exist yet, and a non-retryable
+// ErrTagConflict naming every tag that points at a digest other than digest.
+func (a *Activities) missingTags(ctx context.Context, puller *remote.Puller, tags []name.Tag, digest string) ([]name.Tag, error) {
+	var missing []name.Tag
+	var conflicts []string
+	for _, tag := range tags {
+		desc, err := puller.Head(ctx, tag)
+		switch {
+		case isNotFound(err):
+			missing = append(missing, tag)
+		case err != nil:
+			return nil, fmt.Errorf("looking up %s: %w", tag, err)
+		case desc.Digest.String() != digest:
+			conflicts = append(conflicts, fmt.Sprintf("%s points at %s", tag, desc.Digest))
+		}
+	}
+	if len(conflicts) > 0 {
+		msg := fmt.Sprintf("refusing to publish %s: %s; published tags are never moved: publish under new tags, or delete the old ones first if they are wrong",
+			digest, strings.Join(conflicts, ", "))
+		return nil, temporal.NewNonRetryableApplicationError(msg, ErrTagConflict, nil)
+	}
+	return missing, nil
+}
+
+// authFor is the configured credentials for the configured registry, anonymous
+// for another.
+func (a *Activities) authFor(reg name.Registry) authn.Authenticator {
+	if reg == a.registry {
+		return a.auth
+	}
+	return authn.Anonymous
+}
+
+func isNotFound(err error) bool {
+	var terr *transport.Error
+	return errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound
+}

@@ -1,0 +1,365 @@
+package registry_test
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/registry"
+	"github.com/wikimedia/conveyor/internal/config"
+	"github.com/wikimedia/conveyor/internal/stacktest"
+)
+
+// recorder records the registry requests the activity sends.
+type recorder struct {
+	mu       sync.Mutex
+	inner    http.RoundTripper
+	requests []*http.Request
+}
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.mu.Lock()
+	r.requests = append(r.requests, req)
+	r.mu.Unlock()
+	return r.inner.RoundTrip(req)
+}
+
+// take returns the requests recorded since the last call.
+func (r *recorder) take() []*http.Request {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.requests
+	r.requests = nil
+	return out
+}
+
+func isBlobUpload(req *http.Request) bool {
+	return strings.Contains(req.URL.Path, "/blobs/uploads/") &&
+		(req.Method == http.MethodPatch || req.Method == http.MethodPut || (req.Method == http.MethodPost && req.URL.Query().Get("mount") == ""))
+}
+
+type fixture struct {
+	cfg      config.Config
+	auth     authn.Authenticator
+	rec      *recorder
+	acts     *registry.Activities
+	suffix   string
+	cand     name.Digest
+	candImg  v1.Image
+	blobs    []string // the candidate's layer and config digests
+	deletes  []name.Digest
+	deleteMu sync.Mutex
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	cfg := stacktest.Config(t)
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{
+		cfg:    cfg,
+		auth:   authn.FromConfig(authn.AuthConfig{Username: cfg.Registry.Username, Password: cfg.Registry.Password}),
+		rec:    &recorder{inner: remote.DefaultTransport},
+		suffix: hex.EncodeToString(b),
+	}
+	acts, err := registry.New(cfg, registry.WithTransport(f.rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.acts = acts
+	f.cand, f.candImg = f.push(t, "candidates/conveyortest-"+f.suffix+":candidate")
+	layers, err := f.candImg.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range layers {
+		d, _ := l.Digest()
+		f.blobs = append(f.blobs, d.String())
+	}
+	cfgName, _ := f.candImg.ConfigName()
+	f.blobs = append(f.blobs, cfgName.String())
+	t.Cleanup(func() { f.cleanup(t) })
+	return f
+}
+
+// push writes a new random image to ref (relative to the registry) and returns it
+// by digest.
+func (f *fixture) push(t *testing.T, ref string) (name.Digest, v1.Image) {
+	t.Helper()
+	img, err := random.Image(512, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag, err := name.NewTag(f.cfg.Registry.Address + "/" + ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(tag, img, remote.WithAuth(f.auth)); err != nil {
+		t.Fatalf("pushing %s: %v", tag, err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dig := tag.Context().Digest(d.String())
+	f.deleteMu.Lock()
+	f.deletes = append(f.deletes, dig)
+	f.deleteMu.Unlock()
+	return dig, img
+}
+
+func (f *fixture) cleanup(t *testing.T) {
+	for _, d := range f.deletes {
+		if err := remote.Delete(d, remote.WithAuth(f.auth)); err != nil {
+			t.Logf("deleting %s: %v", d, err)
+		}
+	}
+}
+
+func (f *fixture) publicRepo() string { return "conveyortest/publish-" + f.suffix }
+
+func (f *fixture) publish(t *testing.T, in contract.PublishImageInput) (contract.PublishImageOutput, error) {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(f.acts)
+	v, err := env.ExecuteActivity(contract.PublishImage, in)
+	if err != nil {
+		return contract.PublishImageOutput{}, err
+	}
+	var out contract.PublishImageOutput
+	if err := v.Get(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out, nil
+}
+
+func (f *fixture) head(t *testing.T, ref string) (string, bool) {
+	t.Helper()
+	tag, err := name.NewTag(f.cfg.Registry.Address + "/" + ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := remote.Head(tag)
+	if err != nil {
+		return "", false
+	}
+	return desc.Digest.String(), true
+}
+
+func applicationError(t *testing.T, err error) *temporal.ApplicationError {
+	t.Helper()
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) {
+		t.Fatalf("error %v is not an application error", err)
+	}
+	return app
+}
+
+func TestPublishMountsTheCandidateAndKeepsItsDigest(t *testing.T) {
+	f := newFixture(t)
+	in := contract.PublishImageInput{From: f.cand.String(), Repository: f.publicRepo(), Tags: []string{"2026-11-26-120000-production", "change-1234-2"}}
+	f.rec.take()
+	out, err := f.publish(t, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Digest != f.cand.DigestStr() {
+		t.Errorf("published digest %s, want the candidate's %s", out.Digest, f.cand.DigestStr())
+	}
+	repo := f.cfg.Registry.Address + "/" + f.publicRepo()
+	want := []string{repo + ":2026-11-26-120000-production@" + out.Digest, repo + ":change-1234-2@" + out.Digest}
+	if !slices.Equal(out.Refs, want) {
+		t.Errorf("refs = %v, want %v", out.Refs, want)
+	}
+	for _, tag := range in.Tags {
+		if d, ok := f.head(t, f.publicRepo()+":"+tag); !ok || d != out.Digest {
+			t.Errorf("%s points at %q (exists %v), want %s", tag, d, ok, out.Digest)
+		}
+	}
+
+	// Every blob was mounted from the candidate's repository; none was uploaded.
+	var mounted []string
+	for _, req := range f.rec.take() {
+		if isBlobUpload(req) {
+			t.Errorf("a blob was uploaded: %s %s", req.Method, req.URL)
+		}
+		if q := req.URL.Query(); req.Method == http.MethodPost && q.Get("mount") != "" {
+			if q.Get("from") != f.cand.Context().RepositoryStr() {
+				t.Errorf("mounted from %q, want the candidate's repository %s", q.Get("from"), f.cand.Context().RepositoryStr())
+			}
+			mounted = append(mounted, q.Get("mount"))
+		}
+	}
+	slices.Sort(mounted)
+	blobs := slices.Sorted(slices.Values(f.blobs))
+	if !slices.Equal(mounted, blobs) {
+		t.Errorf("mounted %v, want every blob of the candidate %v", mounted, blobs)
+	}
+	f.checkAccessLog(t, blobs)
+}
+
+// checkAccessLog checks the registry's own record: a cross-repository mount for
+// each blob, answered 201, and no blob upload into the public repository.
+func (f *fixture) checkAccessLog(t *testing.T, blobs []string) {
+	t.Helper()
+	path := filepath.Join(f.cfg.StateDir, "registry", "nginx", "access.log")
+	prefix := "/v2/" + f.publicRepo() + "/blobs/uploads/"
+	var lines []string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("reading the registry's access log (the local stack writes it; `make up`): %v", err)
+		}
+		lines = lines[:0]
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if strings.Contains(line, prefix) {
+				lines = append(lines, line)
+			}
+		}
+		missing := 0
+		for _, blob := range blobs {
+			if !slices.ContainsFunc(lines, func(l string) bool {
+				return strings.Contains(l, `"POST `+prefix+"?") && strings.Contains(l, "mount="+strings.Replace(blob, ":", "%3A", 1)) &&
+					strings.Contains(l, "from=") && strings.Contains(l, `HTTP/1.1" 201`)
+			}) {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the access log lacks %d mounts into %s; its lines for the repository:\n%s", missing, f.publicRepo(), strings.Join(lines, "\n"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, l := range lines {
+		if strings.Contains(l, `"PATCH `) || strings.Contains(l, `"PUT `) {
+			t.Errorf("the access log shows a blob upload: %s", l)
+		}
+	}
+}
+
+func TestPublishTwiceIsHarmless(t *testing.T) {
+	f := newFixture(t)
+	in := contract.PublishImageInput{From: f.cand.String(), Repository: f.publicRepo(), Tags: []string{"one", "two"}}
+	first, err := f.publish(t, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.rec.take()
+	second, err := f.publish(t, in)
+	if err != nil {
+		t.Fatalf("publishing again: %v", err)
+	}
+	if second.Digest != first.Digest || !slices.Equal(second.Refs, first.Refs) {
+		t.Errorf("second publish = %+v, want %+v", second, first)
+	}
+	for _, req := range f.rec.take() {
+		if req.Method != http.MethodGet && req.Method != http.MethodHead {
+			t.Errorf("publishing again wrote to the registry: %s %s", req.Method, req.URL)
+		}
+	}
+
+	// A new tag for the same digest is added; the existing ones stay.
+	in.Tags = append(in.Tags, "three")
+	third, err := f.publish(t, in)
+	if err != nil || len(third.Refs) != 3 {
+		t.Fatalf("adding a tag: %+v %v", third, err)
+	}
+	if d, ok := f.head(t, f.publicRepo()+":three"); !ok || d != first.Digest {
+		t.Errorf("three points at %q, want %s", d, first.Digest)
+	}
+}
+
+func TestPublishRefusesToMoveATag(t *testing.T) {
+	f := newFixture(t)
+	other, _ := f.push(t, f.publicRepo()+":taken")
+	in := contract.PublishImageInput{From: f.cand.String(), Repository: f.publicRepo(), Tags: []string{"fresh", "taken"}}
+	_, err := f.publish(t, in)
+	if err == nil {
+		t.Fatal("publishing over a tag of another digest succeeded")
+	}
+	app := applicationError(t, err)
+	if app.Type() != registry.ErrTagConflict || !app.NonRetryable() {
+		t.Errorf("type %s, non-retryable %v, want %s non-retryable", app.Type(), app.NonRetryable(), registry.ErrTagConflict)
+	}
+	for _, want := range []string{":taken points at " + other.DigestStr(), "never moved"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q: %v", want, err)
+		}
+	}
+	if d, _ := f.head(t, f.publicRepo()+":taken"); d != other.DigestStr() {
+		t.Errorf("taken was moved to %s", d)
+	}
+	if d, ok := f.head(t, f.publicRepo()+":fresh"); ok {
+		t.Errorf("fresh was written (%s) although the publish was refused", d)
+	}
+}
+
+func TestPublishRefusesBadInput(t *testing.T) {
+	f := newFixture(t)
+	missing := f.cand.Context().Digest("sha256:" + strings.Repeat("0", 64))
+	tests := []struct {
+		name string
+		in   contract.PublishImageInput
+		typ  string
+		says string
+	}{
+		{"candidate by tag", contract.PublishImageInput{From: f.cand.Context().Tag("candidate").String(), Repository: "x", Tags: []string{"t"}},
+			registry.ErrInvalidPublish, "repository@sha256:<digest>"},
+		{"repository with tag", contract.PublishImageInput{From: f.cand.String(), Repository: "x:latest", Tags: []string{"t"}},
+			registry.ErrInvalidPublish, `"x:latest"`},
+		{"no tags", contract.PublishImageInput{From: f.cand.String(), Repository: f.publicRepo()},
+			registry.ErrInvalidPublish, "no tags"},
+		{"bad tag", contract.PublishImageInput{From: f.cand.String(), Repository: f.publicRepo(), Tags: []string{"-bad"}},
+			registry.ErrInvalidPublish, `"-bad"`},
+		{"candidate missing", contract.PublishImageInput{From: missing.String(), Repository: f.publicRepo(), Tags: []string{"t"}},
+			registry.ErrCandidateMissing, missing.String()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.publish(t, tt.in)
+			if err == nil {
+				t.Fatal("PublishImage succeeded")
+			}
+			app := applicationError(t, err)
+			if app.Type() != tt.typ || !app.NonRetryable() {
+				t.Errorf("type %s, non-retryable %v, want %s non-retryable: %v", app.Type(), app.NonRetryable(), tt.typ, err)
+			}
+			if !strings.Contains(err.Error(), tt.says) {
+				t.Errorf("the error does not say %q: %v", tt.says, err)
+			}
+		})
+	}
+}
+
+func TestNewNeedsARegistry(t *testing.T) {
+	if _, err := registry.New(config.Config{}); err == nil {
+		t.Error("New without a registry address succeeded")
+	}
+	if _, err := registry.New(config.Defaults(), registry.WithTransport(nil)); err == nil {
+		t.Error("WithTransport(nil) was accepted")
+	}
+}

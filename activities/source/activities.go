@@ -1,0 +1,102 @@
+// Package source holds the PrepareSource activity, which fetches a repository at
+// a ref into a workspace and reads its pipeline settings, and the settings format
+// itself (ParseSettings), which the command line uses as well. The format is
+// documented in docs/pipeline-config.md.
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/internal/workspace"
+)
+
+// Activities prepares sources in the workspaces of one state directory. The worker
+// builds one and registers it as a pointer; workflows call PrepareSource by name
+// (contract.PrepareSource).
+type Activities struct {
+	stateDir string
+}
+
+// New returns the activities keeping their workspaces under
+// <stateDir>/workspaces.
+func New(stateDir string) *Activities {
+	return &Activities{stateDir: stateDir}
+}
+
+// PrepareSource resolves in.Ref in in.Repo, makes sure the commit is checked out in
+// the workspace, and reads and checks the repository's pipeline settings and
+// Blubber config. Calling it again is cheap: an existing checkout is reused.
+//
+// A repository or ref that does not exist fails with the non-retryable type
+// contract.ErrSource; invalid settings or Blubber config with
+// contract.ErrInvalidConfig or contract.ErrInvalidBlubber and every problem, one a
+// line. Other failures (network, disk) are retried by policy.
+func (a *Activities) PrepareSource(ctx context.Context, in contract.PrepareSourceInput) (contract.PrepareSourceOutput, error) {
+	logger := activity.GetLogger(ctx)
+	stop := keepHeartbeating(ctx, "fetching "+in.Ref+" from "+in.Repo)
+	src, dir, err := workspace.Ensure(ctx, a.stateDir, in.Repo, in.Ref)
+	stop()
+	if err != nil {
+		if errors.Is(err, workspace.ErrNotFound) || errors.Is(err, workspace.ErrInvalidRef) {
+			// The message says it all; a cause would repeat it in the failure.
+			return contract.PrepareSourceOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrSource, nil)
+		}
+		return contract.PrepareSourceOutput{}, err
+	}
+	parsed, err := ParseSettings(dir, src.Repo)
+	if err != nil {
+		var invalid *InvalidError
+		if errors.As(err, &invalid) {
+			msg := fmt.Sprintf("the pipeline settings of %s at %s are invalid:\n%s", in.Ref, shortCommit(src.Commit), invalid.Error())
+			return contract.PrepareSourceOutput{}, temporal.NewNonRetryableApplicationError(msg, invalid.Type(), nil)
+		}
+		return contract.PrepareSourceOutput{}, fmt.Errorf("reading the pipeline settings of %s: %w", src.Commit, err)
+	}
+	logger.Info("Prepared source", "repo", src.Repo, "ref", in.Ref, "commit", src.Commit, "workspace", dir,
+		"testVariant", parsed.Settings.TestVariant, "productionVariant", parsed.Settings.ProductionVariant, "image", parsed.Settings.Image)
+	return contract.PrepareSourceOutput{Source: src, Settings: parsed.Settings, Variants: parsed.Variants}, nil
+}
+
+// keepHeartbeating heartbeats with detail until the returned function is called:
+// a fetch of a large repository may outlast the activity's heartbeat timeout.
+func keepHeartbeating(ctx context.Context, detail string) (stop func()) {
+	timeout := activity.GetInfo(ctx).HeartbeatTimeout
+	if timeout <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(max(timeout/3, time.Second))
+		defer tick.Stop()
+		for {
+			activity.RecordHeartbeat(ctx, detail)
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
+}
+
+func shortCommit(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
+}

@@ -1,0 +1,303 @@
+package integration
+
+import (
+	"context"
+
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/wikimedia/conveyor/internal/launch"
+	"github.com/wikimedia/conveyor/internal/temporalclient"
+	"github.com/wikimedia/conveyor/workflows"
+)
+
+// serviceRepo makes a git repository of its own from examples/hello, lets edit change
+// it, commits, and points a Gerrit-style change ref at the commit. The image name is
+// unique to the test so that runs never see each other's images.
+func serviceRepo(t *testing.T, image string, change int, edit func(dir string)) (dir, ref string) {
+	t.Helper()
+	dir = t.TempDir()
+	if out, err := exec.Command("cp", "-a", filepath.Join(repoDir, "examples", "hello")+"/.", dir).CombinedOutput(); err != nil {
+		t.Fatalf("copying the example: %v: %s", err, out)
+	}
+	cfgFile := filepath.Join(dir, ".pipeline", "config.yaml")
+	b, err := os.ReadFile(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgFile, []byte(strings.Replace(string(b), "image: hello", "image: "+image, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(dir)
+	}
+	ref = fmt.Sprintf("refs/changes/%02d/%d/1", change%100, change)
+	for _, args := range [][]string{
+		{"init", "-q", "-b", "main"},
+		{"add", "-A"},
+		{"-c", "user.name=conveyor", "-c", "user.email=conveyor@localhost", "commit", "-q", "-m", "change " + image},
+		{"update-ref", ref, "HEAD"},
+	} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v: %s", args, err, out)
+		}
+	}
+	return dir, ref
+}
+
+func temporalClient(t *testing.T) client.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := temporalclient.Dial(ctx, cfg.Temporal, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		t.Fatalf("Temporal (make up): %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// pipelineCase is one pipeline run on the real stack.
+type pipelineCase struct {
+	image   string
+	change  int
+	edit    func(dir string)
+	publish bool
+	// during, when set, runs once the pipeline is in the named step.
+	duringStep string
+	during     func()
+}
+
+func runPipelineCase(t *testing.T, c client.Client, pc pipelineCase) (workflows.PipelineStatus, client.WorkflowRun, error) {
+	t.Helper()
+	dir, ref := serviceRepo(t, pc.image, pc.change, pc.edit)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	run, err := launch.Pipeline(ctx, c, workflows.PipelineInput{Project: pc.image, Repo: dir, Ref: ref, Publish: pc.publish})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pc.during != nil {
+		waitFor(t, 5*time.Minute, "pipeline reaching "+pc.duringStep, func() error {
+			st, err := launch.PipelineStatus(ctx, c, run.GetID(), run.GetRunID())
+			if err != nil {
+				return err
+			}
+			if s := st.Step(pc.duringStep); s == nil || s.State != workflows.StepRunning {
+				return fmt.Errorf("steps %v", st.Steps)
+			}
+			return nil
+		})
+		pc.during()
+	}
+	var st workflows.PipelineStatus
+	werr := run.Get(ctx, &st)
+	if werr != nil {
+		// A failed run returns no result: ask it for its status instead.
+		if st, err = launch.PipelineStatus(ctx, c, run.GetID(), run.GetRunID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recordHistory(t, c, run, pc.image)
+	return st, run, werr
+}
+
+// recordHistory keeps the run's history for the replay tests when
+// CONVEYOR_RECORD_HISTORIES is set (see workflows/testdata/histories/README.md).
+func recordHistory(t *testing.T, c client.Client, run client.WorkflowRun, name string) {
+	if os.Getenv("CONVEYOR_RECORD_HISTORIES") == "" {
+		return
+	}
+	var h historypb.History
+	it := c.GetWorkflowHistory(context.Background(), run.GetID(), run.GetRunID(), false, 0)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Events = append(h.Events, ev)
+	}
+	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(repoDir, "workflows", "testdata", "histories", "pipeline-"+strings.TrimPrefix(name, "it-")+".json")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recorded %s", path)
+}
+
+// publicTags lists the tags of the public repository of image (none if it does not exist).
+func publicTags(t *testing.T, image string) map[string]string {
+	t.Helper()
+	repo, err := name.NewRepository(cfg.Registry.Address + "/" + image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags, err := remote.List(repo)
+	if err != nil {
+		return nil
+	}
+	out := map[string]string{}
+	for _, tag := range tags {
+		d, err := remote.Head(repo.Tag(tag))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[tag] = d.Digest.String()
+	}
+	return out
+}
+
+// namespaceGone checks that the run's isolated namespace no longer exists.
+func namespaceGone(t *testing.T, ns string) {
+	t.Helper()
+	if ns == "" {
+		return
+	}
+	_, err := kubeClient(t).CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("namespace %s is still there after the pipeline (err %v)", ns, err)
+	}
+}
+
+func uniqueImage(t *testing.T, what string) string {
+	return "it-" + what + "-" + randomHex(t)[:6]
+}
+
+func TestPipelinePublishesTestedImage(t *testing.T) {
+	startWorker(t, "build,deploy")
+	c := temporalClient(t)
+	image := uniqueImage(t, "ok")
+	st, _, err := runPipelineCase(t, c, pipelineCase{image: image, change: 4101, publish: true})
+	if err != nil {
+		t.Fatalf("pipeline failed: %v\n%+v", err, st)
+	}
+	deployed := st.Step(workflows.StepDeploy).Digest
+	if deployed == "" || !strings.HasSuffix(st.Candidate, deployed) {
+		t.Fatalf("deployed digest %q, candidate %q", deployed, st.Candidate)
+	}
+	tags := publicTags(t, image)
+	if len(tags) != 2 {
+		t.Fatalf("public tags %v, want the timestamp-production tag and the change tag", tags)
+	}
+	for tag, d := range tags {
+		if d != deployed {
+			t.Errorf("published %s:%s = %s, want the deployed digest %s", image, tag, d, deployed)
+		}
+	}
+	if _, ok := tags["change-4101-1"]; !ok {
+		t.Errorf("no change tag in %v", tags)
+	}
+	namespaceGone(t, st.Namespace)
+}
+
+func TestPipelineStopsOnFailingTests(t *testing.T) {
+	startWorker(t, "build,deploy")
+	c := temporalClient(t)
+	image := uniqueImage(t, "unit")
+	st, _, err := runPipelineCase(t, c, pipelineCase{image: image, change: 4102, publish: true, edit: func(dir string) {
+		p := filepath.Join(dir, "test", "expected.txt")
+		b, _ := os.ReadFile(p)
+		_ = os.WriteFile(p, []byte(strings.Replace(string(b), "hello, e2e", "goodbye, e2e", 1)), 0o644)
+	}})
+	if err == nil {
+		t.Fatal("pipeline succeeded with failing unit tests")
+	}
+	s := st.Step(workflows.StepRunTests)
+	if s.State != workflows.StepFailed || !strings.Contains(s.Detail, "goodbye, e2e") {
+		t.Fatalf("run-tests step %s with detail %q: want failed with the test output", s.State, s.Detail)
+	}
+	for _, later := range []string{workflows.StepBuildProduction, workflows.StepDeploy, workflows.StepPublish} {
+		if got := st.Step(later).State; got != workflows.StepSkipped {
+			t.Errorf("step %s is %s, want skipped", later, got)
+		}
+	}
+	if tags := publicTags(t, image); len(tags) != 0 {
+		t.Errorf("published %v after failing tests", tags)
+	}
+	if tags := publicTags(t, "candidates/"+image); len(tags) != 0 {
+		t.Errorf("pushed candidates %v after failing tests", tags)
+	}
+}
+
+func TestPipelineTearsDownOnFailingE2E(t *testing.T) {
+	startWorker(t, "build,deploy")
+	c := temporalClient(t)
+	image := uniqueImage(t, "e2e")
+	st, _, err := runPipelineCase(t, c, pipelineCase{image: image, change: 4103, publish: true, edit: func(dir string) {
+		p := filepath.Join(dir, ".pipeline", "config.yaml")
+		b, _ := os.ReadFile(p)
+		_ = os.WriteFile(p, []byte(strings.Replace(string(b), `'"greeting":"hello, e2e"'`, `'"greeting":"goodbye, e2e"'`, 1)), 0o644)
+	}})
+	if err == nil {
+		t.Fatal("pipeline succeeded with a failing e2e check")
+	}
+	if s := st.Step(workflows.StepDeploy); s.State != workflows.StepFailed || !strings.Contains(s.Detail, "goodbye") {
+		t.Fatalf("deploy step %s with detail %q: want failed naming the check", s.State, s.Detail)
+	}
+	namespaceGone(t, st.Namespace)
+	if tags := publicTags(t, image); len(tags) != 0 {
+		t.Errorf("published %v after a failing e2e check", tags)
+	}
+}
+
+// TestPipelineSurvivesWorkerKill kills the worker (SIGKILL) while a step runs, starts
+// a new one, and expects the pipeline to finish with exactly one published image and
+// no leftover namespace.
+func TestPipelineSurvivesWorkerKill(t *testing.T) {
+	for i, step := range []string{workflows.StepBuildTest, workflows.StepDeploy} {
+		t.Run(step, func(t *testing.T) {
+			worker, _ := startWorker(t, "build,deploy")
+			c := temporalClient(t)
+			image := uniqueImage(t, "kill"+fmt.Sprint(i))
+			st, _, err := runPipelineCase(t, c, pipelineCase{image: image, change: 4110 + i, publish: true,
+				duringStep: step, during: func() {
+					if err := worker.Process.Signal(syscall.SIGKILL); err != nil {
+						t.Fatal(err)
+					}
+					_, _ = worker.Process.Wait()
+					startWorker(t, "build,deploy")
+				}})
+			if err != nil {
+				t.Fatalf("pipeline did not survive the kill: %v\n%+v", err, st)
+			}
+			tags := publicTags(t, image)
+			digests := map[string]bool{}
+			for _, d := range tags {
+				digests[d] = true
+			}
+			if len(tags) != 2 || len(digests) != 1 || !digests[st.Step(workflows.StepDeploy).Digest] {
+				t.Errorf("public tags %v: want two tags of the one deployed digest %s", tags, st.Step(workflows.StepDeploy).Digest)
+			}
+			namespaceGone(t, st.Namespace)
+			leftovers, err := kubeClient(t).CoreV1().Namespaces().List(context.Background(), metav1.ListOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ns := range leftovers.Items {
+				if strings.Contains(ns.Name, image) {
+					t.Errorf("leftover namespace %s", ns.Name)
+				}
+			}
+		})
+	}
+}
