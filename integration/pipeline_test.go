@@ -76,6 +76,8 @@ func temporalClient(t *testing.T) client.Client {
 
 // pipelineCase is one pipeline run on the real stack.
 type pipelineCase struct {
+	// record names the recorded history (CONVEYOR_RECORD_HISTORIES).
+	record  string
 	image   string
 	change  int
 	edit    func(dir string)
@@ -115,7 +117,7 @@ func runPipelineCase(t *testing.T, c client.Client, pc pipelineCase) (workflows.
 			t.Fatal(err)
 		}
 	}
-	recordHistory(t, c, run, pc.image)
+	recordHistory(t, c, run, pc.record)
 	return st, run, werr
 }
 
@@ -138,7 +140,7 @@ func recordHistory(t *testing.T, c client.Client, run client.WorkflowRun, name s
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(repoDir, "workflows", "testdata", "histories", "pipeline-"+strings.TrimPrefix(name, "it-")+".json")
+	path := filepath.Join(repoDir, "workflows", "testdata", "histories", "pipeline-"+name+".json")
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +189,7 @@ func TestPipelinePublishesTestedImage(t *testing.T) {
 	startWorker(t, "build,deploy")
 	c := temporalClient(t)
 	image := uniqueImage(t, "ok")
-	st, _, err := runPipelineCase(t, c, pipelineCase{image: image, change: 4101, publish: true})
+	st, _, err := runPipelineCase(t, c, pipelineCase{record: "success", image: image, change: 4101, publish: true})
 	if err != nil {
 		t.Fatalf("pipeline failed: %v\n%+v", err, st)
 	}
@@ -214,7 +216,7 @@ func TestPipelineStopsOnFailingTests(t *testing.T) {
 	startWorker(t, "build,deploy")
 	c := temporalClient(t)
 	image := uniqueImage(t, "unit")
-	st, _, err := runPipelineCase(t, c, pipelineCase{image: image, change: 4102, publish: true, edit: func(dir string) {
+	st, _, err := runPipelineCase(t, c, pipelineCase{record: "unit-tests-fail", image: image, change: 4102, publish: true, edit: func(dir string) {
 		p := filepath.Join(dir, "test", "expected.txt")
 		b, _ := os.ReadFile(p)
 		_ = os.WriteFile(p, []byte(strings.Replace(string(b), "hello, e2e", "goodbye, e2e", 1)), 0o644)
@@ -243,7 +245,7 @@ func TestPipelineTearsDownOnFailingE2E(t *testing.T) {
 	startWorker(t, "build,deploy")
 	c := temporalClient(t)
 	image := uniqueImage(t, "e2e")
-	st, _, err := runPipelineCase(t, c, pipelineCase{image: image, change: 4103, publish: true, edit: func(dir string) {
+	st, _, err := runPipelineCase(t, c, pipelineCase{record: "e2e-fail", image: image, change: 4103, publish: true, edit: func(dir string) {
 		p := filepath.Join(dir, ".pipeline", "config.yaml")
 		b, _ := os.ReadFile(p)
 		_ = os.WriteFile(p, []byte(strings.Replace(string(b), `'"greeting":"hello, e2e"'`, `'"greeting":"goodbye, e2e"'`, 1)), 0o644)
@@ -269,7 +271,7 @@ func TestPipelineSurvivesWorkerKill(t *testing.T) {
 			worker, _ := startWorker(t, "build,deploy")
 			c := temporalClient(t)
 			image := uniqueImage(t, "kill"+fmt.Sprint(i))
-			st, _, err := runPipelineCase(t, c, pipelineCase{image: image, change: 4110 + i, publish: true,
+			st, _, err := runPipelineCase(t, c, pipelineCase{record: "worker-killed-in-" + step, image: image, change: 4110 + i, publish: true,
 				duringStep: step, during: func() {
 					if err := worker.Process.Signal(syscall.SIGKILL); err != nil {
 						t.Fatal(err)
