@@ -48,11 +48,21 @@ func devUpCommand() *cli.Command {
 			"waits for it, and writes the stack's configuration file, which `conveyor` and\n" +
 			"`conveyor-worker` then read by default. Running it again is harmless.\n" +
 			"Progress goes to stderr; the addresses to use go to stdout.\n\n" +
-			"Example:\n\n   conveyor dev up\n   conveyor --state-dir /tmp/stack dev up",
+			"Optional components start only with --with: `debian` builds the Debian base\n" +
+			"image localhost:5000/conveyor/debian:bookworm with debootstrap (minutes, once).\n\n" +
+			"Example:\n\n   conveyor dev up\n   conveyor dev up --with debian\n   conveyor --state-dir /tmp/stack dev up",
+		Flags: []cli.Flag{
+			&cli.StringSliceFlag{Name: "with", Usage: "also start the optional component `NAME` (debian); repeatable"},
+			&cli.BoolFlag{Name: "rebuild", Usage: "build the optional components of --with again even when their image exists"},
+		},
 		Action: func(c *cli.Context) error {
 			o, err := devOptions(c)
 			if err != nil {
 				return err
+			}
+			o.With, o.Rebuild = c.StringSlice("with"), c.Bool("rebuild")
+			if o.Rebuild && len(o.With) == 0 {
+				return cli.Exit("--rebuild needs --with NAME: it rebuilds optional components only", 2)
 			}
 			ctx, stop := signalContext(c)
 			defer stop()

@@ -4,6 +4,7 @@
 # ~/.cache/conveyor). A finished build is never redone; a half-finished one is.
 #
 #   tools/build.sh [all|temporal|buildkit|etcd|kubernetes]...   build what is missing
+#   tools/build.sh helm crane                                   the raw tools bench/ compares with
 #   tools/build.sh --print-dir NAME                             print a tool's bin dir
 set -euo pipefail
 
@@ -19,7 +20,9 @@ version_of() {
     buildkit) echo "$BUILDKIT_VERSION" ;;
     etcd) echo "$ETCD_VERSION" ;;
     kubernetes) echo "$KUBERNETES_VERSION" ;;
-    *) echo "tools/build.sh: unknown tool '$1' (known: temporal buildkit etcd kubernetes)" >&2; exit 2 ;;
+    helm) echo "$HELM_VERSION" ;;
+    crane) echo "$CRANE_VERSION" ;;
+    *) echo "tools/build.sh: unknown tool '$1' (known: temporal buildkit etcd kubernetes helm crane)" >&2; exit 2 ;;
   esac
 }
 
@@ -27,6 +30,14 @@ dir_of() { echo "$cache/tools/$1-$(version_of "$1")"; }
 
 build_temporal() {
   GOBIN="$1/bin" go install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION"
+}
+
+build_helm() {
+  GOBIN="$1/bin" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+}
+
+build_crane() {
+  GOBIN="$1/bin" go install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
 }
 
 build_buildkit() {

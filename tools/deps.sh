@@ -4,7 +4,7 @@
 # own instances, so a policy-rc.d refuses service starts while apt runs.
 set -euo pipefail
 pkgs=(runc containerd containernetworking-plugins iptables conntrack docker-registry
-      nginx-light busybox-static iproute2 git ca-certificates)
+      nginx-light busybox-static iproute2 git ca-certificates debootstrap)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -101,7 +101,7 @@ func WithCrashLoopLimit(n int) Option {
 	}
 }
 
-// WithPollInterval sets how often the waits look at the cluster; the default is 2s.
+// WithPollInterval sets how often the waits look at the cluster; the default is 500ms.
 func WithPollInterval(d time.Duration) Option {
 	return func(a *Activities) error {
 		if d <= 0 {
@@ -131,7 +131,7 @@ func New(cfg config.Config, opts ...Option) (*Activities, error) {
 		testTimeout:  5 * time.Minute,
 		goneTimeout:  5 * time.Minute,
 		crashLimit:   3,
-		poll:         2 * time.Second,
+		poll:         500 * time.Millisecond,
 	}
 	for _, o := range opts {
 		if err := o(a); err != nil {

@@ -29,8 +29,14 @@ type Options struct {
 	// Progress receives human-readable progress lines. Default io.Discard.
 	Progress io.Writer
 	// Components limits Up to the named components (see Status for the names), in
-	// stack order. Empty means all of them.
+	// stack order. Empty means all of them but the optional ones.
 	Components []string
+	// With adds optional components to Up: "debian" builds the Debian base image
+	// (DebianImage). Default none.
+	With []string
+	// Rebuild makes the optional components of With build their result again even
+	// when it exists. Default false.
+	Rebuild bool
 }
 
 // ComponentStatus is one line of `conveyor dev status`.
@@ -52,6 +58,8 @@ type stack struct {
 	tools    map[string]string // tool name -> bin dir
 	procs    map[string]bool   // names of the components that are processes
 	only     []string          // Options.Components
+	with     []string          // Options.With
+	rebuild  bool              // Options.Rebuild
 }
 
 func newStack(o Options) (*stack, error) {
@@ -75,10 +83,14 @@ func newStack(o Options) (*stack, error) {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
-	s := &stack{dir: dir, cache: o.CacheDir, repo: o.RepoDir, progress: o.Progress, procs: map[string]bool{}, only: o.Components}
-	var names []string
+	s := &stack{dir: dir, cache: o.CacheDir, repo: o.RepoDir, progress: o.Progress, procs: map[string]bool{},
+		only: o.Components, with: o.With, rebuild: o.Rebuild}
+	var names, optional []string
 	for _, c := range s.components() {
 		names = append(names, c.name)
+		if c.optional {
+			optional = append(optional, c.name)
+		}
 		if c.process {
 			s.procs[c.name] = true
 		}
@@ -88,7 +100,21 @@ func newStack(o Options) (*stack, error) {
 			return nil, fmt.Errorf("no component %q; the components are %v", n, names)
 		}
 	}
+	for _, n := range o.With {
+		if !slices.Contains(optional, n) {
+			return nil, fmt.Errorf("no optional component %q; the optional components are %v", n, optional)
+		}
+	}
 	return s, nil
+}
+
+// wanted says whether Up starts c: an optional component only when named in With or
+// Components, any other when Components is empty or names it.
+func (s *stack) wanted(c component) bool {
+	if c.optional {
+		return slices.Contains(s.with, c.name) || slices.Contains(s.only, c.name)
+	}
+	return len(s.only) == 0 || slices.Contains(s.only, c.name)
 }
 
 func (s *stack) isProcess(name string) bool { return s.procs[name] }
@@ -119,7 +145,7 @@ func Up(ctx context.Context, o Options) (string, error) {
 	defer unlock()
 	var cs []component
 	for _, c := range s.components() {
-		if len(s.only) == 0 || slices.Contains(s.only, c.name) {
+		if s.wanted(c) {
 			cs = append(cs, c)
 		}
 	}
@@ -231,6 +257,10 @@ func Status(ctx context.Context, o Options) ([]ComponentStatus, error) {
 	var out []ComponentStatus
 	for _, c := range s.components() {
 		if c.ready == nil {
+			continue
+		}
+		// An optional component shows once it was asked for: its state directory exists.
+		if _, err := os.Stat(s.path(c.name)); c.optional && !s.wanted(c) && err != nil {
 			continue
 		}
 		st := ComponentStatus{Name: c.name, Address: c.address(s)}

@@ -23,6 +23,8 @@ import (
 type component struct {
 	name    string
 	process bool
+	// optional components start only when asked for (Options.With).
+	optional bool
 	// tool is the pinned tool build the component runs, if any.
 	tool    string
 	address func(*stack) string
@@ -62,6 +64,7 @@ func (s *stack) components() []component {
 		kubeletComponent(),
 		kubeProxyComponent(),
 		clusterComponent(),
+		debianComponent(),
 	}
 }
 

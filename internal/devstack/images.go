@@ -87,29 +87,65 @@ type tarEntry struct {
 	mode     int64
 	typeflag byte
 	link     string
+	uid, gid int
 	body     []byte
+	// file, when set, is read for the body instead of body; size is its length.
+	file string
+	size int64
 }
 
-// layer makes a reproducible layer: entries sorted, owned by root, dated epoch.
+// layer makes a reproducible layer in memory: see writeTar.
 func layer(entries []tarEntry) (v1.Layer, error) {
-	sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
 	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range entries {
-		h := &tar.Header{Name: e.name, Mode: e.mode, Typeflag: e.typeflag, Linkname: e.link,
-			Size: int64(len(e.body)), ModTime: epoch, Format: tar.FormatPAX}
-		if err := tw.WriteHeader(h); err != nil {
-			return nil, err
-		}
-		if _, err := tw.Write(e.body); err != nil {
-			return nil, err
-		}
-	}
-	if err := tw.Close(); err != nil {
+	if err := writeTar(&buf, entries); err != nil {
 		return nil, err
 	}
 	b := buf.Bytes()
 	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
+}
+
+// writeTar writes entries as a reproducible tar stream: sorted by name, numeric
+// owners only (no user or group names), every timestamp epoch.
+func writeTar(w io.Writer, entries []tarEntry) error {
+	sortEntries(entries)
+	tw := tar.NewWriter(w)
+	for _, e := range entries {
+		size := int64(len(e.body))
+		if e.file != "" {
+			size = e.size
+		}
+		h := &tar.Header{Name: e.name, Mode: e.mode, Typeflag: e.typeflag, Linkname: e.link,
+			Uid: e.uid, Gid: e.gid, Size: size, ModTime: epoch, Format: tar.FormatPAX}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if err := writeBody(tw, e); err != nil {
+			return fmt.Errorf("writing %s: %w", e.name, err)
+		}
+	}
+	return tw.Close()
+}
+
+// sortEntries puts entries in name order, which puts every directory before its contents.
+func sortEntries(entries []tarEntry) {
+	sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
+}
+
+func writeBody(w io.Writer, e tarEntry) error {
+	if e.file == "" {
+		_, err := w.Write(e.body)
+		return err
+	}
+	f, err := os.Open(e.file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	n, err := io.Copy(w, io.LimitReader(f, e.size+1))
+	if err == nil && n != e.size {
+		err = fmt.Errorf("%s changed size while being packed (%d bytes, expected %d)", e.file, n, e.size)
+	}
+	return err
 }
 
 func image(l v1.Layer, cfg v1.Config) (v1.Image, error) {
