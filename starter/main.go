@@ -33,8 +33,10 @@ func commands() []*cli.Command {
 	return []*cli.Command{
 		blubberCommand(),
 		devCommand(),
+		gerritCommand(),
 		pipelineCommand(),
 		pingCommand(),
+		triggerCommand(),
 		versionCommand(),
 	}
 }
@@ -48,7 +50,8 @@ func newApp() *cli.App {
 			"workflows that build and deploy on it. Start here:\n\n" +
 			"   conveyor dev up                    # start the local stack\n" +
 			"   conveyor-worker &                  # run the workers\n" +
-			"   conveyor ping                      # check that every pool answers",
+			"   conveyor ping                      # check that every pool answers\n" +
+			"   conveyor pipeline run --repo DIR --ref main --follow   # the change pipeline",
 		Version:                strings.TrimPrefix(versionLine(), "conveyor "),
 		EnableBashCompletion:   true,
 		UseShortOptionHandling: true,

@@ -16,6 +16,10 @@
 //	  password: secret
 //	kubernetes:
 //	  kubeconfig: /srv/conveyor/.local/kubernetes/admin.kubeconfig
+//	gerrit:
+//	  url: https://gerrit.example.org/r
+//	  username: conveyor-bot
+//	  passwordFile: /etc/conveyor/gerrit-http-password
 //	stateDir: /srv/conveyor/.local
 package config
 
@@ -27,6 +31,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -45,6 +50,7 @@ type Config struct {
 	Buildkit   Buildkit   `yaml:"buildkit"`
 	Registry   Registry   `yaml:"registry"`
 	Kubernetes Kubernetes `yaml:"kubernetes"`
+	Gerrit     Gerrit     `yaml:"gerrit,omitempty"`
 	// StateDir holds workspaces and the local stack's state.
 	StateDir string `yaml:"stateDir"`
 }
@@ -82,6 +88,39 @@ type Kubernetes struct {
 	Kubeconfig string `yaml:"kubeconfig"`
 }
 
+// Gerrit is the code review server that triggers pipelines and receives their
+// results (docs/triggers.md).
+type Gerrit struct {
+	// URL is the server's base address, e.g. https://gerrit.example.org/r; REST
+	// calls go to URL/a/..., and repositories are fetched from URL/<project>
+	// unless the triggers file says otherwise.
+	URL string `yaml:"url,omitempty"`
+	// Username and Password are an account's HTTP credentials (Settings → HTTP
+	// Credentials in Gerrit's UI), sent with basic auth.
+	Username string `yaml:"username,omitempty"`
+	Password string `yaml:"password,omitempty"`
+	// PasswordFile holds the HTTP password on its first line; it is read when
+	// Password is empty.
+	PasswordFile string `yaml:"passwordFile,omitempty"`
+}
+
+// HTTPPassword returns the password, read from PasswordFile when Password is
+// empty; "" when neither is set.
+func (g Gerrit) HTTPPassword() (string, error) {
+	if g.Password != "" || g.PasswordFile == "" {
+		return g.Password, nil
+	}
+	b, err := os.ReadFile(g.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("reading the Gerrit HTTP password (gerrit.passwordFile): %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	if line = strings.TrimSpace(line); line == "" {
+		return "", fmt.Errorf("gerrit.passwordFile %s is empty: it should hold the HTTP password on one line", g.PasswordFile)
+	}
+	return line, nil
+}
+
 // Defaults returns the configuration of a local stack in the default state directory.
 func Defaults() Config {
 	return Config{
@@ -113,6 +152,10 @@ func envOverrides(c *Config) []struct {
 		{"CONVEYOR_REGISTRY_USERNAME", &c.Registry.Username},
 		{"CONVEYOR_REGISTRY_PASSWORD", &c.Registry.Password},
 		{"KUBECONFIG", &c.Kubernetes.Kubeconfig},
+		{"CONVEYOR_GERRIT_URL", &c.Gerrit.URL},
+		{"CONVEYOR_GERRIT_USERNAME", &c.Gerrit.Username},
+		{"CONVEYOR_GERRIT_PASSWORD", &c.Gerrit.Password},
+		{"CONVEYOR_GERRIT_PASSWORD_FILE", &c.Gerrit.PasswordFile},
 		{"CONVEYOR_STATE_DIR", &c.StateDir},
 	}
 }

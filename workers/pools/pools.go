@@ -14,7 +14,9 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/wikimedia/conveyor/activities/baseimages"
 	"github.com/wikimedia/conveyor/activities/buildkit"
+	"github.com/wikimedia/conveyor/activities/gerrit"
 	"github.com/wikimedia/conveyor/activities/health"
 	"github.com/wikimedia/conveyor/activities/helm"
 	"github.com/wikimedia/conveyor/activities/registry"
@@ -74,6 +76,23 @@ var Registry = []Entry{
 		},
 	},
 	{
+		// The Gerrit triggers' workflows run on the build pool: the verification
+		// that runs a patchset's pipeline and reports to Gerrit, the merge batcher
+		// and the base image check, with the activities that post reviews and read
+		// base images and their digests.
+		Pools:     []string{workflows.PoolBuild},
+		Workflows: []any{workflows.ChangeVerification, workflows.MergeBatcher, workflows.BaseImageCheck},
+		Activities: func(_ context.Context, d Deps) (any, error) {
+			return gerrit.New(d.Config)
+		},
+	},
+	{
+		Pools: []string{workflows.PoolBuild},
+		Activities: func(_ context.Context, d Deps) (any, error) {
+			return baseimages.New(d.Config)
+		},
+	},
+	{
 		// The deploy pool installs candidates with Helm and checks them from outside
 		// the pod: its hosts must reach the cluster's ClusterIPs.
 		Pools: []string{workflows.PoolDeploy},
@@ -84,6 +103,14 @@ var Registry = []Entry{
 			}
 			return helm.New(d.Config, helm.WithDefaultChart(chart))
 		},
+	},
+	{
+		// The OpenStack parallel-cloud migration and its stages run on the migrate
+		// pool. Their activities (contract.MigrationCheck, MigrationTask and
+		// MigrationNotify) have no implementation yet: an activities/openstack
+		// entry will add them here.
+		Pools:     []string{workflows.PoolMigrate},
+		Workflows: []any{workflows.CloudMigration, workflows.MigrationStage},
 	},
 	{
 		// Ping is registered on every pool so that `conveyor ping --pools P` needs

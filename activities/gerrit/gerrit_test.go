@@ -1,0 +1,144 @@
+package gerrit
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/internal/config"
+	"github.com/wikimedia/conveyor/internal/fakegerrit"
+)
+
+func newActivities(t *testing.T, fake *fakegerrit.Server, password string) *Activities {
+	t.Helper()
+	cfg := config.Defaults()
+	cfg.Gerrit = config.Gerrit{URL: fake.URL + "/", Username: fake.Username, Password: password}
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func post(t *testing.T, a *Activities, in contract.ReviewInput) (contract.ReviewOutput, error) {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	v, err := env.ExecuteActivity(contract.PostReview, in)
+	var out contract.ReviewOutput
+	if err == nil {
+		if gerr := v.Get(&out); gerr != nil {
+			t.Fatal(gerr)
+		}
+	}
+	return out, err
+}
+
+var failed = contract.ReviewInput{
+	Project: "mediawiki/services/hello", Change: 1234, Revision: "3f1c2a9d8e7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d", Patchset: 2,
+	Verified: -1, Outcome: contract.OutcomeFailed, FailedStep: "run-tests",
+	Output:     "tests failed (exit 1):\nok 1 health\nnot ok 2 greeting\n  want: hello, e2e\n  got:  goodbye, e2e",
+	WorkflowID: "pipeline/mediawiki/services/hello/1234/2", RunID: "0b1c",
+}
+
+func TestPostReviewVotesWithTheFailedStepAndALink(t *testing.T) {
+	fake := fakegerrit.New(t, "conveyor-bot", "pw")
+	out, err := post(t, newActivities(t, fake, "pw"), failed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Labels["Verified"] != -1 {
+		t.Errorf("Gerrit applied %v, want Verified -1", out.Labels)
+	}
+	rs := fake.Reviews()
+	if len(rs) != 1 {
+		t.Fatalf("%d reviews, want 1", len(rs))
+	}
+	r := rs[0]
+	if r.Change != "mediawiki/services/hello~1234" || r.Revision != failed.Revision || r.Labels["Verified"] != -1 || r.Tag != Tag {
+		t.Errorf("review %+v", r)
+	}
+	for _, want := range []string{
+		"failed at step run-tests",
+		"  not ok 2 greeting",
+		"  got:  goodbye, e2e",
+		"Workflow: http://127.0.0.1:8233/namespaces/default/workflows/pipeline%2Fmediawiki%2Fservices%2Fhello%2F1234%2F2/0b1c",
+		`Comment "recheck"`,
+	} {
+		if !strings.Contains(r.Message, want) {
+			t.Errorf("message lacks %q:\n%s", want, r.Message)
+		}
+	}
+}
+
+func TestPostReviewSuccess(t *testing.T) {
+	fake := fakegerrit.New(t, "conveyor-bot", "pw")
+	in := contract.ReviewInput{Project: "hello", ChangeID: "I8473b95934b5732ac55d26311a706c9c2bde9940", Branch: "main", Patchset: 3,
+		Verified: 1, Outcome: contract.OutcomeSucceeded, Summary: "candidate localhost:5000/candidates/hello@sha256:abc", WorkflowID: "w"}
+	if _, err := post(t, newActivities(t, fake, "pw"), in); err != nil {
+		t.Fatal(err)
+	}
+	r := fake.Reviews()[0]
+	if r.Change != "hello~main~I8473b95934b5732ac55d26311a706c9c2bde9940" || r.Revision != "3" || r.Labels["Verified"] != 1 {
+		t.Errorf("review %+v", r)
+	}
+	if !strings.Contains(r.Message, "verification succeeded") || !strings.Contains(r.Message, "candidate localhost:5000") || strings.Contains(r.Message, "recheck") {
+		t.Errorf("message:\n%s", r.Message)
+	}
+}
+
+func TestPostReviewRetriesServerErrorsButNotRefusals(t *testing.T) {
+	fake := fakegerrit.New(t, "conveyor-bot", "pw")
+	fake.FailNext(http.StatusServiceUnavailable)
+	_, err := post(t, newActivities(t, fake, "pw"), failed)
+	var app *temporal.ApplicationError
+	if err == nil || (errors.As(err, &app) && app.NonRetryable()) {
+		t.Errorf("503: error %v, want a retryable one", err)
+	}
+	if _, err := post(t, newActivities(t, fake, "pw"), failed); err != nil {
+		t.Errorf("after the 503: %v", err)
+	}
+
+	_, err = post(t, newActivities(t, fake, "wrong"), failed)
+	if !errors.As(err, &app) || !app.NonRetryable() || app.Type() != contract.ErrGerritRejected || !strings.Contains(err.Error(), "HTTP password") {
+		t.Errorf("bad password: error %v, want non-retryable %s naming the password", err, contract.ErrGerritRejected)
+	}
+	bad := failed
+	bad.Verified = 2
+	_, err = post(t, newActivities(t, fake, "pw"), bad)
+	if !errors.As(err, &app) || !app.NonRetryable() || !strings.Contains(err.Error(), "out of range") {
+		t.Errorf("out-of-range vote: error %v, want non-retryable with Gerrit's reason", err)
+	}
+}
+
+func TestPostReviewNeedsConfiguration(t *testing.T) {
+	a, err := New(config.Defaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = post(t, a, failed)
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || !app.NonRetryable() || !strings.Contains(err.Error(), "gerrit.url is not configured") {
+		t.Errorf("error %v, want a non-retryable one naming gerrit.url", err)
+	}
+}
+
+func TestTail(t *testing.T) {
+	var lines []string
+	for i := range 100 {
+		lines = append(lines, strings.Repeat("x", i))
+	}
+	got := Tail(strings.Join(lines, "\n")+"\n\n", 30, 3000)
+	if n := strings.Count(got, "\n") + 1; n > 30 || !strings.HasSuffix(got, strings.Repeat("x", 99)) || len(got) > 3000 {
+		t.Errorf("tail has %d lines, %d bytes, ends %q", n, len(got), got[len(got)-5:])
+	}
+	if Tail("\n\n", 3, 10) != "" {
+		t.Error("blank output gave a tail")
+	}
+}

@@ -1,0 +1,227 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/internal/fakegerrit"
+	"github.com/wikimedia/conveyor/internal/stacktest"
+	"github.com/wikimedia/conveyor/internal/temporalclient"
+	"github.com/wikimedia/conveyor/internal/triggers"
+	"github.com/wikimedia/conveyor/workflows"
+)
+
+// gerritNamespace keeps these tests' workflows and activities away from other
+// workers of the shared dev server: only the worker started here, configured for
+// the fake Gerrit, serves it.
+const gerritNamespace = "conveyor-gerrit-it"
+
+const webhookSecret = "it-webhook-secret-0123456789"
+
+// gerritStack is a fake Gerrit, a real worker reporting to it, and the real
+// webhook endpoint starting workflows on the dev server.
+type gerritStack struct {
+	gerrit   *fakegerrit.Server
+	client   client.Client
+	endpoint string
+	worker   *syncBuffer
+}
+
+// startGerritStack starts the worker binary for the build and deploy pools in the
+// test namespace with the fake Gerrit's address and credentials in its
+// environment (never in a workflow's input), and the webhook endpoint for
+// project, whose repository is repo.
+func startGerritStack(t *testing.T, project, repo string) *gerritStack {
+	t.Helper()
+	nsCfg := stacktest.Namespace(t, gerritNamespace)
+	fake := fakegerrit.New(t, "conveyor-bot", "http-password-"+randomHex(t)[:8])
+
+	out := &syncBuffer{}
+	cmd := exec.Command(filepath.Join(binDir, "conveyor-worker"), "--config", stackConfigPath(),
+		"--namespace", gerritNamespace, "--pools", "build,deploy")
+	cmd.Env = append(os.Environ(),
+		"CONVEYOR_GERRIT_URL="+fake.URL,
+		"CONVEYOR_GERRIT_USERNAME="+fake.Username,
+		"CONVEYOR_GERRIT_PASSWORD="+fake.Password,
+	)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
+		if t.Failed() {
+			t.Logf("worker output:\n%s", out.String())
+		}
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := temporalclient.Dial(ctx, nsCfg.Temporal, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("Temporal (make up): %v", err)
+	}
+	t.Cleanup(c.Close)
+	tc, err := triggers.Parse([]byte(fmt.Sprintf("projects: [{name: %q, repo: %q, branches: [main]}]", project, repo)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := triggers.NewHandler(c, tc, triggers.WithIgnoredAccounts(fake.Username))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := triggers.NewServer(h, webhookSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	return &gerritStack{gerrit: fake, client: c, endpoint: ts.URL + triggers.EventsPath + "/" + webhookSecret, worker: out}
+}
+
+// patchsetCreated is the webhooks plugin's body for patchset 1 of change in
+// project, at revision.
+func patchsetCreated(project string, change int, revision string) []byte {
+	return fmt.Appendf(nil, `{
+  "uploader": {"name": "Ada Lovelace", "email": "ada@example.org", "username": "ada"},
+  "patchSet": {"number": 1, "revision": %q, "ref": "refs/changes/%02d/%d/1", "kind": "REWORK",
+               "uploader": {"name": "Ada Lovelace", "email": "ada@example.org", "username": "ada"}},
+  "change": {"project": %q, "branch": "main", "id": "I%040x", "number": %d, "subject": "Try conveyor",
+             "owner": {"name": "Ada Lovelace", "username": "ada"}, "url": "https://gerrit.example.org/r/c/%s/+/%d", "status": "NEW"},
+  "project": {"name": %q},
+  "refName": "refs/heads/main",
+  "type": "patchset-created",
+  "eventCreatedOn": %d
+}`, revision, change%100, change, project, change, change, project, change, project, time.Now().Unix())
+}
+
+// recordHistoryAs keeps the history of workflow id, as the replay tests read it,
+// when CONVEYOR_RECORD_HISTORIES is set (see workflows/testdata/histories/README.md).
+func recordHistoryAs(t *testing.T, c client.Client, id, file string) {
+	t.Helper()
+	if os.Getenv("CONVEYOR_RECORD_HISTORIES") == "" {
+		return
+	}
+	var h historypb.History
+	it := c.GetWorkflowHistory(context.Background(), id, "", false, 0)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Events = append(h.Events, ev)
+	}
+	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(repoDir, "workflows", "testdata", "histories", file)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recorded %s", path)
+}
+
+func gitRevParse(t *testing.T, dir, ref string) string {
+	t.Helper()
+	cmd := exec.Command("git", "rev-parse", ref)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("git rev-parse %s: %v", ref, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// verifyChange delivers patchset-created for a change of examples/hello (edited
+// by edit) and waits for the review the fake Gerrit receives.
+func verifyChange(t *testing.T, what string, change int, edit func(dir string)) (fakegerrit.Review, workflows.VerifyResult, string) {
+	t.Helper()
+	image := uniqueImage(t, what)
+	project := "it/" + image
+	dir, ref := serviceRepo(t, image, change, edit)
+	s := startGerritStack(t, project, dir)
+	revision := gitRevParse(t, dir, ref)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	code, err := fakegerrit.Deliver(ctx, http.DefaultClient, s.endpoint, "https://gerrit.example.org/r/", patchsetCreated(project, change, revision))
+	if err != nil || code != http.StatusAccepted {
+		t.Fatalf("delivering patchset-created: %d %v", code, err)
+	}
+	review, err := s.gerrit.WaitForReview(ctx, func(r fakegerrit.Review) bool { return r.Change == fmt.Sprintf("%s~%d", project, change) })
+	if err != nil {
+		t.Fatalf("no review for %s~%d: %v", project, change, err)
+	}
+	if review.Revision != revision {
+		t.Errorf("review on revision %s, want the patchset's %s", review.Revision, revision)
+	}
+	var res workflows.VerifyResult
+	id := workflows.VerifyID(project, change, 1, "")
+	if err := s.client.GetWorkflow(ctx, id, "").Get(ctx, &res); err != nil {
+		t.Fatalf("the verification %s: %v", id, err)
+	}
+	if !res.Reported || res.PipelineRunID == "" {
+		t.Errorf("verification result %+v", res)
+	}
+	if len(s.gerrit.Reviews()) != 1 {
+		t.Errorf("%d reviews, want 1", len(s.gerrit.Reviews()))
+	}
+	recordHistoryAs(t, s.client, id, "verify-"+what+".json")
+	link := fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s", strings.TrimRight(cfg.Temporal.UIURL, "/"), gerritNamespace,
+		url.PathEscape(workflows.PipelineID(project, ref)), res.PipelineRunID)
+	return review, res, link
+}
+
+// TestGerritVerifiedPlusOne: a new patchset of examples/hello goes through the real
+// pipeline (build, tests, isolated deploy and e2e) on the real worker, and Gerrit
+// gets Verified +1 with a link to the run.
+func TestGerritVerifiedPlusOne(t *testing.T) {
+	review, res, link := verifyChange(t, "gerrit-ok", 4201, nil)
+	if review.Labels["Verified"] != 1 || res.Outcome != contract.OutcomeSucceeded {
+		t.Fatalf("vote %v, outcome %s; want Verified +1\n%s", review.Labels, res.Outcome, review.Message)
+	}
+	for _, want := range []string{"verification succeeded", "deploy-and-test succeeded", "publish skipped", "Workflow: " + link} {
+		if !strings.Contains(review.Message, want) {
+			t.Errorf("message lacks %q:\n%s", want, review.Message)
+		}
+	}
+	if review.Tag != "autogenerated:conveyor" {
+		t.Errorf("tag %q", review.Tag)
+	}
+}
+
+// TestGerritVerifiedMinusOne: a patchset whose unit tests fail gets Verified -1
+// naming the failed step, with the tests' output tail.
+func TestGerritVerifiedMinusOne(t *testing.T) {
+	review, res, link := verifyChange(t, "gerrit-fail", 4202, func(dir string) {
+		p := filepath.Join(dir, "test", "expected.txt")
+		b, _ := os.ReadFile(p)
+		_ = os.WriteFile(p, []byte(strings.Replace(string(b), "hello, e2e", "goodbye, e2e", 1)), 0o644)
+	})
+	if review.Labels["Verified"] != -1 || res.Outcome != contract.OutcomeFailed || res.FailedStep != workflows.StepRunTests {
+		t.Fatalf("vote %v, outcome %s at %q; want Verified -1 at run-tests\n%s", review.Labels, res.Outcome, res.FailedStep, review.Message)
+	}
+	for _, want := range []string{"failed at step run-tests", "Output (last lines):", "goodbye, e2e", "Workflow: " + link, `Comment "recheck"`} {
+		if !strings.Contains(review.Message, want) {
+			t.Errorf("message lacks %q:\n%s", want, review.Message)
+		}
+	}
+}
