@@ -4,7 +4,7 @@ BIN     := bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 # Integration tests bring the stack up themselves when it is not up.
-TESTFLAGS ?= -timeout 80m
+TESTFLAGS ?= -count=1 -timeout 80m
 
 .PHONY: all deps tools bin up down status demo test lint clean
 
