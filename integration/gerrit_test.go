@@ -15,9 +15,7 @@ import (
 	"testing"
 	"time"
 
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/internal/fakegerrit"
@@ -112,33 +110,6 @@ func patchsetCreated(project string, change int, revision string) []byte {
 }`, revision, change%100, change, project, change, change, project, change, project, time.Now().Unix())
 }
 
-// recordHistoryAs keeps the history of workflow id, as the replay tests read it,
-// when CONVEYOR_RECORD_HISTORIES is set (see workflows/testdata/histories/README.md).
-func recordHistoryAs(t *testing.T, c client.Client, id, file string) {
-	t.Helper()
-	if os.Getenv("CONVEYOR_RECORD_HISTORIES") == "" {
-		return
-	}
-	var h historypb.History
-	it := c.GetWorkflowHistory(context.Background(), id, "", false, 0)
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.Events = append(h.Events, ev)
-	}
-	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(repoDir, "workflows", "testdata", "histories", file)
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("recorded %s", path)
-}
-
 func gitRevParse(t *testing.T, dir, ref string) string {
 	t.Helper()
 	cmd := exec.Command("git", "rev-parse", ref)
@@ -184,7 +155,7 @@ func verifyChange(t *testing.T, what string, change int, edit func(dir string)) 
 	if len(s.gerrit.Reviews()) != 1 {
 		t.Errorf("%d reviews, want 1", len(s.gerrit.Reviews()))
 	}
-	recordHistoryAs(t, s.client, id, "verify-"+what+".json")
+	stacktest.RecordHistory(t, s.client, id, "", "verify-"+what+".json")
 	link := fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s", strings.TrimRight(cfg.Temporal.UIURL, "/"), gerritNamespace,
 		url.PathEscape(workflows.PipelineID(project, ref)), res.PipelineRunID)
 	return review, res, link

@@ -15,13 +15,12 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
-	"google.golang.org/protobuf/encoding/protojson"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/wikimedia/conveyor/internal/launch"
+	"github.com/wikimedia/conveyor/internal/stacktest"
 	"github.com/wikimedia/conveyor/internal/temporalclient"
 	"github.com/wikimedia/conveyor/workflows"
 )
@@ -117,34 +116,8 @@ func runPipelineCase(t *testing.T, c client.Client, pc pipelineCase) (workflows.
 			t.Fatal(err)
 		}
 	}
-	recordHistory(t, c, run, pc.record)
+	stacktest.RecordHistory(t, c, run.GetID(), run.GetRunID(), "pipeline-"+pc.record+".json")
 	return st, run, werr
-}
-
-// recordHistory keeps the run's history for the replay tests when
-// CONVEYOR_RECORD_HISTORIES is set (see workflows/testdata/histories/README.md).
-func recordHistory(t *testing.T, c client.Client, run client.WorkflowRun, name string) {
-	if os.Getenv("CONVEYOR_RECORD_HISTORIES") == "" {
-		return
-	}
-	var h historypb.History
-	it := c.GetWorkflowHistory(context.Background(), run.GetID(), run.GetRunID(), false, 0)
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.Events = append(h.Events, ev)
-	}
-	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(repoDir, "workflows", "testdata", "histories", "pipeline-"+name+".json")
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("recorded %s", path)
 }
 
 // publicTags lists the tags of the public repository of image (none if it does not exist).

@@ -14,6 +14,10 @@ import (
 	"testing"
 	"time"
 
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
+
 	"github.com/wikimedia/conveyor/internal/config"
 	"github.com/wikimedia/conveyor/internal/devstack"
 )
@@ -79,4 +83,36 @@ func up() (config.Config, error) {
 		return config.Config{}, fmt.Errorf("%v\n%s", err, progress.String())
 	}
 	return config.Load(path, true)
+}
+
+// RecordHistory keeps the history of a workflow run as the replay tests of workflows/
+// read it (workflows/testdata/histories/FILE), when CONVEYOR_RECORD_HISTORIES is set;
+// otherwise it does nothing. An empty runID means the latest run.
+func RecordHistory(t testing.TB, c client.Client, workflowID, runID, file string) {
+	t.Helper()
+	if os.Getenv("CONVEYOR_RECORD_HISTORIES") == "" {
+		return
+	}
+	var h historypb.History
+	it := c.GetWorkflowHistory(context.Background(), workflowID, runID, false, 0)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Events = append(h.Events, ev)
+	}
+	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := RepoDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(root, "workflows", "testdata", "histories", file)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recorded %s", path)
 }

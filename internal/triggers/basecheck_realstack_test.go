@@ -127,7 +127,7 @@ func TestBaseImageCheckOnTheRealStack(t *testing.T) {
 		t.Errorf("build %q", builds[0])
 	}
 	if err := c.TerminateWorkflow(ctx, id, "", "the test is over"); err == nil {
-		recordHistoryAs(t, c, id, "basecheck-rebuild.json")
+		stacktest.RecordHistory(t, c, id, "", "basecheck-rebuild.json")
 	}
 }
 

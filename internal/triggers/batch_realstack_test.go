@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/wikimedia/conveyor/internal/fakegerrit"
+	"github.com/wikimedia/conveyor/internal/stacktest"
 	"github.com/wikimedia/conveyor/workflows"
 )
 
@@ -112,6 +113,6 @@ func TestTwentyMergesOneBuildOnTheDevServer(t *testing.T) {
 		t.Errorf("running a batcher by hand: %v", err)
 	}
 	if err := c.TerminateWorkflow(ctx, batcher, "", "the test is over"); err == nil {
-		recordHistoryAs(t, c, batcher, "batcher-twenty-merges.json")
+		stacktest.RecordHistory(t, c, batcher, "", "batcher-twenty-merges.json")
 	}
 }
