@@ -10,10 +10,8 @@ package helm
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/wikimedia/conveyor/activities/e2e"
+	"github.com/wikimedia/conveyor/charts"
 	"github.com/wikimedia/conveyor/internal/config"
 )
 
@@ -52,9 +51,9 @@ type Activities struct {
 type Option func(*Activities) error
 
 // WithDefaultChart sets the chart directory that deploys use when the repository's
-// settings name no chart: conveyor's charts/service. The default is the first
-// charts/service found in the working directory, the executable's directory, or one of
-// their parents. The directory must hold a chart that loads.
+// settings name no chart: conveyor's charts/service. The default is the scaffold
+// chart embedded in this binary (package charts), written under the state directory.
+// The directory must hold a chart that loads.
 func WithDefaultChart(dir string) Option {
 	return func(a *Activities) error {
 		if _, err := loader.LoadDir(dir); err != nil {
@@ -139,7 +138,8 @@ func New(cfg config.Config, opts ...Option) (*Activities, error) {
 		}
 	}
 	if a.chartDir == "" {
-		dir, err := findDefaultChart()
+		// The scaffold chart this binary was built with, written out once.
+		dir, err := charts.ExtractService(filepath.Join(cfg.StateDir, "charts"))
 		if err != nil {
 			return nil, err
 		}
@@ -156,32 +156,6 @@ func New(cfg config.Config, opts ...Option) (*Activities, error) {
 		return nil, fmt.Errorf("building a Kubernetes client: %w", err)
 	}
 	return a, nil
-}
-
-// findDefaultChart looks for charts/service above the working directory and above
-// the executable.
-func findDefaultChart() (string, error) {
-	var starts []string
-	if wd, err := os.Getwd(); err == nil {
-		starts = append(starts, wd)
-	}
-	if exe, err := os.Executable(); err == nil {
-		starts = append(starts, filepath.Dir(exe))
-	}
-	for _, dir := range starts {
-		for {
-			c := filepath.Join(dir, "charts", "service")
-			if _, err := os.Stat(filepath.Join(c, "Chart.yaml")); err == nil {
-				return c, nil
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				break
-			}
-			dir = parent
-		}
-	}
-	return "", errors.New("no charts/service above the working directory or the executable: pass helm.WithDefaultChart with the path of conveyor's charts/service")
 }
 
 // Progress is the heartbeat detail of the long activities: what they wait for.

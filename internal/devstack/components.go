@@ -172,7 +172,7 @@ func (s *stack) toolDir(ctx context.Context, name string) (string, error) {
 
 func (s *stack) buildScript() string {
 	if s.repo == "" {
-		s.repo = findRepo()
+		s.repo, _ = RepoDir()
 	}
 	if s.repo == "" {
 		return "tools/build.sh"
@@ -180,19 +180,20 @@ func (s *stack) buildScript() string {
 	return filepath.Join(s.repo, "tools", "build.sh")
 }
 
-// findRepo walks up from the working directory to the conveyor source tree.
-func findRepo() string {
+// RepoDir walks up from the working directory to the conveyor source tree (the
+// directory holding tools/build.sh).
+func RepoDir() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
-		return ""
+		return "", err
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "tools", "build.sh")); err == nil {
-			return dir
+			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return ""
+			return "", errors.New("no conveyor source tree (tools/build.sh) above the working directory")
 		}
 		dir = parent
 	}
@@ -249,5 +250,3 @@ func writeFile(path string, data string, mode os.FileMode) error {
 	}
 	return os.WriteFile(path, []byte(data), mode)
 }
-
-var errNotRunning = errors.New("not running")

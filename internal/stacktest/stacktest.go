@@ -49,22 +49,7 @@ func Up() (config.Config, error) {
 }
 
 // RepoDir returns the root of the conveyor source tree.
-func RepoDir() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "tools", "build.sh")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no conveyor source tree above the working directory")
-		}
-		dir = parent
-	}
-}
+func RepoDir() (string, error) { return devstack.RepoDir() }
 
 func up() (config.Config, error) {
 	repo, err := RepoDir()

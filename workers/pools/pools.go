@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"slices"
 
 	"go.temporal.io/sdk/activity"
@@ -21,7 +20,6 @@ import (
 	"github.com/wikimedia/conveyor/activities/helm"
 	"github.com/wikimedia/conveyor/activities/registry"
 	"github.com/wikimedia/conveyor/activities/source"
-	"github.com/wikimedia/conveyor/charts"
 	"github.com/wikimedia/conveyor/internal/config"
 	"github.com/wikimedia/conveyor/workflows"
 )
@@ -97,11 +95,7 @@ var Registry = []Entry{
 		// the pod: its hosts must reach the cluster's ClusterIPs.
 		Pools: []string{workflows.PoolDeploy},
 		Activities: func(_ context.Context, d Deps) (any, error) {
-			chart, err := charts.ExtractService(filepath.Join(d.Config.StateDir, "charts"))
-			if err != nil {
-				return nil, err
-			}
-			return helm.New(d.Config, helm.WithDefaultChart(chart))
+			return helm.New(d.Config)
 		},
 	},
 	{
