@@ -70,16 +70,12 @@ func gerritServeCommand() *cli.Command {
 			if c.NArg() > 0 {
 				return fmt.Errorf("unexpected arguments %q: serve takes only flags", c.Args().Slice())
 			}
-			cfg, tc, cl, err := triggersSetup(c)
+			logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
+			tc, cl, h, err := triggersHandler(c, logger)
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
-			h, err := triggers.NewHandler(cl, tc, triggers.WithIgnoredAccounts(cfg.Gerrit.Username), triggers.WithLogger(logger))
-			if err != nil {
-				return err
-			}
 			opts := []triggers.ServerOption{triggers.WithMaxBodyBytes(tc.Webhook.MaxBodyBytes), triggers.WithServerLogger(logger)}
 			if tc.Webhook.Auth == triggers.AuthBasic {
 				opts = append(opts, triggers.WithBasicAuth(tc.Webhook.Username))
@@ -143,16 +139,12 @@ func gerritStreamCommand() *cli.Command {
 			if c.NArg() > 0 {
 				return fmt.Errorf("unexpected arguments %q: stream takes only flags", c.Args().Slice())
 			}
-			cfg, tc, cl, err := triggersSetup(c)
+			logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
+			tc, cl, h, err := triggersHandler(c, logger)
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
-			h, err := triggers.NewHandler(cl, tc, triggers.WithIgnoredAccounts(cfg.Gerrit.Username), triggers.WithLogger(logger))
-			if err != nil {
-				return err
-			}
 			argv := tc.Stream.Command
 			if cmd := c.String("command"); cmd != "" {
 				argv = strings.Fields(cmd)
@@ -199,16 +191,11 @@ func gerritHookCommand() *cli.Command {
 			}
 			// A hook runs once per event, now: its time tells two rechecks apart.
 			ev.CreatedOn = time.Now().Unix()
-			cfg, tc, cl, err := triggersSetup(c)
+			_, cl, h, err := triggersHandler(c, slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn})))
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			h, err := triggers.NewHandler(cl, tc, triggers.WithIgnoredAccounts(cfg.Gerrit.Username),
-				triggers.WithLogger(slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn}))))
-			if err != nil {
-				return err
-			}
 			res, err := h.Handle(c.Context, ev)
 			if err != nil {
 				return err
@@ -228,11 +215,27 @@ func triggersSetup(c *cli.Context) (config.Config, *triggers.Config, client.Clie
 	if err != nil {
 		return cfg, nil, nil, err
 	}
-	_, cl, err := dialFromCLI(c)
+	cl, err := temporalclient.Dial(c.Context, cfg.Temporal, slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return cfg, nil, nil, err
 	}
 	return cfg, tc, cl, nil
+}
+
+// triggersHandler is triggersSetup plus the handler that turns events into
+// workflows, ignoring the events of conveyor's own Gerrit account. The caller
+// closes the client.
+func triggersHandler(c *cli.Context, logger *slog.Logger) (*triggers.Config, client.Client, *triggers.Handler, error) {
+	cfg, tc, cl, err := triggersSetup(c)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	h, err := triggers.NewHandler(cl, tc, triggers.WithIgnoredAccounts(cfg.Gerrit.Username), triggers.WithLogger(logger))
+	if err != nil {
+		cl.Close()
+		return nil, nil, nil, err
+	}
+	return tc, cl, h, nil
 }
 
 // printSync syncs the schedules and the base image check and says what changed.
