@@ -51,6 +51,10 @@ type Config struct {
 	Registry   Registry   `yaml:"registry"`
 	Kubernetes Kubernetes `yaml:"kubernetes"`
 	Gerrit     Gerrit     `yaml:"gerrit,omitempty"`
+	OpenStack  OpenStack  `yaml:"openstack,omitempty"`
+	// Promotion says where the per-environment deployment settings are kept and
+	// which clusters production has.
+	Promotion Promotion `yaml:"promotion,omitempty"`
 	// StateDir holds workspaces and the local stack's state.
 	StateDir string `yaml:"stateDir"`
 }
@@ -86,6 +90,50 @@ type Registry struct {
 // Kubernetes says which cluster deploys go to.
 type Kubernetes struct {
 	Kubeconfig string `yaml:"kubeconfig"`
+}
+
+// OpenStack is the Keystone a pair of deployments share and the deployments (regions)
+// the cloud migration moves between (docs/migration.md).
+type OpenStack struct {
+	// AuthURL is Keystone's v3 endpoint, e.g. http://127.0.0.1:5050/v3.
+	AuthURL string `yaml:"authURL,omitempty"`
+	// Username, Password, ProjectName and Domain are the credentials of an account
+	// with the admin role; Domain names both the user's and the project's domain
+	// ("Default" when empty).
+	Username     string `yaml:"username,omitempty"`
+	Password     string `yaml:"password,omitempty"`
+	PasswordFile string `yaml:"passwordFile,omitempty"`
+	ProjectName  string `yaml:"projectName,omitempty"`
+	Domain       string `yaml:"domain,omitempty"`
+	// Deployments maps a deployment's name (eqiad1, codfw2dev) to its region in
+	// the Keystone catalog.
+	Deployments map[string]OpenStackDeployment `yaml:"deployments,omitempty"`
+}
+
+// OpenStackDeployment is one deployment of a pair.
+type OpenStackDeployment struct {
+	// Region is the deployment's region name in Keystone's catalog.
+	Region string `yaml:"region"`
+}
+
+// Promotion is what the staged promotion (workflows.Promotion) reads.
+type Promotion struct {
+	// ConfigRepo is the git repository (a path or URL) of the configuration
+	// registry: Helm values and a promotion plan per environment and service.
+	ConfigRepo string `yaml:"configRepo,omitempty"`
+	// Clusters are the Kubernetes clusters, staging and one per data centre for
+	// production; the plan names them.
+	Clusters []Cluster `yaml:"clusters,omitempty"`
+}
+
+// Cluster is one Kubernetes cluster deploys can go to.
+type Cluster struct {
+	// Name is how plans refer to it, e.g. eqiad or codfw.
+	Name       string `yaml:"name"`
+	Kubeconfig string `yaml:"kubeconfig"`
+	// Simulated says the cluster's nodes are simulated (kwok): pods never run,
+	// so a canary there is analysed by readiness only.
+	Simulated bool `yaml:"simulated,omitempty"`
 }
 
 // Gerrit is the code review server that triggers pipelines and receives their
@@ -156,6 +204,11 @@ func envOverrides(c *Config) []struct {
 		{"CONVEYOR_GERRIT_USERNAME", &c.Gerrit.Username},
 		{"CONVEYOR_GERRIT_PASSWORD", &c.Gerrit.Password},
 		{"CONVEYOR_GERRIT_PASSWORD_FILE", &c.Gerrit.PasswordFile},
+		{"OS_AUTH_URL", &c.OpenStack.AuthURL},
+		{"OS_USERNAME", &c.OpenStack.Username},
+		{"OS_PASSWORD", &c.OpenStack.Password},
+		{"OS_PROJECT_NAME", &c.OpenStack.ProjectName},
+		{"CONVEYOR_CONFIG_REPO", &c.Promotion.ConfigRepo},
 		{"CONVEYOR_STATE_DIR", &c.StateDir},
 	}
 }
