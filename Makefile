@@ -13,7 +13,7 @@ all: bin
 deps: ## Debian packages the stack runs (containerd, runc, CNI, registry, nginx, busybox)
 	tools/deps.sh
 
-tools: deps ## pinned builds of temporal, buildkitd, etcd and Kubernetes, cached in ~/.cache/conveyor
+tools: deps ## pinned builds of temporal, buildkitd, etcd, Kubernetes and kwok, cached in ~/.cache/conveyor
 	tools/build.sh all
 
 bin: ## the conveyor CLI and the worker

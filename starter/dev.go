@@ -49,10 +49,13 @@ func devUpCommand() *cli.Command {
 			"`conveyor-worker` then read by default. Running it again is harmless.\n" +
 			"Progress goes to stderr; the addresses to use go to stdout.\n\n" +
 			"Optional components start only with --with: `debian` builds the Debian base\n" +
-			"image localhost:5000/conveyor/debian:bookworm with debootstrap (minutes, once).\n\n" +
-			"Example:\n\n   conveyor dev up\n   conveyor dev up --with debian\n   conveyor --state-dir /tmp/stack dev up",
+			"image localhost:5000/conveyor/debian:bookworm with debootstrap (minutes, once);\n" +
+			"`openstack` runs a two-region OpenStack (regions eqiad1 and eqiad2, Keystone on\n" +
+			"127.0.0.1:5050) from Debian's packages for the cloud migration (about 4 minutes\n" +
+			"the first time, ~2.4 GiB; `make deps` installs the packages).\n\n" +
+			"Example:\n\n   conveyor dev up\n   conveyor dev up --with debian\n   conveyor dev up --with openstack\n   conveyor --state-dir /tmp/stack dev up",
 		Flags: []cli.Flag{
-			&cli.StringSliceFlag{Name: "with", Usage: "also start the optional component `NAME` (debian); repeatable"},
+			&cli.StringSliceFlag{Name: "with", Usage: "also start the optional component `NAME` (debian, openstack); repeatable"},
 			&cli.BoolFlag{Name: "rebuild", Usage: "build the optional components of --with again even when their image exists"},
 		},
 		Action: func(c *cli.Context) error {

@@ -34,8 +34,10 @@ func commands() []*cli.Command {
 		blubberCommand(),
 		devCommand(),
 		gerritCommand(),
+		migrateCommand(),
 		pipelineCommand(),
 		pingCommand(),
+		promoteCommand(),
 		triggerCommand(),
 		versionCommand(),
 	}

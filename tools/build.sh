@@ -3,7 +3,7 @@
 # outside the clone: $CONVEYOR_CACHE/tools/<name>-<version>/bin (default
 # ~/.cache/conveyor). A finished build is never redone; a half-finished one is.
 #
-#   tools/build.sh [all|temporal|buildkit|etcd|kubernetes]...   build what is missing
+#   tools/build.sh [all|temporal|buildkit|etcd|kubernetes|kwok]...   build what is missing
 #   tools/build.sh helm crane                                   the raw tools bench/ compares with
 #   tools/build.sh --print-dir NAME                             print a tool's bin dir
 set -euo pipefail
@@ -20,9 +20,10 @@ version_of() {
     buildkit) echo "$BUILDKIT_VERSION" ;;
     etcd) echo "$ETCD_VERSION" ;;
     kubernetes) echo "$KUBERNETES_VERSION" ;;
+    kwok) echo "$KWOK_VERSION" ;;
     helm) echo "$HELM_VERSION" ;;
     crane) echo "$CRANE_VERSION" ;;
-    *) echo "tools/build.sh: unknown tool '$1' (known: temporal buildkit etcd kubernetes helm crane)" >&2; exit 2 ;;
+    *) echo "tools/build.sh: unknown tool '$1' (known: temporal buildkit etcd kubernetes kwok helm crane)" >&2; exit 2 ;;
   esac
 }
 
@@ -30,6 +31,12 @@ dir_of() { echo "$cache/tools/$1-$(version_of "$1")"; }
 
 build_temporal() {
   GOBIN="$1/bin" go install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION"
+}
+
+# kwok simulates the nodes of the second cluster (codfw); its go.mod has no
+# replace directives, so a plain install works.
+build_kwok() {
+  GOBIN="$1/bin" go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
 }
 
 build_helm() {
@@ -93,6 +100,6 @@ mkdir -p "$cache/tools"
 exec 9>"$cache/tools/.lock"
 flock 9
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] && [ "${targets[0]}" != all ] || targets=(temporal buildkit etcd kubernetes)
+[ ${#targets[@]} -gt 0 ] && [ "${targets[0]}" != all ] || targets=(temporal buildkit etcd kubernetes kwok)
 for t in "${targets[@]}"; do version_of "$t" >/dev/null; done
 for t in "${targets[@]}"; do build "$t"; done

@@ -114,6 +114,10 @@ type BatchBuild struct {
 	// Outcome is "running", "succeeded" or "failed".
 	Outcome string `json:"outcome"`
 	Error   string `json:"error,omitempty"`
+	// Promotion is the workflow id of the promotion the published image
+	// started (promote_after_merge.go); PromotionNote says why none started.
+	Promotion     string `json:"promotion,omitempty"`
+	PromotionNote string `json:"promotionNote,omitempty"`
 }
 
 // BatcherState is what a batcher carries from one run to the next.
@@ -334,6 +338,8 @@ func (b *batcher) finish(ctx workflow.Context, f workflow.Future) {
 	if err != nil {
 		bb.Outcome = "failed"
 		bb.Error, _, _ = strings.Cut(err.Error(), "\n")
+	} else if b.target.Publish {
+		promoteAfterMerge(ctx, bb, st)
 	}
 	b.st.LastBuild, b.building = bb, nil
 	b.memo(ctx)

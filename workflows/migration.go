@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -88,25 +89,36 @@ type TaskPlan struct {
 	// Automated tasks run as MigrationTask, in checklist order, once the entry
 	// checks pass; the others wait for UpdateTaskDone.
 	Automated bool `json:"automated,omitempty"`
+	// Workflow, for an automated task, runs it as this child workflow instead of
+	// MigrationTask: one of TaskWorkflows (TestBattery, ProjectsMigration,
+	// Cleanup), with id MigrationTaskID.
+	Workflow string `json:"workflow,omitempty"`
+	// Input is the child workflow's input, a JSON object; the stage sets its
+	// "from" and "to".
+	Input json.RawMessage `json:"input,omitempty"`
 }
 
 // DefaultMigrationStages is the plan of the issue: plan and procure hardware (6
 // months), bootstrap the new deployment (3), testing (3), migration (12), cleanup
-// (3): 27 months. The checklists are a starting point to edit.
+// (3): 27 months. The checklists are a starting point to edit: the entry checks
+// and automated tasks are those activities/openstack knows (docs/migration.md);
+// testing runs TestBattery, migration ProjectsMigration (every project of the
+// legacy deployment, in manual mode) and cleanup Cleanup.
 func DefaultMigrationStages() []StagePlan {
 	human := func(name string) TaskPlan { return TaskPlan{Name: name} }
 	auto := func(name string) TaskPlan { return TaskPlan{Name: name, Automated: true} }
+	flow := func(name, wf string) TaskPlan { return TaskPlan{Name: name, Automated: true, Workflow: wf} }
 	return []StagePlan{
-		{Name: "procure", Months: 6, EntryChecks: []string{"budget approved"},
+		{Name: "procure", Months: 6, EntryChecks: []string{"legacy api up"},
 			Tasks: []TaskPlan{human("hardware ordered"), human("racks delivered"), auto("hosts provisioned")}},
 		{Name: "bootstrap", Months: 3, EntryChecks: []string{"hosts reachable"},
 			Tasks: []TaskPlan{auto("kubernetes installed"), human("openstack-helm deployed"), auto("networks created")}},
 		{Name: "testing", Months: 3, EntryChecks: []string{"api endpoints up"},
-			Tasks: []TaskPlan{auto("tempest passed"), human("test projects signed off")}},
+			Tasks: []TaskPlan{flow("test battery passed", WorkflowTestBattery), human("test projects signed off")}},
 		{Name: "migration", Months: 12, EntryChecks: []string{"capacity available"},
-			Tasks: []TaskPlan{human("users announced"), auto("projects migrated"), human("stragglers migrated")}},
+			Tasks: []TaskPlan{human("users announced"), flow("projects migrated", WorkflowProjectsMigration), human("stragglers migrated")}},
 		{Name: "cleanup", Months: 3, EntryChecks: []string{"old deployment empty"},
-			Tasks: []TaskPlan{auto("old hosts drained"), human("hardware decommissioned")}},
+			Tasks: []TaskPlan{flow("leftovers deleted", WorkflowCleanup), auto("old hosts drained"), human("hardware decommissioned")}},
 	}
 }
 
@@ -137,6 +149,9 @@ func (p MigrationPlan) Validate() error {
 		for j, t := range s.Tasks {
 			if t.Name == "" || slices.Contains(tasks, t.Name) {
 				return fmt.Errorf("stages[%d].tasks[%d].name %q is empty or repeated", i, j, t.Name)
+			}
+			if err := t.validateWorkflow(); err != nil {
+				return fmt.Errorf("stages[%d].tasks[%d] (%s): %w", i, j, t.Name, err)
 			}
 			tasks = append(tasks, t.Name)
 		}

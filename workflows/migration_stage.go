@@ -55,6 +55,11 @@ type TaskStatus struct {
 	// Note is the person's note; Detail what the activity reported, or its error.
 	Note   string `json:"note,omitempty"`
 	Detail string `json:"detail,omitempty"`
+	// Workflow is the child workflow running the task (TaskPlan.Workflow), the
+	// target of its own updates and queries.
+	Workflow string `json:"workflow,omitempty"`
+	// Projects is the projects driver's progress, project by project.
+	Projects []ProjectProgress `json:"projects,omitempty"`
 }
 
 // StageInput is one stage of a migration, as CloudMigration starts it.
@@ -146,6 +151,7 @@ func MigrationStage(ctx workflow.Context, in StageInput) (StageStatus, error) {
 	if err := r.handlers(ctx); err != nil {
 		return r.st, err
 	}
+	r.listenTaskProgress(ctx)
 	if in.Stage.Name == "" || in.Stage.Months <= 0 {
 		return r.st, temporal.NewNonRetryableApplicationError("the stage has no name or no planned months", contract.ErrInvalidConfig, nil)
 	}
@@ -269,6 +275,10 @@ func (r *stageRun) startNextTask(ctx workflow.Context) {
 	}
 	name := t.Name
 	r.running, t.State, r.dirty = name, TaskRunning, true
+	if plan := r.in.Stage.taskPlan(name); plan != nil && plan.Workflow != "" {
+		r.startTaskWorkflow(ctx, *plan)
+		return
+	}
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		var out contract.MigrationTaskOutput
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, migrationTaskOptions), contract.MigrationTask,

@@ -90,6 +90,7 @@ func migrationEnv(f *fakeMigration) *testsuite.TestWorkflowEnvironment {
 	env.RegisterWorkflow(CloudMigration)
 	env.RegisterWorkflow(MigrationStage)
 	f.register(env)
+	registerStageTaskFakes(env)
 	return env
 }
 

@@ -87,4 +87,8 @@ type MigrationNotifyInput struct {
 	Due time.Time `json:"due"`
 	// Message is one human-readable line.
 	Message string `json:"message"`
+	// Project and Recipients are set by the projects driver: the project the
+	// notification is about and its owners.
+	Project    string   `json:"project,omitempty"`
+	Recipients []string `json:"recipients,omitempty"`
 }

@@ -43,6 +43,9 @@ const (
 	ErrPromotionConfig = "InvalidPromotionConfig"
 	// ErrSmokeFailed: the release answered its smoke check with an error.
 	ErrSmokeFailed = "SmokeCheckFailed"
+	// ErrReleaseNotReady: a release's or canary's pods fail in a way that waiting
+	// cannot fix (crash loop, missing image); the message lists the pods' reasons.
+	ErrReleaseNotReady = "ReleaseNotReady"
 )
 
 // PromotionConfigInput names the service and the configuration's ref.
@@ -51,6 +54,11 @@ type PromotionConfigInput struct {
 	// Ref is a branch, tag or commit of the configuration registry; empty means
 	// its default branch.
 	Ref string `json:"ref,omitempty"`
+	// Optional makes a service the registry has no plan for (or no registry
+	// configured) a normal result with Absent set, instead of an
+	// ErrPromotionConfig error: the merge batcher asks this way before it
+	// starts a promotion. An invalid plan is still an error.
+	Optional bool `json:"optional,omitempty"`
 }
 
 // PromotionConfigOutput is the service's configuration at one commit.
@@ -58,6 +66,12 @@ type PromotionConfigOutput struct {
 	// Commit is the full hash Ref resolved to.
 	Commit string        `json:"commit"`
 	Plan   PromotionPlan `json:"plan"`
+	// Absent is set, for an Optional request only, when the registry has no
+	// plan for the service; Commit and Plan are then empty.
+	Absent bool `json:"absent,omitempty"`
+	// Simulated lists the plan's clusters whose nodes are simulated (the
+	// worker's promotion.clusters[].simulated), for ServiceRelease.Simulated.
+	Simulated []string `json:"simulated,omitempty"`
 }
 
 // PromotionPlan is what the configuration registry says about one service.
@@ -85,6 +99,8 @@ type PromotionPlan struct {
 	PauseTimeout time.Duration `json:"pauseTimeout,omitempty"`
 	// HistoryMax is how many Helm revisions a release keeps for rollbacks.
 	HistoryMax int `json:"historyMax"`
+	// SmokePath is the path PromotionSmoke GETs on the Service ("/" when empty).
+	SmokePath string `json:"smokePath,omitempty"`
 }
 
 // Target is one environment in one cluster.
@@ -114,6 +130,9 @@ type AnalysisPlan struct {
 	MaxErrorRatio float64 `json:"maxErrorRatio"`
 	// MaxLatencyP95 is the highest acceptable 95th percentile latency.
 	MaxLatencyP95 time.Duration `json:"maxLatencyP95"`
+	// Path is the path (and query) the generated traffic GETs on each pod ("/"
+	// when empty).
+	Path string `json:"path,omitempty"`
 }
 
 // ServiceRelease names a service's release in one environment.
@@ -132,6 +151,11 @@ type PromotionDeployInput struct {
 	Image      string `json:"image"`
 	Replicas   int    `json:"replicas"`
 	HistoryMax int    `json:"historyMax"`
+	// OnlyIfAbsent installs Image only when the release does not exist yet. An
+	// existing release is left exactly as it is, and the output reports it:
+	// Revision is its current revision and Previous its current image. The
+	// workflow asks this way before a canary, to find the stable release.
+	OnlyIfAbsent bool `json:"onlyIfAbsent,omitempty"`
 }
 
 // PromotionDeployOutput is the release's revision after the deploy.
@@ -139,6 +163,22 @@ type PromotionDeployOutput struct {
 	Revision int `json:"revision"`
 	// Previous is the image the release ran before, "" for a first install.
 	Previous string `json:"previous,omitempty"`
+}
+
+// PromotionSmokeInput asks for a smoke check of a release's Service.
+type PromotionSmokeInput struct {
+	ServiceRelease
+	// Path is what to GET on the Service (the plan's SmokePath; "/" when empty).
+	Path string `json:"path,omitempty"`
+}
+
+// PromotionSmokeOutput says what the smoke check saw.
+type PromotionSmokeOutput struct {
+	// URL is the address that was checked; on a simulated cluster, empty.
+	URL    string `json:"url,omitempty"`
+	Status int    `json:"status,omitempty"`
+	// Detail says what was checked (e.g. readiness only on a simulated cluster).
+	Detail string `json:"detail"`
 }
 
 // CanarySetInput sets the canary's and the stable release's replicas.

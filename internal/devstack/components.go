@@ -64,7 +64,17 @@ func (s *stack) components() []component {
 		kubeletComponent(),
 		kubeProxyComponent(),
 		clusterComponent(),
+		// codfw: production's second cluster, a control plane of its own with
+		// nodes simulated by kwok (codfw.go).
+		codfwPlane.etcd(),
+		codfwPlane.apiserver(),
+		codfwPlane.controllerManager(),
+		codfwPlane.scheduler(),
+		codfwKwokComponent(),
+		codfwClusterComponent(),
+		configRepoComponent(),
 		debianComponent(),
+		openstackComponent(),
 	}
 }
 
@@ -76,6 +86,14 @@ func (s *stack) config() config.Config {
 	c.Buildkit.Address = "unix://" + s.buildkitSocket()
 	c.Registry = config.Registry{Address: registryAddr, Username: registryUser, Password: s.secret("registry-password")}
 	c.Kubernetes.Kubeconfig = s.kubeconfigPath("admin")
+	c.Promotion.ConfigRepo = s.configRepoPath()
+	c.Promotion.Clusters = []config.Cluster{
+		{Name: "eqiad", Kubeconfig: s.kubeconfigPath("admin")},
+		{Name: "codfw", Kubeconfig: s.codfwKubeconfig(), Simulated: true},
+	}
+	if s.openstackWanted() {
+		c.OpenStack = s.openstackConfig()
+	}
 	c.StateDir = s.dir
 	return c
 }
@@ -128,7 +146,7 @@ func (s *stack) ensureTools(ctx context.Context, cs []component) error {
 		}
 	}
 	var missing []string
-	for _, n := range []string{"temporal", "buildkit", "etcd", "kubernetes"} {
+	for _, n := range []string{"temporal", "buildkit", "etcd", "kubernetes", "kwok"} {
 		if _, err := os.Stat(s.tools[n]); needed[n] && err != nil {
 			missing = append(missing, n)
 		}
@@ -152,7 +170,7 @@ func (s *stack) ensureTools(ctx context.Context, cs []component) error {
 // locateTools records where each pinned tool's binaries are (built or not).
 func (s *stack) locateTools(ctx context.Context) error {
 	s.tools = map[string]string{}
-	for _, n := range []string{"temporal", "buildkit", "etcd", "kubernetes"} {
+	for _, n := range []string{"temporal", "buildkit", "etcd", "kubernetes", "kwok"} {
 		dir, err := s.toolDir(ctx, n)
 		if err != nil {
 			return err

@@ -6,8 +6,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -32,7 +34,9 @@ const (
 )
 
 // identities are the token-authenticated users of the cluster: name -> user and groups.
-var identities = []struct{ name, user, groups string }{
+type identity struct{ name, user, groups string }
+
+var identities = []identity{
 	{"admin", "conveyor-admin", "system:masters"},
 	{"controller-manager", "system:kube-controller-manager", "system:masters"},
 	{"scheduler", "system:kube-scheduler", ""},
@@ -44,72 +48,118 @@ func (s *stack) kubeconfigPath(who string) string {
 	return s.path("kubernetes", who+".kubeconfig")
 }
 
-// kubeAuth writes the token file the API server reads and a kubeconfig per identity.
-func (s *stack) kubeAuth() error {
-	ca, err := os.ReadFile(s.path("kubernetes", "pki", "ca.crt"))
+// clusterAuth writes, for the cluster whose state is in dir (CA in dir/pki), the
+// token file its API server reads (dir/pki/tokens.csv) and dir/WHO.kubeconfig per
+// identity; the tokens are the stack's secrets secretPrefix+WHO.
+func (s *stack) clusterAuth(dir, cluster, server, secretPrefix string, ids []identity) error {
+	ca, err := os.ReadFile(filepath.Join(dir, "pki", "ca.crt"))
 	if err != nil {
 		return err
 	}
 	var tokens strings.Builder
-	for _, id := range identities {
-		tok := s.secret("token-" + id.name)
+	for _, id := range ids {
+		tok := s.secret(secretPrefix + id.name)
 		fmt.Fprintf(&tokens, "%s,%s,%s,%q\n", tok, id.user, id.user, id.groups)
 		cfg := clientcmdapi.NewConfig()
-		cfg.Clusters["conveyor"] = &clientcmdapi.Cluster{Server: "https://" + apiServerAddr, CertificateAuthorityData: ca}
+		cfg.Clusters[cluster] = &clientcmdapi.Cluster{Server: "https://" + server, CertificateAuthorityData: ca}
 		cfg.AuthInfos[id.name] = &clientcmdapi.AuthInfo{Token: tok}
-		cfg.Contexts["conveyor"] = &clientcmdapi.Context{Cluster: "conveyor", AuthInfo: id.name, Namespace: "default"}
-		cfg.CurrentContext = "conveyor"
-		if err := clientcmd.WriteToFile(*cfg, s.kubeconfigPath(id.name)); err != nil {
+		cfg.Contexts[cluster] = &clientcmdapi.Context{Cluster: cluster, AuthInfo: id.name, Namespace: "default"}
+		cfg.CurrentContext = cluster
+		if err := clientcmd.WriteToFile(*cfg, filepath.Join(dir, id.name+".kubeconfig")); err != nil {
 			return err
 		}
 	}
-	return writeFile(s.path("kubernetes", "pki", "tokens.csv"), tokens.String(), 0o600)
+	return writeFile(filepath.Join(dir, "pki", "tokens.csv"), tokens.String(), 0o600)
 }
 
-func etcdComponent() component {
+// A controlPlane is one cluster's etcd, API server, controller manager and
+// scheduler. The stack runs two: the real node's (eqiadPlane, below) and codfw's,
+// whose nodes kwok simulates (codfw.go).
+type controlPlane struct {
+	prefix       string   // of the component names: "" or "codfw-"
+	dir          string   // state subdirectory: pki/ and the kubeconfigs
+	etcdData     []string // state path of etcd's data
+	cluster      string   // the kubeconfigs' cluster name and --cluster-name
+	caName       string   // the CA's common name
+	etcdClient   string   // etcd's client, peer and metrics addresses (host:port)
+	etcdPeer     string
+	etcdMetrics  string
+	bind         string // the API server's --bind-address and --secure-port
+	port         string
+	server       string // the API server's address in the kubeconfigs (host:port)
+	advertise    string
+	serviceCIDR  string
+	apiServiceIP string // the first address of serviceCIDR: the kubernetes Service
+	cmPort       string // the controller manager's and the scheduler's --secure-port
+	schedPort    string
+	secretPrefix string // of the identities' token secrets
+	ids          []identity
+}
+
+var eqiadPlane = controlPlane{
+	dir: "kubernetes", etcdData: []string{"etcd", "data"}, cluster: "conveyor", caName: "conveyor-dev-ca",
+	etcdClient: etcdAddr, etcdPeer: "127.0.0.1:2380", etcdMetrics: "127.0.0.1:2381",
+	bind: "0.0.0.0", port: "6443", server: apiServerAddr, advertise: nodeIP,
+	serviceCIDR: serviceCIDR, apiServiceIP: apiServiceIP,
+	cmPort: "10257", schedPort: "10259", secretPrefix: "token-", ids: identities,
+}
+
+func etcdComponent() component              { return eqiadPlane.etcd() }
+func apiserverComponent() component         { return eqiadPlane.apiserver() }
+func controllerManagerComponent() component { return eqiadPlane.controllerManager() }
+func schedulerComponent() component         { return eqiadPlane.scheduler() }
+
+func (cp controlPlane) kubeconfig(s *stack, who string) string {
+	return s.path(cp.dir, who+".kubeconfig")
+}
+
+func (cp controlPlane) pki(s *stack, f string) string { return s.path(cp.dir, "pki", f) }
+
+func (cp controlPlane) etcd() component {
 	return component{
-		name:    "etcd",
+		name:    cp.prefix + "etcd",
 		tool:    "etcd",
 		process: true,
-		address: func(*stack) string { return "http://" + etcdAddr },
+		address: func(*stack) string { return "http://" + cp.etcdClient },
 		timeout: 60 * time.Second,
 		prepare: func(ctx context.Context, s *stack) (*process, error) {
-			if err := os.MkdirAll(s.path("etcd"), 0o700); err != nil {
+			if err := os.MkdirAll(filepath.Dir(s.path(cp.etcdData...)), 0o700); err != nil {
 				return nil, err
 			}
-			return &process{name: "etcd", bin: s.tool("etcd", "etcd"), args: []string{
-				"--name", "conveyor", "--data-dir", s.path("etcd", "data"),
-				"--listen-client-urls", "http://" + etcdAddr, "--advertise-client-urls", "http://" + etcdAddr,
-				"--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
-				"--initial-cluster", "conveyor=http://127.0.0.1:2380", "--listen-metrics-urls", "http://127.0.0.1:2381",
+			return &process{name: cp.prefix + "etcd", bin: s.tool("etcd", "etcd"), args: []string{
+				"--name", cp.cluster, "--data-dir", s.path(cp.etcdData...),
+				"--listen-client-urls", "http://" + cp.etcdClient, "--advertise-client-urls", "http://" + cp.etcdClient,
+				"--listen-peer-urls", "http://" + cp.etcdPeer, "--initial-advertise-peer-urls", "http://" + cp.etcdPeer,
+				"--initial-cluster", cp.cluster + "=http://" + cp.etcdPeer, "--listen-metrics-urls", "http://" + cp.etcdMetrics,
 				"--log-level", "warn", "--quota-backend-bytes", "4294967296",
 			}}, nil
 		},
 		ready: func(ctx context.Context, s *stack) error {
-			return httpOK(ctx, nil, "http://127.0.0.1:2381/health")
+			return httpOK(ctx, nil, "http://"+cp.etcdMetrics+"/health")
 		},
 	}
 }
 
-func apiserverComponent() component {
+func (cp controlPlane) apiserver() component {
 	return component{
-		name:    "kube-apiserver",
+		name:    cp.prefix + "kube-apiserver",
 		tool:    "kubernetes",
 		process: true,
-		address: func(*stack) string { return "https://" + apiServerAddr },
+		address: func(*stack) string { return "https://" + cp.server },
 		timeout: 2 * time.Minute,
 		prepare: func(ctx context.Context, s *stack) (*process, error) {
-			if err := s.pki(); err != nil {
+			ips := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(cp.advertise), net.ParseIP(cp.apiServiceIP)}
+			if err := s.clusterPKI(s.path(cp.dir, "pki"), cp.caName, ips); err != nil {
 				return nil, err
 			}
-			if err := s.kubeAuth(); err != nil {
+			if err := s.clusterAuth(s.path(cp.dir), cp.cluster, cp.server, cp.secretPrefix, cp.ids); err != nil {
 				return nil, err
 			}
-			pki := func(f string) string { return s.path("kubernetes", "pki", f) }
-			return &process{name: "kube-apiserver", bin: s.tool("kubernetes", "kube-apiserver"), args: []string{
-				"--etcd-servers", "http://" + etcdAddr,
-				"--bind-address", "0.0.0.0", "--secure-port", "6443", "--advertise-address", nodeIP,
-				"--service-cluster-ip-range", serviceCIDR,
+			pki := func(f string) string { return cp.pki(s, f) }
+			return &process{name: cp.prefix + "kube-apiserver", bin: s.tool("kubernetes", "kube-apiserver"), args: []string{
+				"--etcd-servers", "http://" + cp.etcdClient,
+				"--bind-address", cp.bind, "--secure-port", cp.port, "--advertise-address", cp.advertise,
+				"--service-cluster-ip-range", cp.serviceCIDR,
 				"--tls-cert-file", pki("apiserver.crt"), "--tls-private-key-file", pki("apiserver.key"),
 				"--client-ca-file", pki("ca.crt"),
 				"--token-auth-file", pki("tokens.csv"),
@@ -122,54 +172,54 @@ func apiserverComponent() component {
 			}}, nil
 		},
 		ready: func(ctx context.Context, s *stack) error {
-			c, err := s.adminHTTP()
+			c, err := s.clusterHTTP(cp.pki(s, "ca.crt"), cp.secretPrefix+"admin")
 			if err != nil {
 				return err
 			}
-			return httpOK(ctx, c, "https://"+apiServerAddr+"/readyz")
+			return httpOK(ctx, c, "https://"+cp.server+"/readyz")
 		},
 	}
 }
 
-func controllerManagerComponent() component {
+func (cp controlPlane) controllerManager() component {
 	return component{
-		name:    "kube-controller-manager",
+		name:    cp.prefix + "kube-controller-manager",
 		tool:    "kubernetes",
 		process: true,
-		address: func(*stack) string { return "https://127.0.0.1:10257" },
+		address: func(*stack) string { return "https://127.0.0.1:" + cp.cmPort },
 		timeout: time.Minute,
 		prepare: func(ctx context.Context, s *stack) (*process, error) {
-			kc := s.kubeconfigPath("controller-manager")
-			return &process{name: "kube-controller-manager", bin: s.tool("kubernetes", "kube-controller-manager"), args: []string{
+			kc := cp.kubeconfig(s, "controller-manager")
+			return &process{name: cp.prefix + "kube-controller-manager", bin: s.tool("kubernetes", "kube-controller-manager"), args: []string{
 				"--kubeconfig", kc, "--authentication-kubeconfig", kc, "--authorization-kubeconfig", kc,
-				"--service-account-private-key-file", s.path("kubernetes", "pki", "sa.key"),
-				"--root-ca-file", s.path("kubernetes", "pki", "ca.crt"),
-				"--leader-elect=false", "--bind-address", "127.0.0.1",
-				"--cluster-name", "conveyor", "--profiling=false",
+				"--service-account-private-key-file", cp.pki(s, "sa.key"),
+				"--root-ca-file", cp.pki(s, "ca.crt"),
+				"--leader-elect=false", "--bind-address", "127.0.0.1", "--secure-port", cp.cmPort,
+				"--cluster-name", cp.cluster, "--profiling=false",
 			}}, nil
 		},
 		ready: func(ctx context.Context, s *stack) error {
-			return insecureHealthz(ctx, "https://127.0.0.1:10257/healthz")
+			return insecureHealthz(ctx, "https://127.0.0.1:"+cp.cmPort+"/healthz")
 		},
 	}
 }
 
-func schedulerComponent() component {
+func (cp controlPlane) scheduler() component {
 	return component{
-		name:    "kube-scheduler",
+		name:    cp.prefix + "kube-scheduler",
 		tool:    "kubernetes",
 		process: true,
-		address: func(*stack) string { return "https://127.0.0.1:10259" },
+		address: func(*stack) string { return "https://127.0.0.1:" + cp.schedPort },
 		timeout: time.Minute,
 		prepare: func(ctx context.Context, s *stack) (*process, error) {
-			kc := s.kubeconfigPath("scheduler")
-			return &process{name: "kube-scheduler", bin: s.tool("kubernetes", "kube-scheduler"), args: []string{
+			kc := cp.kubeconfig(s, "scheduler")
+			return &process{name: cp.prefix + "kube-scheduler", bin: s.tool("kubernetes", "kube-scheduler"), args: []string{
 				"--kubeconfig", kc, "--authentication-kubeconfig", kc, "--authorization-kubeconfig", kc,
-				"--leader-elect=false", "--bind-address", "127.0.0.1", "--profiling=false",
+				"--leader-elect=false", "--bind-address", "127.0.0.1", "--secure-port", cp.schedPort, "--profiling=false",
 			}}, nil
 		},
 		ready: func(ctx context.Context, s *stack) error {
-			return insecureHealthz(ctx, "https://127.0.0.1:10259/healthz")
+			return insecureHealthz(ctx, "https://127.0.0.1:"+cp.schedPort+"/healthz")
 		},
 	}
 }
@@ -215,7 +265,11 @@ func clusterComponent() component {
 }
 
 func (s *stack) kubeClient() (*kubernetes.Clientset, error) {
-	rc, err := clientcmd.BuildConfigFromFlags("", s.kubeconfigPath("admin"))
+	return kubeClientFor(s.kubeconfigPath("admin"))
+}
+
+func kubeClientFor(kubeconfig string) (*kubernetes.Clientset, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return nil, err
 	}
@@ -223,9 +277,10 @@ func (s *stack) kubeClient() (*kubernetes.Clientset, error) {
 	return kubernetes.NewForConfig(rc)
 }
 
-// adminHTTP is an HTTP client that trusts the cluster CA and sends the admin token.
-func (s *stack) adminHTTP() (*http.Client, error) {
-	ca, err := os.ReadFile(s.path("kubernetes", "pki", "ca.crt"))
+// clusterHTTP is an HTTP client that trusts the CA in caFile and sends the token
+// kept as the stack's secret tokenSecret.
+func (s *stack) clusterHTTP(caFile, tokenSecret string) (*http.Client, error) {
+	ca, err := os.ReadFile(caFile)
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +288,7 @@ func (s *stack) adminHTTP() (*http.Client, error) {
 	if !pool.AppendCertsFromPEM(ca) {
 		return nil, errors.New("cluster CA is not PEM")
 	}
-	tok := s.secret("token-admin")
+	tok := s.secret(tokenSecret)
 	return &http.Client{Transport: bearer{tok, &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}}, nil
 }
 

@@ -12,53 +12,54 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 )
 
-// pki makes, once, the cluster's certificate authority, the API server's serving
-// certificate and the service-account signing key. Later calls keep what exists.
-func (s *stack) pki() error {
-	dir := s.path("kubernetes", "pki")
+// clusterPKI makes, once, a cluster's certificate authority (common name caName),
+// its API server's serving certificate for ips and its service-account signing
+// key, in dir. Later calls keep what exists.
+func (s *stack) clusterPKI(dir, caName string, ips []net.IP) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	caCert, caKey, err := s.loadOrMakeCA()
+	caCert, caKey, err := loadOrMakeCA(dir, caName)
 	if err != nil {
 		return fmt.Errorf("cluster CA: %w", err)
 	}
-	if _, err := os.Stat(s.path("kubernetes", "pki", "apiserver.crt")); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, "apiserver.crt")); errors.Is(err, os.ErrNotExist) {
 		tmpl := &x509.Certificate{
 			Subject:     pkix.Name{CommonName: "kube-apiserver"},
 			DNSNames:    []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(nodeIP), net.ParseIP(apiServiceIP)},
+			IPAddresses: ips,
 			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 			KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		}
-		if err := s.issue("apiserver", tmpl, caCert, caKey); err != nil {
+		if err := issue(dir, "apiserver", tmpl, caCert, caKey); err != nil {
 			return fmt.Errorf("API server certificate: %w", err)
 		}
 	}
-	if _, err := os.Stat(s.path("kubernetes", "pki", "sa.key")); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, "sa.key")); errors.Is(err, os.ErrNotExist) {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
 			return err
 		}
-		if err := writeKey(s.path("kubernetes", "pki", "sa.key"), key); err != nil {
+		if err := writeKey(filepath.Join(dir, "sa.key"), key); err != nil {
 			return err
 		}
 		pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(s.path("kubernetes", "pki", "sa.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, "sa.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *stack) loadOrMakeCA() (*x509.Certificate, *ecdsa.PrivateKey, error) {
-	certPath, keyPath := s.path("kubernetes", "pki", "ca.crt"), s.path("kubernetes", "pki", "ca.key")
+func loadOrMakeCA(dir, caName string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	certPath, keyPath := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key")
 	if cb, err := os.ReadFile(certPath); err == nil {
 		kb, err := os.ReadFile(keyPath)
 		if err != nil {
@@ -82,7 +83,7 @@ func (s *stack) loadOrMakeCA() (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "conveyor-dev-ca"},
+		Subject:               pkix.Name{CommonName: caName},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().AddDate(10, 0, 0),
 		IsCA:                  true,
@@ -103,7 +104,7 @@ func (s *stack) loadOrMakeCA() (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	return cert, key, err
 }
 
-func (s *stack) issue(name string, tmpl *x509.Certificate, ca *x509.Certificate, caKey *ecdsa.PrivateKey) error {
+func issue(dir, name string, tmpl *x509.Certificate, ca *x509.Certificate, caKey *ecdsa.PrivateKey) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
@@ -115,10 +116,10 @@ func (s *stack) issue(name string, tmpl *x509.Certificate, ca *x509.Certificate,
 	if err != nil {
 		return err
 	}
-	if err := writeKey(s.path("kubernetes", "pki", name+".key"), key); err != nil {
+	if err := writeKey(filepath.Join(dir, name+".key"), key); err != nil {
 		return err
 	}
-	return os.WriteFile(s.path("kubernetes", "pki", name+".crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return os.WriteFile(filepath.Join(dir, name+".crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
 
 func writeKey(path string, key *ecdsa.PrivateKey) error {

@@ -18,6 +18,8 @@ import (
 	"github.com/wikimedia/conveyor/activities/gerrit"
 	"github.com/wikimedia/conveyor/activities/health"
 	"github.com/wikimedia/conveyor/activities/helm"
+	"github.com/wikimedia/conveyor/activities/openstack"
+	"github.com/wikimedia/conveyor/activities/promote"
 	"github.com/wikimedia/conveyor/activities/registry"
 	"github.com/wikimedia/conveyor/activities/source"
 	"github.com/wikimedia/conveyor/internal/config"
@@ -99,12 +101,27 @@ var Registry = []Entry{
 		},
 	},
 	{
-		// The OpenStack parallel-cloud migration and its stages run on the migrate
-		// pool. Their activities (contract.MigrationCheck, MigrationTask and
-		// MigrationNotify) have no implementation yet: an activities/openstack
-		// entry will add them here.
-		Pools:     []string{workflows.PoolMigrate},
-		Workflows: []any{workflows.CloudMigration, workflows.MigrationStage},
+		// The staged promotion's activities run on the deploy pool: they reach every
+		// production cluster's API server and pods (promotion.clusters) and read the
+		// configuration registry (promotion.configRepo). The Promotion workflow
+		// runs there too.
+		Pools:     []string{workflows.PoolDeploy},
+		Workflows: []any{workflows.Promotion},
+		Activities: func(_ context.Context, d Deps) (any, error) {
+			return promote.New(d.Config)
+		},
+	},
+	{
+		// The OpenStack parallel-cloud migration, its stages and the automatic
+		// per-project VM migration, and the stages' task workflows (test battery,
+		// projects driver, cleanup) run on the migrate pool, with the OpenStack
+		// activities (activities/openstack: one Keystone, a client per deployment).
+		Pools: []string{workflows.PoolMigrate},
+		Workflows: []any{workflows.CloudMigration, workflows.MigrationStage, workflows.ProjectMigration, workflows.VMMigration,
+			workflows.TestBattery, workflows.ProjectsMigration, workflows.Cleanup},
+		Activities: func(_ context.Context, d Deps) (any, error) {
+			return openstack.New(d.Config)
+		},
 	},
 	{
 		// Ping is registered on every pool so that `conveyor ping --pools P` needs

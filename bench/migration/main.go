@@ -1,0 +1,216 @@
+// Command migration is the cloud migration's scale benchmark: it runs -vms servers
+// in -projects projects through the real ProjectMigration and VMMigration workflows
+// on the local stack's Temporal dev server, in a namespace of its own, with the
+// OpenStack activities replaced by stubs that return at once (registered under the
+// contract's names, in this process's worker). It reports the wall time, the peak
+// RSS of this process (the worker, plus the client that starts the projects) and
+// the largest history of any workflow run, against the targets of issue 7:
+// < 10 minutes, < 500 MB, < 10,000 events.
+//
+//	make up && go run ./bench/migration                 # 10,000 VMs in 1,000 projects
+//	go run ./bench/migration -vms 1000 -projects 100    # a smaller run
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"go.temporal.io/sdk/worker"
+
+	"github.com/wikimedia/conveyor/internal/config"
+	"github.com/wikimedia/conveyor/internal/temporalclient"
+	"github.com/wikimedia/conveyor/workflows"
+)
+
+// Targets of issue 7.
+const (
+	targetWall   = 10 * time.Minute
+	targetRSS    = 500 << 20
+	targetEvents = 10000
+)
+
+type options struct {
+	vms, projects int
+	namespace     string
+	address       string
+	stateDir      string
+	// perProject is ProjectMigration's bound on VMs migrated at once.
+	perProject int
+	// cache is the worker's sticky workflow cache size.
+	cache    int
+	parallel int
+	timeout  time.Duration
+	// driver runs the projects through ProjectsMigration, atOnce at a time.
+	driver bool
+	atOnce int
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.vms, "vms", 10000, "servers to migrate, spread evenly over the projects")
+	flag.IntVar(&o.projects, "projects", 1000, "projects, one ProjectMigration each")
+	flag.StringVar(&o.namespace, "namespace", "conveyor-bench-migration", "Temporal namespace of the run (created if missing)")
+	flag.StringVar(&o.address, "address", "", "Temporal frontend `HOST:PORT` (default: the local stack's, from its configuration)")
+	flag.StringVar(&o.stateDir, "state-dir", config.DefaultStateDir, "the local stack's state directory (`conveyor dev up`)")
+	flag.IntVar(&o.perProject, "per-project", 5, "VMs of one project migrated at once")
+	flag.IntVar(&o.cache, "cache", 2000, "the worker's sticky workflow cache size (workflows kept in memory)")
+	flag.IntVar(&o.parallel, "parallel", 16, "projects started at once, and histories read at once")
+	flag.BoolVar(&o.driver, "driver", true, "run the projects through stage 4's driver (ProjectsMigration); false starts one ProjectMigration per project directly")
+	flag.IntVar(&o.atOnce, "at-once", 200, "with -driver, projects migrated at once")
+	flag.DurationVar(&o.timeout, "timeout", 60*time.Minute, "give up after this long")
+	flag.Parse()
+	log.SetFlags(0)
+	if o.vms < o.projects || o.projects <= 0 {
+		log.Fatalf("bench: -vms %d -projects %d: give at least one project and at least one VM per project", o.vms, o.projects)
+	}
+	if err := run(o); err != nil {
+		log.Fatalf("bench: %v", err)
+	}
+}
+
+func run(o options) error {
+	// With -address the stack's configuration file is optional.
+	cfg, err := config.Load(filepath.Join(o.stateDir, config.FileName), o.address == "")
+	if err != nil {
+		return fmt.Errorf("%v (run `make up` first, or give -address)", err)
+	}
+	if o.address != "" {
+		cfg.Temporal.Address = o.address
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	admin, err := temporalclient.Dial(ctx, cfg.Temporal, logger)
+	if err != nil {
+		return err
+	}
+	if err := ensureNamespace(ctx, admin, o.namespace); err != nil {
+		admin.Close()
+		return err
+	}
+	admin.Close()
+	cfg.Temporal.Namespace = o.namespace
+	cl, err := temporalclient.Dial(ctx, cfg.Temporal, logger)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+
+	st := &stubs{vmsPerProject: map[string]int{}}
+	runID := time.Now().UTC().Format("150405")
+	var projects []string
+	for i := range o.projects {
+		p := fmt.Sprintf("bench%s-p%04d", runID, i)
+		projects = append(projects, p)
+		st.vmsPerProject[p] = o.vms / o.projects
+		if i < o.vms%o.projects {
+			st.vmsPerProject[p]++
+		}
+	}
+
+	worker.SetStickyWorkflowCacheSize(o.cache)
+	w := worker.New(cl, workflows.TaskQueueMigrate, worker.Options{
+		MaxConcurrentWorkflowTaskPollers: 8,
+		MaxConcurrentActivityTaskPollers: 8,
+	})
+	registerWorkflows(w)
+	st.register(w)
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("starting the worker: %w", err)
+	}
+	defer w.Stop()
+
+	mode := fmt.Sprintf("stage 4's driver ProjectsMigration (automatic mode, %d projects at once)", o.atOnce)
+	if !o.driver {
+		mode = "one ProjectMigration per project, all started at once"
+	}
+	fmt.Printf("migrating %d VMs in %d projects: %s, %d VMs at once per project; namespace %s\n",
+		o.vms, o.projects, mode, o.perProject, o.namespace)
+	start := time.Now()
+	type result struct {
+		notDone []string
+		err     error
+	}
+	finished := make(chan result, 1)
+	go func() {
+		var r result
+		if o.driver {
+			r.notDone, r.err = runDriver(ctx, cl, o, "bench-driver-"+runID, projects)
+		} else {
+			r.notDone, r.err = runDirect(ctx, cl, o, projects, st.vmsPerProject)
+		}
+		finished <- r
+	}()
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	var res result
+wait:
+	for {
+		select {
+		case res = <-finished:
+			break wait
+		case <-tick.C:
+			rss, _ := peakRSS()
+			fmt.Printf("  %6s  %5d/%d VMs migrated, %d activities, peak RSS %d MB\n", time.Since(start).Round(time.Second),
+				st.deleted.Load(), o.vms, st.calls.Load(), rss>>20)
+		case <-ctx.Done():
+			return fmt.Errorf("not finished after %s: %d/%d VMs migrated", o.timeout, st.deleted.Load(), o.vms)
+		}
+	}
+	wall := time.Since(start)
+	rss, err := peakRSS()
+	if err != nil {
+		return err
+	}
+	w.Stop()
+	if res.err != nil {
+		return res.err
+	}
+	for _, p := range res.notDone {
+		fmt.Println("  NOT DONE", p)
+	}
+	fmt.Printf("all projects closed after %s; reading every run's history...\n", wall.Round(time.Millisecond))
+	runs, err := listRuns(ctx, cl, start)
+	if err != nil {
+		return err
+	}
+	if err := countEvents(ctx, cl, runs, o.parallel); err != nil {
+		return err
+	}
+	sums := summarize(runs)
+	largest := 0
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nWORKFLOW\tRUNS\tCOMPLETED\tLARGEST HISTORY\tRUN")
+	for _, s := range sums {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", s.Type, s.Runs, s.Completed, s.MaxEvents, s.MaxID)
+		largest = max(largest, s.MaxEvents)
+	}
+	fmt.Fprintf(tw, "\nMEASURE\tRESULT\tTARGET\tMET\n")
+	fmt.Fprintf(tw, "wall time (%d VMs, %d projects)\t%s\t< %s\t%s\n", o.vms, o.projects, wall.Round(time.Second), targetWall, yes(wall < targetWall))
+	fmt.Fprintf(tw, "worker peak RSS (VmHWM)\t%d MB\t< %d MB\t%s\n", rss>>20, targetRSS>>20, yes(rss < targetRSS))
+	fmt.Fprintf(tw, "largest history (events)\t%d\t< %d\t%s\n", largest, targetEvents, yes(largest < targetEvents))
+	fmt.Fprintf(tw, "activities run (stubs)\t%d\t\t\n", st.calls.Load())
+	fmt.Fprintf(tw, "VMs migrated (sources deleted)\t%d\t%d\t%s\n", st.deleted.Load(), o.vms, yes(st.deleted.Load() == int64(o.vms)))
+	fmt.Fprintf(tw, "projects not done\t%d\t0\t%s\n", len(res.notDone), yes(len(res.notDone) == 0))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(res.notDone) > 0 {
+		return fmt.Errorf("%d projects did not finish", len(res.notDone))
+	}
+	return nil
+}
+
+func yes(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "NO"
+}

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/wikimedia/conveyor/workflows"
+)
+
+// peakRSS is the process's high-water resident set size (VmHWM), in bytes.
+func peakRSS() (int64, error) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc/self/status")
+}
+
+// ensureNamespace registers ns with conveyor's search attributes (the workflows
+// upsert them) and waits until the frontend serves it.
+func ensureNamespace(ctx context.Context, c client.Client, ns string) error {
+	_, err := c.WorkflowService().RegisterNamespace(ctx, &workflowservice.RegisterNamespaceRequest{
+		Namespace: ns, Description: "conveyor migration scale benchmark",
+		WorkflowExecutionRetentionPeriod: durationpb.New(24 * time.Hour),
+	})
+	var exists *serviceerror.NamespaceAlreadyExists
+	if err != nil && !errors.As(err, &exists) {
+		return fmt.Errorf("creating the namespace %s: %w", ns, err)
+	}
+	want := map[string]enumspb.IndexedValueType{}
+	for _, a := range workflows.SearchAttributes {
+		v, err := enumspb.IndexedValueTypeFromString(a.Type)
+		if err != nil {
+			return err
+		}
+		want[a.Name] = v
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err = addSearchAttributes(ctx, c, ns, want)
+		if err == nil {
+			_, err = c.WorkflowService().CountWorkflowExecutions(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: ns})
+		}
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the namespace %s is not usable after a minute: %w", ns, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func addSearchAttributes(ctx context.Context, c client.Client, ns string, want map[string]enumspb.IndexedValueType) error {
+	have, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: ns})
+	if err != nil {
+		return err
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for name, typ := range want {
+		if _, ok := have.GetCustomAttributes()[name]; !ok {
+			missing[name] = typ
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: ns, SearchAttributes: missing})
+	var already *serviceerror.AlreadyExists
+	if errors.As(err, &already) {
+		return nil
+	}
+	return err
+}
+
+// execution is one workflow run of the benchmark.
+type execution struct {
+	Type, ID, RunID string
+	Status          enumspb.WorkflowExecutionStatus
+	// Events is the run's history length, counted from its history.
+	Events int
+}
+
+// listRuns lists every run (continued-as-new runs are runs of their own) started
+// in the namespace since since.
+func listRuns(ctx context.Context, c client.Client, since time.Time) ([]execution, error) {
+	q := fmt.Sprintf("StartTime >= '%s'", since.UTC().Add(-time.Second).Format(time.RFC3339))
+	var out []execution
+	var token []byte
+	for {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: q, PageSize: 1000, NextPageToken: token})
+		if err != nil {
+			return nil, fmt.Errorf("listing the benchmark's workflows: %w", err)
+		}
+		for _, e := range resp.Executions {
+			out = append(out, execution{Type: e.GetType().GetName(), ID: e.GetExecution().GetWorkflowId(),
+				RunID: e.GetExecution().GetRunId(), Status: e.GetStatus(), Events: int(e.GetHistoryLength())})
+		}
+		if token = resp.NextPageToken; len(token) == 0 {
+			return out, nil
+		}
+	}
+}
+
+// countEvents reads every run's history and sets Events to its length.
+func countEvents(ctx context.Context, c client.Client, runs []execution, parallel int) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, len(runs))
+	next := make(chan int)
+	for range parallel {
+		wg.Go(func() {
+			for i := range next {
+				n := 0
+				it := c.GetWorkflowHistory(ctx, runs[i].ID, runs[i].RunID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+				for it.HasNext() {
+					if _, err := it.Next(); err != nil {
+						errs <- fmt.Errorf("reading the history of %s/%s: %w", runs[i].ID, runs[i].RunID, err)
+						break
+					}
+					n++
+				}
+				runs[i].Events = n
+			}
+		})
+	}
+	for i := range runs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// typeSummary is the runs of one workflow type.
+type typeSummary struct {
+	Type      string
+	Runs      int
+	Completed int
+	MaxEvents int
+	MaxID     string
+}
+
+func summarize(runs []execution) []typeSummary {
+	by := map[string]*typeSummary{}
+	for _, r := range runs {
+		s := by[r.Type]
+		if s == nil {
+			s = &typeSummary{Type: r.Type}
+			by[r.Type] = s
+		}
+		s.Runs++
+		if r.Status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED || r.Status == enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW {
+			s.Completed++
+		}
+		if r.Events > s.MaxEvents {
+			s.MaxEvents, s.MaxID = r.Events, r.ID+" "+r.RunID
+		}
+	}
+	var out []typeSummary
+	for _, s := range by {
+		out = append(out, *s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Type < out[j].Type })
+	return out
+}

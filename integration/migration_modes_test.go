@@ -1,0 +1,580 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2"
+	gos "github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/flavors"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/quotasets"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/projects"
+	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/roles"
+	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/users"
+	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/imagedata"
+	glance "github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/openstack"
+	"github.com/wikimedia/conveyor/internal/config"
+	"github.com/wikimedia/conveyor/internal/stacktest"
+	"github.com/wikimedia/conveyor/internal/temporalclient"
+	"github.com/wikimedia/conveyor/workflows"
+)
+
+// The stage workflows on the real two-region rig (eqiad1 → eqiad2): the projects
+// driver's organic and manual modes, the test battery and the cleanup. Each test
+// makes Keystone projects of its own and serves the migrate pool with a real
+// conveyor-worker in a Temporal namespace of its own, whose state directory (for
+// the notifications and battery reports) is the test's.
+const (
+	modesFrom = "eqiad1"
+	modesTo   = "eqiad2"
+	modesNS   = "conveyor-test-migration-modes"
+)
+
+// modesRig is the rig's admin clients.
+type modesRig struct {
+	cfg        config.OpenStack
+	provider   *gophercloud.ProviderClient
+	identity   *gophercloud.ServiceClient
+	from, to   *gophercloud.ServiceClient // compute
+	fromImages *gophercloud.ServiceClient
+}
+
+func newModesRig(t *testing.T) *modesRig {
+	t.Helper()
+	c := cfg.OpenStack
+	if c.AuthURL == "" || c.Deployments[modesFrom].Region == "" || c.Deployments[modesTo].Region == "" {
+		t.Fatalf("the local stack has no OpenStack rig with %s and %s: start it with `conveyor dev up --with openstack` (make up-openstack)", modesFrom, modesTo)
+	}
+	r := &modesRig{cfg: c, provider: modesProvider(t, c, c.ProjectName)}
+	var err error
+	if r.identity, err = gos.NewIdentityV3(r.provider, gophercloud.EndpointOpts{Availability: gophercloud.AvailabilityPublic}); err != nil {
+		t.Fatal(err)
+	}
+	r.from, r.fromImages = r.compute(t, r.provider, modesFrom), r.images(t, r.provider, modesFrom)
+	r.to = r.compute(t, r.provider, modesTo)
+	return r
+}
+
+func modesProvider(t *testing.T, c config.OpenStack, project string) *gophercloud.ProviderClient {
+	t.Helper()
+	pw := c.Password
+	if pw == "" && c.PasswordFile != "" {
+		b, err := os.ReadFile(c.PasswordFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw = strings.TrimSpace(string(b))
+	}
+	domain := c.Domain
+	if domain == "" {
+		domain = "Default"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := gos.AuthenticatedClient(ctx, gophercloud.AuthOptions{IdentityEndpoint: c.AuthURL, Username: c.Username, Password: pw,
+		DomainName: domain, AllowReauth: true, Scope: &gophercloud.AuthScope{ProjectName: project, DomainName: domain}})
+	if err != nil {
+		t.Fatalf("authenticating to the rig's Keystone %s as %s in %s (conveyor dev up --with openstack): %v", c.AuthURL, c.Username, project, err)
+	}
+	return p
+}
+
+func (r *modesRig) compute(t *testing.T, p *gophercloud.ProviderClient, d string) *gophercloud.ServiceClient {
+	t.Helper()
+	c, err := gos.NewComputeV2(p, gophercloud.EndpointOpts{Region: r.cfg.Deployments[d].Region, Availability: gophercloud.AvailabilityPublic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Microversion = "2.79"
+	return c
+}
+
+func (r *modesRig) images(t *testing.T, p *gophercloud.ProviderClient, d string) *gophercloud.ServiceClient {
+	t.Helper()
+	c, err := gos.NewImageV2(p, gophercloud.EndpointOpts{Region: r.cfg.Deployments[d].Region, Availability: gophercloud.AvailabilityPublic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// project creates a Keystone project for the test, deleted at its end with its
+// quotas; withRole gives the migration account the admin role on it, so the test
+// can create resources in it.
+func (r *modesRig) project(t *testing.T, prefix string, withRole bool) *projects.Project {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := projects.Create(ctx, r.identity, projects.CreateOpts{Name: prefix + "-" + randomHex(t)[:8], DomainID: "default", Description: "conveyor migration modes test"}).Extract()
+	if err != nil {
+		t.Fatalf("creating a project: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		_ = quotasets.Delete(ctx, r.from, p.ID).Err
+		_ = quotasets.Delete(ctx, r.to, p.ID).Err
+		_ = projects.Delete(ctx, r.identity, p.ID).ExtractErr()
+	})
+	if withRole {
+		rp, err := roles.List(r.identity, roles.ListOpts{Name: "admin"}).AllPages(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs, _ := roles.ExtractRoles(rp)
+		up, err := users.List(r.identity, users.ListOpts{Name: r.cfg.Username}).AllPages(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		us, _ := users.ExtractUsers(up)
+		if len(rs) == 0 || len(us) == 0 {
+			t.Fatalf("the rig has no admin role or no user %s", r.cfg.Username)
+		}
+		if err := roles.Assign(ctx, r.identity, rs[0].ID, roles.AssignOpts{UserID: us[0].ID, ProjectID: p.ID}).ExtractErr(); err != nil {
+			t.Fatalf("giving %s the admin role on %s: %v", r.cfg.Username, p.Name, err)
+		}
+	}
+	return p
+}
+
+func (r *modesRig) quota(t *testing.T, compute *gophercloud.ServiceClient, projectID string) contract.ComputeQuota {
+	t.Helper()
+	q, err := quotasets.Get(context.Background(), compute, projectID).Extract()
+	if err != nil {
+		t.Fatalf("reading the quota of %s: %v", projectID, err)
+	}
+	return contract.ComputeQuota{Instances: q.Instances, Cores: q.Cores, RAM: q.RAM}
+}
+
+// modesWorker serves the migrate pool in the test's namespace with a state
+// directory of its own, which it returns.
+func modesWorker(t *testing.T) (client.Client, string, *syncBuffer) {
+	t.Helper()
+	nsCfg := stacktest.Namespace(t, modesNS)
+	state := t.TempDir()
+	out := &syncBuffer{}
+	cmd := exec.Command(filepath.Join(binDir, "conveyor-worker"), "--config", stackConfigPath(), "--namespace", modesNS, "--pools", "migrate")
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = append(os.Environ(), "CONVEYOR_STATE_DIR="+state)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
+		if t.Failed() {
+			t.Logf("worker output:\n%s", out.String())
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tc, err := temporalclient.Dial(ctx, nsCfg.Temporal, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		t.Fatalf("Temporal (make up): %v", err)
+	}
+	t.Cleanup(tc.Close)
+	return tc, state, out
+}
+
+// queryUntil queries a workflow until ok says its answer is what the test waits for.
+func queryUntil[T any](t *testing.T, c client.Client, id, query string, timeout time.Duration, what string, ok func(T) bool) T {
+	t.Helper()
+	var v T
+	waitFor(t, timeout, what, func() error {
+		res, err := c.QueryWorkflow(context.Background(), id, "", query)
+		if err != nil {
+			return err
+		}
+		var got T
+		if err := res.Get(&got); err != nil {
+			return err
+		}
+		v = got
+		if !ok(got) {
+			b, _ := json.Marshal(got)
+			return errors.New(string(b))
+		}
+		return nil
+	})
+	return v
+}
+
+func notificationsOf(t *testing.T, state string) []openstack.Notification {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(state, openstack.NotificationsFile))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []openstack.Notification
+	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var n openstack.Notification
+		if err := json.Unmarshal(line, &n); err != nil {
+			t.Fatalf("%s: %v", openstack.NotificationsFile, err)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// bootKit is what creating a server in a test project of eqiad1 needs.
+type bootKit struct {
+	compute, images *gophercloud.ServiceClient
+	image           *glance.Image
+	flavor          *flavors.Flavor
+}
+
+// bootable gives project p (created withRole) an active image and a flavor in
+// eqiad1, both deleted at the end of the test.
+func (r *modesRig) bootable(t *testing.T, p *projects.Project) bootKit {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	pp := modesProvider(t, r.cfg, p.Name)
+	k := bootKit{compute: r.compute(t, pp, modesFrom), images: r.images(t, pp, modesFrom)}
+	im, err := glance.Create(ctx, k.images, glance.CreateOpts{Name: "leftover-image", ContainerFormat: "bare", DiskFormat: "raw"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = glance.Delete(context.Background(), k.images, im.ID).ExtractErr() })
+	if err := imagedata.Upload(ctx, k.images, im.ID, bytes.NewReader(make([]byte, 4096))).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "the image to become active", func() error {
+		g, err := glance.Get(ctx, k.images, im.ID).Extract()
+		if err == nil && g.Status != glance.ImageStatusActive {
+			err = errors.New(string(g.Status))
+		}
+		return err
+	})
+	k.image = im
+	disk := 1
+	if k.flavor, err = flavors.Create(ctx, r.from, flavors.CreateOpts{Name: "modes-" + p.Name, RAM: 64, VCPUs: 1, Disk: &disk}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = flavors.Delete(context.Background(), r.from, k.flavor.ID).ExtractErr() })
+	return k
+}
+
+// TestOrganicModeZeroesTheLegacyQuota runs the projects driver in organic mode:
+// the project's compute quota in eqiad1 goes to zero (read back with gophercloud),
+// eqiad2's is untouched, the old quota is kept on the Keystone project, a second
+// run keeps it, and ThawLegacyQuota restores it.
+func TestOrganicModeZeroesTheLegacyQuota(t *testing.T) {
+	rig := newModesRig(t)
+	tc, _, wout := modesWorker(t)
+	p := rig.project(t, "organic", true)
+	k := rig.bootable(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	seven, nine, ram := 7, 9, 4096
+	if _, err := quotasets.Update(ctx, rig.from, p.ID, quotasets.UpdateOpts{Instances: &seven, Cores: &nine, RAM: &ram}).Extract(); err != nil {
+		t.Fatalf("setting the starting quota: %v", err)
+	}
+	toBefore := rig.quota(t, rig.to, p.ID)
+
+	drive := func(id string) workflows.ProjectsStatus {
+		t.Helper()
+		run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueueMigrate}, workflows.ProjectsMigration,
+			workflows.ProjectsMigrationInput{From: modesFrom, To: modesTo, Projects: []workflows.ProjectSpec{{Name: p.Name, Mode: workflows.ModeOrganic}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st workflows.ProjectsStatus
+		if err := run.Get(ctx, &st); err != nil {
+			t.Fatalf("projects driver: %v\nworker:\n%s", err, wout.String())
+		}
+		return st
+	}
+	st := drive("organic-" + p.Name)
+	if pr := st.Projects[0]; pr.State != workflows.ProjectDone || !strings.Contains(pr.Detail, "set the compute quota of "+p.Name+" in eqiad1 to 0 (was instances=7 cores=9 ram=4096MB") {
+		t.Errorf("project %+v, want done, its quota set to 0", pr)
+	}
+	if q := rig.quota(t, rig.from, p.ID); !q.IsZero() {
+		t.Errorf("eqiad1 quota %+v, want zero", q)
+	}
+	if q := rig.quota(t, rig.to, p.ID); q != toBefore || q.IsZero() {
+		t.Errorf("eqiad2 quota %+v, want it untouched (%+v)", q, toBefore)
+	}
+	// New workloads can no longer start in eqiad1.
+	if s, err := servers.Create(ctx, k.compute, servers.CreateOpts{Name: "new-workload", ImageRef: k.image.ID, FlavorRef: k.flavor.ID, Networks: "none"}, nil).Extract(); err == nil {
+		_ = servers.Delete(context.Background(), k.compute, s.ID).ExtractErr()
+		t.Errorf("created server %s in %s with a zero quota, want a quota refusal", s.ID, modesFrom)
+	} else if !gophercloud.ResponseCodeIs(err, 403) || !strings.Contains(strings.ToLower(err.Error()), "quota") {
+		t.Errorf("creating a server in %s with a zero quota: %v, want 403 quota exceeded", modesFrom, err)
+	}
+	got, err := projects.Get(ctx, rig.identity, p.ID).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if saved := got.Extra[contract.QuotaMarker(modesFrom)]; saved != `{"instances":7,"cores":9,"ram":4096}` {
+		t.Errorf("project property %s = %v, want the old quota", contract.QuotaMarker(modesFrom), saved)
+	}
+
+	st = drive("organic-again-" + p.Name)
+	if pr := st.Projects[0]; !strings.Contains(pr.Detail, "is already 0; the saved quota (instances=7 cores=9 ram=4096MB) is kept") {
+		t.Errorf("second run: %+v, want the saved quota kept", pr)
+	}
+
+	a, err := openstack.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := a.ThawLegacyQuota(ctx, contract.QuotaInput{Deployment: modesFrom, Project: p.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := rig.quota(t, rig.from, p.ID); q != (contract.ComputeQuota{Instances: 7, Cores: 9, RAM: 4096}) || !out.Changed {
+		t.Errorf("after thawing, eqiad1 quota %+v (%s), want the saved one back", q, out.Detail)
+	}
+	got, _ = projects.Get(ctx, rig.identity, p.ID).Extract()
+	if v, ok := got.Extra[contract.QuotaMarker(modesFrom)]; ok && v != nil {
+		t.Errorf("the saved quota is still on the project after thawing: %v", v)
+	}
+}
+
+// TestManualModeWaitsForTaskDone runs a migration stage whose task is the
+// projects driver, with one organic and one manual project: the plan query shows
+// both; the manual project's owners are notified and the stage waits until the
+// project is marked done with task-done, then until the stage is approved.
+func TestManualModeWaitsForTaskDone(t *testing.T) {
+	rig := newModesRig(t)
+	tc, state, wout := modesWorker(t)
+	organic, manual := rig.project(t, "organic", false), rig.project(t, "manual", false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	input, _ := json.Marshal(workflows.ProjectsMigrationInput{
+		Projects: []workflows.ProjectSpec{
+			{Name: organic.Name, Mode: workflows.ModeOrganic},
+			{Name: manual.Name, Mode: workflows.ModeManual, Owners: []string{"owner@example.org"}},
+		},
+		ReminderEvery: time.Hour, ProgressEvery: time.Second,
+	})
+	plan := workflows.MigrationPlan{From: modesFrom, To: modesTo, Stages: []workflows.StagePlan{{
+		Name: "migration", Months: 12, EntryChecks: []string{"api endpoints up", "capacity available"},
+		Tasks: []workflows.TaskPlan{{Name: "projects migrated", Automated: true, Workflow: workflows.WorkflowProjectsMigration, Input: input}},
+	}}}
+	id := workflows.MigrationID(modesFrom, modesTo)
+	_ = tc.TerminateWorkflow(ctx, id, "", "a new test run")
+	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueueMigrate}, workflows.CloudMigration, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stageID := workflows.MigrationStageID(modesFrom, modesTo, 0, "migration")
+	driverID := workflows.MigrationTaskID(stageID, "projects migrated")
+
+	st := queryUntil(t, tc, id, workflows.QueryPlan, 3*time.Minute, "the plan showing the organic project done and the manual one waiting",
+		func(st workflows.MigrationStatus) bool {
+			ps := st.Stages[0].Tasks[0].Projects
+			return len(ps) == 2 && ps[0].State == workflows.ProjectDone && ps[1].State == workflows.ProjectWaiting
+		})
+	task := st.Stages[0].Tasks[0]
+	if task.State != workflows.TaskRunning || task.Workflow != driverID || !strings.Contains(task.Detail, "1 done, 1 waiting") {
+		t.Errorf("plan task %+v, want running as %s with 1 done, 1 waiting", task, driverID)
+	}
+	if q := rig.quota(t, rig.from, organic.ID); !q.IsZero() {
+		t.Errorf("the organic project's eqiad1 quota is %+v, want zero", q)
+	}
+	if q := rig.quota(t, rig.from, manual.ID); q.IsZero() {
+		t.Errorf("the manual project's eqiad1 quota is zero: manual mode must not change it")
+	}
+	var told *openstack.Notification
+	for _, n := range notificationsOf(t, state) {
+		if n.Kind == contract.NotifyProjectAssigned && n.Project == manual.Name {
+			told = &n
+		}
+	}
+	if told == nil || !slices.Equal(told.Recipients, []string{"owner@example.org"}) || !strings.Contains(told.Message, "mark it done") {
+		t.Errorf("notification to the manual project's owners: %+v", told)
+	}
+	// Nothing but task-done ends the wait: the driver and the migration still run.
+	for _, wid := range []string{driverID, id} {
+		d, err := tc.DescribeWorkflowExecution(ctx, wid, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := d.GetWorkflowExecutionInfo().GetStatus(); s != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			t.Fatalf("%s is %s before task-done, want running", wid, s)
+		}
+	}
+
+	update := func(wid, name string, arg any) error {
+		h, err := tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: wid, UpdateName: name, Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted})
+		if err != nil {
+			return err
+		}
+		return h.Get(ctx, nil)
+	}
+	if err := update(driverID, workflows.UpdateTaskDone, workflows.TaskCompletion{Task: organic.Name, By: "andrew"}); err == nil ||
+		!strings.Contains(err.Error(), "organic mode and done") {
+		t.Errorf("task-done for the organic project: %v, want a refusal", err)
+	}
+	if err := update(driverID, workflows.UpdateTaskDone, workflows.TaskCompletion{Task: manual.Name, By: "andrew", Note: "moved by hand"}); err != nil {
+		t.Fatalf("task-done: %v\nworker:\n%s", err, wout.String())
+	}
+	queryUntil(t, tc, stageID, workflows.QueryStage, 2*time.Minute, "the stage awaiting approval",
+		func(s workflows.StageStatus) bool { return s.State == workflows.StageAwaitingApproval })
+	if err := update(stageID, workflows.UpdateApproveStage, workflows.StageApproval{Stage: "migration", By: "bd808"}); err != nil {
+		t.Fatal(err)
+	}
+	var final workflows.MigrationStatus
+	if err := run.Get(ctx, &final); err != nil {
+		t.Fatalf("migration: %v\nworker:\n%s", err, wout.String())
+	}
+	task = final.Stages[0].Tasks[0]
+	if task.State != workflows.TaskDone || len(task.Projects) != 2 || task.Projects[1].By != "andrew" || task.Projects[1].Note != "moved by hand" {
+		t.Errorf("final task %+v, want done with the manual project done by andrew", task)
+	}
+	if !strings.Contains(final.Stages[0].Tasks[0].Detail, "2 done") {
+		t.Errorf("final detail %q", final.Stages[0].Tasks[0].Detail)
+	}
+}
+
+// TestBatteryOnTheRig runs the test battery twice against both regions: it
+// passes, the image copy's checksums are equal, the runs are recorded in the
+// report file, and the second run is compared with the first.
+func TestBatteryOnTheRig(t *testing.T) {
+	rig := newModesRig(t)
+	tc, state, wout := modesWorker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	u, err := url.Parse(rig.cfg.AuthURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := workflows.BatteryInput{From: modesFrom, To: modesTo, DNSNames: []string{"localhost"}, Bastion: u.Host}
+	var reports []workflows.BatteryReport
+	for i := range 2 {
+		run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "battery-" + randomHex(t)[:8], TaskQueue: workflows.TaskQueueMigrate}, workflows.TestBattery, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep workflows.BatteryReport
+		if err := run.Get(ctx, &rep); err != nil {
+			t.Fatalf("battery run %d: %v\nworker:\n%s", i+1, err, wout.String())
+		}
+		reports = append(reports, rep)
+	}
+	first, second := reports[0], reports[1]
+	for _, r := range first.Run.Results {
+		if !r.OK {
+			t.Errorf("test %s: %s", r.Test, r.Detail)
+		}
+		if r.Test == contract.BatteryImageCopy && (r.SourceChecksum == "" || r.SourceChecksum != r.CopyChecksum) {
+			t.Errorf("image copy checksums %q and %q, want equal", r.SourceChecksum, r.CopyChecksum)
+		}
+	}
+	if len(first.Run.Results) != len(contract.BatteryTests) {
+		t.Errorf("%d results, want one per test", len(first.Run.Results))
+	}
+	runs, err := openstack.ReadBatteryRuns(filepath.Join(state, openstack.BatteryReportFile(modesFrom, modesTo)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 2 || runs[0].ID != first.Run.ID || first.File == "" {
+		t.Errorf("report file has %d runs, want both, the first first", len(runs))
+	}
+	if len(second.Previous) != 1 || second.Previous[0].ID != first.Run.ID || len(second.Changes) != 0 || !strings.Contains(second.Summary, "same outcome as the last") {
+		t.Errorf("second run compares %+v, changes %q, summary %q; want the first run, unchanged", second.Previous, second.Changes, second.Summary)
+	}
+	// The battery removes what it created.
+	pages, err := glance.List(rig.fromImages, glance.ListOpts{}).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, _ := glance.ExtractImages(pages)
+	for _, im := range all {
+		if strings.HasPrefix(im.Name, "conveyor-battery-") {
+			t.Errorf("image %s (%s) left in %s", im.Name, im.ID, modesFrom)
+		}
+	}
+}
+
+// TestCleanupOnTheRig lists a project's leftovers in eqiad1 (a server and an
+// image), deletes nothing before the approval, then deletes them.
+func TestCleanupOnTheRig(t *testing.T) {
+	rig := newModesRig(t)
+	tc, state, wout := modesWorker(t)
+	p := rig.project(t, "cleanup", true)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	k := rig.bootable(t, p)
+	compute, imgs, im := k.compute, k.images, k.image
+	fl := k.flavor
+	srv, err := servers.Create(ctx, compute, servers.CreateOpts{Name: "leftover-vm", ImageRef: im.ID, FlavorRef: fl.ID, Networks: "none"}, nil).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = servers.Delete(context.Background(), compute, srv.ID).ExtractErr() })
+	waitFor(t, 2*time.Minute, "the leftover server to become ACTIVE", func() error {
+		s, err := servers.Get(ctx, compute, srv.ID).Extract()
+		if err == nil && s.Status != "ACTIVE" {
+			if s.Status == "ERROR" {
+				t.Fatalf("server went to ERROR: %s", s.Fault.Message)
+			}
+			err = errors.New(s.Status)
+		}
+		return err
+	})
+
+	id := "cleanup-" + p.Name
+	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueueMigrate}, workflows.Cleanup,
+		workflows.CleanupInput{From: modesFrom, To: modesTo, Projects: []string{p.Name}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := queryUntil(t, tc, id, workflows.QueryCleanup, 2*time.Minute, "the cleanup awaiting approval",
+		func(r workflows.CleanupReport) bool { return r.State == workflows.CleanupAwaiting })
+	if len(rep.Listed) != 2 || rep.Listed[0].ID != srv.ID || rep.Listed[1].ID != im.ID {
+		t.Fatalf("listed %+v, want the server then the image", rep.Listed)
+	}
+	if _, err := servers.Get(ctx, compute, srv.ID).Extract(); err != nil {
+		t.Fatalf("the server is gone before the approval: %v", err)
+	}
+	found := false
+	for _, n := range notificationsOf(t, state) {
+		found = found || (n.Kind == contract.NotifyCleanup && slices.Contains(n.Open, rep.Listed[0].String()))
+	}
+	if !found {
+		t.Errorf("no cleanup notification lists %s", rep.Listed[0])
+	}
+	h, err := tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: workflows.UpdateApproveCleanup,
+		Args: []any{workflows.CleanupApproval{By: "bd808", Reason: "stage 5"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+	if err == nil {
+		err = h.Get(ctx, nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var final workflows.CleanupReport
+	if err := run.Get(ctx, &final); err != nil {
+		t.Fatalf("cleanup: %v\nworker:\n%s", err, wout.String())
+	}
+	if len(final.Deleted) != 2 || len(final.Remaining) != 0 || final.ApprovedBy != "bd808" {
+		t.Errorf("final report %+v, want both deleted, nothing remaining", final)
+	}
+	if _, err := servers.Get(ctx, compute, srv.ID).Extract(); !gophercloud.ResponseCodeIs(err, 404) {
+		t.Errorf("the server is still there after the cleanup: %v", err)
+	}
+	if _, err := glance.Get(ctx, imgs, im.ID).Extract(); !gophercloud.ResponseCodeIs(err, 404) {
+		t.Errorf("the image is still there after the cleanup: %v", err)
+	}
+}

@@ -1,0 +1,624 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/wikimedia/conveyor/activities/buildkit"
+	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/promote"
+	"github.com/wikimedia/conveyor/internal/config"
+	"github.com/wikimedia/conveyor/internal/launch"
+	"github.com/wikimedia/conveyor/internal/stacktest"
+	"github.com/wikimedia/conveyor/internal/temporalclient"
+	"github.com/wikimedia/conveyor/workflows"
+)
+
+// The promotion tests drive workflows.Promotion on a real worker (its own Temporal
+// namespace, its own configuration registry) against the stack's two production
+// clusters: eqiad, whose pods run and answer the canary analysis' traffic, and the
+// simulated codfw. Each test promotes a service of its own over a stable release
+// of hello v1 installed beforehand.
+
+// promotionNamespace is the Temporal namespace of the promotion tests: their
+// workers serve the deploy pool there only.
+const promotionNamespace = "conveyor-promotion-it"
+
+// promotionReplicas is the plans' pods per production cluster: few, on 2 cores.
+const promotionReplicas = 2
+
+// promotionImages are the images the tests promote, built once per test binary.
+type promotionImages struct{ v1, v2, broken string }
+
+var (
+	promoImagesOnce sync.Once
+	promoImages     promotionImages
+	promoImagesErr  error
+)
+
+// testImages builds hello (v1), hello with another greeting (v2) and
+// hello-broken, with the pipeline's Blubber/BuildKit code, and pushes them.
+func testImages(t *testing.T) promotionImages {
+	t.Helper()
+	promoImagesOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		bk, err := buildkit.New(ctx, cfg)
+		if err != nil {
+			promoImagesErr = err
+			return
+		}
+		defer bk.Close()
+		build := func(example, tag string, edit func(dir string) error) string {
+			if promoImagesErr != nil {
+				return ""
+			}
+			dir, err := os.MkdirTemp("", "promotion-image-")
+			if err != nil {
+				promoImagesErr = err
+				return ""
+			}
+			defer os.RemoveAll(dir)
+			if out, err := exec.Command("cp", "-a", filepath.Join(repoDir, "examples", example)+"/.", dir).CombinedOutput(); err != nil {
+				promoImagesErr = fmt.Errorf("copying %s: %v: %s", example, err, out)
+				return ""
+			}
+			if edit != nil {
+				if promoImagesErr = edit(dir); promoImagesErr != nil {
+					return ""
+				}
+			}
+			commit, err := commitAll(dir)
+			if err != nil {
+				promoImagesErr = err
+				return ""
+			}
+			out, err := bk.BuildVariant(ctx, contract.BuildVariantInput{
+				Source: contract.Source{Repo: dir, Commit: commit}, Blubber: ".pipeline/blubber.yaml", Variant: "production",
+				Push: "it-promotion/" + example + ":" + tag,
+			})
+			if err != nil {
+				promoImagesErr = fmt.Errorf("building %s (%s): %w", example, tag, err)
+				return ""
+			}
+			return out.Ref
+		}
+		promoImages.v1 = build("hello", "v1", nil)
+		promoImages.v2 = build("hello", "v2", func(dir string) error {
+			p := filepath.Join(dir, "www", "cgi-bin", "hello")
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(p, []byte(strings.Replace(string(b), "greeting=hello", "greeting=hi", 1)), 0o755)
+		})
+		promoImages.broken = build("hello-broken", "v1", nil)
+	})
+	if promoImagesErr != nil {
+		t.Fatalf("building the promotion's images (buildkitd and the registry: make up): %v", promoImagesErr)
+	}
+	return promoImages
+}
+
+// commitAll makes dir a git repository with one commit of everything in it.
+func commitAll(dir string) (string, error) {
+	for _, args := range [][]string{
+		{"init", "-q", "-b", "main"},
+		{"add", "-A"},
+		{"-c", "user.name=conveyor", "-c", "user.email=conveyor@localhost", "commit", "-q", "-m", "test"},
+	} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("git %v in %s: %v: %s", args, dir, err, out)
+		}
+	}
+	cmd := exec.Command("git", "rev-parse", "HEAD")
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	return strings.TrimSpace(string(out)), err
+}
+
+// promotionCase is one test's service, configuration registry, worker and
+// clusters.
+type promotionCase struct {
+	t       *testing.T
+	cfg     config.Config
+	service string
+	repo    string
+	commit  string
+	c       client.Client
+	kube    map[string]kubernetes.Interface
+	prod    []config.Cluster
+	worker  *exec.Cmd
+	out     *syncBuffer
+}
+
+// planOptions change the test plan.
+type planOptions struct {
+	steps        string
+	pauseTimeout string
+}
+
+// newPromotionCase makes a configuration registry with a plan for a new service,
+// starts a worker on it, and installs hello v1 as the service's stable release
+// in every production cluster.
+func newPromotionCase(t *testing.T, opts planOptions) *promotionCase {
+	t.Helper()
+	pc := &promotionCase{t: t, cfg: stacktest.Namespace(t, promotionNamespace), service: "pr-" + randomHex(t)[:8], kube: map[string]kubernetes.Interface{}}
+	pc.prod = pc.cfg.Promotion.Clusters
+	if len(pc.prod) < 2 || !slices.ContainsFunc(pc.prod, func(c config.Cluster) bool { return c.Simulated }) {
+		t.Fatalf("the promotion tests need two production clusters in promotion.clusters, eqiad and the simulated codfw (make up starts both); the stack has %+v", pc.prod)
+	}
+	for _, cl := range pc.prod {
+		rc, err := clientcmd.BuildConfigFromFlags("", cl.Kubeconfig)
+		if err != nil {
+			t.Fatalf("cluster %s: %v", cl.Name, err)
+		}
+		if pc.kube[cl.Name], err = kubernetes.NewForConfig(rc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pc.writeRegistry(opts)
+	pc.cfg.Promotion.ConfigRepo = pc.repo
+	pc.c = pc.dial()
+	pc.startWorker()
+	t.Cleanup(pc.cleanup)
+
+	// The stable release the promotions replace: hello v1 in each cluster.
+	imgs := testImages(t)
+	acts, err := promote.New(pc.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cfgOut, err := acts.PromotionConfig(ctx, contract.PromotionConfigInput{Service: pc.service})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range cfgOut.Plan.Production {
+		_, err := acts.PromotionDeploy(ctx, contract.PromotionDeployInput{
+			ServiceRelease: contract.ServiceRelease{Target: target, Service: pc.service},
+			Image:          imgs.v1, Replicas: promotionReplicas, HistoryMax: cfgOut.Plan.HistoryMax,
+		})
+		if err != nil {
+			t.Fatalf("installing the stable release in %s: %v", target.Cluster, err)
+		}
+	}
+	return pc
+}
+
+func (pc *promotionCase) writeRegistry(opts planOptions) {
+	t := pc.t
+	if opts.steps == "" {
+		opts.steps = "[{weight: 50}, {weight: 100}]"
+	}
+	var prod strings.Builder
+	for _, cl := range pc.prod {
+		fmt.Fprintf(&prod, "  - {cluster: %s, namespace: %s}\n", cl.Name, pc.service)
+	}
+	timeout := ""
+	if opts.pauseTimeout != "" {
+		timeout = "pauseTimeout: " + opts.pauseTimeout + "\n"
+	}
+	svc := "services/" + pc.service + "/"
+	files := map[string]string{
+		svc + "promotion.yaml": fmt.Sprintf(`staging: {cluster: %s, namespace: %s-staging}
+production:
+%sreplicas: %d
+steps: %s
+analysis:
+  requests: 20
+  path: /cgi-bin/hello?name=canary
+  maxErrorRatio: 0.05
+  maxLatencyP95: 2s
+smokePath: /cgi-bin/hello?name=staging
+approvers: [alice, bob]
+reminderEvery: 1h
+historyMax: 3
+%s`, pc.prod[0].Name, pc.service, prod.String(), promotionReplicas, opts.steps, timeout),
+		svc + "values.yaml": `containerPort: 8080
+service: {port: 8080}
+probes:
+  readiness: {path: /cgi-bin/healthz, periodSeconds: 1}
+  liveness: {path: /cgi-bin/healthz}
+test: {enabled: false}
+resources:
+  requests: {cpu: 10m, memory: 16Mi}
+  limits: {cpu: 200m, memory: 64Mi}
+`,
+		svc + "production/values.yaml": "env: {ENVIRONMENT: production}\n",
+	}
+	pc.repo = t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(pc.repo, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var err error
+	if pc.commit, err = commitAll(pc.repo); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (pc *promotionCase) dial() client.Client {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := temporalclient.Dial(ctx, pc.cfg.Temporal, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		pc.t.Fatalf("Temporal (make up): %v", err)
+	}
+	pc.t.Cleanup(c.Close)
+	return c
+}
+
+// startWorker runs conveyor-worker's deploy pool in the tests' namespace, reading
+// the test's configuration registry.
+func (pc *promotionCase) startWorker() {
+	pc.out = &syncBuffer{}
+	cmd := exec.Command(filepath.Join(binDir, "conveyor-worker"), "--config", stackConfigPath(), "--pools", "deploy")
+	cmd.Env = append(os.Environ(), "TEMPORAL_NAMESPACE="+promotionNamespace, "CONVEYOR_CONFIG_REPO="+pc.repo)
+	cmd.Stdout, cmd.Stderr = pc.out, pc.out
+	if err := cmd.Start(); err != nil {
+		pc.t.Fatal(err)
+	}
+	pc.worker = cmd
+}
+
+func (pc *promotionCase) stopWorker(sig syscall.Signal) {
+	if pc.worker == nil || pc.worker.ProcessState != nil {
+		return
+	}
+	_ = pc.worker.Process.Signal(sig)
+	_, _ = pc.worker.Process.Wait()
+}
+
+func (pc *promotionCase) cleanup() {
+	pc.stopWorker(syscall.SIGKILL)
+	if pc.t.Failed() {
+		out := pc.out.String()
+		if len(out) > 20000 {
+			out = "..." + out[len(out)-20000:]
+		}
+		pc.t.Logf("worker output:\n%s", out)
+	}
+	for name, kube := range pc.kube {
+		for _, ns := range []string{pc.service, pc.service + "-staging"} {
+			err := kube.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
+			if err != nil && !apierrors.IsNotFound(err) {
+				pc.t.Logf("deleting namespace %s in %s: %v", ns, name, err)
+			}
+		}
+	}
+}
+
+// start starts the promotion of image.
+func (pc *promotionCase) start(image string) client.WorkflowRun {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	run, err := launch.Promotion(ctx, pc.c, workflows.PromotionInput{Service: pc.service, Image: image})
+	if err != nil {
+		pc.t.Fatal(err)
+	}
+	return run
+}
+
+// waitStatus polls the promotion's status until cond accepts it.
+func (pc *promotionCase) waitStatus(run client.WorkflowRun, timeout time.Duration, what string, cond func(workflows.PromotionStatus) error) workflows.PromotionStatus {
+	pc.t.Helper()
+	var st workflows.PromotionStatus
+	waitFor(pc.t, timeout, what, func() error {
+		var err error
+		if st, err = launch.PromotionStatus(context.Background(), pc.c, run.GetID(), run.GetRunID()); err != nil {
+			return err
+		}
+		return cond(st)
+	})
+	return st
+}
+
+func atGate(st workflows.PromotionStatus) error {
+	if st.Stage != workflows.PromotionStageGate {
+		return fmt.Errorf("stage %s (%s)", st.Stage, st.Error)
+	}
+	return nil
+}
+
+// result waits for the promotion to end and returns its status and error.
+func (pc *promotionCase) result(run client.WorkflowRun, timeout time.Duration) (workflows.PromotionStatus, error) {
+	pc.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var st workflows.PromotionStatus
+	werr := run.Get(ctx, &st)
+	if ctx.Err() != nil {
+		pc.t.Fatalf("the promotion did not end within %s: %v", timeout, werr)
+	}
+	if werr != nil {
+		var err error
+		if st, err = launch.PromotionStatus(context.Background(), pc.c, run.GetID(), run.GetRunID()); err != nil {
+			pc.t.Fatal(err)
+		}
+	}
+	return st, werr
+}
+
+func (pc *promotionCase) decide(run client.WorkflowRun, verb, who string) (workflows.PromotionStatus, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return launch.PromotionDecide(ctx, pc.c, run.GetID(), verb, workflows.PromotionDecision{Approver: who, Reason: "integration test"})
+}
+
+// production is what runs in one cluster's namespace.
+type production struct {
+	image          string
+	replicas       int32
+	ready          int32
+	canary         bool
+	canaryPods     int
+	revisions      []int
+	deployedRevNum int
+}
+
+// inspect reads a cluster's stable Deployment, canary and Helm history.
+func (pc *promotionCase) inspect(cluster, ns string) production {
+	pc.t.Helper()
+	ctx := context.Background()
+	kube := pc.kube[cluster]
+	var p production
+	d, err := kube.AppsV1().Deployments(ns).Get(ctx, pc.service+"-stable", metav1.GetOptions{})
+	if err != nil {
+		pc.t.Fatalf("%s: the stable Deployment: %v", cluster, err)
+	}
+	p.image = d.Spec.Template.Spec.Containers[0].Image
+	p.replicas, p.ready = *d.Spec.Replicas, d.Status.ReadyReplicas
+	_, err = kube.AppsV1().Deployments(ns).Get(ctx, pc.service+"-canary", metav1.GetOptions{})
+	p.canary = err == nil
+	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "track=canary"})
+	if err != nil {
+		pc.t.Fatal(err)
+	}
+	p.canaryPods = len(pods.Items)
+	secrets, err := kube.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{LabelSelector: "owner=helm,name=" + pc.service})
+	if err != nil {
+		pc.t.Fatal(err)
+	}
+	for _, s := range secrets.Items {
+		v, _ := strconv.Atoi(s.Labels["version"])
+		p.revisions = append(p.revisions, v)
+		if s.Labels["status"] == "deployed" {
+			p.deployedRevNum = v
+		}
+	}
+	slices.Sort(p.revisions)
+	return p
+}
+
+// wantStable checks that a cluster runs image as its stable release, with every
+// replica and no canary.
+func (pc *promotionCase) wantStable(cluster, image string, revisions []int) {
+	pc.t.Helper()
+	p := pc.inspect(cluster, pc.service)
+	if p.image != image || p.replicas != promotionReplicas {
+		pc.t.Errorf("%s: stable Deployment runs %s with %d replicas, want %s with %d", cluster, p.image, p.replicas, image, promotionReplicas)
+	}
+	if p.ready != promotionReplicas {
+		pc.t.Errorf("%s: %d stable pods ready, want %d", cluster, p.ready, promotionReplicas)
+	}
+	if p.canary || p.canaryPods != 0 {
+		pc.t.Errorf("%s: canary Deployment present %v, %d canary pods: want none", cluster, p.canary, p.canaryPods)
+	}
+	if !slices.Equal(p.revisions, revisions) || p.deployedRevNum != revisions[len(revisions)-1] {
+		pc.t.Errorf("%s: Helm revisions %v (deployed %d), want %v with the last deployed", cluster, p.revisions, p.deployedRevNum, revisions)
+	}
+}
+
+func wantFailure(t *testing.T, err error, typ string, contains ...string) {
+	t.Helper()
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || app.Type() != typ {
+		t.Fatalf("promotion error %v, want an application error %s", err, typ)
+	}
+	for _, s := range contains {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("promotion error does not say %q:\n%v", s, err)
+		}
+	}
+}
+
+func clusterState(st workflows.PromotionStatus, name string) workflows.ClusterProgress {
+	for _, c := range st.Clusters {
+		if c.Name == name {
+			return c
+		}
+	}
+	return workflows.ClusterProgress{}
+}
+
+// TestPromotionToFullProduction approves a promotion of hello v2 and sees it
+// reach 100 % in both clusters: the stable release runs v2 at a new Helm revision,
+// the canary is gone, staging runs v2, and the status tells the story.
+func TestPromotionToFullProduction(t *testing.T) {
+	pc := newPromotionCase(t, planOptions{})
+	imgs := testImages(t)
+	run := pc.start(imgs.v2)
+	gate := pc.waitStatus(run, 5*time.Minute, "the promotion reaching its gate", atGate)
+	if gate.ConfigCommit != pc.commit || gate.Staging == nil || gate.Staging.Status != 200 {
+		t.Errorf("at the gate: configuration commit %s (want %s), staging smoke check %+v", gate.ConfigCommit, pc.commit, gate.Staging)
+	}
+	if _, err := pc.decide(run, workflows.PromoteApprove, "alice"); err != nil {
+		t.Fatalf("alice's approve: %v", err)
+	}
+	st, err := pc.result(run, 10*time.Minute)
+	if err != nil {
+		t.Fatalf("promotion failed: %v\n%+v", err, st)
+	}
+	stacktest.RecordHistory(t, pc.c, run.GetID(), run.GetRunID(), "promotion-full.json")
+	if st.Stage != workflows.PromotionStagePromoted || st.ApprovedBy != "alice" {
+		t.Errorf("stage %s approved by %q, want promoted by alice", st.Stage, st.ApprovedBy)
+	}
+	for _, cl := range pc.prod {
+		pc.wantStable(cl.Name, imgs.v2, []int{1, 2})
+		if cs := clusterState(st, cl.Name); cs.State != workflows.ClusterPromoted || cs.Revision != 2 || cs.Previous != imgs.v1 {
+			t.Errorf("%s in the status: %+v, want promoted at revision 2 from %s", cl.Name, cs, imgs.v1)
+		}
+	}
+	staging := pc.inspect(pc.prod[0].Name, pc.service+"-staging")
+	if staging.image != imgs.v2 {
+		t.Errorf("staging runs %s, want %s", staging.image, imgs.v2)
+	}
+	// The last analysis is the last cluster's: codfw's, on simulated nodes.
+	if a := st.LastAnalysis; a == nil || !a.Passed || !strings.Contains(a.Reason, "readiness only") {
+		t.Errorf("last analysis %+v, want codfw's readiness-only pass", st.LastAnalysis)
+	}
+	var eqiadPassed bool
+	for _, ev := range st.Events {
+		eqiadPassed = eqiadPassed || strings.Contains(ev.Message, pc.prod[0].Name+" step 1/2 analysis passed: canary passed: 20 GETs")
+	}
+	if !eqiadPassed {
+		t.Errorf("no event says the eqiad canary passed an analysis of 20 requests: %+v", st.Events)
+	}
+}
+
+// TestPromotionBadCanaryRollsBack promotes hello-broken, whose /cgi-bin/hello
+// answers 500: the first step's analysis fails, the canary is removed, the
+// stable release is untouched in every cluster and the promotion fails with the
+// reason.
+func TestPromotionBadCanaryRollsBack(t *testing.T) {
+	pc := newPromotionCase(t, planOptions{})
+	imgs := testImages(t)
+	run := pc.start(imgs.broken)
+	pc.waitStatus(run, 5*time.Minute, "the promotion reaching its gate", atGate)
+	if _, err := pc.decide(run, workflows.PromoteApprove, "bob"); err != nil {
+		t.Fatalf("bob's approve: %v", err)
+	}
+	st, err := pc.result(run, 10*time.Minute)
+	wantFailure(t, err, workflows.ErrPromotionRolledBack, "failed its analysis", "error ratio 1.000 is above maxErrorRatio 0.05", "broken on purpose")
+	stacktest.RecordHistory(t, pc.c, run.GetID(), run.GetRunID(), "promotion-bad-canary.json")
+	if st.Stage != workflows.PromotionStageRolledBack {
+		t.Errorf("stage %s, want %s", st.Stage, workflows.PromotionStageRolledBack)
+	}
+	if a := st.LastAnalysis; a == nil || a.Passed || a.Requests != 20 || a.Errors != 20 || a.StableErrorRatio != 0 {
+		t.Errorf("last analysis %+v, want 20 of 20 canary requests failed and none of the stable's", st.LastAnalysis)
+	}
+	for _, cl := range pc.prod {
+		pc.wantStable(cl.Name, imgs.v1, []int{1})
+	}
+	if cs := clusterState(st, pc.prod[0].Name); cs.State != workflows.ClusterRolledBack {
+		t.Errorf("%s in the status: %+v, want rolled back", pc.prod[0].Name, cs)
+	}
+	if cs := clusterState(st, pc.prod[1].Name); cs.State != workflows.ClusterPending {
+		t.Errorf("%s in the status: %+v, want pending: it was never touched", pc.prod[1].Name, cs)
+	}
+}
+
+// TestPromotionGateRefusesNonApproverAndRejectKeepsProduction sends approve as
+// someone the plan does not list (refused by the update, nothing recorded), then
+// rejects as an approver: production stays at hello v1 everywhere.
+func TestPromotionGateRefusesNonApproverAndRejectKeepsProduction(t *testing.T) {
+	pc := newPromotionCase(t, planOptions{})
+	imgs := testImages(t)
+	run := pc.start(imgs.v2)
+	pc.waitStatus(run, 5*time.Minute, "the promotion reaching its gate", atGate)
+
+	_, err := pc.decide(run, workflows.PromoteApprove, "mallory")
+	if !errors.Is(err, launch.ErrRefused) || !strings.Contains(err.Error(), `"mallory" is not an approver`) {
+		t.Fatalf("mallory's approve: %v, want refused as not an approver", err)
+	}
+	st, err := launch.PromotionStatus(context.Background(), pc.c, run.GetID(), run.GetRunID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Stage != workflows.PromotionStageGate || st.ApprovedBy != "" || len(st.Decisions) != 0 {
+		t.Errorf("after a refused approve: stage %s, approved by %q, decisions %+v: want still at the gate, nothing recorded", st.Stage, st.ApprovedBy, st.Decisions)
+	}
+
+	if _, err := pc.decide(run, workflows.PromoteReject, "bob"); err != nil {
+		t.Fatalf("bob's reject: %v", err)
+	}
+	st, err = pc.result(run, 5*time.Minute)
+	wantFailure(t, err, workflows.ErrPromotionRejected, "rejected by bob")
+	if st.Stage != workflows.PromotionStageRejected {
+		t.Errorf("stage %s, want %s", st.Stage, workflows.PromotionStageRejected)
+	}
+	for _, cl := range pc.prod {
+		pc.wantStable(cl.Name, imgs.v1, []int{1})
+	}
+}
+
+// TestPromotionPauseTimeoutAborts lets the gate wait past the plan's
+// pauseTimeout: the promotion fails, production untouched.
+func TestPromotionPauseTimeoutAborts(t *testing.T) {
+	pc := newPromotionCase(t, planOptions{pauseTimeout: "20s"})
+	imgs := testImages(t)
+	run := pc.start(imgs.v2)
+	gate := pc.waitStatus(run, 5*time.Minute, "the promotion reaching its gate", atGate)
+	if gate.Deadline.IsZero() {
+		t.Errorf("the gate's status has no deadline: %+v", gate)
+	}
+	st, err := pc.result(run, 3*time.Minute)
+	wantFailure(t, err, workflows.ErrPromotionTimedOut, "pause timeout of 20s")
+	if st.Stage != workflows.PromotionStageTimedOut {
+		t.Errorf("stage %s, want %s", st.Stage, workflows.PromotionStageTimedOut)
+	}
+	for _, cl := range pc.prod {
+		pc.wantStable(cl.Name, imgs.v1, []int{1})
+	}
+}
+
+// TestPromotionSurvivesWorkerKill kills the worker (SIGKILL) while the first
+// canary step is being set in eqiad, starts another, and sees the promotion
+// finish as if nothing happened.
+func TestPromotionSurvivesWorkerKill(t *testing.T) {
+	pc := newPromotionCase(t, planOptions{steps: "[{weight: 50, pause: 5s}, {weight: 100}]"})
+	imgs := testImages(t)
+	run := pc.start(imgs.v2)
+	pc.waitStatus(run, 5*time.Minute, "the promotion reaching its gate", atGate)
+	if _, err := pc.decide(run, workflows.PromoteApprove, "alice"); err != nil {
+		t.Fatalf("alice's approve: %v", err)
+	}
+	eqiad := pc.prod[0].Name
+	pc.waitStatus(run, 5*time.Minute, "the first canary step in "+eqiad, func(st workflows.PromotionStatus) error {
+		if st.Cluster != eqiad || st.Step != 1 {
+			return fmt.Errorf("stage %s cluster %s step %d", st.Stage, st.Cluster, st.Step)
+		}
+		return nil
+	})
+	pc.stopWorker(syscall.SIGKILL)
+	killedAt := pc.inspect(eqiad, pc.service)
+	t.Logf("killed the worker in step 1 of %s; canary Deployment present: %v, canary pods %d", eqiad, killedAt.canary, killedAt.canaryPods)
+	pc.startWorker()
+
+	st, err := pc.result(run, 10*time.Minute)
+	if err != nil {
+		t.Fatalf("the promotion did not survive the kill: %v\n%+v", err, st)
+	}
+	stacktest.RecordHistory(t, pc.c, run.GetID(), run.GetRunID(), "promotion-worker-killed.json")
+	for _, cl := range pc.prod {
+		pc.wantStable(cl.Name, imgs.v2, []int{1, 2})
+	}
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/wikimedia/conveyor/workflows"
+)
+
+func migrateCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "migrate",
+		Usage: "run the OpenStack parallel-cloud migration: plan, stages, gates, projects",
+		Description: "A migration moves one pair of deployments (e.g. codfw1dev to codfw2dev) through\n" +
+			"its stages, each a workflow with entry checks, a checklist of automated and\n" +
+			"human tasks, a planned duration with reminders, and an exit gate a person\n" +
+			"approves. The migration's workflow id is migration/<from>-<to>. Every verb that\n" +
+			"changes something takes --dry-run, which prints what would happen to what.\n\n" +
+			"Examples:\n\n" +
+			"   conveyor migrate plan --print-defaults > plan.yaml     # a plan to edit\n" +
+			"   conveyor migrate plan --plan plan.yaml                 # check it, show the dates\n" +
+			"   conveyor migrate start --plan plan.yaml --dry-run\n" +
+			"   conveyor migrate start --plan plan.yaml\n" +
+			"   conveyor migrate status --from codfw1dev --to codfw2dev --watch\n" +
+			"   conveyor migrate task-done --from codfw1dev --to codfw2dev --task 'hardware ordered' --by alice\n" +
+			"   conveyor migrate approve --from codfw1dev --to codfw2dev --stage procure --approver bob\n" +
+			"   conveyor migrate pause --from codfw1dev --to codfw2dev --project tools",
+		Subcommands: []*cli.Command{
+			migratePlanCommand(), migrateStartCommand(), migrateStatusCommand(),
+			migrateApproveCommand(), migrateTaskDoneCommand(),
+			migrateProjectCommand("pause"), migrateProjectCommand("resume"), migrateProjectCommand("retry"),
+			migrateReportCommand(),
+		},
+	}
+}
+
+// pairFlags are --from and --to, which name a migration.
+func pairFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "from", Usage: "the deployment migrated from, e.g. `codfw1dev`"},
+		&cli.StringFlag{Name: "to", Usage: "the deployment migrated to, e.g. `codfw2dev`"},
+	}
+}
+
+// pairOf returns --from and --to, both required.
+func pairOf(c *cli.Context) (from, to string, err error) {
+	from, to = strings.TrimSpace(c.String("from")), strings.TrimSpace(c.String("to"))
+	if from == "" || to == "" {
+		return "", "", errors.New("--from and --to name the migration: e.g. --from codfw1dev --to codfw2dev")
+	}
+	if from == to {
+		return "", "", fmt.Errorf("--from and --to are both %q: a migration goes between two deployments", from)
+	}
+	return from, to, nil
+}
+
+// noArgs refuses positional arguments of a command that takes only flags.
+func noArgs(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q: conveyor migrate %s takes only flags (see --help)", c.Args().Slice(), c.Command.Name)
+	}
+	return nil
+}
+
+// queryPlan asks the migration of a pair for its MigrationStatus.
+func queryPlan(ctx context.Context, cl client.Client, from, to string) (workflows.MigrationStatus, error) {
+	var st workflows.MigrationStatus
+	id := workflows.MigrationID(from, to)
+	v, err := cl.QueryWorkflow(ctx, id, "", workflows.QueryPlan)
+	if err != nil {
+		return st, explainNotFound(err, id, "the migration of "+from+" to "+to+" has not been started: `conveyor migrate start --from "+from+" --to "+to+"`")
+	}
+	if err := v.Get(&st); err != nil {
+		return st, fmt.Errorf("decoding the plan of %s: %w", id, err)
+	}
+	return st, nil
+}
+
+// explainNotFound turns Temporal's not-found error into what to do.
+func explainNotFound(err error, id, hint string) error {
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return fmt.Errorf("no workflow %s: %s", id, hint)
+	}
+	return fmt.Errorf("asking %s: %w", id, err)
+}
+
+// stageIndex finds a stage of the plan by name; an empty name means the
+// current stage.
+func stageIndex(st workflows.MigrationStatus, name string) (int, error) {
+	if name == "" {
+		if st.Current >= len(st.Stages) {
+			return 0, fmt.Errorf("the migration of %s to %s has finished every stage", st.From, st.To)
+		}
+		return st.Current, nil
+	}
+	var names []string
+	for i, s := range st.Stages {
+		if s.Name == name {
+			return i, nil
+		}
+		names = append(names, fmt.Sprintf("%q", s.Name))
+	}
+	return 0, fmt.Errorf("--stage %q is not a stage of this migration: its stages are %s", name, strings.Join(names, ", "))
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wikimedia/conveyor/workflows"
+)
+
+func TestMigratePlanArgumentsAreChecked(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	typo := write("typo.yaml", "from: a\nto: b\nstages:\n  - name: one\n    months: 1\n    taks: []\n")
+	noMonths := write("months.yaml", "from: a\nto: b\nstages:\n  - name: one\n    tasks: [{name: x}]\n")
+	dup := write("dup.yaml", "from: a\nto: b\nstages:\n  - {name: one, months: 1, tasks: [{name: x}, {name: x}]}\n")
+	badStart := write("start.yaml", "from: a\nto: b\nstart: 1/12/2026\n")
+	badEvery := write("every.yaml", "from: a\nto: b\nreminderEvery: weekly\n")
+	pair := write("pair.yaml", "from: codfw1dev\nto: codfw2dev\n")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"migrate", "plan"}, "give --from and --to, or from: and to: in the plan file"},
+		{[]string{"migrate", "plan", "--from", "a", "--to", "a"}, `from and to are both "a"`},
+		{[]string{"migrate", "plan", "--plan", typo}, "line 6: field taks not found"},
+		{[]string{"migrate", "plan", "--plan", noMonths}, "stages[0].months is 0: plan at least one month"},
+		{[]string{"migrate", "plan", "--plan", dup}, `stages[0].tasks[1].name "x" is empty or repeated`},
+		{[]string{"migrate", "plan", "--plan", badStart}, `start: "1/12/2026" is not a date: write YYYY-MM-DD`},
+		{[]string{"migrate", "plan", "--plan", badEvery}, `reminderEvery: "weekly" is not a positive duration`},
+		{[]string{"migrate", "plan", "--plan", pair, "--from", "eqiad1"}, `--from "eqiad1" contradicts the plan file's from: "codfw1dev"`},
+		{[]string{"migrate", "plan", "--plan", filepath.Join(dir, "missing.yaml")}, "conveyor migrate plan --print-defaults > plan.yaml"},
+		{[]string{"migrate", "plan", "--from", "a", "--to", "b", "--start", "tomorrow"}, `--start: "tomorrow" is not a date`},
+		{[]string{"migrate", "plan", "extra"}, `unexpected arguments ["extra"]`},
+		{[]string{"migrate", "start", "--from", "a"}, "give --from and --to"},
+		{[]string{"migrate", "status", "--from", "a"}, "--from and --to name the migration"},
+		{[]string{"migrate", "status", "--from", "a", "--to", "b", "--watch", "--interval", "0s"}, "--interval 0s: give a positive duration"},
+		{[]string{"migrate", "approve", "--from", "a", "--to", "b"}, "--approver is required"},
+		{[]string{"migrate", "task-done", "--from", "a", "--to", "b", "--by", "alice"}, "--task is required"},
+		{[]string{"migrate", "task-done", "--from", "a", "--to", "b", "--task", "x"}, "--by is required"},
+	} {
+		_, err := runConveyor(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("conveyor %s: error %v, want one containing %q", strings.Join(tc.args, " "), err, tc.want)
+		}
+	}
+}
+
+func TestMigratePlanRoundTripsThroughItsFile(t *testing.T) {
+	out, err := runConveyor(t, "migrate", "plan", "--print-defaults", "--from", "codfw1dev", "--to", "codfw2dev", "--start", "2027-01-04")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := parsePlan([]byte(out))
+	if err != nil {
+		t.Fatalf("the printed defaults do not parse: %v\n%s", err, out)
+	}
+	want := workflows.MigrationPlan{From: "codfw1dev", To: "codfw2dev", Start: time.Date(2027, 1, 4, 0, 0, 0, 0, time.UTC),
+		Stages: workflows.DefaultMigrationStages()}
+	if got, exp := mustJSON(t, p), mustJSON(t, want); got != exp {
+		t.Errorf("round trip:\n got %s\nwant %s", got, exp)
+	}
+	// A file without stages gets the default ones.
+	p, err = parsePlan([]byte("from: a\nto: b\nreminderEvery: 72h\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Stages) != 5 || p.ReminderEvery != 72*time.Hour {
+		t.Errorf("defaults: %d stages, every %s", len(p.Stages), p.ReminderEvery)
+	}
+}
+
+func TestMigratePlanShowsTheBaseline(t *testing.T) {
+	out, err := runConveyor(t, "migrate", "plan", "--from", "codfw1dev", "--to", "codfw2dev", "--start", "2027-01-04")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"migration codfw1dev → codfw2dev, workflow migration/codfw1dev-codfw2dev",
+		"5 stages, 27 months, 2027-01-04 to 2029-04-04; reminders every 7d",
+		"1  procure    6       2027-01-04     2027-07-04   " + strings.Join(workflows.DefaultMigrationStages()[0].EntryChecks, ", "),
+		"5  cleanup    3       2029-01-04     2029-04-04   " + strings.Join(workflows.DefaultMigrationStages()[4].EntryChecks, ", "),
+		"4 migration (workflow migration/codfw1dev-codfw2dev/4-migration)",
+		"[ ] hardware ordered             human: conveyor migrate task-done --task 'hardware ordered' --by WHO",
+		"[ ] projects migrated            automated, workflow ProjectsMigration",
+		"gate: conveyor migrate approve --stage cleanup --approver WHO",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestMigrateStartDryRunStartsNothing(t *testing.T) {
+	// No Temporal is reachable at this address: a dry run must not need it.
+	out, err := runConveyor(t, "migrate", "start", "--from", "a", "--to", "b", "--dry-run", "--address", "127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"dry run: nothing is started.",
+		"would start workflow migration/a-b (CloudMigration) on task queue conveyor-migrate",
+		"first, stage procure would start as workflow migration/a-b/1-procure and",
+		"run its entry checks against a and b: " + strings.Join(workflows.DefaultMigrationStages()[0].EntryChecks, ", "),
+		"run its automated tasks in order: hosts provisioned",
+		"wait for task-done on: hardware ordered, racks delivered",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestMigrationStatusRendering(t *testing.T) {
+	day := func(s string) time.Time { tm, _ := time.Parse(time.DateOnly, s); return tm }
+	st := workflows.MigrationStatus{From: "a", To: "b", Start: day("2026-01-01"), PlannedEnd: day("2026-04-01"), Current: 1, Runs: 2,
+		Stages: []workflows.StageSummary{
+			{Name: "procure", State: workflows.StageDone, PlannedStart: day("2026-01-01"), PlannedEnd: day("2026-02-01"),
+				Started: day("2026-01-01"), Due: day("2026-02-01"), Finished: day("2026-02-10"), Overdue: true, TasksDone: 1, ApprovedBy: "bob",
+				Tasks: []workflows.TaskStatus{{Name: "order", State: workflows.TaskDone, By: "alice", Done: day("2026-01-05")}}},
+			{Name: "bootstrap", State: workflows.StageOpen, PlannedStart: day("2026-02-01"), PlannedEnd: day("2026-04-01"),
+				Started: day("2026-02-10"), Due: day("2026-04-10"), TasksDone: 1, Reminders: 2,
+				Tasks: []workflows.TaskStatus{
+					{Name: "install", Automated: true, State: workflows.TaskDone, By: "conveyor", Done: day("2026-02-11"), Detail: "3 hosts"},
+					{Name: "networks", Automated: true, State: workflows.TaskFailed, Detail: "quota exceeded\nmore"},
+					{Name: "sign off", State: workflows.TaskOpen},
+				}},
+		}}
+	var b bytes.Buffer
+	renderMigrationStatus(&b, st, day("2026-03-01"), false)
+	out := b.String()
+	for _, want := range []string{
+		"migration a → b (migration/a-b, run 2): stage 2 of 2, bootstrap",
+		"baseline 2026-01-01 to 2026-04-01; OVERDUE: procure",
+		"progress [###############---------------]  50% 2/4 tasks, 1/2 stages",
+		"1  procure    done OVERDUE  2026-01-01..2026-02-01  2026-01-01  2026-02-01  2026-02-10  1/1    bob",
+		"2 bootstrap: open, due 2026-04-10 (in 40 days), 2 reminders sent",
+		"[x] install                      automated done by conveyor on 2026-02-11 — 3 hosts",
+		"[!] networks                     automated failed — quota exceeded",
+		"[ ] sign off                     human     open",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "[x] order") {
+		t.Errorf("status shows the tasks of a finished stage without --all:\n%s", out)
+	}
+	b.Reset()
+	renderMigrationStatus(&b, st, day("2026-03-01"), true)
+	if !strings.Contains(b.String(), "[x] order                        human     done by alice on 2026-01-05") {
+		t.Errorf("status --all lacks the first stage's tasks:\n%s", b.String())
+	}
+}
+
+func TestBar(t *testing.T) {
+	for _, tc := range []struct {
+		done, total int
+		want        string
+	}{
+		{0, 4, "[----]   0%"}, {2, 4, "[##--]  50%"}, {4, 4, "[####] 100%"}, {5, 4, "[####] 100%"}, {0, 0, "[----]"},
+	} {
+		if got := bar(tc.done, tc.total, 4); got != tc.want {
+			t.Errorf("bar(%d, %d) = %q, want %q", tc.done, tc.total, got, tc.want)
+		}
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

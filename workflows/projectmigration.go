@@ -1,0 +1,291 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/wikimedia/conveyor/activities/contract"
+)
+
+// Handlers of ProjectMigration, for the command line (`conveyor migrate project`).
+const (
+	// UpdatePause stops starting new VM migrations; those running finish their
+	// step sequence. It takes a PauseRequest and returns the ProjectStatus.
+	UpdatePause = "pause"
+	// UpdateResume starts VM migrations again after UpdatePause. It takes a
+	// PauseRequest and returns the ProjectStatus.
+	UpdateResume = "resume"
+	// UpdateRetry migrates failed VMs again (after their cause was fixed): each
+	// rerun finds its earlier work by markers and goes on from there. It takes a
+	// RetryRequest and returns the ids of the VMs it queued.
+	UpdateRetry = "retry"
+	// QueryProgress returns the ProjectStatus: every VM's state and step.
+	QueryProgress = "progress"
+)
+
+// States of a VM in ProjectStatus.
+const (
+	VMPending = "pending"
+	VMRunning = "running"
+	VMDone    = "done"
+	VMFailed  = "failed"
+)
+
+// DefaultMaxParallelVMs is how many VMs of one project migrate at once when the
+// input says nothing.
+const DefaultMaxParallelVMs = 2
+
+// ProjectMigrationInput is the automatic migration of one project's servers.
+type ProjectMigrationInput struct {
+	// Project is the Keystone project's name; From and To are deployments of the
+	// configuration's openstack.deployments.
+	Project string `json:"project"`
+	From    string `json:"from"`
+	To      string `json:"to"`
+	// Servers limits the migration to these server names or ids; empty means all.
+	Servers []string `json:"servers,omitempty"`
+	// MaxParallel bounds the VMs migrating at once (DefaultMaxParallelVMs when 0).
+	MaxParallel int `json:"maxParallel,omitempty"`
+	// GracePeriod is how long each source is kept after its destination is
+	// verified (DefaultGracePeriod when 0).
+	GracePeriod time.Duration `json:"gracePeriod,omitempty"`
+	// DNSZone is the DNS zone whose records to switch; empty switches nothing.
+	DNSZone string `json:"dnsZone,omitempty"`
+	// DryRun only plans: the result's Plan says what would be created, stopped,
+	// copied and deleted; nothing changes.
+	DryRun bool `json:"dryRun,omitempty"`
+}
+
+// ProjectMigrationID is the workflow id of the migration of project from one
+// deployment to another; its VM migrations are <id>/<server id>.
+func ProjectMigrationID(from, to, project string) string {
+	return "migrate-project/" + from + "-" + to + "/" + project
+}
+
+// PauseRequest says who pauses or resumes, and why.
+type PauseRequest struct {
+	By     string `json:"by"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// RetryRequest names the failed VMs (server names or ids) to migrate again; empty
+// means every failed VM.
+type RetryRequest struct {
+	Servers []string `json:"servers,omitempty"`
+	By      string   `json:"by"`
+}
+
+// VMStatus is one VM in ProjectStatus.
+type VMStatus struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// State is VMPending, VMRunning, VMDone or VMFailed; Step is the VM
+	// migration's last reported step (VMStep...).
+	State         string `json:"state"`
+	Step          string `json:"step,omitempty"`
+	DestinationID string `json:"destinationId,omitempty"`
+	Detail        string `json:"detail,omitempty"`
+	// Error is why the last run failed.
+	Error      string             `json:"error,omitempty"`
+	Runs       int                `json:"runs"`
+	Result     *VMMigrationResult `json:"result,omitempty"`
+	WorkflowID string             `json:"workflowId,omitempty"`
+}
+
+// ProjectStatus is QueryProgress's answer and ProjectMigration's result.
+type ProjectStatus struct {
+	Project string `json:"project"`
+	From    string `json:"from"`
+	To      string `json:"to"`
+	DryRun  bool   `json:"dryRun,omitempty"`
+	Paused  bool   `json:"paused,omitempty"`
+	// PausedBy says who paused, and why.
+	PausedBy string `json:"pausedBy,omitempty"`
+	// Plan is the preflight's answer: servers and destination resources.
+	Plan contract.ProjectPlan `json:"plan"`
+	VMs  []VMStatus           `json:"vms"`
+}
+
+// Count returns how many VMs are in state.
+func (s ProjectStatus) Count(state string) int {
+	n := 0
+	for _, v := range s.VMs {
+		if v.State == state {
+			n++
+		}
+	}
+	return n
+}
+
+var preflightOptions = workflow.ActivityOptions{
+	TaskQueue: TaskQueueMigrate, StartToCloseTimeout: 10 * time.Minute, HeartbeatTimeout: 2 * time.Minute,
+	RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute,
+		MaximumAttempts: 10, NonRetryableErrorTypes: []string{contract.ErrMigrationInput}},
+}
+
+// ProjectMigration migrates one project's servers automatically: a preflight
+// (MigratePreflight: the destination gets the flavors, keypairs and security
+// groups it lacks), then one VMMigration child per server, at most MaxParallel at
+// once, in server-name order. A failed VM keeps its source and is reported in
+// QueryProgress; UpdateRetry runs it again. The workflow ends when every VM is
+// migrated (and its source deleted). With DryRun it runs only the preflight,
+// which changes nothing, and returns the plan.
+//
+// Across projects the bound is the caller's: the stage-4 driver runs a bounded
+// number of projects at once, so at most projects × MaxParallel VMs migrate; the
+// migrate pool's worker activity slots bound the copies in flight per worker.
+func ProjectMigration(ctx workflow.Context, in ProjectMigrationInput) (ProjectStatus, error) {
+	st := ProjectStatus{Project: in.Project, From: in.From, To: in.To, DryRun: in.DryRun, VMs: []VMStatus{}}
+	if in.MaxParallel < 0 || in.GracePeriod < 0 {
+		return st, temporal.NewNonRetryableApplicationError("maxParallel and gracePeriod must not be negative", contract.ErrMigrationInput, nil)
+	}
+	if in.DNSZone != "" {
+		return st, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("dnsZone %q: switching DNS is not supported yet (no Designate client); leave dnsZone empty and switch the records by hand", in.DNSZone),
+			contract.ErrMigrationInput, nil)
+	}
+	parallel := in.MaxParallel
+	if parallel == 0 {
+		parallel = DefaultMaxParallelVMs
+	}
+	changed := false
+	vm := func(idOrName string) int {
+		return slices.IndexFunc(st.VMs, func(v VMStatus) bool { return v.ID == idOrName || v.Name == idOrName })
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (ProjectStatus, error) { return st, nil }); err != nil {
+		return st, err
+	}
+	pauseHandler := func(pause bool) func(workflow.Context, PauseRequest) (ProjectStatus, error) {
+		return func(_ workflow.Context, r PauseRequest) (ProjectStatus, error) {
+			st.Paused, changed = pause, true
+			st.PausedBy = ""
+			if pause {
+				st.PausedBy = strings.TrimSpace(r.By + ": " + r.Reason)
+			}
+			return st, nil
+		}
+	}
+	byValidator := func(_ workflow.Context, r PauseRequest) error {
+		if strings.TrimSpace(r.By) == "" {
+			return errors.New("by is empty: say who you are")
+		}
+		return nil
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdatePause, pauseHandler(true), workflow.UpdateHandlerOptions{Validator: byValidator}); err != nil {
+		return st, err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateResume, pauseHandler(false), workflow.UpdateHandlerOptions{Validator: byValidator}); err != nil {
+		return st, err
+	}
+	err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateRetry, func(_ workflow.Context, r RetryRequest) ([]string, error) {
+		var queued []string
+		for i := range st.VMs {
+			v := &st.VMs[i]
+			if v.State == VMFailed && (len(r.Servers) == 0 || slices.Contains(r.Servers, v.ID) || slices.Contains(r.Servers, v.Name)) {
+				v.State, v.Error, v.Detail = VMPending, "", "retry queued by "+r.By
+				queued = append(queued, v.ID)
+			}
+		}
+		changed = true
+		return queued, nil
+	}, workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, r RetryRequest) error {
+		if strings.TrimSpace(r.By) == "" {
+			return errors.New("by is empty: say who you are")
+		}
+		var failed []string
+		for _, v := range st.VMs {
+			if v.State == VMFailed {
+				failed = append(failed, v.Name)
+			}
+		}
+		if len(failed) == 0 {
+			return errors.New("no VM has failed: nothing to retry")
+		}
+		for _, s := range r.Servers {
+			i := vm(s)
+			if i < 0 {
+				return fmt.Errorf("project %s has no server %q", in.Project, s)
+			}
+			if st.VMs[i].State != VMFailed {
+				return fmt.Errorf("server %s is %s, not failed; failed: %s", s, st.VMs[i].State, strings.Join(failed, ", "))
+			}
+		}
+		return nil
+	}})
+	if err != nil {
+		return st, err
+	}
+	progress := workflow.GetSignalChannel(ctx, SignalVMProgress)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var p VMProgress
+			progress.Receive(ctx, &p)
+			if i := vm(p.ServerID); i >= 0 && st.VMs[i].State == VMRunning {
+				st.VMs[i].Step, st.VMs[i].Detail = p.Step, p.Detail
+				if p.DestinationID != "" {
+					st.VMs[i].DestinationID = p.DestinationID
+				}
+			}
+		}
+	})
+
+	err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, preflightOptions), contract.MigratePreflight,
+		contract.PreflightInput{Project: in.Project, From: in.From, To: in.To, Servers: in.Servers, DryRun: in.DryRun}).Get(ctx, &st.Plan)
+	if err != nil {
+		return st, fmt.Errorf("preflight of project %s: %w", in.Project, err)
+	}
+	for _, s := range st.Plan.Servers {
+		st.VMs = append(st.VMs, VMStatus{ID: s.ID, Name: s.Name, State: VMPending, Step: VMStepPreflight})
+	}
+	if in.DryRun {
+		return st, nil
+	}
+	self := workflow.GetInfo(ctx).WorkflowExecution.ID
+	running := 0
+	for st.Count(VMDone) < len(st.VMs) {
+		for i := range st.VMs {
+			if st.Paused || running >= parallel {
+				break
+			}
+			if st.VMs[i].State != VMPending {
+				continue
+			}
+			v := &st.VMs[i]
+			v.State, v.Runs, v.WorkflowID = VMRunning, v.Runs+1, self+"/"+v.ID
+			running++
+			id, name := v.ID, v.Name
+			cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: v.WorkflowID, TaskQueue: TaskQueueMigrate})
+			f := workflow.ExecuteChildWorkflow(cctx, VMMigration, VMMigrationInput{
+				VM:          contract.VMRef{Project: in.Project, From: in.From, To: in.To, ServerID: id, ServerName: name, Key: v.WorkflowID},
+				GracePeriod: in.GracePeriod, DNSZone: in.DNSZone,
+			})
+			workflow.Go(ctx, func(ctx workflow.Context) {
+				var res VMMigrationResult
+				err := f.Get(ctx, &res)
+				v := &st.VMs[vm(id)]
+				if err != nil {
+					v.State, v.Error = VMFailed, failureDetail(err)
+					workflow.GetLogger(ctx).Error("VM migration failed; its source is kept", "server", name, "error", err)
+				} else {
+					v.State, v.Step, v.Result, v.DestinationID = VMDone, VMStepDone, &res, res.DestinationID
+				}
+				running--
+				changed = true
+			})
+		}
+		changed = false
+		if err := workflow.Await(ctx, func() bool { return changed }); err != nil {
+			return st, err
+		}
+	}
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return st, err
+	}
+	return st, nil
+}

@@ -1,0 +1,182 @@
+package workflows
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/wikimedia/conveyor/activities/contract"
+)
+
+// Steps of a VM migration, in order, as VMStatus.Step says them.
+const (
+	VMStepPreflight   = "preflight"
+	VMStepStop        = "stop-source"
+	VMStepSnapshot    = "snapshot"
+	VMStepCopy        = "copy-image"
+	VMStepCreate      = "create-server"
+	VMStepWaitActive  = "wait-active"
+	VMStepVerify      = "verify"
+	VMStepDNS         = "switch-dns"
+	VMStepMark        = "mark"
+	VMStepGrace       = "grace-period"
+	VMStepVerifyAgain = "verify-again"
+	VMStepDelete      = "delete-source"
+	VMStepDone        = "done"
+)
+
+// SignalVMProgress is the signal a VMMigration sends its parent ProjectMigration
+// at each step (a VMProgress).
+const SignalVMProgress = "vm-progress"
+
+// DefaultGracePeriod is how long a migrated VM's stopped source is kept before it
+// is verified again and deleted.
+const DefaultGracePeriod = 24 * time.Hour
+
+// VMMigrationInput is one server's migration.
+type VMMigrationInput struct {
+	VM contract.VMRef `json:"vm"`
+	// GracePeriod is the wait between the verified destination and the source's
+	// deletion; 0 means DefaultGracePeriod.
+	GracePeriod time.Duration `json:"gracePeriod,omitempty"`
+	// DNSZone is the DNS zone whose record to switch; empty switches nothing.
+	DNSZone string `json:"dnsZone,omitempty"`
+}
+
+// VMProgress is one step of one VM, sent to the parent.
+type VMProgress struct {
+	ServerID      string `json:"serverId"`
+	Step          string `json:"step"`
+	DestinationID string `json:"destinationId,omitempty"`
+	Detail        string `json:"detail,omitempty"`
+}
+
+// VMMigrationResult is what a finished VM migration did.
+type VMMigrationResult struct {
+	ServerID      string               `json:"serverId"`
+	DestinationID string               `json:"destinationId"`
+	Snapshot      contract.ImageOutput `json:"snapshot"`
+	Image         contract.ImageOutput `json:"image"`
+	// Reused lists the steps that found an earlier attempt's work.
+	Reused []string `json:"reused,omitempty"`
+	// SourceDeleted says the source server is gone.
+	SourceDeleted bool `json:"sourceDeleted"`
+}
+
+// Activity options of the VM migration. Every step heartbeats while it waits, so
+// a worker that dies is noticed after vmHeartbeat and the step retried elsewhere;
+// steps that retrying cannot fix fail with the contract's error types.
+const vmHeartbeat = 30 * time.Second
+
+var (
+	vmRetry = &temporal.RetryPolicy{
+		InitialInterval:        2 * time.Second,
+		BackoffCoefficient:     2,
+		MaximumInterval:        5 * time.Minute,
+		MaximumAttempts:        10,
+		NonRetryableErrorTypes: []string{contract.ErrServerError, contract.ErrVerifyFailed, contract.ErrMigrationInput},
+	}
+	vmStepOptions = workflow.ActivityOptions{TaskQueue: TaskQueueMigrate, StartToCloseTimeout: 30 * time.Minute, HeartbeatTimeout: vmHeartbeat, RetryPolicy: vmRetry}
+	vmCopyOptions = workflow.ActivityOptions{TaskQueue: TaskQueueMigrate, StartToCloseTimeout: 12 * time.Hour, HeartbeatTimeout: vmHeartbeat, RetryPolicy: vmRetry}
+)
+
+// VMMigration moves one server between deployments: stop the source, snapshot it,
+// copy the snapshot's data to the destination's Glance (streamed, checksummed),
+// create the server there with the same name, flavor and metadata, wait for
+// ACTIVE (ERROR fails), verify, switch DNS if a zone is given, mark both sides,
+// and after the grace period (a durable timer) verify again and delete the
+// source. The source is never deleted before the destination is verified. Every
+// step finds its earlier work by the markers of the VM's key, so rerunning the
+// workflow (the parent's retry) resumes where the last run stopped.
+func VMMigration(ctx workflow.Context, in VMMigrationInput) (VMMigrationResult, error) {
+	res := VMMigrationResult{ServerID: in.VM.ServerID}
+	if in.VM.Key == "" {
+		in.VM.Key = workflow.GetInfo(ctx).WorkflowExecution.ID
+	}
+	grace := in.GracePeriod
+	if grace <= 0 {
+		grace = DefaultGracePeriod
+	}
+	step := func(name string, opts workflow.ActivityOptions, activity string, arg, out any) error {
+		report(ctx, VMProgress{ServerID: in.VM.ServerID, Step: name, DestinationID: res.DestinationID})
+		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), activity, arg).Get(ctx, out); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	}
+	if err := step(VMStepStop, vmStepOptions, contract.MigrateStopSource, in.VM, &contract.StopSourceOutput{}); err != nil {
+		return res, err
+	}
+	if err := step(VMStepSnapshot, vmCopyOptions, contract.MigrateSnapshot, in.VM, &res.Snapshot); err != nil {
+		return res, err
+	}
+	if err := step(VMStepCopy, vmCopyOptions, contract.MigrateCopyImage, contract.CopyImageInput{VM: in.VM, Source: res.Snapshot}, &res.Image); err != nil {
+		return res, err
+	}
+	var srv contract.ServerOutput
+	if err := step(VMStepCreate, vmStepOptions, contract.MigrateCreateServer, contract.CreateServerInput{VM: in.VM, ImageID: res.Image.ImageID}, &srv); err != nil {
+		return res, err
+	}
+	res.DestinationID = srv.ServerID
+	for _, r := range []struct {
+		step   string
+		reused bool
+	}{{VMStepSnapshot, res.Snapshot.Reused}, {VMStepCopy, res.Image.Reused}, {VMStepCreate, srv.Reused}} {
+		if r.reused {
+			res.Reused = append(res.Reused, r.step)
+		}
+	}
+	dest := contract.DestinationInput{VM: in.VM, ServerID: srv.ServerID, ImageID: res.Image.ImageID, SourceImage: res.Snapshot, DNSZone: in.DNSZone}
+	if err := step(VMStepWaitActive, vmStepOptions, contract.MigrateWaitActive, dest, &contract.ServerOutput{}); err != nil {
+		return res, err
+	}
+	verify := func(name string) error {
+		var v contract.VerifyOutput
+		if err := step(name, vmStepOptions, contract.MigrateVerify, dest, &v); err != nil {
+			return err
+		}
+		if len(v.Problems) > 0 {
+			return temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("%s: the destination %s does not match the source %s (kept): %s", name, srv.ServerID, in.VM.ServerID, strings.Join(v.Problems, "; ")),
+				contract.ErrVerifyFailed, nil)
+		}
+		return nil
+	}
+	if err := verify(VMStepVerify); err != nil {
+		return res, err
+	}
+	if err := step(VMStepDNS, vmStepOptions, contract.MigrateSwitchDNS, dest, &contract.StepOutput{}); err != nil {
+		return res, err
+	}
+	if err := step(VMStepMark, vmStepOptions, contract.MigrateMark, dest, &contract.StepOutput{}); err != nil {
+		return res, err
+	}
+	report(ctx, VMProgress{ServerID: in.VM.ServerID, Step: VMStepGrace, DestinationID: res.DestinationID,
+		Detail: "source kept until " + workflow.Now(ctx).Add(grace).UTC().Format(time.RFC3339)})
+	if err := workflow.Sleep(ctx, grace); err != nil {
+		return res, err
+	}
+	if err := verify(VMStepVerifyAgain); err != nil {
+		return res, err
+	}
+	if err := step(VMStepDelete, vmStepOptions, contract.MigrateDeleteSource, dest, &contract.StepOutput{}); err != nil {
+		return res, err
+	}
+	res.SourceDeleted = true
+	report(ctx, VMProgress{ServerID: in.VM.ServerID, Step: VMStepDone, DestinationID: res.DestinationID})
+	return res, nil
+}
+
+// report tells the parent ProjectMigration, if any, which step the VM is in.
+func report(ctx workflow.Context, p VMProgress) {
+	parent := workflow.GetInfo(ctx).ParentWorkflowExecution
+	if parent == nil {
+		return
+	}
+	if err := workflow.SignalExternalWorkflow(ctx, parent.ID, "", SignalVMProgress, p).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Warn("Reporting VM progress to the project migration failed", "server", p.ServerID, "error", err)
+	}
+}
