@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # Integration tests bring the stack up themselves when it is not up.
 TESTFLAGS ?= -count=1 -timeout 80m
 
-.PHONY: all deps tools bin up down status demo test lint clean
+.PHONY: all deps tools bin up up-openstack down status demo test lint clean bench-migration
 
 all: bin
 
@@ -23,6 +23,9 @@ bin: ## the conveyor CLI and the worker
 up: tools bin ## start the local stack (idempotent)
 	$(BIN)/conveyor dev up
 
+up-openstack: tools bin ## the local stack plus its two-region OpenStack (regions eqiad1, eqiad2)
+	$(BIN)/conveyor dev up --with openstack
+
 down: bin ## stop what `make up` started
 	$(BIN)/conveyor dev down
 
@@ -34,6 +37,9 @@ demo: up ## the main job on the local stack
 
 test: tools ## unit tests + integration tests on the real stack
 	$(GO) test $(TESTFLAGS) ./...
+
+bench-migration: tools ## the migration's scale benchmark: 10,000 VMs in 1,000 projects, stubbed activities (BENCHFLAGS to change)
+	$(GO) run ./bench/migration $(BENCHFLAGS)
 
 lint:
 	gofmt -l . | (! grep .)

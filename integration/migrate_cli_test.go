@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/flavors"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+
+	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/internal/stacktest"
 	"github.com/wikimedia/conveyor/workflows"
 )
@@ -155,6 +159,84 @@ stages:
 	for _, want := range []string{"order racks", "alice", "sign off", "carol", "(gate approved)", "bob", "dave"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q:\n%s", want, report)
+		}
+	}
+}
+
+// TestMigrateCLIProjects drives one project's automatic migration through the CLI
+// on the real two-region rig: the dry run asks both clouds and changes nothing,
+// then start, pause (refusing nothing, starting no VM), resume, a refused retry
+// (nothing failed) and status --watch until every VM is migrated.
+func TestMigrateCLIProjects(t *testing.T) {
+	r := openStackRig(t)
+	vmTemporal(t)
+	pr := newVMProject(t, r, 2)
+	_, wout := startMigrateWorker(t)
+	migrate := func(args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		all := append([]string{"--config", stackConfigPath(), "migrate"}, args...)
+		all = append(all, "--namespace", vmNS, "--from", vmFrom, "--to", vmTo)
+		b, err := exec.CommandContext(ctx, filepath.Join(binDir, "conveyor"), all...).CombinedOutput()
+		return string(b), err
+	}
+	must := func(args ...string) string {
+		t.Helper()
+		got, err := migrate(args...)
+		if err != nil {
+			t.Fatalf("conveyor migrate %s: %v\n%s\nworker:\n%s", strings.Join(args, " "), err, got, wout.String())
+		}
+		return got
+	}
+
+	plan := must("start", "--project", pr.name, "--dry-run")
+	for _, want := range []string{"dry run: nothing changes", "would run as workflow " + workflows.ProjectMigrationID(vmFrom, vmTo, pr.name),
+		"flavor", pr.flavor, contract.ResourceWillCreate} {
+		if !strings.Contains(plan, want) {
+			t.Errorf("the dry run lacks %q:\n%s", want, plan)
+		}
+	}
+	for name := range pr.servers {
+		if !strings.Contains(plan, name) {
+			t.Errorf("the dry run does not list server %s:\n%s", name, plan)
+		}
+	}
+	// Nothing changed in the destination: no server, and the flavor it would create is still missing.
+	pages, err := servers.List(pr.dst.compute, nil).AllPages(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all, _ := servers.ExtractServers(pages); len(all) > 0 {
+		t.Errorf("after the dry run, %s has servers of the project: %v", vmTo, all)
+	}
+	fpages, err := flavors.ListDetail(pr.dst.compute, nil).AllPages(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fls, _ := flavors.ExtractFlavors(fpages)
+	for _, f := range fls {
+		if f.Name == pr.flavor {
+			t.Errorf("the dry run created flavor %s in %s", pr.flavor, vmTo)
+		}
+	}
+
+	must("start", "--project", pr.name, "--max-parallel", "1", "--grace-period", "5s")
+	if out := must("pause", "--project", pr.name, "--by", "alice", "--reason", "storage work"); !strings.Contains(out, "paused (alice: storage work)") {
+		t.Errorf("pause printed %s", out)
+	}
+	if out := must("status", "--project", pr.name); !strings.Contains(out, "PAUSED by alice: storage work") {
+		t.Errorf("status of a paused project:\n%s", out)
+	}
+	if out := must("resume", "--project", pr.name, "--by", "alice"); !strings.Contains(out, "running;") {
+		t.Errorf("resume printed %s", out)
+	}
+	if out, err := migrate("retry", "--project", pr.name, "--by", "alice"); err == nil || !strings.Contains(out, "no VM has failed: nothing to retry") {
+		t.Errorf("retry with nothing failed: %v\n%s", err, out)
+	}
+	out := must("status", "--project", pr.name, "--watch", "--interval", "1s")
+	for _, want := range []string{"100% 2/2 VMs done", "the project's workflow is completed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status --watch lacks %q:\n%s", want, out)
 		}
 	}
 }

@@ -424,7 +424,7 @@ func TestManualModeWaitsForTaskDone(t *testing.T) {
 		return h.Get(ctx, nil)
 	}
 	if err := update(driverID, workflows.UpdateTaskDone, workflows.TaskCompletion{Task: organic.Name, By: "andrew"}); err == nil ||
-		!strings.Contains(err.Error(), "organic mode and done") {
+		!strings.Contains(err.Error(), "is already done (by conveyor") {
 		t.Errorf("task-done for the organic project: %v, want a refusal", err)
 	}
 	if err := update(driverID, workflows.UpdateTaskDone, workflows.TaskCompletion{Task: manual.Name, By: "andrew", Note: "moved by hand"}); err != nil {
@@ -439,6 +439,8 @@ func TestManualModeWaitsForTaskDone(t *testing.T) {
 	if err := run.Get(ctx, &final); err != nil {
 		t.Fatalf("migration: %v\nworker:\n%s", err, wout.String())
 	}
+	stacktest.RecordHistory(t, tc, driverID, "", "projects-organic-manual.json")
+	stacktest.RecordHistory(t, tc, stageID, "", "stage-projects-task.json")
 	task = final.Stages[0].Tasks[0]
 	if task.State != workflows.TaskDone || len(task.Projects) != 2 || task.Projects[1].By != "andrew" || task.Projects[1].Note != "moved by hand" {
 		t.Errorf("final task %+v, want done with the manual project done by andrew", task)
@@ -472,6 +474,13 @@ func TestBatteryOnTheRig(t *testing.T) {
 			t.Fatalf("battery run %d: %v\nworker:\n%s", i+1, err, wout.String())
 		}
 		reports = append(reports, rep)
+		t.Logf("run %d: %s", i+1, rep.Summary)
+		for _, r := range rep.Run.Results {
+			t.Logf("  %s ok=%v skipped=%v %.1fs: %s", r.Test, r.OK, r.Skipped, r.Seconds, r.Detail)
+		}
+		if i == 1 {
+			stacktest.RecordHistory(t, tc, run.GetID(), run.GetRunID(), "battery-second-run.json")
+		}
 	}
 	first, second := reports[0], reports[1]
 	for _, r := range first.Run.Results {
@@ -568,6 +577,8 @@ func TestCleanupOnTheRig(t *testing.T) {
 	if err := run.Get(ctx, &final); err != nil {
 		t.Fatalf("cleanup: %v\nworker:\n%s", err, wout.String())
 	}
+	stacktest.RecordHistory(t, tc, id, "", "cleanup-approved.json")
+	t.Log(final.Summary)
 	if len(final.Deleted) != 2 || len(final.Remaining) != 0 || final.ApprovedBy != "bd808" {
 		t.Errorf("final report %+v, want both deleted, nothing remaining", final)
 	}

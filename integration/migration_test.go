@@ -30,6 +30,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/groups"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/rules"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"golang.org/x/crypto/ssh"
 
@@ -507,12 +508,43 @@ func TestProjectMigrationSurvivesWorkerKill(t *testing.T) {
 			}
 			_, _ = worker.Process.Wait()
 			_, wout2 := startMigrateWorker(t, env...)
-			_ = wout
 			st := waitProjectMigration(t, run, wout2)
 			stacktest.RecordHistory(t, c, run.GetID(), run.GetRunID(), "projectmigration-worker-killed-in-"+step+".json")
 			checkMigrated(t, pr, st)
+			// The kill must have cut an attempt short: a step ran again on the new
+			// worker (the copy itself, or the creation or its wait for ACTIVE).
+			again := retriedActivities(t, c, st.VMs[0].WorkflowID)
+			want := map[string][]string{
+				workflows.VMStepCopy:   {contract.MigrateCopyImage},
+				workflows.VMStepCreate: {contract.MigrateCreateServer, contract.MigrateWaitActive},
+			}[step]
+			if !slices.ContainsFunc(want, func(a string) bool { return slices.Contains(again, a) }) {
+				t.Errorf("activities started more than once: %v; want one of %v (the kill missed the step)\nfirst worker:\n%s", again, want, wout.String())
+			}
 		})
 	}
+}
+
+// retriedActivities lists the activities of a workflow that started more than
+// one attempt.
+func retriedActivities(t *testing.T, c client.Client, workflowID string) []string {
+	t.Helper()
+	var out []string
+	scheduled := map[int64]string{}
+	it := c.GetWorkflowHistory(context.Background(), workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
+			scheduled[ev.GetEventId()] = a.GetActivityType().GetName()
+		}
+		if a := ev.GetActivityTaskStartedEventAttributes(); a != nil && a.GetAttempt() > 1 {
+			out = append(out, scheduled[a.GetScheduledEventId()])
+		}
+	}
+	return out
 }
 
 // TestProjectMigrationErrorKeepsSource disables eqiad2's nova-compute so the

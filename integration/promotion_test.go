@@ -232,7 +232,7 @@ analysis:
   path: /cgi-bin/hello?name=canary
   maxErrorRatio: 0.05
   maxLatencyP95: 2s
-smokePath: /cgi-bin/hello?name=staging
+smokePath: /cgi-bin/healthz
 approvers: [alice, bob]
 reminderEvery: 1h
 historyMax: 3
@@ -335,6 +335,9 @@ func (pc *promotionCase) waitStatus(run client.WorkflowRun, timeout time.Duratio
 		var err error
 		if st, err = launch.PromotionStatus(context.Background(), pc.c, run.GetID(), run.GetRunID()); err != nil {
 			return err
+		}
+		if err := cond(st); err != nil && !st.Finished.IsZero() {
+			pc.t.Fatalf("%s: the promotion ended instead, at stage %s: %s", what, st.Stage, st.Error)
 		}
 		return cond(st)
 	})
@@ -497,6 +500,7 @@ func TestPromotionToFullProduction(t *testing.T) {
 	}
 	var eqiadPassed bool
 	for _, ev := range st.Events {
+		t.Logf("%s %s", ev.At.Format("15:04:05.000"), ev.Message)
 		eqiadPassed = eqiadPassed || strings.Contains(ev.Message, pc.prod[0].Name+" step 1/2 analysis passed: canary passed: 20 GETs")
 	}
 	if !eqiadPassed {
@@ -601,16 +605,24 @@ func TestPromotionSurvivesWorkerKill(t *testing.T) {
 	if _, err := pc.decide(run, workflows.PromoteApprove, "alice"); err != nil {
 		t.Fatalf("alice's approve: %v", err)
 	}
+	// Kill once the first step's canary Deployment exists: CanarySet is waiting for
+	// its pods, or the step runs its pause.
 	eqiad := pc.prod[0].Name
-	pc.waitStatus(run, 5*time.Minute, "the first canary step in "+eqiad, func(st workflows.PromotionStatus) error {
+	st := pc.waitStatus(run, 5*time.Minute, "the first canary step in "+eqiad, func(st workflows.PromotionStatus) error {
 		if st.Cluster != eqiad || st.Step != 1 {
 			return fmt.Errorf("stage %s cluster %s step %d", st.Stage, st.Cluster, st.Step)
+		}
+		if p := pc.inspect(eqiad, pc.service); !p.canary {
+			return errors.New("no canary Deployment yet")
 		}
 		return nil
 	})
 	pc.stopWorker(syscall.SIGKILL)
-	killedAt := pc.inspect(eqiad, pc.service)
-	t.Logf("killed the worker in step 1 of %s; canary Deployment present: %v, canary pods %d", eqiad, killedAt.canary, killedAt.canaryPods)
+	inFlight := "CanarySet in flight"
+	if st.Weights.CanaryReady > 0 {
+		inFlight = "the step's pause or analysis"
+	}
+	t.Logf("killed the worker in step 1 of %s (%s)", eqiad, inFlight)
 	pc.startWorker()
 
 	st, err := pc.result(run, 10*time.Minute)
@@ -618,6 +630,9 @@ func TestPromotionSurvivesWorkerKill(t *testing.T) {
 		t.Fatalf("the promotion did not survive the kill: %v\n%+v", err, st)
 	}
 	stacktest.RecordHistory(t, pc.c, run.GetID(), run.GetRunID(), "promotion-worker-killed.json")
+	if st.Stage != workflows.PromotionStagePromoted {
+		t.Errorf("stage %s, want %s", st.Stage, workflows.PromotionStagePromoted)
+	}
 	for _, cl := range pc.prod {
 		pc.wantStable(cl.Name, imgs.v2, []int{1, 2})
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +32,7 @@ import (
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/activities/source"
 	"github.com/wikimedia/conveyor/internal/config"
+	"github.com/wikimedia/conveyor/internal/launch"
 	"github.com/wikimedia/conveyor/internal/stacktest"
 	"github.com/wikimedia/conveyor/internal/temporalclient"
 	"github.com/wikimedia/conveyor/workflows"
@@ -40,8 +42,8 @@ import (
 // tests on the shared Temporal dev server.
 const uiNamespace = "conveyor-ui-it"
 
-// chromiumPath is Debian's chromium, which `make deps` (tools/deps.sh) installs.
-const chromiumPath = "/usr/bin/chromium"
+// uiChromium is Debian's chromium, which `make deps` (tools/deps.sh) installs.
+const uiChromium = "/usr/bin/chromium"
 
 // TestUIApprovePromotion approves a promotion waiting at its gate the way a person
 // does: Debian's chromium, driven by playwright-core (integration/ui/approve.mjs),
@@ -51,7 +53,7 @@ const chromiumPath = "/usr/bin/chromium"
 // approval with the approver's name and promote the service to production in
 // every cluster.
 func TestUIApprovePromotion(t *testing.T) {
-	playwright := browserTools(t)
+	playwright := uiBrowserTools(t)
 	nsCfg := stacktest.Namespace(t, uiNamespace)
 	if len(nsCfg.Promotion.Clusters) == 0 || nsCfg.Promotion.ConfigRepo == "" {
 		t.Fatalf("the stack's configuration has no promotion clusters or configuration registry (promotion.clusters, promotion.configRepo in %s): `make up` writes them", stackConfigPath())
@@ -59,7 +61,7 @@ func TestUIApprovePromotion(t *testing.T) {
 	service := "uiapprove-" + randomHex(t)[:8]
 	approver, reason := "alice", "vetted in the browser test"
 	configRepo := uiConfigRepo(t, nsCfg, service, approver)
-	t.Cleanup(func() { deleteServiceNamespaces(t, nsCfg, service) })
+	t.Cleanup(func() { uiDeleteNamespaces(t, nsCfg, service) })
 
 	worker := startUIWorker(t, configRepo)
 	c := uiTemporalClient(t, nsCfg)
@@ -67,13 +69,13 @@ func TestUIApprovePromotion(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	id := workflows.PromotionID(service, image)
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueueDeploy}, workflows.Promotion, workflows.PromotionInput{
+	run, err := launch.Promotion(ctx, c, workflows.PromotionInput{
 		Service: service, Image: image, Source: workflows.PromotionSource{Project: "ui-approve-test"},
 	})
 	if err != nil {
-		t.Fatalf("starting the promotion: %v", err)
+		t.Fatal(err)
 	}
+	id := run.GetID()
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("worker output:\n%s", worker.String())
@@ -83,17 +85,10 @@ func TestUIApprovePromotion(t *testing.T) {
 		// Ends a promotion the test left waiting; an ended one stays as it is.
 		_ = c.TerminateWorkflow(ctx, id, run.GetRunID(), "the browser test ended")
 	})
-	t.Logf("promotion %s: %s/namespaces/%s/workflows/%s", id, nsCfg.Temporal.UIURL, uiNamespace, id)
+	t.Logf("promotion %s: %s/namespaces/%s/workflows/%s", id, strings.TrimRight(nsCfg.Temporal.UIURL, "/"), uiNamespace, url.PathEscape(id))
 
-	status := func() (workflows.PromotionStatus, error) {
-		var st workflows.PromotionStatus
-		v, err := c.QueryWorkflow(ctx, id, run.GetRunID(), workflows.QueryStatus)
-		if err == nil {
-			err = v.Get(&st)
-		}
-		return st, err
-	}
-	st := waitForStatus(t, 10*time.Minute, "the promotion waiting at its gate (staging deployed and checked)", status,
+	status := func() (workflows.PromotionStatus, error) { return launch.PromotionStatus(ctx, c, id, run.GetRunID()) }
+	st := uiWaitForStatus(t, 10*time.Minute, "the promotion waiting at its gate (staging deployed and checked)", status,
 		func(st workflows.PromotionStatus) bool {
 			return st.Stage == workflows.PromotionStageGate && st.Waiting != ""
 		})
@@ -101,7 +96,7 @@ func TestUIApprovePromotion(t *testing.T) {
 		t.Fatalf("the promotion was approved by %q before the browser sent anything", st.ApprovedBy)
 	}
 
-	summary := runApproveScript(t, playwright, approveArgs{
+	summary := uiRunApproveScript(t, playwright, uiApproveArgs{
 		ui: nsCfg.Temporal.UIURL, namespace: uiNamespace, workflowID: id,
 		approver: approver, reason: reason,
 		// Finds it as a person would: the running promotion at its gate.
@@ -109,7 +104,7 @@ func TestUIApprovePromotion(t *testing.T) {
 	})
 	t.Logf("browser run: %s", summary)
 
-	st = waitForStatus(t, time.Minute, "the promotion recording the approval", status,
+	st = uiWaitForStatus(t, time.Minute, "the promotion recording the approval", status,
 		func(st workflows.PromotionStatus) bool { return st.ApprovedBy != "" })
 	if st.ApprovedBy != approver {
 		t.Fatalf("approved by %q, want %q; decisions %+v", st.ApprovedBy, approver, st.Decisions)
@@ -121,7 +116,7 @@ func TestUIApprovePromotion(t *testing.T) {
 	if d := st.Decisions[i]; d.Approver != approver || d.Reason != reason || d.Via != "signal" || !d.Accepted || d.At.IsZero() {
 		t.Errorf("the approve decision is %+v, want an accepted signal from %q with reason %q and a time", d, approver, reason)
 	}
-	checkSignalEvent(t, c, id, run.GetRunID(), approver)
+	uiCheckSignalEvent(t, c, id, run.GetRunID(), approver)
 
 	var final workflows.PromotionStatus
 	if err := run.Get(ctx, &final); err != nil {
@@ -138,15 +133,17 @@ func TestUIApprovePromotion(t *testing.T) {
 		t.Errorf("the promotion went to %d clusters (%+v), the stack has %d", len(final.Clusters), final.Clusters, len(nsCfg.Promotion.Clusters))
 	}
 	for _, cl := range final.Clusters {
+		// A service new to a cluster is installed there, without a canary.
 		if cl.State != workflows.ClusterPromoted && cl.State != workflows.ClusterInstalled {
 			t.Errorf("cluster %s ended %q (%s), want promoted or installed", cl.Name, cl.State, cl.Detail)
 		}
+		t.Logf("cluster %s: %s, revision %d (%s)", cl.Name, cl.State, cl.Revision, cl.Detail)
 	}
 }
 
-// waitForStatus polls the promotion's status until done says so, and fails the
+// uiWaitForStatus polls the promotion's status until done says so, and fails the
 // test at once when the promotion has ended with an error.
-func waitForStatus(t *testing.T, timeout time.Duration, what string, status func() (workflows.PromotionStatus, error), done func(workflows.PromotionStatus) bool) workflows.PromotionStatus {
+func uiWaitForStatus(t *testing.T, timeout time.Duration, what string, status func() (workflows.PromotionStatus, error), done func(workflows.PromotionStatus) bool) workflows.PromotionStatus {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -163,12 +160,12 @@ func waitForStatus(t *testing.T, timeout time.Duration, what string, status func
 	}
 }
 
-// browserTools checks for chromium and node and installs playwright-core
+// uiBrowserTools checks for chromium and node and installs playwright-core
 // (tools/playwright.sh: quick when it is there), returning its directory.
-func browserTools(t *testing.T) string {
+func uiBrowserTools(t *testing.T) string {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("the browser test needs Debian's chromium at %s: `make deps` (tools/deps.sh) installs it: %v", chromiumPath, err)
+	if _, err := os.Stat(uiChromium); err != nil {
+		t.Fatalf("the browser test needs Debian's chromium at %s: `make deps` (tools/deps.sh) installs it: %v", uiChromium, err)
 	}
 	if _, err := exec.LookPath("node"); err != nil {
 		t.Fatalf("the browser test needs Node.js (node and npm on the PATH) to run integration/ui/approve.mjs: %v", err)
@@ -184,21 +181,21 @@ func browserTools(t *testing.T) string {
 	return lines[len(lines)-1]
 }
 
-// approveArgs are integration/ui/approve.mjs's arguments.
-type approveArgs struct {
+// uiApproveArgs are integration/ui/approve.mjs's arguments.
+type uiApproveArgs struct {
 	ui, namespace, workflowID, approver, reason, filter string
 }
 
-// runApproveScript runs integration/ui/approve.mjs and returns its summary line
+// uiRunApproveScript runs integration/ui/approve.mjs and returns its summary line
 // with the process's own measurements; a failure shows its output, which names
 // the step and where the screenshot is.
-func runApproveScript(t *testing.T, playwright string, a approveArgs) string {
+func uiRunApproveScript(t *testing.T, playwright string, a uiApproveArgs) string {
 	t.Helper()
 	artifacts := filepath.Join(os.TempDir(), "conveyor-ui-"+randomHex(t)[:8])
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", filepath.Join(repoDir, "integration", "ui", "approve.mjs"),
-		"--playwright", playwright, "--chromium", chromiumPath,
+		"--playwright", playwright, "--chromium", uiChromium,
 		"--ui", a.ui, "--namespace", a.namespace, "--workflow-id", a.workflowID,
 		"--approver", a.approver, "--reason", a.reason, "--filter", a.filter,
 		"--artifacts", artifacts, "--timeout", "120")
@@ -233,9 +230,9 @@ func runApproveScript(t *testing.T, playwright string, a approveArgs) string {
 		wall.Round(time.Millisecond), sum.WallMs, sum.StepsMs, sum.PeakPSS>>20, sum.Processes, sum.PeakRSSSum>>20, maxRSS>>20)
 }
 
-// checkSignalEvent finds the approve signal in the run's history, with the
+// uiCheckSignalEvent finds the approve signal in the run's history, with the
 // approver in its payload.
-func checkSignalEvent(t *testing.T, c client.Client, id, runID, approver string) {
+func uiCheckSignalEvent(t *testing.T, c client.Client, id, runID, approver string) {
 	t.Helper()
 	it := c.GetWorkflowHistory(context.Background(), id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	var found int
@@ -390,9 +387,9 @@ func uiHelloImage(t *testing.T, c config.Config, service string) string {
 	return out.Ref
 }
 
-// deleteServiceNamespaces removes the test service's namespaces, staging's and
+// uiDeleteNamespaces removes the test service's namespaces, staging's and
 // production's, in every cluster of the stack.
-func deleteServiceNamespaces(t *testing.T, c config.Config, service string) {
+func uiDeleteNamespaces(t *testing.T, c config.Config, service string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for _, cl := range c.Promotion.Clusters {

@@ -85,8 +85,12 @@ func queryPlan(ctx context.Context, cl client.Client, from, to string) (workflow
 // explainNotFound turns Temporal's not-found error into what to do.
 func explainNotFound(err error, id, hint string) error {
 	var nf *serviceerror.NotFound
-	if errors.As(err, &nf) {
+	var timeout *serviceerror.DeadlineExceeded
+	switch {
+	case errors.As(err, &nf):
 		return fmt.Errorf("no workflow %s: %s", id, hint)
+	case errors.As(err, &timeout) || errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("asking %s: no answer in time: a migrate worker answers queries and updates (conveyor-worker --pools migrate); is one running, in this namespace, and keeping up? (%w)", id, err)
 	}
 	return fmt.Errorf("asking %s: %w", id, err)
 }

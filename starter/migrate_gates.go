@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -23,14 +24,19 @@ func migrateApproveCommand() *cli.Command {
 			"nothing changes, while tasks are open, while its entry checks fail, or once it is\n" +
 			"approved; the refusal says why. Who approved, when and why stay in the stage's\n" +
 			"history and in `conveyor migrate status`. --dry-run prints the update and\n" +
-			"whether the stage would accept it now, and sends nothing.\n\n" +
+			"whether the stage would accept it now, and sends nothing.\n" +
+			"With --cleanup, approves instead the deletion of the leftovers stage 5's cleanup\n" +
+			"listed (see `conveyor migrate report --final`), but those named with --keep.\n\n" +
 			"Examples:\n\n" +
 			"   conveyor migrate approve --from codfw1dev --to codfw2dev --approver bob --reason 'racks in place'\n" +
-			"   conveyor migrate approve --from codfw1dev --to codfw2dev --stage procure --approver bob --dry-run",
+			"   conveyor migrate approve --from codfw1dev --to codfw2dev --stage procure --approver bob --dry-run\n" +
+			"   conveyor migrate approve --from codfw1dev --to codfw2dev --cleanup --approver bob --keep 5f1c…   # stage 5's deletion",
 		Flags: append(append(pairFlags(),
 			&cli.StringFlag{Name: "stage", Usage: "the stage `NAME` to approve", DefaultText: "the current stage"},
 			&cli.StringFlag{Name: "approver", Usage: "who approves (`NAME`), recorded in the history"},
 			&cli.StringFlag{Name: "reason", Usage: "why, in a few words (`TEXT`)"},
+			&cli.BoolFlag{Name: "cleanup", Usage: "instead of a stage's gate, let stage 5's cleanup delete the leftovers it listed"},
+			&cli.StringSliceFlag{Name: "keep", Usage: "with --cleanup, do not delete this leftover (`ID`); repeatable"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "say what would be sent, send nothing"},
 		), temporalclient.Flags()...),
 		Action: func(c *cli.Context) error {
@@ -41,6 +47,9 @@ func migrateApproveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if len(c.StringSlice("keep")) > 0 && !c.Bool("cleanup") {
+				return errors.New("--keep goes with --cleanup: it names leftovers the cleanup must not delete")
+			}
 			who := strings.TrimSpace(c.String("approver"))
 			if who == "" {
 				return errors.New("--approver is required: say who approves the stage, e.g. --approver bob")
@@ -50,6 +59,10 @@ func migrateApproveCommand() *cli.Command {
 				return err
 			}
 			defer cl.Close()
+			if c.Bool("cleanup") {
+				return approveCleanup(c.Context, cl, c.App.Writer, from, to,
+					workflows.CleanupApproval{By: who, Reason: c.String("reason"), Keep: c.StringSlice("keep")}, c.Bool("dry-run"))
+			}
 			return approveStage(c.Context, cl, c.App.Writer, from, to, c.String("stage"),
 				workflows.StageApproval{By: who, Reason: c.String("reason")}, c.Bool("dry-run"))
 		},
@@ -107,13 +120,17 @@ func migrateTaskDoneCommand() *cli.Command {
 		Description: "Sends the task-done update to the stage's workflow, recording who did the task,\n" +
 			"when, and a note. Automated tasks are run by conveyor: mark one done only after it\n" +
 			"failed and you did its work by hand. The stage refuses an unknown, finished or\n" +
-			"running task and says which tasks it has. --dry-run sends nothing.\n\n" +
+			"running task and says which tasks it has. With --project, the update goes to\n" +
+			"stage 4's projects driver instead and marks that project migrated. --dry-run\n" +
+			"sends nothing.\n\n" +
 			"Examples:\n\n" +
 			"   conveyor migrate task-done --from codfw1dev --to codfw2dev --task 'hardware ordered' --by alice\n" +
-			"   conveyor migrate task-done --from codfw1dev --to codfw2dev --stage bootstrap --task 'openstack-helm deployed' --by alice --note 'chart 1.2'",
+			"   conveyor migrate task-done --from codfw1dev --to codfw2dev --stage bootstrap --task 'openstack-helm deployed' --by alice --note 'chart 1.2'\n" +
+			"   conveyor migrate task-done --from eqiad1 --to eqiad2 --project tools --by alice   # a manual project of stage 4",
 		Flags: append(append(pairFlags(),
 			&cli.StringFlag{Name: "stage", Usage: "the stage `NAME` the task belongs to", DefaultText: "the current stage"},
 			&cli.StringFlag{Name: "task", Usage: "the task's `NAME`, as status lists it"},
+			&cli.StringFlag{Name: "project", Usage: "instead of a task, mark stage 4's project `NAME` migrated (manual mode, or a failed project)"},
 			&cli.StringFlag{Name: "by", Usage: "who did the task (`NAME`)"},
 			&cli.StringFlag{Name: "note", Usage: "a note (`TEXT`), e.g. a ticket"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "say what would be sent, send nothing"},
@@ -127,9 +144,14 @@ func migrateTaskDoneCommand() *cli.Command {
 				return err
 			}
 			d := workflows.TaskCompletion{Task: strings.TrimSpace(c.String("task")), By: strings.TrimSpace(c.String("by")), Note: c.String("note")}
+			project := strings.TrimSpace(c.String("project"))
 			switch {
+			case project != "" && d.Task != "":
+				return errors.New("--task and --project: mark a task or a project done, not both")
+			case project != "":
+				d.Task = project
 			case d.Task == "":
-				return errors.New("--task is required: name the task as `conveyor migrate status` lists it, e.g. --task 'hardware ordered'")
+				return errors.New("--task is required: name the task as `conveyor migrate status` lists it, e.g. --task 'hardware ordered' (or --project NAME for a project of stage 4)")
 			case d.By == "":
 				return errors.New("--by is required: say who did the task, e.g. --by alice")
 			}
@@ -138,6 +160,9 @@ func migrateTaskDoneCommand() *cli.Command {
 				return err
 			}
 			defer cl.Close()
+			if project != "" {
+				return projectDone(c.Context, cl, c.App.Writer, from, to, d, c.Bool("dry-run"))
+			}
 			return taskDone(c.Context, cl, c.App.Writer, from, to, c.String("stage"), d, c.Bool("dry-run"))
 		},
 	}
@@ -195,4 +220,78 @@ func refused(err error, id, what string) error {
 		return fmt.Errorf("%s refused: %s", what, appErr.Message())
 	}
 	return explainNotFound(err, id, what+" is not running")
+}
+
+// projectDone marks a project of stage 4's driver done: UpdateTaskDone with the
+// project's name, sent to the driver.
+func projectDone(ctx context.Context, cl client.Client, w io.Writer, from, to string, d workflows.TaskCompletion, dryRun bool) error {
+	st, err := queryPlan(ctx, cl, from, to)
+	if err != nil {
+		return err
+	}
+	id, err := taskWorkflow(ctx, cl, st, workflows.WorkflowProjectsMigration, "projects are marked done once stage 4's projects task runs")
+	if err != nil {
+		return err
+	}
+	if dryRun {
+		fmt.Fprintf(w, "dry run: would send %s {task: %q, by: %q, note: %q} to %s\n", workflows.UpdateTaskDone, d.Task, d.By, d.Note, id)
+		return nil
+	}
+	h, err := cl.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: id, UpdateName: workflows.UpdateTaskDone, Args: []any{d}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return refused(err, id, "the projects driver")
+	}
+	var p workflows.ProjectProgress
+	if err := h.Get(ctx, &p); err != nil {
+		return refused(err, id, "the projects driver")
+	}
+	fmt.Fprintf(w, "project %s marked %s by %s on %s\n", p.Name, p.State, p.By, day(p.Finished))
+	return nil
+}
+
+// approveCleanup lets stage 5's cleanup delete what it listed.
+func approveCleanup(ctx context.Context, cl client.Client, w io.Writer, from, to string, a workflows.CleanupApproval, dryRun bool) error {
+	st, err := queryPlan(ctx, cl, from, to)
+	if err != nil {
+		return err
+	}
+	rep, err := queryCleanup(ctx, cl, st)
+	if err != nil {
+		return err
+	}
+	id, err := taskWorkflow(ctx, cl, st, workflows.WorkflowCleanup, "")
+	if err != nil {
+		return err
+	}
+	if dryRun {
+		fmt.Fprintf(w, "dry run: would send %s {by: %q, reason: %q, keep: %q} to %s (now %s)\n", workflows.UpdateApproveCleanup, a.By, a.Reason, a.Keep, id, rep.State)
+		for _, l := range rep.Listed {
+			verb := "would delete"
+			if slices.Contains(a.Keep, l.ID) {
+				verb = "would keep"
+			}
+			fmt.Fprintf(w, "   %s %s\n", verb, l)
+		}
+		return nil
+	}
+	h, err := cl.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: id, UpdateName: workflows.UpdateApproveCleanup, Args: []any{a}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return refused(err, id, "the cleanup")
+	}
+	if err := h.Get(ctx, nil); err != nil {
+		return refused(err, id, "the cleanup")
+	}
+	kept := 0
+	for _, l := range rep.Listed {
+		if slices.Contains(a.Keep, l.ID) {
+			kept++
+		}
+	}
+	fmt.Fprintf(w, "cleanup approved by %s: %d leftovers to delete, %d kept; see `conveyor migrate report --from %s --to %s --final`\n",
+		a.By, len(rep.Listed)-kept, kept, from, to)
+	return nil
 }

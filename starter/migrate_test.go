@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/workflows"
 )
 
@@ -183,4 +185,103 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+func TestMigrateProjectArgumentsAreChecked(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"migrate", "pause", "--from", "a", "--to", "b", "--by", "alice"}, "--project is required"},
+		{[]string{"migrate", "resume", "--from", "a", "--to", "b", "--project", "tools"}, "--by is required"},
+		{[]string{"migrate", "retry", "--to", "b", "--project", "tools", "--by", "alice"}, "--from and --to name the migration"},
+		{[]string{"migrate", "start", "--from", "a", "--to", "b", "--project", "tools", "--plan", "x.yaml"}, "--plan and --project"},
+		{[]string{"migrate", "start", "--from", "a", "--to", "b", "--project", "tools", "--max-parallel", "-1"}, "--max-parallel and --grace-period must not be negative"},
+		{[]string{"migrate", "task-done", "--from", "a", "--to", "b", "--task", "x", "--project", "p", "--by", "alice"}, "--task and --project"},
+		{[]string{"migrate", "approve", "--from", "a", "--to", "b", "--approver", "bob", "--keep", "id1"}, "--keep goes with --cleanup"},
+		{[]string{"migrate", "report", "--from", "a", "--to", "b", "--battery", "--final"}, "ask for one at a time"},
+	} {
+		_, err := runConveyor(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("conveyor %s: error %v, want one containing %q", strings.Join(tc.args, " "), err, tc.want)
+		}
+	}
+}
+
+func TestProjectStatusRendering(t *testing.T) {
+	st := workflows.ProjectStatus{Project: "tools", From: "eqiad1", To: "eqiad2", Paused: true, PausedBy: "alice: storage work",
+		VMs: []workflows.VMStatus{
+			{ID: "s1", Name: "web-1", State: workflows.VMDone, Step: workflows.VMStepDone, DestinationID: "d1", Runs: 1},
+			{ID: "s2", Name: "web-2", State: workflows.VMRunning, Step: workflows.VMStepCopy, Runs: 1, Detail: "copying"},
+			{ID: "s3", Name: "db-1", State: workflows.VMFailed, Step: workflows.VMStepWaitActive, Runs: 2, Error: "server went to ERROR: NoValidHost\nmore"},
+			{ID: "s4", Name: "db-2", State: workflows.VMPending, Runs: 0},
+		}}
+	var b bytes.Buffer
+	renderProjectStatus(&b, st)
+	out := b.String()
+	for _, want := range []string{
+		"project tools: eqiad1 → eqiad2 (migrate-project/eqiad1-eqiad2/tools), PAUSED by alice: storage work",
+		"progress [#######-----------------------]  25% 1/4 VMs done, 1 running, 1 pending, 1 failed",
+		"web-2   s2  running  copy-image   -            1     copying",
+		"db-1    s3  failed   wait-active  -            2     server went to ERROR: NoValidHost",
+		"fix the cause, then: conveyor migrate retry --from eqiad1 --to eqiad2 --project tools --by WHO",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("project status lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestMigrationStatusShowsProjects(t *testing.T) {
+	var projects []workflows.ProjectProgress
+	for i := range 30 {
+		projects = append(projects, workflows.ProjectProgress{Name: fmt.Sprintf("p%02d", i), Mode: workflows.ModeAutomatic, State: workflows.ProjectDone})
+	}
+	projects[3].State, projects[3].Detail = workflows.ProjectRunning, "2 of 5 servers"
+	projects[7].State, projects[7].Mode, projects[7].Overdue = workflows.ProjectWaiting, workflows.ModeManual, true
+	projects[9].State, projects[9].Detail = workflows.ProjectFailed, "preflight: quota"
+	st := workflows.MigrationStatus{From: "a", To: "b", Current: 0, Stages: []workflows.StageSummary{{Name: "migration", State: workflows.StageOpen,
+		Tasks: []workflows.TaskStatus{{Name: "projects migrated", Automated: true, State: workflows.TaskRunning, Workflow: "x", Projects: projects}}}}}
+	var b bytes.Buffer
+	renderMigrationStatus(&b, st, time.Now(), false)
+	out := b.String()
+	for _, want := range []string{
+		"projects of migration / projects migrated: 27 done, 1 running, 1 waiting, 1 failed",
+		"progress [###########################---]  90% 27/30 projects done",
+		"PROJECT  MODE       STATE            DEADLINE  DETAIL\n   p09      automatic  failed",
+	} {
+		if !strings.Contains(out, strings.ReplaceAll(want, "\n   ", "\n")) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	// Failed first, then overdue, then running.
+	if i, j, k := strings.Index(out, "p09 "), strings.Index(out, "p07 "), strings.Index(out, "p03 "); !(i < j && j < k) {
+		t.Errorf("projects not in urgency order (failed, overdue, running):\n%s", out)
+	}
+}
+
+func TestBatteryReportComparesRuns(t *testing.T) {
+	at := time.Date(2027, 3, 1, 10, 0, 0, 0, time.UTC)
+	runs := []contract.BatteryRun{
+		{From: "a", To: "b", ID: "r1", Started: at, Results: []contract.BatteryResult{
+			{Test: contract.BatteryKeystone, OK: true, Seconds: 1.2}, {Test: contract.BatteryImageCopy, OK: false, Seconds: 3, Detail: "checksum mismatch"}}},
+		{From: "a", To: "b", ID: "r2", Started: at.Add(24 * time.Hour), Results: []contract.BatteryResult{
+			{Test: contract.BatteryKeystone, OK: true, Seconds: 1.1},
+			{Test: contract.BatteryImageCopy, OK: true, Seconds: 2.5, Detail: "copied", SourceChecksum: "abcdef0123456789ff", CopyChecksum: "abcdef0123456789ff"},
+			{Test: contract.BatteryDNS, Skipped: true, Detail: "no names"}}},
+	}
+	var b bytes.Buffer
+	renderBattery(&b, "/state/migration/battery-a-b.jsonl", runs)
+	out := b.String()
+	for _, want := range []string{
+		"test battery of a → b: 2 runs recorded in /state/migration/battery-a-b.jsonl",
+		"2027-03-01 10:00:00  FAILED  ok 1.2s   FAIL 3.0s   -",
+		"2027-03-02 10:00:00  passed  ok 1.1s   ok 2.5s     skipped",
+		"image-copy copied (checksums equal: abcdef0123456789… / abcdef0123456789…)",
+		"since the run before: image-copy now passes",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("battery report lacks %q:\n%s", want, out)
+		}
+	}
 }

@@ -176,8 +176,11 @@ func renderPromotion(out io.Writer, id string, st workflows.PromotionStatus, eve
 		if a.Passed {
 			verdict = "passed"
 		}
-		fmt.Fprintf(w, "last analysis\t%s step %d (%d %%) %s: %d requests, %d errors (ratio %.3f, stable %.3f), p95 %s: %s\n",
-			a.Cluster, a.Step, a.Weight, verdict, a.Requests, a.Errors, a.ErrorRatio, a.StableErrorRatio, a.LatencyP95, a.Reason)
+		measured := ""
+		if a.Requests > 0 {
+			measured = fmt.Sprintf(" %d requests, %d errors (ratio %.3f, stable %.3f), p95 %s;", a.Requests, a.Errors, a.ErrorRatio, a.StableErrorRatio, a.LatencyP95)
+		}
+		fmt.Fprintf(w, "last analysis\t%s step %d (%d %%) %s:%s %s\n", a.Cluster, a.Step, a.Weight, verdict, measured, a.Reason)
 	}
 	fmt.Fprintf(w, "approvers\t%s\n", strings.Join(st.Approvers, ", "))
 	if st.ApprovedBy != "" {

@@ -19,8 +19,9 @@ pastepkgs=(nova-common glance-common neutron-common)
 pastefiles=(nova/api-paste.ini glance/glance-api-paste.ini neutron/api-paste.ini)
 pastedone() { for f in "${pastefiles[@]}"; do [ -f "$paste/$f" ] || return 1; done; }
 missing=()
+installed=" $(dpkg-query -W -f='${Package} ${Status}\n' "${pkgs[@]}" 2>/dev/null | awk '/install ok installed/{print $1}' | tr '\n' ' ' || true) "
 for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  [[ "$installed" == *" $p "* ]] || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && pastedone && exit 0
 if [ "$(id -u)" != 0 ]; then
@@ -39,7 +40,7 @@ fi
 if ! pastedone; then
   echo "deps: extracting the paste ini files of ${pastepkgs[*]} into $paste"
   tmp=$(mktemp -d)
-  chmod 755 "$tmp" # apt-get download fetches as _apt
+  chown _apt "$tmp" 2>/dev/null || true # apt-get download fetches as _apt
   (cd "$tmp" && apt-get download -qq "${pastepkgs[@]}" >/dev/null)
   for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$tmp/root"; done
   rm -rf "$paste"

@@ -41,8 +41,8 @@ type TaskProgress struct {
 	Projects []ProjectProgress `json:"projects,omitempty"`
 }
 
-// MigrationTaskID is the workflow id of the task workflow of stage stageID (its
-// workflow id, MigrationStageID) running task.
+// MigrationTaskID is the workflow id of the task workflow running task of the
+// stage whose workflow id (MigrationStageID) is stageID.
 func MigrationTaskID(stageID, task string) string {
 	return stageID + "/" + strings.ReplaceAll(task, " ", "-")
 }
@@ -98,7 +98,9 @@ func taskWorkflowInput(raw json.RawMessage, from, to string) (map[string]json.Ra
 // background; its end is handled like MigrationTask's.
 func (r *stageRun) startTaskWorkflow(ctx workflow.Context, plan TaskPlan) {
 	name := plan.Name
-	id := MigrationTaskID(workflow.GetInfo(ctx).WorkflowExecution.ID, name)
+	// The id derives from the input, not from GetInfo, so that a history replays
+	// under any workflow id.
+	id := MigrationTaskID(MigrationStageID(r.in.From, r.in.To, r.in.Index, r.in.Stage.Name), name)
 	r.st.task(name).Workflow = id
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		var out TaskProgress

@@ -176,17 +176,17 @@ func (r *promotionRun) promoteCluster(ctx workflow.Context) error {
 	rel := r.release(t)
 	cp := &r.s.Status.Clusters[r.s.Cluster]
 	st := &r.s.Status
-	st.Stage, st.Environment, st.Cluster, st.Step = PromotionStageProduction, "production", t.Cluster, 0
-	st.Weights = CanaryWeights{}
+	st.Stage, st.Environment, st.Cluster = PromotionStageProduction, "production", t.Cluster
 	r.upsertStage(ctx)
 
 	if !r.s.Prepared {
+		st.Step, st.Weights = 0, CanaryWeights{}
 		var out contract.PromotionDeployOutput
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, promotionDeployOptions), contract.PromotionDeploy,
 			contract.PromotionDeployInput{ServiceRelease: rel, Image: r.in.Image, Replicas: plan.Replicas, HistoryMax: plan.HistoryMax,
 				OnlyIfAbsent: true}).Get(ctx, &out)
 		if err != nil {
-			cp.State, cp.Detail = ClusterFailed, failureDetail(err)
+			cp.State, cp.Detail = ClusterFailed, promotionDetail(err)
 			return wrapf(err, "looking up the stable release in %s/%s", t.Cluster, t.Namespace)
 		}
 		r.s.Prepared, cp.Revision, cp.Previous = true, out.Revision, out.Previous
@@ -229,16 +229,16 @@ func (r *promotionRun) promoteCluster(ctx workflow.Context) error {
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, promotionDeployOptions), contract.PromotionDeploy,
 		contract.PromotionDeployInput{ServiceRelease: rel, Image: r.in.Image, Replicas: plan.Replicas, HistoryMax: plan.HistoryMax}).Get(ctx, &out)
 	if err != nil {
-		cp.State, cp.Detail = ClusterFailed, "upgrading the stable release failed; the canary was left serving: "+failureDetail(err)
+		cp.State, cp.Detail = ClusterFailed, "upgrading the stable release failed; the canary was left serving: "+promotionDetail(err)
 		return wrapf(err, "upgrading the stable release in %s/%s to the new image", t.Cluster, t.Namespace)
 	}
 	cp.Revision = out.Revision
 	if err := r.removeCanary(ctx, rel); err != nil {
-		cp.State, cp.Detail = ClusterFailed, "the stable release runs the new image, but removing the canary failed: "+failureDetail(err)
+		cp.State, cp.Detail = ClusterFailed, "the stable release runs the new image, but removing the canary failed: "+promotionDetail(err)
 		return wrapf(err, "removing the canary in %s/%s after the promotion", t.Cluster, t.Namespace)
 	}
 	cp.State, cp.Detail = ClusterPromoted, fmt.Sprintf("stable release at revision %d runs the new image; canary removed", out.Revision)
-	st.Weights = CanaryWeights{Desired: 100, StableReplicas: plan.Replicas, StableReady: plan.Replicas, Actual: 100}
+	st.Weights = CanaryWeights{}
 	r.event(ctx, fmt.Sprintf("%s/%s promoted: %s", t.Cluster, t.Namespace, cp.Detail))
 	r.nextCluster()
 	return nil
@@ -354,9 +354,9 @@ func (r *promotionRun) rollbackCluster(ctx workflow.Context, rel contract.Servic
 	st.Waiting, st.WaitingSince = "", time.Time{}
 	msg := fmt.Sprintf("rolled back in %s/%s: %s; the canary was removed and the stable release left as it was", rel.Cluster, rel.Namespace, reason)
 	if err := r.removeCanary(ctx, rel); err != nil {
-		cp.State, cp.Detail = ClusterFailed, "removing the canary failed: "+failureDetail(err)
+		cp.State, cp.Detail = ClusterFailed, "removing the canary failed: "+promotionDetail(err)
 		msg = fmt.Sprintf("rolling back in %s/%s (%s) failed: removing the canary: %s; remove it by hand and check the stable release",
-			rel.Cluster, rel.Namespace, reason, failureDetail(err))
+			rel.Cluster, rel.Namespace, reason, promotionDetail(err))
 	} else {
 		cp.State, cp.Detail = ClusterRolledBack, reason
 		st.Weights = CanaryWeights{StableReplicas: r.s.Plan.Replicas}
@@ -512,7 +512,7 @@ type stepErr struct {
 	err error
 }
 
-func (e *stepErr) Error() string { return e.msg + ": " + failureDetail(e.err) }
+func (e *stepErr) Error() string { return e.msg + ": " + promotionDetail(e.err) }
 func (e *stepErr) Unwrap() error { return e.err }
 
 func wrapf(err error, format string, args ...any) error {
@@ -525,5 +525,15 @@ func errorText(err error) string {
 	if errors.As(err, &se) {
 		return se.Error()
 	}
-	return failureDetail(err)
+	return promotionDetail(err)
+}
+
+// promotionDetail is the message of the innermost application error (an
+// activity's own words, without the SDK's type and retry notes), or err's text.
+func promotionDetail(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && app.Message() != "" {
+		return app.Message()
+	}
+	return err.Error()
 }

@@ -395,6 +395,26 @@ func TestPromotionRollbackDuringStepPause(t *testing.T) {
 	}
 }
 
+func TestPromotionCancelledMidStepRemovesTheCanary(t *testing.T) {
+	p := newPromoTest(t, testPromotionPlan())
+	p.update(time.Minute, PromoteApprove, "alice", "", false)
+	// Step 2 (50 %) runs for 10 minutes from about 1 minute on.
+	p.env.RegisterDelayedCallback(p.env.CancelWorkflow, 5*time.Minute)
+	st, err := p.run()
+	if !temporal.IsCanceledError(err) {
+		t.Fatalf("error %v, want cancelled", err)
+	}
+	if got := p.f.matching("remove"); !slices.Equal(got, []string{"remove eqiad 4"}) || p.f.running["eqiad"] != stableImage {
+		t.Errorf("removals %q, eqiad runs %s", got, p.f.running["eqiad"])
+	}
+	if st.Stage != PromotionStageCancelled || st.Clusters[0].State != ClusterRolledBack {
+		t.Errorf("stage %s, clusters %+v", st.Stage, st.Clusters)
+	}
+	if len(p.f.matching("notify cancelled")) != 1 {
+		t.Errorf("no notice of the cancellation: %q", p.f.calls)
+	}
+}
+
 func TestPromotionIndefiniteStepPauseResumeAndPromoteFull(t *testing.T) {
 	plan := testPromotionPlan()
 	plan.Steps = []contract.CanaryStep{{Weight: 10, Indefinite: true}, {Weight: 50, Pause: 30 * time.Minute}, {Weight: 100}}
@@ -514,6 +534,49 @@ func TestPromotionContinuesAsNewWhileWaiting(t *testing.T) {
 	_ = q.env.GetWorkflowResult(&st)
 	if st.Runs != 2 || st.ApprovedBy != "bob" {
 		t.Errorf("runs %d, approved by %q", st.Runs, st.ApprovedBy)
+	}
+}
+
+func TestPromotionContinuesAsNewAtAnIndefiniteStep(t *testing.T) {
+	plan := testPromotionPlan()
+	plan.Steps = []contract.CanaryStep{{Weight: 10}, {Weight: 50, Indefinite: true}, {Weight: 100}}
+	p := newPromoTest(t, plan)
+	p.update(time.Minute, PromoteApprove, "alice", "", false)
+	p.env.RegisterDelayedCallback(func() { p.env.SetCurrentHistoryLength(DefaultPromotionMaxHistory) }, 90*time.Minute)
+	p.env.ExecuteWorkflow(Promotion, PromotionInput{Service: "hello", Image: promoImage})
+	var can *workflow.ContinueAsNewError
+	if err := p.env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("error %v, want continue-as-new while held at step 2", err)
+	}
+	var next PromotionInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	if s := next.State; s == nil || s.Cluster != 0 || s.Step != 2 || !s.Hold || !s.Prepared || s.Status.Step != 2 || s.Status.Reminders != 2 {
+		t.Fatalf("carried state %+v", next.State)
+	}
+
+	q := newPromoTest(t, plan)
+	q.update(time.Minute, PromoteResume, "bob", "50 % is fine", false)
+	q.update(2*time.Hour, PromoteResume, "bob", "codfw too", false)
+	var held PromotionStatus
+	q.env.RegisterDelayedCallback(func() {
+		v, _ := q.env.QueryWorkflow(QueryStatus)
+		_ = v.Get(&held)
+	}, 30*time.Second)
+	q.env.ExecuteWorkflow(Promotion, next)
+	if err := q.env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if held.Step != 2 || held.Weights.CanaryReplicas != 2 || !strings.Contains(held.Waiting, "step 2 of 3") {
+		t.Errorf("the new run while held: step %d, weights %+v, waiting %q", held.Step, held.Weights, held.Waiting)
+	}
+	want := []string{"set eqiad 4/0", "analyze eqiad", "deploy eqiad 4 history 5 simulated false", "remove eqiad 4", "lookup codfw"}
+	if got := q.f.calls; len(got) < len(want) || !slices.Equal(got[:len(want)], want) {
+		t.Errorf("the new run's calls %q, want them to start with %q", got, want)
+	}
+	if n := len(q.f.matching("notify paused")); n != 1 {
+		t.Errorf("%d pause notices in the new run, want 1 (codfw's step 2, not eqiad's again)", n)
 	}
 }
 

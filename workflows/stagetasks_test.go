@@ -306,7 +306,7 @@ func TestMigrationStageRunsATaskWorkflowAndShowsItsProjects(t *testing.T) {
 	stage := StagePlan{Name: "migration", Months: 1, Tasks: []TaskPlan{{Name: "projects migrated", Automated: true, Workflow: WorkflowProjectsMigration, Input: input}}}
 	stageID := "stage-under-test"
 	env.SetStartWorkflowOptions(workflowOptions(stageID))
-	taskID := MigrationTaskID(stageID, "projects migrated")
+	taskID := MigrationTaskID(MigrationStageID("eqiad1", "eqiad2", 0, "migration"), "projects migrated")
 	u.at(day(3), taskID, UpdateTaskDone, TaskCompletion{Task: "paws", By: "andrew"}, false)
 	u.at(day(4), stageID, UpdateApproveStage, StageApproval{Stage: "migration", By: "bd808"}, false)
 	var mid StageStatus

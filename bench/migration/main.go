@@ -1,14 +1,16 @@
 // Command migration is the cloud migration's scale benchmark: it runs -vms servers
 // in -projects projects through the real ProjectMigration and VMMigration workflows
-// on the local stack's Temporal dev server, in a namespace of its own, with the
+// on a Temporal dev server (by default one of its own, in memory: the pinned
+// `temporal server start-dev` of the local stack), in a namespace of its own, with the
 // OpenStack activities replaced by stubs that return at once (registered under the
 // contract's names, in this process's worker). It reports the wall time, the peak
 // RSS of this process (the worker, plus the client that starts the projects) and
 // the largest history of any workflow run, against the targets of issue 7:
 // < 10 minutes, < 500 MB, < 10,000 events.
 //
-//	make up && go run ./bench/migration                 # 10,000 VMs in 1,000 projects
-//	go run ./bench/migration -vms 1000 -projects 100    # a smaller run
+//	make tools && go run ./bench/migration               # 10,000 VMs in 1,000 projects
+//	go run ./bench/migration -vms 1000 -projects 100     # a smaller run
+//	go run ./bench/migration -server stack               # on the local stack's dev server
 package main
 
 import (
@@ -19,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"text/tabwriter"
 	"time"
 
@@ -39,7 +42,7 @@ const (
 type options struct {
 	vms, projects int
 	namespace     string
-	address       string
+	server        string
 	stateDir      string
 	// perProject is ProjectMigration's bound on VMs migrated at once.
 	perProject int
@@ -57,7 +60,7 @@ func main() {
 	flag.IntVar(&o.vms, "vms", 10000, "servers to migrate, spread evenly over the projects")
 	flag.IntVar(&o.projects, "projects", 1000, "projects, one ProjectMigration each")
 	flag.StringVar(&o.namespace, "namespace", "conveyor-bench-migration", "Temporal namespace of the run (created if missing)")
-	flag.StringVar(&o.address, "address", "", "Temporal frontend `HOST:PORT` (default: the local stack's, from its configuration)")
+	flag.StringVar(&o.server, "server", "own", "Temporal to run on: own (a dev server of its own, in memory), stack (the local stack's, from -state-dir), or `HOST:PORT`")
 	flag.StringVar(&o.stateDir, "state-dir", config.DefaultStateDir, "the local stack's state directory (`conveyor dev up`)")
 	flag.IntVar(&o.perProject, "per-project", 5, "VMs of one project migrated at once")
 	flag.IntVar(&o.cache, "cache", 2000, "the worker's sticky workflow cache size (workflows kept in memory)")
@@ -76,16 +79,28 @@ func main() {
 }
 
 func run(o options) error {
-	// With -address the stack's configuration file is optional.
-	cfg, err := config.Load(filepath.Join(o.stateDir, config.FileName), o.address == "")
-	if err != nil {
-		return fmt.Errorf("%v (run `make up` first, or give -address)", err)
-	}
-	if o.address != "" {
-		cfg.Temporal.Address = o.address
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
+	// Only -server stack needs the stack's configuration file.
+	cfg, err := config.Load(filepath.Join(o.stateDir, config.FileName), o.server == "stack")
+	if err != nil {
+		return fmt.Errorf("%v (run `make up` first, or use -server own)", err)
+	}
+	serverPID := -1
+	switch o.server {
+	case "stack":
+	case "own":
+		srv, err := startDevServer(ctx)
+		if err != nil {
+			return err
+		}
+		defer srv.stop()
+		serverPID = srv.cmd.Process.Pid
+		cfg.Temporal.Address = srv.address
+		fmt.Printf("started a Temporal dev server of its own at %s (in memory; log %s)\n", srv.address, srv.logPath)
+	default:
+		cfg.Temporal.Address = o.server
+	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	admin, err := temporalclient.Dial(ctx, cfg.Temporal, logger)
 	if err != nil {
@@ -134,6 +149,8 @@ func run(o options) error {
 	fmt.Printf("migrating %d VMs in %d projects: %s, %d VMs at once per project; namespace %s\n",
 		o.vms, o.projects, mode, o.perProject, o.namespace)
 	start := time.Now()
+	cpu0, _ := cpuTime(0)
+	srvCPU0, _ := cpuTime(serverPID)
 	type result struct {
 		notDone []string
 		err     error
@@ -165,6 +182,8 @@ wait:
 		}
 	}
 	wall := time.Since(start)
+	cpu1, _ := cpuTime(0)
+	srvCPU1, srvErr := cpuTime(serverPID)
 	rss, err := peakRSS()
 	if err != nil {
 		return err
@@ -197,6 +216,11 @@ wait:
 	fmt.Fprintf(tw, "worker peak RSS (VmHWM)\t%d MB\t< %d MB\t%s\n", rss>>20, targetRSS>>20, yes(rss < targetRSS))
 	fmt.Fprintf(tw, "largest history (events)\t%d\t< %d\t%s\n", largest, targetEvents, yes(largest < targetEvents))
 	fmt.Fprintf(tw, "activities run (stubs)\t%d\t\t\n", st.calls.Load())
+	fmt.Fprintf(tw, "CPU used by the worker process\t%s (%.1f ms per VM)\t\t\n", (cpu1 - cpu0).Round(time.Second), float64((cpu1-cpu0).Milliseconds())/float64(o.vms))
+	if srvErr == nil && serverPID > 0 {
+		fmt.Fprintf(tw, "CPU used by the dev server\t%s (%.1f ms per VM)\t\t\n", (srvCPU1 - srvCPU0).Round(time.Second), float64((srvCPU1-srvCPU0).Milliseconds())/float64(o.vms))
+		fmt.Fprintf(tw, "share of the %d cores they got\t%.0f%%\t\t\n", runtime.NumCPU(), 100*(cpu1-cpu0+srvCPU1-srvCPU0).Seconds()/wall.Seconds()/float64(runtime.NumCPU()))
+	}
 	fmt.Fprintf(tw, "VMs migrated (sources deleted)\t%d\t%d\t%s\n", st.deleted.Load(), o.vms, yes(st.deleted.Load() == int64(o.vms)))
 	fmt.Fprintf(tw, "projects not done\t%d\t0\t%s\n", len(res.notDone), yes(len(res.notDone) == 0))
 	if err := tw.Flush(); err != nil {
