@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # Integration tests bring the stack up themselves when it is not up.
 TESTFLAGS ?= -count=1 -timeout 80m
 
-.PHONY: all deps tools bin up up-openstack down status demo test lint clean bench-migration
+.PHONY: all deps tools bin up up-openstack down status demo test lint clean bench-migration bench-promotion
 
 all: bin
 
@@ -40,6 +40,10 @@ test: tools ## unit tests + integration tests on the real stack
 
 bench-migration: tools ## the migration's scale benchmark: 10,000 VMs in 1,000 projects, stubbed activities (BENCHFLAGS to change)
 	$(GO) run ./bench/migration $(BENCHFLAGS)
+
+bench-promotion: up ## approval -> 100 % in both production clusters through the Promotion workflow, against helm upgrade --wait (BENCHFLAGS to change)
+	tools/build.sh helm
+	$(GO) run ./bench/promotion $(BENCHFLAGS)
 
 lint:
 	gofmt -l . | (! grep .)

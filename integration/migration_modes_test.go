@@ -27,6 +27,7 @@ import (
 	glance "github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/activities/openstack"
@@ -304,6 +305,22 @@ func TestOrganicModeZeroesTheLegacyQuota(t *testing.T) {
 		}
 		return st
 	}
+	dry, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "organic-dry-" + p.Name, TaskQueue: workflows.TaskQueueMigrate}, workflows.ProjectsMigration,
+		workflows.ProjectsMigrationInput{From: modesFrom, To: modesTo, DryRun: true, Projects: []workflows.ProjectSpec{{Name: p.Name, Mode: workflows.ModeOrganic}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dst workflows.ProjectsStatus
+	if err := dry.Get(ctx, &dst); err != nil {
+		t.Fatal(err)
+	}
+	if pr := dst.Projects[0]; pr.State != workflows.ProjectPlanned || !strings.Contains(pr.Detail, "would set the compute quota of "+p.Name+" in eqiad1 to 0 (now instances=7 cores=9 ram=4096MB)") {
+		t.Errorf("dry run: %+v, want planned, saying what it would set", pr)
+	}
+	if q := rig.quota(t, rig.from, p.ID); q != (contract.ComputeQuota{Instances: 7, Cores: 9, RAM: 4096}) {
+		t.Errorf("the dry run changed the quota to %+v", q)
+	}
+
 	st := drive("organic-" + p.Name)
 	if pr := st.Projects[0]; pr.State != workflows.ProjectDone || !strings.Contains(pr.Detail, "set the compute quota of "+p.Name+" in eqiad1 to 0 (was instances=7 cores=9 ram=4096MB") {
 		t.Errorf("project %+v, want done, its quota set to 0", pr)
@@ -430,8 +447,11 @@ func TestManualModeWaitsForTaskDone(t *testing.T) {
 	if err := update(driverID, workflows.UpdateTaskDone, workflows.TaskCompletion{Task: manual.Name, By: "andrew", Note: "moved by hand"}); err != nil {
 		t.Fatalf("task-done: %v\nworker:\n%s", err, wout.String())
 	}
-	queryUntil(t, tc, stageID, workflows.QueryStage, 2*time.Minute, "the stage awaiting approval",
+	ss := queryUntil(t, tc, stageID, workflows.QueryStage, 2*time.Minute, "the stage awaiting approval",
 		func(s workflows.StageStatus) bool { return s.State == workflows.StageAwaitingApproval })
+	if len(ss.Checks) != 2 || !ss.Checks[0].OK || !ss.Checks[1].OK || !strings.Contains(ss.Checks[1].Detail, "vCPUs and") {
+		t.Errorf("entry checks %+v, want both passed on the rig", ss.Checks)
+	}
 	if err := update(stageID, workflows.UpdateApproveStage, workflows.StageApproval{Stage: "migration", By: "bd808"}); err != nil {
 		t.Fatal(err)
 	}
@@ -544,6 +564,25 @@ func TestCleanupOnTheRig(t *testing.T) {
 		return err
 	})
 
+	// With a server left in eqiad1, the cleanup stage's entry check fails and
+	// draining the old hosts refuses (and so disables nothing).
+	a, err := openstack.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chk, err := a.MigrationCheck(ctx, contract.MigrationCheckInput{From: modesFrom, To: modesTo, Stage: "cleanup", Checks: []string{openstack.CheckOldDeploymentEmpty}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := chk.Results[0]; r.OK || !strings.Contains(r.Detail, "leftover-vm ("+srv.ID+")") {
+		t.Errorf("old deployment empty: %+v, want failed naming leftover-vm", r)
+	}
+	_, err = a.MigrationTask(ctx, contract.MigrationTaskInput{From: modesFrom, To: modesTo, Stage: "cleanup", Task: openstack.TaskOldHostsDrained})
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || app.Type() != contract.ErrMigrationTaskFailed || !strings.Contains(err.Error(), "leftover-vm ("+srv.ID+")") {
+		t.Errorf("old hosts drained: %v, want %s naming leftover-vm", err, contract.ErrMigrationTaskFailed)
+	}
+
 	id := "cleanup-" + p.Name
 	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueueMigrate}, workflows.Cleanup,
 		workflows.CleanupInput{From: modesFrom, To: modesTo, Projects: []string{p.Name}})
@@ -587,5 +626,87 @@ func TestCleanupOnTheRig(t *testing.T) {
 	}
 	if _, err := glance.Get(ctx, imgs, im.ID).Extract(); !gophercloud.ResponseCodeIs(err, 404) {
 		t.Errorf("the image is still there after the cleanup: %v", err)
+	}
+}
+
+// TestAutomaticModeRunsProjectMigration runs the projects driver in automatic
+// mode for a project with one server: its ProjectMigration child moves the server
+// to eqiad2 and deletes the source after the grace period.
+func TestAutomaticModeRunsProjectMigration(t *testing.T) {
+	rig := newModesRig(t)
+	tc, _, wout := modesWorker(t)
+	p := rig.project(t, "automatic", true)
+	k := rig.bootable(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	pp := modesProvider(t, rig.cfg, p.Name)
+	toCompute, toImages := rig.compute(t, pp, modesTo), rig.images(t, pp, modesTo)
+	t.Cleanup(func() {
+		ctx := context.Background()
+		for _, c := range []*gophercloud.ServiceClient{k.compute, toCompute} {
+			if pages, err := servers.List(c, nil).AllPages(ctx); err == nil {
+				all, _ := servers.ExtractServers(pages)
+				for _, s := range all {
+					_ = servers.Delete(ctx, c, s.ID).ExtractErr()
+				}
+			}
+		}
+		for _, c := range []*gophercloud.ServiceClient{k.images, toImages} {
+			if pages, err := glance.List(c, glance.ListOpts{Owner: p.ID}).AllPages(ctx); err == nil {
+				all, _ := glance.ExtractImages(pages)
+				for _, im := range all {
+					_ = glance.Delete(ctx, c, im.ID).ExtractErr()
+				}
+			}
+		}
+		if pages, err := flavors.ListDetail(rig.to, flavors.ListOpts{AccessType: flavors.AllAccess}).AllPages(ctx); err == nil {
+			all, _ := flavors.ExtractFlavors(pages)
+			for _, f := range all {
+				if f.Name == k.flavor.Name {
+					_ = flavors.Delete(ctx, rig.to, f.ID).ExtractErr()
+				}
+			}
+		}
+	})
+	srv, err := servers.Create(ctx, k.compute, servers.CreateOpts{Name: "auto-vm", ImageRef: k.image.ID, FlavorRef: k.flavor.ID, Networks: "none"}, nil).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Minute, "the server to become ACTIVE", func() error {
+		s, err := servers.Get(ctx, k.compute, srv.ID).Extract()
+		if err == nil && s.Status != "ACTIVE" {
+			if s.Status == "ERROR" {
+				t.Fatalf("server went to ERROR: %s", s.Fault.Message)
+			}
+			err = errors.New(s.Status)
+		}
+		return err
+	})
+
+	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "automatic-" + p.Name, TaskQueue: workflows.TaskQueueMigrate}, workflows.ProjectsMigration,
+		workflows.ProjectsMigrationInput{From: modesFrom, To: modesTo, GracePeriod: 3 * time.Second,
+			Projects: []workflows.ProjectSpec{{Name: p.Name, Mode: workflows.ModeAutomatic}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st workflows.ProjectsStatus
+	if err := run.Get(ctx, &st); err != nil {
+		t.Fatalf("projects driver: %v\nworker:\n%s", err, wout.String())
+	}
+	pr := st.Projects[0]
+	if pr.State != workflows.ProjectDone || pr.Workflow != workflows.ProjectMigrationID(modesFrom, modesTo, p.Name) ||
+		!strings.Contains(pr.Detail, "1 of 1 server(s) migrated automatically") {
+		t.Errorf("project %+v, want done by its ProjectMigration", pr)
+	}
+	pages, err := servers.List(toCompute, servers.ListOpts{Name: "^auto-vm$"}).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved, _ := servers.ExtractServers(pages)
+	if len(moved) != 1 || moved[0].Status != "ACTIVE" {
+		t.Errorf("servers named auto-vm in %s: %+v, want one ACTIVE", modesTo, moved)
+	}
+	if _, err := servers.Get(ctx, k.compute, srv.ID).Extract(); !gophercloud.ResponseCodeIs(err, 404) {
+		t.Errorf("the source server is still in %s after the grace period: %v", modesFrom, err)
 	}
 }

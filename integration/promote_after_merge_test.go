@@ -52,11 +52,13 @@ func TestMergeStartsPromotion(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Temporal (make up): %v", err)
 	}
-	defer c.Close()
+	t.Cleanup(c.Close) // after the cleanup below, which uses it
 	batcher := workflows.BatcherID(service, "main")
 	kube := kubeClient(t)
 	t.Cleanup(func() {
-		_ = c.TerminateWorkflow(context.Background(), batcher, "", "test cleanup")
+		if err := c.TerminateWorkflow(context.Background(), batcher, "", "the test is over"); err == nil {
+			stacktest.RecordHistory(t, c, batcher, "", "batcher-merge-promotion.json")
+		}
 		_ = worker.Process.Kill()
 		_, _ = worker.Process.Wait()
 		if t.Failed() {
@@ -127,6 +129,7 @@ func TestMergeStartsPromotion(t *testing.T) {
 	if _, err := kube.CoreV1().Namespaces().Get(ctx, service, metav1.GetOptions{}); err == nil {
 		t.Errorf("namespace %s exists in production after a reject", service)
 	}
+	stacktest.RecordHistory(t, c, build.Promotion, "", "promotion-merge-rejected.json")
 }
 
 // mergePromotionRegistry makes a configuration registry with a plan for service

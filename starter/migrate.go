@@ -30,7 +30,8 @@ func migrateCommand() *cli.Command {
 			"   conveyor migrate status --from codfw1dev --to codfw2dev --watch\n" +
 			"   conveyor migrate task-done --from codfw1dev --to codfw2dev --task 'hardware ordered' --by alice\n" +
 			"   conveyor migrate approve --from codfw1dev --to codfw2dev --stage procure --approver bob\n" +
-			"   conveyor migrate pause --from codfw1dev --to codfw2dev --project tools",
+			"   conveyor migrate pause --from eqiad1 --to eqiad2 --project tools --by alice\n" +
+			"   conveyor migrate report --from codfw1dev --to codfw2dev",
 		Subcommands: []*cli.Command{
 			migratePlanCommand(), migrateStartCommand(), migrateStatusCommand(),
 			migrateApproveCommand(), migrateTaskDoneCommand(),
@@ -43,8 +44,8 @@ func migrateCommand() *cli.Command {
 // pairFlags are --from and --to, which name a migration.
 func pairFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "from", Usage: "the deployment migrated from, e.g. `codfw1dev`"},
-		&cli.StringFlag{Name: "to", Usage: "the deployment migrated to, e.g. `codfw2dev`"},
+		&cli.StringFlag{Name: "from", Usage: "the deployment (`NAME`) migrated from, e.g. codfw1dev"},
+		&cli.StringFlag{Name: "to", Usage: "the deployment (`NAME`) migrated to, e.g. codfw2dev"},
 	}
 }
 

@@ -182,6 +182,9 @@ func renderTasks(w io.Writer, tasks []workflows.TaskStatus) {
 		if t.Detail != "" {
 			line += " — " + firstLine(t.Detail)
 		}
+		if t.Workflow != "" {
+			line += " (workflow " + t.Workflow + ")"
+		}
 		fmt.Fprintln(w, strings.TrimRight(line, " "))
 	}
 }

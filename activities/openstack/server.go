@@ -91,6 +91,7 @@ func (a *Activities) MigrateCreateServer(ctx context.Context, in contract.Create
 	if err != nil {
 		return contract.ServerOutput{}, err
 	}
+	heartbeat(ctx, fmt.Sprintf("%d earlier servers found", len(found)))
 	for _, s := range found {
 		if s.Status != "ERROR" {
 			return contract.ServerOutput{ServerID: s.ID, Status: s.Status, Reused: true}, nil
@@ -112,6 +113,7 @@ func (a *Activities) MigrateCreateServer(ctx context.Context, in contract.Create
 	if f == nil {
 		return contract.ServerOutput{}, badInput("flavor %q does not exist in %s: run the preflight (it creates missing flavors) or create it", flavorName(s), dst.Region)
 	}
+	heartbeat(ctx, "creating "+s.Name+" in "+dst.Region)
 	md := userMetadata(s.Metadata)
 	md[contract.MarkerMigratedFrom] = regionRef(src, s.ID)
 	var create servers.CreateOptsBuilder = servers.CreateOpts{
@@ -286,4 +288,3 @@ func (a *Activities) MigrateDeleteSource(ctx context.Context, in contract.Destin
 	}
 	return contract.StepOutput{Detail: "deleted source " + regionRef(src, in.VM.ServerID)}, nil
 }
-

@@ -137,4 +137,3 @@ func (a *Activities) MigrateSnapshot(ctx context.Context, vm contract.VMRef) (co
 	}
 	return imageOutput(im, reused), nil
 }
-

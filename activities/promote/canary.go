@@ -16,7 +16,7 @@ import (
 // of the traffic through the Service, which stops sending them any as soon as they
 // are terminating; a server that ignores SIGTERM (busybox httpd) would otherwise
 // hold its pod for the default 30 seconds.
-const canaryGrace = 2 * time.Second
+const canaryGrace = time.Second
 
 // CanarySet makes the canary release of in.Service (Helm release <service>-canary:
 // Deployment <service>-canary, no Service of its own, its pods selected by the

@@ -317,7 +317,8 @@ func (s *stack) openstackUp(ctx context.Context) error {
 // openstackReady checks every process is alive and every API answers.
 func (s *stack) openstackReady(ctx context.Context) error {
 	var down []string
-	for _, p := range s.osProcs() {
+	procs := s.osProcs()
+	for _, p := range procs {
 		if _, ok := s.running(p.name); !ok {
 			down = append(down, p.name)
 			continue
@@ -328,28 +329,54 @@ func (s *stack) openstackReady(ctx context.Context) error {
 			}
 		}
 	}
+	if len(down) == len(procs) {
+		return errors.New("stopped; `conveyor dev up --with openstack` starts it")
+	}
 	if len(down) > 0 {
-		return fmt.Errorf("not running or not answering: %s; logs in %s", strings.Join(down, ", "), s.path("logs"))
+		return fmt.Errorf("not running or not answering: %s; logs in %s (`conveyor dev up --with openstack` restarts what is down)",
+			strings.Join(down, ", "), s.path("logs"))
 	}
 	return nil
 }
 
-// openstackDown stops the rig's processes, last started first.
+// openstackDown stops the rig's processes: the services at once (nova's wait out
+// their graceful shutdown, seconds each), then Keystone, RabbitMQ and MariaDB.
 func (s *stack) openstackDown() error {
 	procs := s.osProcs()
 	errs := []error{}
 	if err := os.Remove(s.osDir("done", "ready")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, err)
 	}
-	for i := len(procs) - 1; i >= 0; i-- {
+	base := map[string]bool{"openstack-mariadb": true, "openstack-epmd": true, "openstack-rabbitmq": true, "openstack-keystone": true}
+	type result struct {
+		stopped bool
+		err     error
+	}
+	results := make([]result, len(procs))
+	stop := func(i int) {
 		g := procs[i].grace
 		if g == 0 {
 			g = 15 * time.Second
 		}
-		stopped, err := s.stop(procs[i].name, g)
-		if err != nil {
-			errs = append(errs, err)
-		} else if stopped {
+		results[i].stopped, results[i].err = s.stop(procs[i].name, g)
+	}
+	var wg sync.WaitGroup
+	for i, p := range procs {
+		if !base[p.name] {
+			wg.Add(1)
+			go func() { defer wg.Done(); stop(i) }()
+		}
+	}
+	wg.Wait()
+	for i := len(procs) - 1; i >= 0; i-- {
+		if base[procs[i].name] {
+			stop(i)
+		}
+	}
+	for i := len(procs) - 1; i >= 0; i-- {
+		if results[i].err != nil {
+			errs = append(errs, results[i].err)
+		} else if results[i].stopped {
 			s.say("%-24s stopped", procs[i].name)
 		}
 	}
