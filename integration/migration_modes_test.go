@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -173,6 +174,9 @@ func modesWorker(t *testing.T) (client.Client, string, *syncBuffer) {
 	cmd := exec.Command(filepath.Join(binDir, "conveyor-worker"), "--config", stackConfigPath(), "--namespace", modesNS, "--pools", "migrate")
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = append(os.Environ(), "CONVEYOR_STATE_DIR="+state)
+	// A test binary killed by its timeout runs no cleanup: the worker must not
+	// outlive it and take the next run's tasks.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -689,6 +693,25 @@ func TestAutomaticModeRunsProjectMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A failed VM waits in ProjectMigration for a retry: fail the test then
+	// rather than wait for it.
+	child := workflows.ProjectMigrationID(modesFrom, modesTo, p.Name)
+	waitFor(t, 5*time.Minute, "the projects driver to finish", func() error {
+		d, err := tc.DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID())
+		if err != nil {
+			return err
+		}
+		if d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			return nil
+		}
+		if v, err := tc.QueryWorkflow(ctx, child, "", workflows.QueryProgress); err == nil {
+			var ps workflows.ProjectStatus
+			if v.Get(&ps) == nil && ps.Count(workflows.VMFailed) > 0 {
+				t.Fatalf("the automatic migration failed: %+v\nworker:\n%s", ps.VMs, wout.String())
+			}
+		}
+		return errors.New("running")
+	})
 	var st workflows.ProjectsStatus
 	if err := run.Get(ctx, &st); err != nil {
 		t.Fatalf("projects driver: %v\nworker:\n%s", err, wout.String())

@@ -471,6 +471,9 @@ func TestProjectMigrationEndToEnd(t *testing.T) {
 	run := startProjectMigration(t, c, pr, 2)
 	st := waitProjectMigration(t, run, wout)
 	stacktest.RecordHistory(t, c, run.GetID(), run.GetRunID(), "projectmigration-three-servers.json")
+	if len(st.VMs) > 0 {
+		stacktest.RecordHistory(t, c, st.VMs[0].WorkflowID, "", "vmmigration-success.json")
+	}
 	checkMigrated(t, pr, st)
 	for _, res := range st.Plan.Resources {
 		if (res.Kind == "flavor" || res.Kind == "keypair") && res.Action != contract.ResourceCreated {
@@ -523,7 +526,7 @@ func TestProjectMigrationSurvivesWorkerKill(t *testing.T) {
 			_, _ = worker.Process.Wait()
 			_, wout2 := startMigrateWorker(t, env...)
 			st := waitProjectMigration(t, run, wout2)
-			stacktest.RecordHistory(t, c, run.GetID(), run.GetRunID(), "projectmigration-worker-killed-in-"+step+".json")
+			stacktest.RecordHistory(t, c, st.VMs[0].WorkflowID, "", "vmmigration-worker-killed-in-"+step+".json")
 			checkMigrated(t, pr, st)
 			// The kill must have cut an attempt short: a step ran again on the new
 			// worker (the copy itself, or the creation or its wait for ACTIVE).
@@ -632,6 +635,7 @@ func TestProjectMigrationErrorKeepsSource(t *testing.T) {
 	}
 	st := waitProjectMigration(t, run, wout)
 	stacktest.RecordHistory(t, c, run.GetID(), run.GetRunID(), "projectmigration-error-then-retry.json")
+	stacktest.RecordHistory(t, c, st.VMs[0].WorkflowID, "", "vmmigration-after-retry.json")
 	checkMigrated(t, pr, st)
 	if st.VMs[0].Runs != 2 {
 		t.Errorf("the VM ran %d times, want 2", st.VMs[0].Runs)

@@ -152,7 +152,7 @@ func Cleanup(ctx workflow.Context, in CleanupInput) (CleanupReport, error) {
 	rep.State = CleanupAwaiting
 	rep.Summary = fmt.Sprintf("%d leftover(s) of %s await approval (%s): %s", len(rep.Listed), in.From, UpdateApproveCleanup, strings.Join(names, "; "))
 	notify := func(kind, msg string) {
-		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, migrationNotifyOptions), contract.MigrationNotify,
+		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, projectNotifyOptions), contract.MigrationNotify,
 			contract.MigrationNotifyInput{From: in.From, To: in.To, Stage: "cleanup", Kind: kind, Open: names, Message: msg}).Get(ctx, nil)
 		if err != nil {
 			workflow.GetLogger(ctx).Error("Sending a cleanup notification failed", "error", err)

@@ -246,7 +246,10 @@ func ProjectMigration(ctx workflow.Context, in ProjectMigrationInput) (ProjectSt
 	if in.DryRun {
 		return st, nil
 	}
-	self := workflow.GetInfo(ctx).WorkflowExecution.ID
+	// Children's ids come from the input, not this run's id: one server of a
+	// project pair is only ever migrated by one VMMigration at a time, and its
+	// key (the child's id) stays the same whoever started the project.
+	self := ProjectMigrationID(in.From, in.To, in.Project)
 	running := 0
 	for st.Count(VMDone) < len(st.VMs) {
 		for i := range st.VMs {

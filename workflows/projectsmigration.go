@@ -543,8 +543,16 @@ func (r *projectsRun) alertOverdue(ctx workflow.Context, now time.Time) bool {
 	return len(futures) > 0
 }
 
+// projectNotifyOptions: a notification is one line written by the worker, so an
+// attempt lost with its worker is retried after a minute, not ten.
+var projectNotifyOptions = workflow.ActivityOptions{
+	TaskQueue:           TaskQueueMigrate,
+	StartToCloseTimeout: time.Minute,
+	RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 10 * time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Minute, MaximumAttempts: 10},
+}
+
 func (r *projectsRun) notifyAsync(ctx workflow.Context, kind string, p ProjectProgress, msg string) workflow.Future {
-	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, migrationNotifyOptions), contract.MigrationNotify,
+	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, projectNotifyOptions), contract.MigrationNotify,
 		contract.MigrationNotifyInput{From: r.in.From, To: r.in.To, Stage: "projects", Kind: kind, Open: []string{p.Name},
 			Due: p.Deadline, Message: msg, Project: p.Name, Recipients: p.Owners})
 }

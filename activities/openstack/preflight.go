@@ -94,7 +94,8 @@ func (a *Activities) preflight(ctx context.Context, in contract.PreflightInput) 
 
 	// Flavors, keypairs and groups the destination needs, each once.
 	seen := map[string]bool{}
-	for _, s := range chosen {
+	for i, s := range chosen {
+		heartbeat(ctx, fmt.Sprintf("server %d of %d", i+1, len(chosen)))
 		sp := contract.ServerPlan{ID: s.ID, Name: s.Name, Status: s.Status, Flavor: flavorName(&s), KeyName: s.KeyName,
 			SecurityGroups: securityGroups(&s), Metadata: userMetadata(s.Metadata), State: contract.ServerToMigrate}
 		switch {

@@ -35,9 +35,9 @@ type Notification struct {
 
 // PromotionNotify tells the approvers about a promotion. This implementation logs
 // the message and appends it as a JSON line to NotificationsFile in the state
-// directory; a real deployment replaces it with its notifier (mail, chat, paging)
-// by registering another PromotionNotify on the deploy pool. The message is
-// written once per workflow run and activity, also when the activity is retried.
+// directory; this is where a real deployment plugs in its notifier (mail, chat,
+// paging). The message is written once per workflow run and activity, also when
+// the activity is retried.
 func (a *Activities) PromotionNotify(ctx context.Context, in contract.PromotionNotifyInput) error {
 	n := Notification{Time: time.Now().UTC(), Service: in.Service, Kind: in.Kind, Message: in.Message, Approvers: in.Approvers}
 	if activity.IsActivity(ctx) {

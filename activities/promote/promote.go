@@ -127,8 +127,8 @@ func New(cfg config.Config, opts ...Option) (*Activities, error) {
 	return a, nil
 }
 
-// Clusters returns the names of the clusters the activities reach, in
-// configuration order.
+// clusterNames lists the clusters the activities reach, in configuration
+// order, for messages.
 func (a *Activities) clusterNames() string {
 	if len(a.order) == 0 {
 		return "none"

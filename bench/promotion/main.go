@@ -204,10 +204,10 @@ func run(o options) error {
 	}
 	fmt.Printf("\npromotion of %s to v2 in %s, %d replicas each, steps %s; times from the approval (promotion) or the start (helm):\n",
 		b.service, strings.Join(clusterNames(b.plan.Production), " then "), o.replicas, o.steps)
-	fmt.Printf("%-6s | %9s %9s | %9s %9s | %13s %10s\n", "run", "promo 100%", "promo done", "helm 100%", "helm done", "100%/helm done", "done/done")
+	fmt.Printf("%-6s | %10s %10s | %10s %10s | %14s %10s\n", "run", "promo 100%", "promo done", "helm 100%", "helm done", "100%/helm done", "done/done")
 	row := func(name string, c, r timing) float64 {
 		ratio := c.serving.Seconds() / r.done.Seconds()
-		fmt.Printf("%-6s | %9.1fs %9.1fs | %9.1fs %9.1fs | %13.2f %10.2f\n", name, c.serving.Seconds(), c.done.Seconds(),
+		fmt.Printf("%-6s | %9.1fs %9.1fs | %9.1fs %9.1fs | %14.2f %10.2f\n", name, c.serving.Seconds(), c.done.Seconds(),
 			r.serving.Seconds(), r.done.Seconds(), ratio, c.done.Seconds()/r.done.Seconds())
 		return ratio
 	}

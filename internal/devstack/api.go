@@ -1,6 +1,7 @@
 // Package devstack runs conveyor's local stack: the Temporal dev server, buildkitd, the
-// registry, and a single-node Kubernetes cluster, each a background process with its
-// state, log and pid file under one state directory.
+// registry, a single-node Kubernetes cluster (eqiad) and a second control plane whose
+// nodes kwok simulates (codfw), each a background process with its state, log and pid
+// file under one state directory.
 package devstack
 
 import (

@@ -797,7 +797,7 @@ func (s *stack) osSyncDatabases(ctx context.Context) error {
 	for _, st := range todo {
 		names = append(names, st.name)
 	}
-	s.say("openstack: creating the databases' schemas: %s (about a minute)", strings.Join(names, ", "))
+	s.say("openstack: creating the databases' schemas: %s (2-3 minutes on 2 cores)", strings.Join(names, ", "))
 	sem := make(chan struct{}, 3)
 	var wg sync.WaitGroup
 	errs := make([]error, len(todo))
