@@ -11,18 +11,16 @@ package helm
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"time"
 
-	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/log"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/wikimedia/conveyor/activities/e2e"
 	"github.com/wikimedia/conveyor/charts"
 	"github.com/wikimedia/conveyor/internal/config"
+	"github.com/wikimedia/conveyor/internal/helmkit"
 )
 
 // ErrNotReady is the type of the non-retryable error DeployCandidate returns when the
@@ -36,7 +34,7 @@ const ErrNotReady = "CandidateNotReady"
 type Activities struct {
 	chartDir     string
 	stateDir     string
-	cluster      *cluster
+	cluster      *helmkit.Cluster
 	kube         kubernetes.Interface
 	readyTimeout time.Duration
 	testTimeout  time.Duration
@@ -149,37 +147,15 @@ func New(cfg config.Config, opts ...Option) (*Activities, error) {
 	if a.e2e, err = e2e.New(a.e2eOpts...); err != nil {
 		return nil, fmt.Errorf("configuring the e2e checks: %w", err)
 	}
-	if a.cluster, err = newCluster(cfg.Kubernetes.Kubeconfig); err != nil {
+	if a.cluster, err = helmkit.NewCluster("", cfg.Kubernetes.Kubeconfig); err != nil {
 		return nil, err
 	}
-	if a.kube, err = kubernetes.NewForConfig(a.cluster.rest); err != nil {
-		return nil, fmt.Errorf("building a Kubernetes client: %w", err)
-	}
+	a.kube = a.cluster.Kube
 	return a, nil
 }
 
 // Progress is the heartbeat detail of the long activities: what they wait for.
-type Progress struct {
-	// Step is the activity's current step, e.g. "waiting for readiness".
-	Step string `json:"step"`
-	// Detail says what is not done yet, e.g. the pods that are not ready and why.
-	Detail string `json:"detail,omitempty"`
-}
-
-// logger is the activity's logger, or a silent one outside an activity.
-func logger(ctx context.Context) log.Logger {
-	if activity.IsActivity(ctx) {
-		return activity.GetLogger(ctx)
-	}
-	return log.NewStructuredLogger(slog.New(slog.DiscardHandler))
-}
-
-// heartbeat records progress when ctx is an activity's.
-func heartbeat(ctx context.Context, p Progress) {
-	if activity.IsActivity(ctx) {
-		activity.RecordHeartbeat(ctx, p)
-	}
-}
+type Progress = helmkit.Progress
 
 // heartbeatWhile runs fn, which cannot be cancelled, and heartbeats p until it
 // returns. When ctx is done first it returns ctx's error at once and leaves fn to
@@ -194,7 +170,7 @@ func heartbeatWhile[T any](ctx context.Context, p Progress, interval time.Durati
 		v, err := fn()
 		done <- result{v, err}
 	}()
-	heartbeat(ctx, p)
+	helmkit.Heartbeat(ctx, p)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -205,21 +181,7 @@ func heartbeatWhile[T any](ctx context.Context, p Progress, interval time.Durati
 			var zero T
 			return zero, ctx.Err()
 		case <-t.C:
-			heartbeat(ctx, p)
+			helmkit.Heartbeat(ctx, p)
 		}
 	}
-}
-
-// within returns d, shortened so that it ends a little before ctx's deadline: the
-// activity should report its own timeout, with its reasons, before Temporal's fires.
-func within(ctx context.Context, d time.Duration) time.Duration {
-	dl, ok := ctx.Deadline()
-	if !ok {
-		return d
-	}
-	left := time.Until(dl) - 5*time.Second
-	if left < time.Second {
-		left = time.Second
-	}
-	return min(d, left)
 }

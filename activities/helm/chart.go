@@ -167,11 +167,11 @@ func (a *Activities) checkRenders(ch *chart.Chart, vals map[string]any, r contra
 
 // capabilities describes the cluster to templates, as Helm's install does.
 func (a *Activities) capabilities() (*chartutil.Capabilities, error) {
-	v, err := a.cluster.discovery.ServerVersion()
+	v, err := a.cluster.Discovery.ServerVersion()
 	if err != nil {
 		return nil, fmt.Errorf("reading the Kubernetes version: %w", err)
 	}
-	apis, err := action.GetVersionSet(a.cluster.discovery)
+	apis, err := action.GetVersionSet(a.cluster.Discovery)
 	if err != nil {
 		return nil, fmt.Errorf("reading the Kubernetes API versions: %w", err)
 	}

@@ -3,9 +3,7 @@ package helm
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -17,13 +15,13 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/kube"
 	"helm.sh/helm/v3/pkg/release"
-	"helm.sh/helm/v3/pkg/storage/driver"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/internal/helmkit"
 )
 
 // heartbeatEvery is how often an activity heartbeats while Helm works.
@@ -31,8 +29,6 @@ const heartbeatEvery = 10 * time.Second
 
 // maxHistory bounds the revisions kept per release: retries upgrade in place.
 const maxHistory = 5
-
-var digestRE = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
 
 // DeployCandidate installs in.Image as release in.Release with the repository's chart
 // into a namespace of its own, and waits until the release is ready. The chart is
@@ -48,12 +44,12 @@ var digestRE = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
 // ready timeout, a retryable error. Both errors list each pod's reasons.
 func (a *Activities) DeployCandidate(ctx context.Context, in contract.DeployCandidateInput) (contract.DeployCandidateOutput, error) {
 	ns, name := in.Release.Namespace, in.Release.Name
-	logger := log.With(logger(ctx), "namespace", ns, "release", name)
+	logger := log.With(helmkit.Logger(ctx), "namespace", ns, "release", name)
 	if err := validateRelease(in.Release); err != nil {
 		return contract.DeployCandidateOutput{}, err
 	}
-	repo, digest, ok := strings.Cut(in.Image, "@")
-	if !ok || repo == "" || !digestRE.MatchString(digest) {
+	repo, digest, ok := helmkit.SplitImage(in.Image)
+	if !ok {
 		return contract.DeployCandidateOutput{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("image %q: want a candidate by digest, repository@sha256:<64 hex digits>", in.Image), contract.ErrInvalidConfig, nil)
 	}
@@ -68,7 +64,7 @@ func (a *Activities) DeployCandidate(ctx context.Context, in contract.DeployCand
 	if err := a.ensureNamespace(ctx, ns, in.Labels); err != nil {
 		return contract.DeployCandidateOutput{}, err
 	}
-	cfg, err := a.cluster.actionConfig(ns, logger)
+	cfg, err := a.cluster.ActionConfig(ns, logger)
 	if err != nil {
 		return contract.DeployCandidateOutput{}, err
 	}
@@ -122,35 +118,21 @@ func (a *Activities) ensureNamespace(ctx context.Context, ns string, labels map[
 	}
 }
 
-// installOrUpgrade installs the release, or upgrades the one an earlier attempt left.
-// Neither waits for readiness: waitReady does, with heartbeats and reasons.
+// installOrUpgrade installs the release, or upgrades the one an earlier attempt left,
+// also when that attempt died half-way (helmkit.InstallOrUpgrade). Neither waits for
+// readiness: waitReady does, with heartbeats and reasons.
 func (a *Activities) installOrUpgrade(ctx context.Context, cfg *action.Configuration, r contract.Release, ch *chart.Chart, vals map[string]any, logger log.Logger) (*release.Release, error) {
-	last, err := cfg.Releases.Last(r.Name)
-	switch {
-	case errors.Is(err, driver.ErrReleaseNotFound):
-		in := action.NewInstall(cfg)
-		in.ReleaseName, in.Namespace, in.Timeout = r.Name, r.Namespace, within(ctx, a.readyTimeout)
-		return in.RunWithContext(ctx, ch, vals)
-	case err != nil:
+	last, err := helmkit.LastRevision(cfg, r.Name)
+	if err != nil {
 		return nil, fmt.Errorf("reading the history of release %s/%s: %w", r.Namespace, r.Name, err)
 	}
-	logger.Info("Release exists from an earlier attempt; upgrading it", "revision", last.Version, "status", last.Info.Status)
-	switch {
-	case last.Info.Status.IsPending():
-		// The attempt that started this operation died: this run's namespace has no
-		// other writer. Helm refuses to upgrade a pending release, so close it first.
-		last.SetStatus(release.StatusFailed, "interrupted; superseded by a retried deploy")
-		if err := cfg.Releases.Update(last); err != nil {
-			return nil, fmt.Errorf("closing the interrupted revision %d of release %s/%s: %w", last.Version, r.Namespace, r.Name, err)
-		}
-	case last.Info.Status == release.StatusUninstalled || last.Info.Status == release.StatusUninstalling:
-		in := action.NewInstall(cfg)
-		in.ReleaseName, in.Namespace, in.Timeout, in.Replace = r.Name, r.Namespace, within(ctx, a.readyTimeout), true
-		return in.RunWithContext(ctx, ch, vals)
+	if last != nil {
+		logger.Info("Release exists from an earlier attempt; upgrading it", "revision", last.Version, "status", last.Info.Status)
 	}
-	up := action.NewUpgrade(cfg)
-	up.Namespace, up.Timeout, up.MaxHistory = r.Namespace, within(ctx, a.readyTimeout), maxHistory
-	return up.RunWithContext(ctx, r.Name, ch, vals)
+	return helmkit.InstallOrUpgrade(ctx, cfg, last, helmkit.Apply{
+		Name: r.Name, Namespace: r.Namespace, Timeout: helmkit.Within(ctx, a.readyTimeout), MaxHistory: maxHistory,
+		Interrupted: "interrupted; superseded by a retried deploy",
+	}, ch, vals)
 }
 
 // classifyInstall makes the API server's refusal of the rendered objects a chart error;

@@ -8,6 +8,7 @@ import (
 
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/activities/e2e"
+	"github.com/wikimedia/conveyor/internal/helmkit"
 )
 
 // RunE2E runs the repository's smoke checks in order against in.BaseURL from the
@@ -16,15 +17,15 @@ import (
 // failure is a non-retryable contract.ErrE2EFailed whose message lists each failed
 // check with what it wanted and got, and whose details are the RunE2EOutput.
 func (a *Activities) RunE2E(ctx context.Context, in contract.RunE2EInput) (contract.RunE2EOutput, error) {
-	logger := logger(ctx)
+	logger := helmkit.Logger(ctx)
 	if len(in.Checks) == 0 {
 		logger.Info("No e2e checks configured", "baseURL", in.BaseURL)
 		return contract.RunE2EOutput{Results: []contract.CheckResult{}}, nil
 	}
-	heartbeat(ctx, Progress{Step: "running e2e checks", Detail: fmt.Sprintf("0 of %d done", len(in.Checks))})
+	helmkit.Heartbeat(ctx, Progress{Step: "running e2e checks", Detail: fmt.Sprintf("0 of %d done", len(in.Checks))})
 	results, err := a.e2e.Run(ctx, in.BaseURL, in.Checks, func(done int, last contract.CheckResult) {
 		logger.Info("E2E check done", "check", last.Name, "ok", last.OK, "detail", last.Detail)
-		heartbeat(ctx, Progress{Step: "running e2e checks", Detail: fmt.Sprintf("%d of %d done; last: %s", done, len(in.Checks), last.Detail)})
+		helmkit.Heartbeat(ctx, Progress{Step: "running e2e checks", Detail: fmt.Sprintf("%d of %d done; last: %s", done, len(in.Checks), last.Detail)})
 	})
 	if err != nil {
 		if ctx.Err() != nil {

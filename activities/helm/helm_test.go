@@ -27,6 +27,7 @@ import (
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/activities/e2e"
 	"github.com/wikimedia/conveyor/internal/config"
+	"github.com/wikimedia/conveyor/internal/helmkit"
 	"github.com/wikimedia/conveyor/internal/stacktest"
 )
 
@@ -213,7 +214,7 @@ func TestCandidateLifecycle(t *testing.T) {
 	})
 
 	t.Run("an interrupted deploy is taken over", func(t *testing.T) {
-		cfg, err := a.cluster.actionConfig(r.Namespace, logger(ctx))
+		cfg, err := a.cluster.ActionConfig(r.Namespace, helmkit.Logger(ctx))
 		if err != nil {
 			t.Fatal(err)
 		}

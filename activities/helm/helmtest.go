@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/internal/helmkit"
 )
 
 // HelmTest runs the release's test hooks, as `helm test` does, and waits for each to
@@ -26,16 +27,16 @@ import (
 // hook that could not even be created (the cluster unreachable) is retried.
 func (a *Activities) HelmTest(ctx context.Context, in contract.HelmTestInput) error {
 	ns, name := in.Release.Namespace, in.Release.Name
-	logger := log.With(logger(ctx), "namespace", ns, "release", name)
+	logger := log.With(helmkit.Logger(ctx), "namespace", ns, "release", name)
 	if err := validateRelease(in.Release); err != nil {
 		return err
 	}
-	cfg, err := a.cluster.actionConfig(ns, logger)
+	cfg, err := a.cluster.ActionConfig(ns, logger)
 	if err != nil {
 		return err
 	}
 	rt := action.NewReleaseTesting(cfg)
-	rt.Namespace, rt.Timeout = ns, within(ctx, a.testTimeout)
+	rt.Namespace, rt.Timeout = ns, helmkit.Within(ctx, a.testTimeout)
 	rel, err := heartbeatWhile(ctx, Progress{Step: "running helm test"}, heartbeatEvery, func() (*release.Release, error) {
 		return rt.Run(name)
 	})
@@ -127,7 +128,7 @@ func (a *Activities) hookFailure(ctx context.Context, ns string, h *release.Hook
 	}
 	var logs []string
 	for _, c := range pod.Spec.Containers {
-		logs = append(logs, fmt.Sprintf("container %s%s, log tail: %s", c.Name, exitOf(pod, c.Name), a.logTail(ctx, ns, pod.Name, c.Name, false)))
+		logs = append(logs, fmt.Sprintf("container %s%s, log tail: %s", c.Name, exitOf(pod, c.Name), helmkit.LogTail(ctx, a.kube, ns, pod.Name, c.Name, false)))
 	}
 	return fmt.Sprintf("test pod %s: %s; %s", pod.Name, state, strings.Join(logs, "; ")), true
 }
@@ -138,7 +139,7 @@ func (a *Activities) hookLog(ctx context.Context, ns string, h *release.Hook) st
 	if err != nil || len(pod.Spec.Containers) == 0 {
 		return ""
 	}
-	return strings.TrimSpace(a.logTail(ctx, ns, pod.Name, pod.Spec.Containers[0].Name, false))
+	return strings.TrimSpace(helmkit.LogTail(ctx, a.kube, ns, pod.Name, pod.Spec.Containers[0].Name, false))
 }
 
 // timedOut says whether Helm gave up waiting for a hook, rather than seeing it fail.

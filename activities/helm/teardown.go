@@ -7,13 +7,12 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/log"
-	"helm.sh/helm/v3/pkg/action"
-	"helm.sh/helm/v3/pkg/release"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/internal/helmkit"
 )
 
 // teardownGrace is how long Teardown gives the release's pods to stop.
@@ -33,18 +32,17 @@ const teardownGrace = time.Second
 // and nothing can recreate them.
 func (a *Activities) Teardown(ctx context.Context, in contract.TeardownInput) error {
 	ns, name := in.Release.Namespace, in.Release.Name
-	logger := log.With(logger(ctx), "namespace", ns, "release", name)
+	logger := log.With(helmkit.Logger(ctx), "namespace", ns, "release", name)
 	if err := validateRelease(in.Release); err != nil {
 		return err
 	}
-	cfg, err := a.cluster.actionConfig(ns, logger)
+	cfg, err := a.cluster.ActionConfig(ns, logger)
 	if err != nil {
 		return err
 	}
-	u := action.NewUninstall(cfg)
-	u.IgnoreNotFound, u.Timeout, u.DeletionPropagation = true, within(ctx, a.goneTimeout), "orphan"
-	_, err = heartbeatWhile(ctx, Progress{Step: "uninstalling release " + name}, heartbeatEvery, func() (*release.UninstallReleaseResponse, error) {
-		return u.Run(name)
+	timeout := helmkit.Within(ctx, a.goneTimeout)
+	_, err = heartbeatWhile(ctx, Progress{Step: "uninstalling release " + name}, heartbeatEvery, func() (struct{}, error) {
+		return struct{}{}, helmkit.Uninstall(cfg, name, timeout)
 	})
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -64,7 +62,7 @@ func (a *Activities) deleteNamespace(ctx context.Context, ns string, logger log.
 	if err != nil {
 		return fmt.Errorf("deleting namespace %s: %w", ns, err)
 	}
-	timeout := within(ctx, a.goneTimeout)
+	timeout := helmkit.Within(ctx, a.goneTimeout)
 	deadline := time.Now().Add(timeout)
 	t := time.NewTicker(a.poll)
 	defer t.Stop()
@@ -84,7 +82,7 @@ func (a *Activities) deleteNamespace(ctx context.Context, ns string, logger log.
 		} else {
 			detail = namespaceDetail(got)
 		}
-		heartbeat(ctx, Progress{Step: "deleting namespace " + ns, Detail: detail})
+		helmkit.Heartbeat(ctx, Progress{Step: "deleting namespace " + ns, Detail: detail})
 		if time.Now().After(deadline) {
 			return fmt.Errorf("namespace %s still there after %s: %s", ns, timeout.Round(time.Second), detail)
 		}

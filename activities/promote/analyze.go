@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/internal/helmkit"
 )
 
 // requestTimeout bounds one analysis request; a request that takes longer is an
@@ -62,12 +63,12 @@ func (a *Activities) CanaryAnalyze(ctx context.Context, in contract.CanaryAnalyz
 		return contract.Analysis{}, err
 	}
 	if len(canaryPods) == 0 {
-		return contract.Analysis{Reason: fmt.Sprintf("no canary pod of %s is ready in cluster %s (%d not ready)", in.Service, c.name, canaryWaiting)}, nil
+		return contract.Analysis{Reason: fmt.Sprintf("no canary pod of %s is ready in cluster %s (%d not ready)", in.Service, c.Name, canaryWaiting)}, nil
 	}
 	if a.simulated(in.ServiceRelease, c) {
 		out := contract.Analysis{Passed: canaryWaiting == 0}
 		out.Reason = fmt.Sprintf("simulated cluster %s (kwok nodes, pods serve no traffic): readiness only, %d of %d canary pods ready, %d stable pods ready; no error ratio or latency measured",
-			c.name, len(canaryPods), len(canaryPods)+canaryWaiting, len(stablePods))
+			c.Name, len(canaryPods), len(canaryPods)+canaryWaiting, len(stablePods))
 		return out, nil
 	}
 	canaryURLs, err := podURLs(canaryPods, path)
@@ -78,7 +79,7 @@ func (a *Activities) CanaryAnalyze(ctx context.Context, in contract.CanaryAnalyz
 	if err != nil {
 		return contract.Analysis{}, nonRetryable(contract.ErrPromotionConfig, "stable release of %s: %v", in.Service, err)
 	}
-	heartbeat(ctx, Progress{Step: "analysing the canary", Detail: fmt.Sprintf("%d requests to %d canary and %d stable pods", plan.Requests, len(canaryURLs), len(stableURLs))})
+	helmkit.Heartbeat(ctx, Progress{Step: "analysing the canary", Detail: fmt.Sprintf("%d requests to %d canary and %d stable pods", plan.Requests, len(canaryURLs), len(stableURLs))})
 	var canary, stable sample
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -91,7 +92,7 @@ func (a *Activities) CanaryAnalyze(ctx context.Context, in contract.CanaryAnalyz
 	for waiting := true; waiting; {
 		select {
 		case <-tick.C:
-			heartbeat(ctx, Progress{Step: "analysing the canary", Detail: fmt.Sprintf("%d requests to %d canary and %d stable pods", plan.Requests, len(canaryURLs), len(stableURLs))})
+			helmkit.Heartbeat(ctx, Progress{Step: "analysing the canary", Detail: fmt.Sprintf("%d requests to %d canary and %d stable pods", plan.Requests, len(canaryURLs), len(stableURLs))})
 		case <-done:
 			waiting = false
 		}
@@ -105,16 +106,16 @@ func (a *Activities) CanaryAnalyze(ctx context.Context, in contract.CanaryAnalyz
 // servingPods returns the ready pods of selector that are not being deleted, and
 // how many others there are.
 func servingPods(ctx context.Context, c *cluster, ns, selector string) ([]corev1.Pod, int, error) {
-	list, err := c.kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	list, err := c.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
-		return nil, 0, fmt.Errorf("listing pods %s in %s of cluster %s: %w", selector, ns, c.name, err)
+		return nil, 0, fmt.Errorf("listing pods %s in %s of cluster %s: %w", selector, ns, c.Name, err)
 	}
 	var ready []corev1.Pod
 	waiting := 0
 	for _, p := range list.Items {
 		switch {
 		case p.DeletionTimestamp != nil:
-		case podReady(&p) && p.Status.PodIP != "":
+		case helmkit.PodReady(&p) && p.Status.PodIP != "":
 			ready = append(ready, p)
 		default:
 			waiting++

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/internal/helmkit"
 )
 
 // canaryGrace is how long a removed canary's pods get to stop: they served a share
@@ -41,19 +42,19 @@ func (a *Activities) CanarySet(ctx context.Context, in contract.CanarySetInput) 
 		return contract.CanarySetOutput{}, nonRetryable(ErrInvalidInput, "CanarySet of %s: canary %d and stable %d replicas: neither may be negative, and together at least 1",
 			in.Service, in.CanaryReplicas, in.StableReplicas)
 	}
-	logger := log.With(logger(ctx), "cluster", c.name, "namespace", in.Namespace, "service", in.Service)
+	logger := log.With(helmkit.Logger(ctx), "cluster", c.Name, "namespace", in.Namespace, "service", in.Service)
 	vals, err := releaseValues(in.Values, in.Service, "canary", in.Image, in.CanaryReplicas)
 	if err != nil {
 		return contract.CanarySetOutput{}, err
 	}
 	// The stable release must exist before a canary joins its Service.
 	if in.StableReplicas > 0 {
-		if _, err := c.kube.AppsV1().Deployments(in.Namespace).Get(ctx, stableDeployment(in.Service), metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		if _, err := c.Kube.AppsV1().Deployments(in.Namespace).Get(ctx, stableDeployment(in.Service), metav1.GetOptions{}); apierrors.IsNotFound(err) {
 			return contract.CanarySetOutput{}, nonRetryable(contract.ErrReleaseNotReady,
-				"service %s has no stable release in namespace %s of cluster %s: deploy it (PromotionDeploy) before a canary", in.Service, in.Namespace, c.name)
+				"service %s has no stable release in namespace %s of cluster %s: deploy it (PromotionDeploy) before a canary", in.Service, in.Namespace, c.Name)
 		}
 	}
-	heartbeat(ctx, Progress{Step: fmt.Sprintf("setting the canary to %d pods of %s", in.CanaryReplicas, in.Image)})
+	helmkit.Heartbeat(ctx, Progress{Step: fmt.Sprintf("setting the canary to %d pods of %s", in.CanaryReplicas, in.Image)})
 	res, err := a.apply(ctx, c, in.Namespace, canaryRelease(in.Service), vals, canaryHistoryMax, logger)
 	if err != nil {
 		return contract.CanarySetOutput{}, err
@@ -98,7 +99,7 @@ func (a *Activities) CanaryRemove(ctx context.Context, in contract.CanaryRemoveI
 	if in.StableReplicas < 0 {
 		return nonRetryable(ErrInvalidInput, "CanaryRemove of %s: stable replicas %d is negative", in.Service, in.StableReplicas)
 	}
-	logger := log.With(logger(ctx), "cluster", c.name, "namespace", in.Namespace, "service", in.Service)
+	logger := log.With(helmkit.Logger(ctx), "cluster", c.Name, "namespace", in.Namespace, "service", in.Service)
 	stable := want{deployment: stableDeployment(in.Service), selector: trackSelector(in.Service, "stable"), replicas: int32(in.StableReplicas)}
 	if err := scaleDeployment(ctx, c, in.Namespace, stable.deployment, stable.replicas); err != nil {
 		return err
@@ -106,23 +107,23 @@ func (a *Activities) CanaryRemove(ctx context.Context, in contract.CanaryRemoveI
 	if _, err := a.waitDeployments(ctx, c, in.Namespace, "restoring the stable release", []want{stable}); err != nil {
 		return err
 	}
-	heartbeat(ctx, Progress{Step: "removing the canary"})
+	helmkit.Heartbeat(ctx, Progress{Step: "removing the canary"})
 	// The kubelet keeps the grace period of a pod's first deletion, so the canary's
 	// objects are deleted orphaning their pods, and the pods then with canaryGrace
 	// (waitPodsGone) rather than by the garbage collector with the default one.
-	if err := uninstall(ctx, c, in.Namespace, canaryRelease(in.Service), within(ctx, a.readyTimeout), logger); err != nil {
+	if err := uninstall(ctx, c, in.Namespace, canaryRelease(in.Service), helmkit.Within(ctx, a.readyTimeout), logger); err != nil {
 		return err
 	}
 	orphan := metav1.DeletePropagationOrphan
 	// A canary Deployment left by hand or by an interrupted uninstall goes too.
-	err = c.kube.AppsV1().Deployments(in.Namespace).Delete(ctx, canaryDeployment(in.Service), metav1.DeleteOptions{PropagationPolicy: &orphan})
+	err = c.Kube.AppsV1().Deployments(in.Namespace).Delete(ctx, canaryDeployment(in.Service), metav1.DeleteOptions{PropagationPolicy: &orphan})
 	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("deleting Deployment %s/%s in cluster %s: %w", in.Namespace, canaryDeployment(in.Service), c.name, err)
+		return fmt.Errorf("deleting Deployment %s/%s in cluster %s: %w", in.Namespace, canaryDeployment(in.Service), c.Name, err)
 	}
-	err = c.kube.AppsV1().ReplicaSets(in.Namespace).DeleteCollection(ctx, metav1.DeleteOptions{PropagationPolicy: &orphan},
+	err = c.Kube.AppsV1().ReplicaSets(in.Namespace).DeleteCollection(ctx, metav1.DeleteOptions{PropagationPolicy: &orphan},
 		metav1.ListOptions{LabelSelector: trackSelector(in.Service, "canary")})
 	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("deleting the canary's ReplicaSets in %s of cluster %s: %w", in.Namespace, c.name, err)
+		return fmt.Errorf("deleting the canary's ReplicaSets in %s of cluster %s: %w", in.Namespace, c.Name, err)
 	}
 	if err := a.waitPodsGone(ctx, c, in.Namespace, trackSelector(in.Service, "canary")); err != nil {
 		return err
@@ -134,15 +135,15 @@ func (a *Activities) CanaryRemove(ctx context.Context, in contract.CanaryRemoveI
 // waitPodsGone deletes the pods of selector with a short grace period and waits
 // until none is left.
 func (a *Activities) waitPodsGone(ctx context.Context, c *cluster, ns, selector string) error {
-	timeout := within(ctx, a.readyTimeout)
+	timeout := helmkit.Within(ctx, a.readyTimeout)
 	deadline := time.Now().Add(timeout)
 	grace := int64(canaryGrace / time.Second)
 	t := time.NewTicker(a.poll)
 	defer t.Stop()
 	for {
-		pods, err := c.kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		pods, err := c.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
 		if err != nil {
-			return fmt.Errorf("listing the canary's pods in %s of cluster %s: %w", ns, c.name, err)
+			return fmt.Errorf("listing the canary's pods in %s of cluster %s: %w", ns, c.Name, err)
 		}
 		if len(pods.Items) == 0 {
 			return nil
@@ -151,14 +152,14 @@ func (a *Activities) waitPodsGone(ctx context.Context, c *cluster, ns, selector 
 			if p.DeletionTimestamp != nil && p.DeletionGracePeriodSeconds != nil && *p.DeletionGracePeriodSeconds <= grace {
 				continue
 			}
-			err := c.kube.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &grace})
+			err := c.Kube.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &grace})
 			if err != nil && !apierrors.IsNotFound(err) {
-				return fmt.Errorf("deleting canary pod %s/%s in cluster %s: %w", ns, p.Name, c.name, err)
+				return fmt.Errorf("deleting canary pod %s/%s in cluster %s: %w", ns, p.Name, c.Name, err)
 			}
 		}
-		heartbeat(ctx, Progress{Step: "removing the canary", Detail: fmt.Sprintf("%d pods left", len(pods.Items))})
+		helmkit.Heartbeat(ctx, Progress{Step: "removing the canary", Detail: fmt.Sprintf("%d pods left", len(pods.Items))})
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the canary's pods in %s of cluster %s are still there after %s", ns, c.name, timeout.Round(time.Second))
+			return fmt.Errorf("the canary's pods in %s of cluster %s are still there after %s", ns, c.Name, timeout.Round(time.Second))
 		}
 		select {
 		case <-ctx.Done():

@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/internal/helmkit"
 )
 
 // PromotionDeploy installs or upgrades the stable release of in.Service in one
@@ -43,7 +44,7 @@ func (a *Activities) PromotionDeploy(ctx context.Context, in contract.PromotionD
 	if in.Replicas < 1 || in.HistoryMax < 1 {
 		return contract.PromotionDeployOutput{}, nonRetryable(ErrInvalidInput, "PromotionDeploy of %s: replicas %d and historyMax %d must be at least 1", in.Service, in.Replicas, in.HistoryMax)
 	}
-	logger := log.With(logger(ctx), "cluster", c.name, "namespace", in.Namespace, "service", in.Service)
+	logger := log.With(helmkit.Logger(ctx), "cluster", c.Name, "namespace", in.Namespace, "service", in.Service)
 	vals, err := releaseValues(in.Values, in.Service, "stable", in.Image, in.Replicas)
 	if err != nil {
 		return contract.PromotionDeployOutput{}, err
@@ -56,7 +57,7 @@ func (a *Activities) PromotionDeploy(ctx context.Context, in contract.PromotionD
 			return out, err
 		}
 	}
-	heartbeat(ctx, Progress{Step: "deploying " + in.Image})
+	helmkit.Heartbeat(ctx, Progress{Step: "deploying " + in.Image})
 	res, err := a.apply(ctx, c, in.Namespace, stableRelease(in.Service), vals, in.HistoryMax, logger)
 	if err != nil {
 		return contract.PromotionDeployOutput{}, err
@@ -87,7 +88,7 @@ func (a *Activities) PromotionDeploy(ctx context.Context, in contract.PromotionD
 
 // deployedRelease finds the deployed revision of release name in ns of c.
 func (a *Activities) deployedRelease(c *cluster, ns, name string, logger log.Logger) (contract.PromotionDeployOutput, bool, error) {
-	cfg, err := c.actionConfig(ns, logger)
+	cfg, err := c.ActionConfig(ns, logger)
 	if err != nil {
 		return contract.PromotionDeployOutput{}, false, err
 	}
@@ -96,7 +97,7 @@ func (a *Activities) deployedRelease(c *cluster, ns, name string, logger log.Log
 	case errors.Is(err, driver.ErrNoDeployedReleases) || errors.Is(err, driver.ErrReleaseNotFound):
 		return contract.PromotionDeployOutput{}, false, nil
 	case err != nil:
-		return contract.PromotionDeployOutput{}, false, fmt.Errorf("reading the history of release %s/%s in cluster %s: %w", ns, name, c.name, err)
+		return contract.PromotionDeployOutput{}, false, fmt.Errorf("reading the history of release %s/%s in cluster %s: %w", ns, name, c.Name, err)
 	}
 	return contract.PromotionDeployOutput{Revision: rel.Version, Previous: imageOf(rel)}, true, nil
 }
@@ -125,51 +126,51 @@ func (a *Activities) PromotionSmoke(ctx context.Context, in contract.PromotionSm
 	if !strings.HasPrefix(path, "/") {
 		return contract.PromotionSmokeOutput{}, nonRetryable(contract.ErrPromotionConfig, "smoke path %q of service %s: must start with /", path, in.Service)
 	}
-	svc, err := c.kube.CoreV1().Services(in.Namespace).Get(ctx, in.Service, metav1.GetOptions{})
+	svc, err := c.Kube.CoreV1().Services(in.Namespace).Get(ctx, in.Service, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return contract.PromotionSmokeOutput{}, nonRetryable(contract.ErrSmokeFailed, "service %s has no Service in namespace %s of cluster %s: deploy it first", in.Service, in.Namespace, c.name)
+		return contract.PromotionSmokeOutput{}, nonRetryable(contract.ErrSmokeFailed, "service %s has no Service in namespace %s of cluster %s: deploy it first", in.Service, in.Namespace, c.Name)
 	}
 	if err != nil {
-		return contract.PromotionSmokeOutput{}, fmt.Errorf("reading Service %s/%s in cluster %s: %w", in.Namespace, in.Service, c.name, err)
+		return contract.PromotionSmokeOutput{}, fmt.Errorf("reading Service %s/%s in cluster %s: %w", in.Namespace, in.Service, c.Name, err)
 	}
 	if a.simulated(in.ServiceRelease, c) {
-		pods, err := c.kube.CoreV1().Pods(in.Namespace).List(ctx, metav1.ListOptions{LabelSelector: metav1.FormatLabelSelector(&metav1.LabelSelector{MatchLabels: svc.Spec.Selector})})
+		pods, err := c.Kube.CoreV1().Pods(in.Namespace).List(ctx, metav1.ListOptions{LabelSelector: metav1.FormatLabelSelector(&metav1.LabelSelector{MatchLabels: svc.Spec.Selector})})
 		if err != nil {
-			return contract.PromotionSmokeOutput{}, fmt.Errorf("listing the pods of Service %s/%s in cluster %s: %w", in.Namespace, in.Service, c.name, err)
+			return contract.PromotionSmokeOutput{}, fmt.Errorf("listing the pods of Service %s/%s in cluster %s: %w", in.Namespace, in.Service, c.Name, err)
 		}
 		ready := 0
 		for i := range pods.Items {
-			if podReady(&pods.Items[i]) && pods.Items[i].DeletionTimestamp == nil {
+			if helmkit.PodReady(&pods.Items[i]) && pods.Items[i].DeletionTimestamp == nil {
 				ready++
 			}
 		}
 		if ready == 0 {
-			return contract.PromotionSmokeOutput{}, nonRetryable(contract.ErrSmokeFailed, "Service %s/%s in simulated cluster %s selects no ready pod", in.Namespace, in.Service, c.name)
+			return contract.PromotionSmokeOutput{}, nonRetryable(contract.ErrSmokeFailed, "Service %s/%s in simulated cluster %s selects no ready pod", in.Namespace, in.Service, c.Name)
 		}
 		return contract.PromotionSmokeOutput{Detail: fmt.Sprintf(
-			"simulated cluster %s: readiness only (its pods serve no traffic): Service %s selects %d ready pods", c.name, in.Service, ready)}, nil
+			"simulated cluster %s: readiness only (its pods serve no traffic): Service %s selects %d ready pods", c.Name, in.Service, ready)}, nil
 	}
 	url, err := serviceURL(svc)
 	if err != nil {
-		return contract.PromotionSmokeOutput{}, nonRetryable(contract.ErrSmokeFailed, "service %s in cluster %s: %v", in.Service, c.name, err)
+		return contract.PromotionSmokeOutput{}, nonRetryable(contract.ErrSmokeFailed, "service %s in cluster %s: %v", in.Service, c.Name, err)
 	}
 	url += path
-	deadline := time.Now().Add(min(smokeWindow, within(ctx, smokeWindow)))
+	deadline := time.Now().Add(min(smokeWindow, helmkit.Within(ctx, smokeWindow)))
 	for attempt := 1; ; attempt++ {
-		heartbeat(ctx, Progress{Step: "smoke check", Detail: fmt.Sprintf("GET %s, attempt %d", url, attempt)})
+		helmkit.Heartbeat(ctx, Progress{Step: "smoke check", Detail: fmt.Sprintf("GET %s, attempt %d", url, attempt)})
 		status, body, err := a.get(ctx, url, 5*time.Second)
 		if err == nil && status/100 == 2 {
 			return contract.PromotionSmokeOutput{URL: url, Status: status, Detail: fmt.Sprintf("GET %s: %d", url, status)}, nil
 		}
 		if err == nil {
 			return contract.PromotionSmokeOutput{}, nonRetryable(contract.ErrSmokeFailed, "smoke check of %s in cluster %s: GET %s answered %d, want 2xx: %s",
-				in.Service, c.name, url, status, body)
+				in.Service, c.Name, url, status, body)
 		}
 		if ctx.Err() != nil {
 			return contract.PromotionSmokeOutput{}, ctx.Err()
 		}
 		if time.Now().After(deadline) {
-			return contract.PromotionSmokeOutput{}, fmt.Errorf("smoke check of %s in cluster %s: GET %s: %w (for %s)", in.Service, c.name, url, err, smokeWindow)
+			return contract.PromotionSmokeOutput{}, fmt.Errorf("smoke check of %s in cluster %s: GET %s: %w (for %s)", in.Service, c.Name, url, err, smokeWindow)
 		}
 		select {
 		case <-ctx.Done():

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/activity"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/internal/helmkit"
 )
 
 // NotificationsFile is where PromotionNotify appends its messages, relative to the
@@ -47,7 +48,7 @@ func (a *Activities) PromotionNotify(ctx context.Context, in contract.PromotionN
 	} else {
 		n.ID = fmt.Sprintf("%s/%s/%d", in.Service, in.Kind, n.Time.UnixNano())
 	}
-	logger(ctx).Info("Promotion notification", "service", in.Service, "kind", in.Kind, "message", in.Message, "approvers", in.Approvers)
+	helmkit.Logger(ctx).Info("Promotion notification", "service", in.Service, "kind", in.Kind, "message", in.Message, "approvers", in.Approvers)
 	path := filepath.Join(a.stateDir, filepath.FromSlash(NotificationsFile))
 	if err := appendOnce(path, n); err != nil {
 		return fmt.Errorf("writing the notification to %s: %w", path, err)

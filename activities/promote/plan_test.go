@@ -15,6 +15,7 @@ import (
 
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/charts"
+	"github.com/wikimedia/conveyor/internal/helmkit"
 )
 
 // testActivities are activities with two named clusters and no client: reading
@@ -26,7 +27,7 @@ func testActivities(t *testing.T, repo string) *Activities {
 		t.Fatal(err)
 	}
 	return &Activities{
-		clusters:   map[string]*cluster{"eqiad": {name: "eqiad"}, "codfw": {name: "codfw", simulated: true}},
+		clusters:   map[string]*cluster{"eqiad": {Cluster: &helmkit.Cluster{Name: "eqiad"}}, "codfw": {Cluster: &helmkit.Cluster{Name: "codfw"}, simulated: true}},
 		order:      []string{"eqiad", "codfw"},
 		chartDir:   dir,
 		stateDir:   t.TempDir(),

@@ -15,22 +15,19 @@
 package promote
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
-	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/charts"
 	"github.com/wikimedia/conveyor/internal/config"
+	"github.com/wikimedia/conveyor/internal/helmkit"
 )
 
 // Activities are the promotion's activities. The worker builds one with New and
@@ -154,40 +151,8 @@ func (a *Activities) simulated(r contract.ServiceRelease, c *cluster) bool {
 	return r.Simulated || c.simulated
 }
 
-// Progress is the heartbeat detail of the long activities.
-type Progress struct {
-	// Step is what the activity does, e.g. "waiting for the canary".
-	Step string `json:"step"`
-	// Detail says what is not done yet.
-	Detail string `json:"detail,omitempty"`
-}
-
-func logger(ctx context.Context) log.Logger {
-	if activity.IsActivity(ctx) {
-		return activity.GetLogger(ctx)
-	}
-	return log.NewStructuredLogger(slog.New(slog.DiscardHandler))
-}
-
-func heartbeat(ctx context.Context, p Progress) {
-	if activity.IsActivity(ctx) {
-		activity.RecordHeartbeat(ctx, p)
-	}
-}
-
-// within returns d, shortened to end a little before ctx's deadline, so that the
-// activity reports its own timeout, with reasons, before Temporal's fires.
-func within(ctx context.Context, d time.Duration) time.Duration {
-	dl, ok := ctx.Deadline()
-	if !ok {
-		return d
-	}
-	left := time.Until(dl) - 5*time.Second
-	if left < time.Second {
-		left = time.Second
-	}
-	return min(d, left)
-}
+// Progress is the heartbeat detail of the long activities: what they wait for.
+type Progress = helmkit.Progress
 
 // names of a service's objects in each cluster.
 func stableRelease(service string) string    { return service }

@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/internal/helmkit"
 )
 
 // PromotionConfig reads in.Service's promotion plan and Helm values from the
@@ -30,7 +31,7 @@ import (
 // contract.ErrPromotionConfig listing every problem with its file and field.
 func (a *Activities) PromotionConfig(ctx context.Context, in contract.PromotionConfigInput) (contract.PromotionConfigOutput, error) {
 	if a.configRepo == "" && in.Optional {
-		logger(ctx).Info("No configuration registry: no promotion plan", "service", in.Service)
+		helmkit.Logger(ctx).Info("No configuration registry: no promotion plan", "service", in.Service)
 		return contract.PromotionConfigOutput{Absent: true}, nil
 	}
 	if a.configRepo == "" {
@@ -51,7 +52,7 @@ func (a *Activities) PromotionConfig(ctx context.Context, in contract.PromotionC
 	}
 	files, err := reg.serviceFiles(ctx, commit, in.Service)
 	if errors.Is(err, errNoPlan) && in.Optional {
-		logger(ctx).Info("The configuration registry has no promotion plan for the service", "service", in.Service, "commit", commit)
+		helmkit.Logger(ctx).Info("The configuration registry has no promotion plan for the service", "service", in.Service, "commit", commit)
 		return contract.PromotionConfigOutput{Absent: true}, nil
 	}
 	if err != nil {
@@ -67,7 +68,7 @@ func (a *Activities) PromotionConfig(ctx context.Context, in contract.PromotionC
 		}
 		return contract.PromotionConfigOutput{}, err
 	}
-	logger(ctx).Info("Read the promotion plan", "service", in.Service, "ref", in.Ref, "commit", commit, "clusters", len(plan.Production))
+	helmkit.Logger(ctx).Info("Read the promotion plan", "service", in.Service, "ref", in.Ref, "commit", commit, "clusters", len(plan.Production))
 	return contract.PromotionConfigOutput{Commit: commit, Plan: plan, Simulated: a.simulatedClusters(plan)}, nil
 }
 

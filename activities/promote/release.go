@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -15,7 +13,6 @@ import (
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/release"
-	"helm.sh/helm/v3/pkg/storage/driver"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/internal/helmkit"
 )
 
 // ErrInvalidInput is the type of the non-retryable error an activity returns when
@@ -33,12 +31,10 @@ const ErrInvalidInput = "InvalidPromotionInput"
 // canaryHistoryMax bounds the canary release's revisions: each step is one.
 const canaryHistoryMax = 3
 
-var digestRE = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
-
 // splitImage splits repository@sha256:... and refuses anything else.
 func splitImage(image string) (repo, digest string, err error) {
-	repo, digest, ok := strings.Cut(image, "@")
-	if !ok || repo == "" || !digestRE.MatchString(digest) {
+	repo, digest, ok := helmkit.SplitImage(image)
+	if !ok {
 		return "", "", nonRetryable(ErrInvalidInput, "image %q: want repository@sha256:<64 hex digits>", image)
 	}
 	return repo, digest, nil
@@ -103,11 +99,11 @@ func (a *Activities) loadChart() (*chart.Chart, error) {
 // ensureNamespace creates ns in c; one that exists is fine.
 func ensureNamespace(ctx context.Context, c *cluster, ns string) error {
 	obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{"app.kubernetes.io/managed-by": "conveyor"}}}
-	_, err := c.kube.CoreV1().Namespaces().Create(ctx, obj, metav1.CreateOptions{})
+	_, err := c.Kube.CoreV1().Namespaces().Create(ctx, obj, metav1.CreateOptions{})
 	if err == nil || apierrors.IsAlreadyExists(err) {
 		return nil
 	}
-	return fmt.Errorf("creating namespace %s in cluster %s: %w", ns, c.name, err)
+	return fmt.Errorf("creating namespace %s in cluster %s: %w", ns, c.Name, err)
 }
 
 // applied is what apply did.
@@ -131,41 +127,24 @@ func (a *Activities) apply(ctx context.Context, c *cluster, ns, name string, val
 	if err := ensureNamespace(ctx, c, ns); err != nil {
 		return applied{}, err
 	}
-	cfg, err := c.actionConfig(ns, logger)
+	cfg, err := c.ActionConfig(ns, logger)
 	if err != nil {
 		return applied{}, err
 	}
-	timeout := within(ctx, a.readyTimeout)
-	last, err := cfg.Releases.Last(name)
-	switch {
-	case errors.Is(err, driver.ErrReleaseNotFound):
-		in := action.NewInstall(cfg)
-		in.ReleaseName, in.Namespace, in.Timeout = name, ns, timeout
-		rel, err := in.RunWithContext(ctx, ch, vals)
-		return applied{cfg: cfg, rel: rel, changed: true}, installError(c, ns, name, err)
-	case err != nil:
-		return applied{}, fmt.Errorf("reading the history of release %s/%s in cluster %s: %w", ns, name, c.name, err)
+	last, err := helmkit.LastRevision(cfg, name)
+	if err != nil {
+		return applied{}, fmt.Errorf("reading the history of release %s/%s in cluster %s: %w", ns, name, c.Name, err)
 	}
-	if last.Info.Status == release.StatusDeployed && sameValues(last.Config, vals) && sameChart(last.Chart, ch) {
+	if last != nil && last.Info.Status == release.StatusDeployed && sameValues(last.Config, vals) && sameChart(last.Chart, ch) {
 		return applied{cfg: cfg, rel: last, previous: last}, nil
 	}
-	switch {
-	case last.Info.Status.IsPending():
-		// The attempt that started that operation died: close it, or Helm refuses.
+	if last != nil && last.Info.Status.IsPending() {
 		logger.Info("Closing an interrupted Helm operation", "release", name, "revision", last.Version, "status", last.Info.Status)
-		last.SetStatus(release.StatusFailed, "interrupted; superseded by a retried activity")
-		if err := cfg.Releases.Update(last); err != nil {
-			return applied{}, fmt.Errorf("closing the interrupted revision %d of release %s/%s: %w", last.Version, ns, name, err)
-		}
-	case last.Info.Status == release.StatusUninstalled || last.Info.Status == release.StatusUninstalling:
-		in := action.NewInstall(cfg)
-		in.ReleaseName, in.Namespace, in.Timeout, in.Replace = name, ns, timeout, true
-		rel, err := in.RunWithContext(ctx, ch, vals)
-		return applied{cfg: cfg, rel: rel, previous: last, changed: true}, installError(c, ns, name, err)
 	}
-	up := action.NewUpgrade(cfg)
-	up.Namespace, up.Timeout, up.MaxHistory = ns, timeout, historyMax
-	rel, err := up.RunWithContext(ctx, name, ch, vals)
+	rel, err := helmkit.InstallOrUpgrade(ctx, cfg, last, helmkit.Apply{
+		Name: name, Namespace: ns, Timeout: helmkit.Within(ctx, a.readyTimeout), MaxHistory: historyMax,
+		Interrupted: "interrupted; superseded by a retried activity",
+	}, ch, vals)
 	return applied{cfg: cfg, rel: rel, previous: last, changed: true}, installError(c, ns, name, err)
 }
 
@@ -173,7 +152,7 @@ func installError(c *cluster, ns, name string, err error) error {
 	if err == nil {
 		return nil
 	}
-	msg := fmt.Sprintf("installing release %s/%s in cluster %s: %v", ns, name, c.name, err)
+	msg := fmt.Sprintf("installing release %s/%s in cluster %s: %v", ns, name, c.Name, err)
 	if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || strings.Contains(err.Error(), "values don't meet the specifications") {
 		return nonRetryable(contract.ErrPromotionConfig, "%s (the chart or the Kubernetes API refused the values from the configuration registry)", msg)
 	}
@@ -246,14 +225,12 @@ func mergeMaps(base, over map[string]any) map[string]any {
 // uninstall removes release name from ns of c, orphaning what its objects own
 // (the caller deletes that); a release that is not there is fine.
 func uninstall(ctx context.Context, c *cluster, ns, name string, timeout time.Duration, logger log.Logger) error {
-	cfg, err := c.actionConfig(ns, logger)
+	cfg, err := c.ActionConfig(ns, logger)
 	if err != nil {
 		return err
 	}
-	u := action.NewUninstall(cfg)
-	u.IgnoreNotFound, u.Timeout, u.DeletionPropagation = true, timeout, "orphan"
-	if _, err := u.Run(name); err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
-		return fmt.Errorf("uninstalling release %s/%s in cluster %s: %w", ns, name, c.name, err)
+	if err := helmkit.Uninstall(cfg, name, timeout); err != nil {
+		return fmt.Errorf("uninstalling release %s/%s in cluster %s: %w", ns, name, c.Name, err)
 	}
 	return nil
 }
