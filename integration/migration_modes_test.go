@@ -60,7 +60,8 @@ type modesRig struct {
 
 func newModesRig(t *testing.T) *modesRig {
 	t.Helper()
-	c := cfg.OpenStack
+	osCfg := stacktest.OpenStack(t)
+	c := osCfg.OpenStack
 	if c.AuthURL == "" || c.Deployments[modesFrom].Region == "" || c.Deployments[modesTo].Region == "" {
 		t.Fatalf("the local stack has no OpenStack rig with %s and %s: start it with `conveyor dev up --with openstack` (make up-openstack)", modesFrom, modesTo)
 	}
@@ -355,7 +356,7 @@ func TestOrganicModeZeroesTheLegacyQuota(t *testing.T) {
 		t.Errorf("second run: %+v, want the saved quota kept", pr)
 	}
 
-	a, err := openstack.New(cfg)
+	a, err := openstack.New(stacktest.OpenStack(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -570,7 +571,7 @@ func TestCleanupOnTheRig(t *testing.T) {
 
 	// With a server left in eqiad1, the cleanup stage's entry check fails and
 	// draining the old hosts refuses (and so disables nothing).
-	a, err := openstack.New(cfg)
+	a, err := openstack.New(stacktest.OpenStack(t))
 	if err != nil {
 		t.Fatal(err)
 	}

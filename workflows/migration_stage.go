@@ -165,6 +165,10 @@ func MigrationStage(ctx workflow.Context, in StageInput) (StageStatus, error) {
 		r.check(ctx)
 	}
 	for r.st.State != StageDone {
+		// changed is cleared before anything below can block (reporting to the
+		// parent, starting a task): an update that a handler takes meanwhile,
+		// such as the gate's approval, then wakes the wait at the end at once.
+		r.changed = false
 		if r.dirty {
 			r.report(ctx)
 		}
@@ -209,7 +213,6 @@ func MigrationStage(ctx workflow.Context, in StageInput) (StageStatus, error) {
 		if !r.st.Overdue && r.st.Due.Before(wake) {
 			wake = r.st.Due
 		}
-		r.changed = false
 		if _, err := workflow.AwaitWithTimeout(ctx, wake.Sub(now), func() bool { return r.changed }); err != nil {
 			return r.st, err
 		}
