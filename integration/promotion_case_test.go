@@ -405,7 +405,13 @@ func (pc *promotionCase) inspect(cluster, ns string) production {
 	if err != nil {
 		pc.t.Fatal(err)
 	}
-	p.canaryPods = len(pods.Items)
+	// A canary pod that is terminating is no longer an endpoint of the Service:
+	// only the others count as canary pods still there.
+	for _, pod := range pods.Items {
+		if pod.DeletionTimestamp == nil {
+			p.canaryPods++
+		}
+	}
 	secrets, err := kube.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{LabelSelector: "owner=helm,name=" + pc.service})
 	if err != nil {
 		pc.t.Fatal(err)

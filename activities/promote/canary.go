@@ -110,7 +110,7 @@ func (a *Activities) CanaryRemove(ctx context.Context, in contract.CanaryRemoveI
 	helmkit.Heartbeat(ctx, Progress{Step: "removing the canary"})
 	// The kubelet keeps the grace period of a pod's first deletion, so the canary's
 	// objects are deleted orphaning their pods, and the pods then with canaryGrace
-	// (waitPodsGone) rather than by the garbage collector with the default one.
+	// (stopCanaryPods) rather than by the garbage collector with the default one.
 	if err := uninstall(ctx, c, in.Namespace, canaryRelease(in.Service), helmkit.Within(ctx, a.readyTimeout), logger); err != nil {
 		return err
 	}
@@ -125,16 +125,19 @@ func (a *Activities) CanaryRemove(ctx context.Context, in contract.CanaryRemoveI
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("deleting the canary's ReplicaSets in %s of cluster %s: %w", in.Namespace, c.Name, err)
 	}
-	if err := a.waitPodsGone(ctx, c, in.Namespace, trackSelector(in.Service, "canary")); err != nil {
+	if err := a.stopCanaryPods(ctx, c, in.Namespace, trackSelector(in.Service, "canary")); err != nil {
 		return err
 	}
 	logger.Info("Canary removed", "stableReplicas", in.StableReplicas)
 	return nil
 }
 
-// waitPodsGone deletes the pods of selector with a short grace period and waits
-// until none is left.
-func (a *Activities) waitPodsGone(ctx context.Context, c *cluster, ns, selector string) error {
+// stopCanaryPods deletes the pods of selector with a short grace period and waits
+// until each one is terminating: a terminating pod is no longer a ready endpoint
+// of the Service, so it takes no more traffic, and the kubelet stops it within
+// canaryGrace. Waiting for the pods to disappear as well would only add the
+// kubelet's cleanup to every promotion's critical path.
+func (a *Activities) stopCanaryPods(ctx context.Context, c *cluster, ns, selector string) error {
 	timeout := helmkit.Within(ctx, a.readyTimeout)
 	deadline := time.Now().Add(timeout)
 	grace := int64(canaryGrace / time.Second)
@@ -145,21 +148,23 @@ func (a *Activities) waitPodsGone(ctx context.Context, c *cluster, ns, selector 
 		if err != nil {
 			return fmt.Errorf("listing the canary's pods in %s of cluster %s: %w", ns, c.Name, err)
 		}
-		if len(pods.Items) == 0 {
-			return nil
-		}
+		serving := 0
 		for _, p := range pods.Items {
 			if p.DeletionTimestamp != nil && p.DeletionGracePeriodSeconds != nil && *p.DeletionGracePeriodSeconds <= grace {
 				continue
 			}
+			serving++
 			err := c.Kube.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &grace})
 			if err != nil && !apierrors.IsNotFound(err) {
 				return fmt.Errorf("deleting canary pod %s/%s in cluster %s: %w", ns, p.Name, c.Name, err)
 			}
 		}
-		helmkit.Heartbeat(ctx, Progress{Step: "removing the canary", Detail: fmt.Sprintf("%d pods left", len(pods.Items))})
+		if serving == 0 {
+			return nil
+		}
+		helmkit.Heartbeat(ctx, Progress{Step: "removing the canary", Detail: fmt.Sprintf("%d pods left", serving)})
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the canary's pods in %s of cluster %s are still there after %s", ns, c.Name, timeout.Round(time.Second))
+			return fmt.Errorf("the canary's pods in %s of cluster %s are still not terminating after %s", ns, c.Name, timeout.Round(time.Second))
 		}
 		select {
 		case <-ctx.Done():
