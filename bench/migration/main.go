@@ -106,7 +106,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	if err := ensureNamespace(ctx, admin, o.namespace); err != nil {
+	if err := temporalclient.EnsureNamespace(ctx, admin, o.namespace, "conveyor migration scale benchmark"); err != nil {
 		admin.Close()
 		return err
 	}

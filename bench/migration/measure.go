@@ -14,13 +14,8 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/operatorservice/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"google.golang.org/protobuf/types/known/durationpb"
-
-	"github.com/wikimedia/conveyor/workflows"
 )
 
 // peakRSS is the process's high-water resident set size (VmHWM), in bytes.
@@ -38,63 +33,6 @@ func peakRSS() (int64, error) {
 		}
 	}
 	return 0, errors.New("no VmHWM in /proc/self/status")
-}
-
-// ensureNamespace registers ns with conveyor's search attributes (the workflows
-// upsert them) and waits until the frontend serves it.
-func ensureNamespace(ctx context.Context, c client.Client, ns string) error {
-	_, err := c.WorkflowService().RegisterNamespace(ctx, &workflowservice.RegisterNamespaceRequest{
-		Namespace: ns, Description: "conveyor migration scale benchmark",
-		WorkflowExecutionRetentionPeriod: durationpb.New(24 * time.Hour),
-	})
-	var exists *serviceerror.NamespaceAlreadyExists
-	if err != nil && !errors.As(err, &exists) {
-		return fmt.Errorf("creating the namespace %s: %w", ns, err)
-	}
-	want := map[string]enumspb.IndexedValueType{}
-	for _, a := range workflows.SearchAttributes {
-		v, err := enumspb.IndexedValueTypeFromString(a.Type)
-		if err != nil {
-			return err
-		}
-		want[a.Name] = v
-	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		err = addSearchAttributes(ctx, c, ns, want)
-		if err == nil {
-			_, err = c.WorkflowService().CountWorkflowExecutions(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: ns})
-		}
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the namespace %s is not usable after a minute: %w", ns, err)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-}
-
-func addSearchAttributes(ctx context.Context, c client.Client, ns string, want map[string]enumspb.IndexedValueType) error {
-	have, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: ns})
-	if err != nil {
-		return err
-	}
-	missing := map[string]enumspb.IndexedValueType{}
-	for name, typ := range want {
-		if _, ok := have.GetCustomAttributes()[name]; !ok {
-			missing[name] = typ
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: ns, SearchAttributes: missing})
-	var already *serviceerror.AlreadyExists
-	if errors.As(err, &already) {
-		return nil
-	}
-	return err
 }
 
 // execution is one workflow run of the benchmark.

@@ -20,7 +20,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -32,13 +31,8 @@ import (
 	"strings"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/operatorservice/v1"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
-	"google.golang.org/protobuf/types/known/durationpb"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -543,56 +537,7 @@ func ensureNamespace(ctx context.Context, t config.Temporal, logger *slog.Logger
 		return fmt.Errorf("Temporal (make up): %w", err)
 	}
 	defer c.Close()
-	_, err = c.WorkflowService().RegisterNamespace(ctx, &workflowservice.RegisterNamespaceRequest{
-		Namespace: benchNamespace, Description: "conveyor's promotion benchmark",
-		WorkflowExecutionRetentionPeriod: durationpb.New(24 * time.Hour),
-	})
-	var exists *serviceerror.NamespaceAlreadyExists
-	if err != nil && !errors.As(err, &exists) {
-		return fmt.Errorf("creating the Temporal namespace %s: %w", benchNamespace, err)
-	}
-	want := map[string]enumspb.IndexedValueType{}
-	for _, a := range workflows.SearchAttributes {
-		v, err := enumspb.IndexedValueTypeFromString(a.Type)
-		if err != nil {
-			return err
-		}
-		want[a.Name] = v
-	}
-	// A new namespace is usable once the frontend's cache has it.
-	deadline := time.Now().Add(45 * time.Second)
-	for {
-		err = addSearchAttributes(ctx, c, want)
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the Temporal namespace %s is not usable after 45s: %w", benchNamespace, err)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-}
-
-func addSearchAttributes(ctx context.Context, c client.Client, want map[string]enumspb.IndexedValueType) error {
-	have, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: benchNamespace})
-	if err != nil {
-		return err
-	}
-	missing := map[string]enumspb.IndexedValueType{}
-	for name, typ := range want {
-		if _, ok := have.GetCustomAttributes()[name]; !ok {
-			missing[name] = typ
-		}
-	}
-	if len(missing) > 0 {
-		_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: benchNamespace, SearchAttributes: missing})
-		var already *serviceerror.AlreadyExists
-		if err != nil && !errors.As(err, &already) {
-			return err
-		}
-	}
-	_, err = c.WorkflowService().CountWorkflowExecutions(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: benchNamespace})
-	return err
+	return temporalclient.EnsureNamespace(ctx, c, benchNamespace, "conveyor's promotion benchmark")
 }
 
 // commitAll makes dir a git repository with one commit of everything in it.
