@@ -65,7 +65,7 @@ func newModesRig(t *testing.T) *modesRig {
 	if c.AuthURL == "" || c.Deployments[modesFrom].Region == "" || c.Deployments[modesTo].Region == "" {
 		t.Fatalf("the local stack has no OpenStack rig with %s and %s: start it with `conveyor dev up --with openstack` (make up-openstack)", modesFrom, modesTo)
 	}
-	r := &modesRig{cfg: c, provider: modesProvider(t, c, c.ProjectName)}
+	r := &modesRig{cfg: c, provider: vmProvider(t, c, c.ProjectName)}
 	var err error
 	if r.identity, err = gos.NewIdentityV3(r.provider, gophercloud.EndpointOpts{Availability: gophercloud.AvailabilityPublic}); err != nil {
 		t.Fatal(err)
@@ -73,30 +73,6 @@ func newModesRig(t *testing.T) *modesRig {
 	r.from, r.fromImages = r.compute(t, r.provider, modesFrom), r.images(t, r.provider, modesFrom)
 	r.to = r.compute(t, r.provider, modesTo)
 	return r
-}
-
-func modesProvider(t *testing.T, c config.OpenStack, project string) *gophercloud.ProviderClient {
-	t.Helper()
-	pw := c.Password
-	if pw == "" && c.PasswordFile != "" {
-		b, err := os.ReadFile(c.PasswordFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pw = strings.TrimSpace(string(b))
-	}
-	domain := c.Domain
-	if domain == "" {
-		domain = "Default"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	p, err := gos.AuthenticatedClient(ctx, gophercloud.AuthOptions{IdentityEndpoint: c.AuthURL, Username: c.Username, Password: pw,
-		DomainName: domain, AllowReauth: true, Scope: &gophercloud.AuthScope{ProjectName: project, DomainName: domain}})
-	if err != nil {
-		t.Fatalf("authenticating to the rig's Keystone %s as %s in %s (conveyor dev up --with openstack): %v", c.AuthURL, c.Username, project, err)
-	}
-	return p
 }
 
 func (r *modesRig) compute(t *testing.T, p *gophercloud.ProviderClient, d string) *gophercloud.ServiceClient {
@@ -254,7 +230,7 @@ func (r *modesRig) bootable(t *testing.T, p *projects.Project) bootKit {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	pp := modesProvider(t, r.cfg, p.Name)
+	pp := vmProvider(t, r.cfg, p.Name)
 	k := bootKit{compute: r.compute(t, pp, modesFrom), images: r.images(t, pp, modesFrom)}
 	im, err := glance.Create(ctx, k.images, glance.CreateOpts{Name: "leftover-image", ContainerFormat: "bare", DiskFormat: "raw"}).Extract()
 	if err != nil {
@@ -644,7 +620,7 @@ func TestAutomaticModeRunsProjectMigration(t *testing.T) {
 	k := rig.bootable(t, p)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	pp := modesProvider(t, rig.cfg, p.Name)
+	pp := vmProvider(t, rig.cfg, p.Name)
 	toCompute, toImages := rig.compute(t, pp, modesTo), rig.images(t, pp, modesTo)
 	t.Cleanup(func() {
 		ctx := context.Background()

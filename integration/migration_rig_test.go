@@ -85,7 +85,7 @@ func vmProvider(t *testing.T, c config.OpenStack, project string) *gophercloud.P
 	p, err := gos.AuthenticatedClient(ctx, gophercloud.AuthOptions{IdentityEndpoint: c.AuthURL, Username: c.Username, Password: pw,
 		DomainName: domain, AllowReauth: true, Scope: &gophercloud.AuthScope{ProjectName: project, DomainName: domain}})
 	if err != nil {
-		t.Fatalf("authenticating to the rig's Keystone %s (conveyor dev up --with openstack): %v", c.AuthURL, err)
+		t.Fatalf("authenticating to the rig's Keystone %s as %s in %s (conveyor dev up --with openstack): %v", c.AuthURL, c.Username, project, err)
 	}
 	return p
 }
