@@ -156,6 +156,21 @@ func queryProject(ctx context.Context, cl client.Client, from, to, project strin
 	if err := v.Get(&st); err != nil {
 		return st, fmt.Errorf("decoding the progress of %s: %w", id, err)
 	}
+	// The project learns a VM's step only at its grace period and its end; the
+	// running VM migrations say where they are now.
+	for i := range st.VMs {
+		vm := &st.VMs[i]
+		if vm.State != workflows.VMRunning || vm.Step == workflows.VMStepGrace || vm.WorkflowID == "" {
+			continue
+		}
+		var p workflows.VMProgress
+		if v, err := cl.QueryWorkflow(ctx, vm.WorkflowID, "", workflows.QueryVMProgress); err == nil && v.Get(&p) == nil {
+			vm.Step, vm.Detail = p.Step, p.Detail
+			if p.DestinationID != "" {
+				vm.DestinationID = p.DestinationID
+			}
+		}
+	}
 	return st, nil
 }
 

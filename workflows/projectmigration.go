@@ -50,7 +50,9 @@ type ProjectMigrationInput struct {
 	To      string `json:"to"`
 	// Servers limits the migration to these server names or ids; empty means all.
 	Servers []string `json:"servers,omitempty"`
-	// MaxParallel bounds the VMs migrating at once (DefaultMaxParallelVMs when 0).
+	// MaxParallel bounds the VMs migrating at once (DefaultMaxParallelVMs when 0):
+	// those between stopping the source and the grace period, the steps that
+	// load the clouds. A VM in its grace period waits without a slot.
 	MaxParallel int `json:"maxParallel,omitempty"`
 	// GracePeriod is how long each source is kept after its destination is
 	// verified (DefaultGracePeriod when 0).
@@ -86,7 +88,9 @@ type VMStatus struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
 	// State is VMPending, VMRunning, VMDone or VMFailed; Step is the VM
-	// migration's last reported step (VMStep...).
+	// migration's step as far as the project knows it (VMStep...): the grace
+	// period, the end, or the step that failed. A running VMMigration answers
+	// QueryVMProgress with its step now (`conveyor migrate status` asks it).
 	State         string `json:"state"`
 	Step          string `json:"step,omitempty"`
 	DestinationID string `json:"destinationId,omitempty"`
@@ -123,6 +127,11 @@ func (s ProjectStatus) Count(state string) int {
 	return n
 }
 
+// versionFreeSlotAtGrace marks ProjectMigration runs that free a VM's slot when
+// its grace period starts (SignalVMProgress with VMStepGrace) rather than when
+// its VMMigration ends.
+const versionFreeSlotAtGrace = "free-slot-at-grace"
+
 var preflightOptions = workflow.ActivityOptions{
 	TaskQueue: TaskQueueMigrate, StartToCloseTimeout: 10 * time.Minute, HeartbeatTimeout: 2 * time.Minute,
 	RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute,
@@ -154,7 +163,17 @@ func ProjectMigration(ctx workflow.Context, in ProjectMigrationInput) (ProjectSt
 	if parallel == 0 {
 		parallel = DefaultMaxParallelVMs
 	}
+	freeAtGrace := workflow.GetVersion(ctx, versionFreeSlotAtGrace, workflow.DefaultVersion, 1) != workflow.DefaultVersion
 	changed := false
+	// running counts the VMs holding a slot, slot says which.
+	running := 0
+	slot := map[string]bool{}
+	free := func(id string) {
+		if slot[id] {
+			delete(slot, id)
+			running--
+		}
+	}
 	vm := func(idOrName string) int {
 		return slices.IndexFunc(st.VMs, func(v VMStatus) bool { return v.ID == idOrName || v.Name == idOrName })
 	}
@@ -231,6 +250,10 @@ func ProjectMigration(ctx workflow.Context, in ProjectMigrationInput) (ProjectSt
 				if p.DestinationID != "" {
 					st.VMs[i].DestinationID = p.DestinationID
 				}
+				if freeAtGrace && p.Step == VMStepGrace && slot[st.VMs[i].ID] {
+					free(st.VMs[i].ID)
+					changed = true
+				}
 			}
 		}
 	})
@@ -250,7 +273,6 @@ func ProjectMigration(ctx workflow.Context, in ProjectMigrationInput) (ProjectSt
 	// project pair is only ever migrated by one VMMigration at a time, and its
 	// key (the child's id) stays the same whoever started the project.
 	self := ProjectMigrationID(in.From, in.To, in.Project)
-	running := 0
 	for st.Count(VMDone) < len(st.VMs) {
 		for i := range st.VMs {
 			if st.Paused || running >= parallel {
@@ -261,7 +283,11 @@ func ProjectMigration(ctx workflow.Context, in ProjectMigrationInput) (ProjectSt
 			}
 			v := &st.VMs[i]
 			v.State, v.Runs, v.WorkflowID = VMRunning, v.Runs+1, self+"/"+v.ID
+			if freeAtGrace {
+				v.Step, v.Detail = "", ""
+			}
 			running++
+			slot[v.ID] = true
 			id, name := v.ID, v.Name
 			cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: v.WorkflowID, TaskQueue: TaskQueueMigrate})
 			f := workflow.ExecuteChildWorkflow(cctx, VMMigration, VMMigrationInput{
@@ -274,11 +300,17 @@ func ProjectMigration(ctx workflow.Context, in ProjectMigrationInput) (ProjectSt
 				v := &st.VMs[vm(id)]
 				if err != nil {
 					v.State, v.Error = VMFailed, failureDetail(err)
+					if p, ok := failedStep(err); ok {
+						v.Step = p.Step
+						if p.DestinationID != "" {
+							v.DestinationID = p.DestinationID
+						}
+					}
 					workflow.GetLogger(ctx).Error("VM migration failed; its source is kept", "server", name, "error", err)
 				} else {
-					v.State, v.Step, v.Result, v.DestinationID = VMDone, VMStepDone, &res, res.DestinationID
+					v.State, v.Step, v.Result, v.DestinationID, v.Detail = VMDone, VMStepDone, &res, res.DestinationID, ""
 				}
-				running--
+				free(id)
 				changed = true
 			})
 		}
@@ -291,4 +323,14 @@ func ProjectMigration(ctx workflow.Context, in ProjectMigrationInput) (ProjectSt
 		return st, err
 	}
 	return st, nil
+}
+
+// failedStep returns the step a VMMigration's failure names (ErrVMStepFailed).
+func failedStep(err error) (VMProgress, bool) {
+	var app *temporal.ApplicationError
+	var p VMProgress
+	if !errors.As(err, &app) || app.Type() != ErrVMStepFailed || !app.HasDetails() {
+		return p, false
+	}
+	return p, app.Details(&p) == nil
 }

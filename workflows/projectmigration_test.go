@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -27,6 +28,8 @@ type fakeCloud struct {
 	// problems makes MigrateVerify report a problem for these servers.
 	problems     map[string]bool
 	preflightDry []bool
+	// seq is every call in order, as "activity id".
+	seq []string
 }
 
 func (f *fakeCloud) record(name, id string) {
@@ -36,6 +39,37 @@ func (f *fakeCloud) record(name, id string) {
 		f.calls = map[string][]string{}
 	}
 	f.calls[name] = append(f.calls[name], id)
+	f.seq = append(f.seq, name+" "+id)
+}
+
+func (f *fakeCloud) copyImage(_ context.Context, in contract.CopyImageInput) (contract.ImageOutput, error) {
+	f.record(contract.MigrateCopyImage, in.VM.ServerID)
+	return contract.ImageOutput{ImageID: "copy-" + in.VM.ServerID, HashValue: in.Source.HashValue}, nil
+}
+
+// slowCopies makes every image copy take d on the workflow's clock.
+func (f *fakeCloud) slowCopies(env *testsuite.TestWorkflowEnvironment, d time.Duration) {
+	env.OnActivity(contract.MigrateCopyImage, mock.Anything, mock.Anything).Return(f.copyImage).After(d)
+}
+
+// maxLoading is the most VMs that were at once between stopping their source
+// and being marked (the steps a project's MaxParallel bounds), by the order of
+// the calls.
+func (f *fakeCloud) maxLoading() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	loading, most := map[string]bool{}, 0
+	for _, c := range f.seq {
+		name, id, _ := strings.Cut(c, " ")
+		switch name {
+		case contract.MigrateStopSource:
+			loading[id] = true
+		case contract.MigrateMark:
+			delete(loading, id)
+		}
+		most = max(most, len(loading))
+	}
+	return most
 }
 
 func (f *fakeCloud) count(name, id string) int {
@@ -73,10 +107,7 @@ func (f *fakeCloud) register(env *testsuite.TestWorkflowEnvironment) {
 		f.record(contract.MigrateSnapshot, vm.ServerID)
 		return contract.ImageOutput{ImageID: "snap-" + vm.ServerID, HashValue: "h", Reused: f.count(contract.MigrateSnapshot, vm.ServerID) > 1}, nil
 	}, contract.MigrateSnapshot)
-	reg(func(_ context.Context, in contract.CopyImageInput) (contract.ImageOutput, error) {
-		f.record(contract.MigrateCopyImage, in.VM.ServerID)
-		return contract.ImageOutput{ImageID: "copy-" + in.VM.ServerID, HashValue: in.Source.HashValue}, nil
-	}, contract.MigrateCopyImage)
+	reg(f.copyImage, contract.MigrateCopyImage)
 	reg(func(_ context.Context, in contract.CreateServerInput) (contract.ServerOutput, error) {
 		f.record(contract.MigrateCreateServer, in.VM.ServerID)
 		return contract.ServerOutput{ServerID: "dst-" + in.VM.ServerID, Status: "BUILD"}, nil
@@ -124,33 +155,60 @@ func projectInput() ProjectMigrationInput {
 func TestProjectMigrationMigratesEveryVMAtMostMaxParallelAtOnce(t *testing.T) {
 	f := &fakeCloud{servers: []string{"web-1", "web-2", "db-1"}}
 	env := projectEnv(f)
+	f.slowCopies(env, 10*time.Minute)
 	id := ProjectMigrationID("eqiad1", "eqiad2", "tools")
 	env.SetStartWorkflowOptions(workflowOptions(id))
-	var during ProjectStatus
+	query := func(at time.Duration, into *ProjectStatus) {
+		env.RegisterDelayedCallback(func() {
+			v, err := env.QueryWorkflow(QueryProgress)
+			if err == nil {
+				err = v.Get(into)
+			}
+			if err != nil {
+				t.Error(err)
+			}
+		}, at)
+	}
+	var copying, grace ProjectStatus
+	var child VMProgress
+	query(5*time.Minute, &copying)
 	env.RegisterDelayedCallback(func() {
-		v, err := env.QueryWorkflow(QueryProgress)
+		v, err := env.QueryWorkflowByID(id+"/id-web-1", QueryVMProgress)
+		if err == nil {
+			err = v.Get(&child)
+		}
 		if err != nil {
 			t.Error(err)
-			return
 		}
-		if err := v.Get(&during); err != nil {
-			t.Error(err)
-		}
-	}, 30*time.Minute)
+	}, 5*time.Minute)
+	// The first two reach their grace periods (1 hour) at 10 minutes, which
+	// frees their slots: the third copies from 10 to 20 minutes.
+	query(30*time.Minute, &grace)
 	env.ExecuteWorkflow(ProjectMigration, projectInput())
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
-	if got := during.Count(VMRunning); got != 2 {
-		t.Errorf("30 minutes in, %d VMs running (%+v), want MaxParallel 2", got, during.VMs)
+	if got := copying.Count(VMRunning); got != 2 || copying.Count(VMPending) != 1 {
+		t.Errorf("5 minutes in: %d VMs running (%+v), want MaxParallel 2 and one pending", got, copying.VMs)
 	}
-	for _, v := range during.VMs {
+	if child.Step != VMStepCopy {
+		t.Errorf("5 minutes in, web-1's VMMigration says %+v, want step %s", child, VMStepCopy)
+	}
+	if n := f.maxLoading(); n != 2 {
+		t.Errorf("%d VMs were between stop and mark at once, want MaxParallel 2", n)
+	}
+	if got := grace.Count(VMRunning); got != 3 {
+		t.Errorf("30 minutes in: %d VMs running (%+v), want all 3 in their grace periods", got, grace.VMs)
+	}
+	for _, v := range grace.VMs {
 		if v.State == VMRunning && (v.Step != VMStepGrace || v.DestinationID == "") {
 			t.Errorf("30 minutes in, running VM %+v is not in its grace period with a destination", v)
 		}
-		if v.State == VMRunning && f.count(contract.MigrateDeleteSource, v.ID) != 1 {
-			// Counted at the end: each deleted exactly once, after the grace period.
-			t.Errorf("VM %s deleted %d times", v.ID, f.count(contract.MigrateDeleteSource, v.ID))
+	}
+	for _, v := range f.servers {
+		// Counted at the end: each deleted exactly once, after the grace period.
+		if n := f.count(contract.MigrateDeleteSource, "id-"+v); n != 1 {
+			t.Errorf("VM %s deleted %d times", v, n)
 		}
 	}
 	var st ProjectStatus
@@ -274,6 +332,7 @@ func TestProjectMigrationPauseStopsNewVMs(t *testing.T) {
 	id := "pm-pause"
 	env.SetStartWorkflowOptions(workflowOptions(id))
 	u := newUpdater(t, env, projectStart)
+	f.slowCopies(env, 10*time.Minute)
 	in := projectInput()
 	in.MaxParallel = 1
 	u.at(projectStart.Add(time.Minute), id, UpdatePause, PauseRequest{By: ""}, true)

@@ -29,8 +29,23 @@ const (
 )
 
 // SignalVMProgress is the signal a VMMigration sends its parent ProjectMigration
-// at each step (a VMProgress).
+// once, when its destination is verified and marked and the grace period starts
+// (a VMProgress with Step VMStepGrace): the parent then frees the VM's slot, since
+// only the steps before it load the clouds. Runs started before the query below
+// existed sent it at every step.
 const SignalVMProgress = "vm-progress"
+
+// QueryVMProgress returns a running VMMigration's VMProgress: its step now.
+const QueryVMProgress = "vm-progress"
+
+// ErrVMStepFailed is the error type of a failed VMMigration; the error's details
+// hold the VMProgress of the step that failed, its cause the step's error.
+const ErrVMStepFailed = "VMMigrationStepFailed"
+
+// versionVMProgressQuery marks VMMigration runs that answer QueryVMProgress
+// instead of signalling every step to their parent (a signal wakes both
+// workflows: two workflow tasks per step), and skip switch-dns without a zone.
+const versionVMProgressQuery = "vm-progress-query"
 
 // DefaultGracePeriod is how long a migrated VM's stopped source is kept before it
 // is verified again and deleted.
@@ -91,6 +106,10 @@ var (
 // source. The source is never deleted before the destination is verified. Every
 // step finds its earlier work by the markers of the VM's key, so rerunning the
 // workflow (the parent's retry) resumes where the last run stopped.
+//
+// QueryVMProgress answers with the step it is in. It signals its parent
+// ProjectMigration (if any) once, when the grace period starts; a failure's
+// error (ErrVMStepFailed) says which step failed.
 func VMMigration(ctx workflow.Context, in VMMigrationInput) (VMMigrationResult, error) {
 	res := VMMigrationResult{ServerID: in.VM.ServerID}
 	if in.VM.Key == "" {
@@ -100,10 +119,33 @@ func VMMigration(ctx workflow.Context, in VMMigrationInput) (VMMigrationResult, 
 	if grace <= 0 {
 		grace = DefaultGracePeriod
 	}
-	step := func(name string, opts workflow.ActivityOptions, activity string, arg, out any) error {
-		report(ctx, VMProgress{ServerID: in.VM.ServerID, Step: name, DestinationID: res.DestinationID})
-		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), activity, arg).Get(ctx, out); err != nil {
+	signalEveryStep := workflow.GetVersion(ctx, versionVMProgressQuery, workflow.DefaultVersion, 1) == workflow.DefaultVersion
+	now := VMProgress{ServerID: in.VM.ServerID, Step: VMStepPreflight}
+	if err := workflow.SetQueryHandler(ctx, QueryVMProgress, func() (VMProgress, error) { return now, nil }); err != nil {
+		return res, err
+	}
+	// at records the step the VM is in; parent says the parent needs to know.
+	at := func(p VMProgress, parent bool) {
+		now = p
+		if parent || signalEveryStep {
+			report(ctx, p)
+		}
+	}
+	// failed is the workflow's error when step name fails: its details say
+	// which step, for the parent's progress.
+	failed := func(name string, err error) error {
+		if signalEveryStep {
 			return fmt.Errorf("%s: %w", name, err)
+		}
+		return temporal.NewApplicationErrorWithOptions(name, ErrVMStepFailed, temporal.ApplicationErrorOptions{
+			NonRetryable: true, Cause: err,
+			Details: []any{VMProgress{ServerID: in.VM.ServerID, Step: name, DestinationID: res.DestinationID}},
+		})
+	}
+	step := func(name string, opts workflow.ActivityOptions, activity string, arg, out any) error {
+		at(VMProgress{ServerID: in.VM.ServerID, Step: name, DestinationID: res.DestinationID}, false)
+		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), activity, arg).Get(ctx, out); err != nil {
+			return failed(name, err)
 		}
 		return nil
 	}
@@ -138,24 +180,28 @@ func VMMigration(ctx workflow.Context, in VMMigrationInput) (VMMigrationResult, 
 		if err := step(name, vmStepOptions, contract.MigrateVerify, dest, &v); err != nil {
 			return err
 		}
-		if len(v.Problems) > 0 {
-			return temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("%s: the destination %s does not match the source %s (kept): %s", name, srv.ServerID, in.VM.ServerID, strings.Join(v.Problems, "; ")),
-				contract.ErrVerifyFailed, nil)
+		if len(v.Problems) == 0 {
+			return nil
 		}
-		return nil
+		msg := fmt.Sprintf("the destination %s does not match the source %s (kept): %s", srv.ServerID, in.VM.ServerID, strings.Join(v.Problems, "; "))
+		if signalEveryStep {
+			return temporal.NewNonRetryableApplicationError(name+": "+msg, contract.ErrVerifyFailed, nil)
+		}
+		return failed(name, temporal.NewNonRetryableApplicationError(msg, contract.ErrVerifyFailed, nil))
 	}
 	if err := verify(VMStepVerify); err != nil {
 		return res, err
 	}
-	if err := step(VMStepDNS, vmStepOptions, contract.MigrateSwitchDNS, dest, &contract.StepOutput{}); err != nil {
-		return res, err
+	if in.DNSZone != "" || signalEveryStep {
+		if err := step(VMStepDNS, vmStepOptions, contract.MigrateSwitchDNS, dest, &contract.StepOutput{}); err != nil {
+			return res, err
+		}
 	}
 	if err := step(VMStepMark, vmStepOptions, contract.MigrateMark, dest, &contract.StepOutput{}); err != nil {
 		return res, err
 	}
-	report(ctx, VMProgress{ServerID: in.VM.ServerID, Step: VMStepGrace, DestinationID: res.DestinationID,
-		Detail: "source kept until " + workflow.Now(ctx).Add(grace).UTC().Format(time.RFC3339)})
+	at(VMProgress{ServerID: in.VM.ServerID, Step: VMStepGrace, DestinationID: res.DestinationID,
+		Detail: "source kept until " + workflow.Now(ctx).Add(grace).UTC().Format(time.RFC3339)}, true)
 	if err := workflow.Sleep(ctx, grace); err != nil {
 		return res, err
 	}
@@ -166,7 +212,7 @@ func VMMigration(ctx workflow.Context, in VMMigrationInput) (VMMigrationResult, 
 		return res, err
 	}
 	res.SourceDeleted = true
-	report(ctx, VMProgress{ServerID: in.VM.ServerID, Step: VMStepDone, DestinationID: res.DestinationID})
+	at(VMProgress{ServerID: in.VM.ServerID, Step: VMStepDone, DestinationID: res.DestinationID}, false)
 	return res, nil
 }
 
