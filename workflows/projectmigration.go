@@ -62,7 +62,18 @@ type ProjectMigrationInput struct {
 	// DryRun only plans: the result's Plan says what would be created, stopped,
 	// copied and deleted; nothing changes.
 	DryRun bool `json:"dryRun,omitempty"`
+	// MaxEventsPerRun is the history length after which the run starts no more
+	// VMs, waits for those running, and continues as new (each VM adds about a
+	// dozen events); zero means DefaultProjectEventsPerRun.
+	MaxEventsPerRun int `json:"maxEventsPerRun,omitempty"`
+	// State is the project's progress handed on by the run that continued as
+	// new; callers leave it empty.
+	State *ProjectStatus `json:"state,omitempty"`
 }
+
+// DefaultProjectEventsPerRun is ProjectMigration's continue-as-new threshold:
+// about 300 VMs a run.
+const DefaultProjectEventsPerRun = 4000
 
 // ProjectMigrationID is the workflow id of the migration of project from one
 // deployment to another; its VM migrations are <id>/<server id>.
@@ -114,6 +125,8 @@ type ProjectStatus struct {
 	// Plan is the preflight's answer: servers and destination resources.
 	Plan contract.ProjectPlan `json:"plan"`
 	VMs  []VMStatus           `json:"vms"`
+	// Runs counts the workflow's runs (it continues as new as its history grows).
+	Runs int `json:"runs,omitempty"`
 }
 
 // Count returns how many VMs are in state.
@@ -151,8 +164,12 @@ var preflightOptions = workflow.ActivityOptions{
 // migrate pool's worker activity slots bound the copies in flight per worker.
 func ProjectMigration(ctx workflow.Context, in ProjectMigrationInput) (ProjectStatus, error) {
 	st := ProjectStatus{Project: in.Project, From: in.From, To: in.To, DryRun: in.DryRun, VMs: []VMStatus{}}
-	if in.MaxParallel < 0 || in.GracePeriod < 0 {
-		return st, temporal.NewNonRetryableApplicationError("maxParallel and gracePeriod must not be negative", contract.ErrMigrationInput, nil)
+	if in.MaxParallel < 0 || in.GracePeriod < 0 || in.MaxEventsPerRun < 0 {
+		return st, temporal.NewNonRetryableApplicationError("maxParallel, gracePeriod and maxEventsPerRun must not be negative", contract.ErrMigrationInput, nil)
+	}
+	maxEvents := in.MaxEventsPerRun
+	if maxEvents == 0 {
+		maxEvents = DefaultProjectEventsPerRun
 	}
 	if in.DNSZone != "" {
 		return st, temporal.NewNonRetryableApplicationError(
@@ -258,13 +275,21 @@ func ProjectMigration(ctx workflow.Context, in ProjectMigrationInput) (ProjectSt
 		}
 	})
 
-	err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, preflightOptions), contract.MigratePreflight,
-		contract.PreflightInput{Project: in.Project, From: in.From, To: in.To, Servers: in.Servers, DryRun: in.DryRun}).Get(ctx, &st.Plan)
-	if err != nil {
-		return st, fmt.Errorf("preflight of project %s: %w", in.Project, err)
+	if in.State != nil {
+		// A run handed on by continue-as-new: no VM is running.
+		st = *in.State
+	} else {
+		err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, preflightOptions), contract.MigratePreflight,
+			contract.PreflightInput{Project: in.Project, From: in.From, To: in.To, Servers: in.Servers, DryRun: in.DryRun}).Get(ctx, &st.Plan)
+		if err != nil {
+			return st, fmt.Errorf("preflight of project %s: %w", in.Project, err)
+		}
+		for _, s := range st.Plan.Servers {
+			st.VMs = append(st.VMs, VMStatus{ID: s.ID, Name: s.Name, State: VMPending, Step: VMStepPreflight})
+		}
 	}
-	for _, s := range st.Plan.Servers {
-		st.VMs = append(st.VMs, VMStatus{ID: s.ID, Name: s.Name, State: VMPending, Step: VMStepPreflight})
+	if freeAtGrace {
+		st.Runs++
 	}
 	if in.DryRun {
 		return st, nil
@@ -273,9 +298,25 @@ func ProjectMigration(ctx workflow.Context, in ProjectMigrationInput) (ProjectSt
 	// project pair is only ever migrated by one VMMigration at a time, and its
 	// key (the child's id) stays the same whoever started the project.
 	self := ProjectMigrationID(in.From, in.To, in.Project)
+	children := 0
+	// events estimates the history's length where the server does not say it
+	// (the test environment): a VM's child adds about a dozen events.
+	events := 0
 	for st.Count(VMDone) < len(st.VMs) {
+		// A long history (a big project, many retries) is handed on to a new run
+		// once no VM migration runs: a child would not outlive the run.
+		info := workflow.GetInfo(ctx)
+		draining := freeAtGrace && (max(info.GetCurrentHistoryLength(), events) >= maxEvents || info.GetContinueAsNewSuggested())
+		if draining && children == 0 {
+			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+				return st, err
+			}
+			next := in
+			next.State = &st
+			return st, workflow.NewContinueAsNewError(ctx, ProjectMigration, next)
+		}
 		for i := range st.VMs {
-			if st.Paused || running >= parallel {
+			if st.Paused || draining || running >= parallel {
 				break
 			}
 			if st.VMs[i].State != VMPending {
@@ -287,6 +328,8 @@ func ProjectMigration(ctx workflow.Context, in ProjectMigrationInput) (ProjectSt
 				v.Step, v.Detail = "", ""
 			}
 			running++
+			children++
+			events += 12
 			slot[v.ID] = true
 			id, name := v.ID, v.Name
 			cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: v.WorkflowID, TaskQueue: TaskQueueMigrate})
@@ -311,6 +354,7 @@ func ProjectMigration(ctx workflow.Context, in ProjectMigrationInput) (ProjectSt
 					v.State, v.Step, v.Result, v.DestinationID, v.Detail = VMDone, VMStepDone, &res, res.DestinationID, ""
 				}
 				free(id)
+				children--
 				changed = true
 			})
 		}

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -10,8 +11,10 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/wikimedia/conveyor/activities/contract"
 )
@@ -374,5 +377,49 @@ func TestProjectMigrationRefusesADNSZone(t *testing.T) {
 	env.ExecuteWorkflow(ProjectMigration, in)
 	if err := env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), "dnsZone") {
 		t.Errorf("error %v, want one naming dnsZone", err)
+	}
+}
+
+func TestProjectMigrationContinuesAsNewWhenItsHistoryGrows(t *testing.T) {
+	f := &fakeCloud{servers: []string{"a", "b", "c", "d", "e", "f"}}
+	env := projectEnv(f)
+	in := projectInput()
+	// A few VMs' worth of events: the run stops starting VMs, waits for those
+	// running, and hands the rest to the next run.
+	in.MaxEventsPerRun = 40
+	env.ExecuteWorkflow(ProjectMigration, in)
+	var can *workflow.ContinueAsNewError
+	if err := env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("error %v, want continue-as-new", err)
+	}
+	var next ProjectMigrationInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	if next.State == nil || next.State.Runs != 1 || next.Project != in.Project || next.MaxEventsPerRun != 40 {
+		t.Fatalf("next run's input %+v, want the first run's state and the same settings", next)
+	}
+	done := next.State.Count(VMDone)
+	if done == 0 || done == len(f.servers) || next.State.Count(VMRunning) != 0 || next.State.Count(VMPending) != len(f.servers)-done {
+		t.Fatalf("handed on %+v, want some VMs done, none running, the rest pending", next.State.VMs)
+	}
+	// The next run: no second preflight, every VM migrated once.
+	next.MaxEventsPerRun = 0
+	env2 := projectEnv(f)
+	env2.ExecuteWorkflow(ProjectMigration, next)
+	var st ProjectStatus
+	if err := env2.GetWorkflowResult(&st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Count(VMDone) != len(f.servers) || st.Runs != 2 {
+		t.Errorf("result %+v (runs %d), want all %d done over 2 runs", st.VMs, st.Runs, len(f.servers))
+	}
+	if len(f.preflightDry) != 1 {
+		t.Errorf("%d preflights, want 1", len(f.preflightDry))
+	}
+	for _, s := range f.servers {
+		if n := f.count(contract.MigrateStopSource, "id-"+s); n != 1 {
+			t.Errorf("VM %s stopped %d times, want once", s, n)
+		}
 	}
 }

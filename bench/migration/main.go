@@ -216,6 +216,9 @@ wait:
 	fmt.Fprintf(tw, "worker peak RSS (VmHWM)\t%d MB\t< %d MB\t%s\n", rss>>20, targetRSS>>20, yes(rss < targetRSS))
 	fmt.Fprintf(tw, "largest history (events)\t%d\t< %d\t%s\n", largest, targetEvents, yes(largest < targetEvents))
 	fmt.Fprintf(tw, "activities run (stubs)\t%d\t\t\n", st.calls.Load())
+	if p50, p99, most, n := timerLateness(runs); n > 0 {
+		fmt.Fprintf(tw, "timers fired late by (%d timers)\tp50 %s, p99 %s, max %s\t\t\n", n, p50.Round(time.Millisecond), p99.Round(time.Millisecond), most.Round(time.Millisecond))
+	}
 	fmt.Fprintf(tw, "CPU used by the worker process\t%s (%.1f ms per VM)\t\t\n", (cpu1 - cpu0).Round(time.Second), float64((cpu1-cpu0).Milliseconds())/float64(o.vms))
 	if srvErr == nil && serverPID > 0 {
 		fmt.Fprintf(tw, "CPU used by the dev server\t%s (%.1f ms per VM)\t\t\n", (srvCPU1 - srvCPU0).Round(time.Second), float64((srvCPU1-srvCPU0).Milliseconds())/float64(o.vms))

@@ -41,6 +41,8 @@ type execution struct {
 	Status          enumspb.WorkflowExecutionStatus
 	// Events is the run's history length, counted from its history.
 	Events int
+	// TimerLate is how long after their due time the run's timers fired.
+	TimerLate []time.Duration
 }
 
 // listRuns lists every run (continued-as-new runs are runs of their own) started
@@ -73,13 +75,23 @@ func countEvents(ctx context.Context, c client.Client, runs []execution, paralle
 		wg.Go(func() {
 			for i := range next {
 				n := 0
+				due := map[int64]time.Time{}
 				it := c.GetWorkflowHistory(ctx, runs[i].ID, runs[i].RunID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 				for it.HasNext() {
-					if _, err := it.Next(); err != nil {
+					e, err := it.Next()
+					if err != nil {
 						errs <- fmt.Errorf("reading the history of %s/%s: %w", runs[i].ID, runs[i].RunID, err)
 						break
 					}
 					n++
+					if a := e.GetTimerStartedEventAttributes(); a != nil {
+						due[e.GetEventId()] = e.GetEventTime().AsTime().Add(a.GetStartToFireTimeout().AsDuration())
+					}
+					if a := e.GetTimerFiredEventAttributes(); a != nil {
+						if d, ok := due[a.GetStartedEventId()]; ok {
+							runs[i].TimerLate = append(runs[i].TimerLate, e.GetEventTime().AsTime().Sub(d))
+						}
+					}
 				}
 				runs[i].Events = n
 			}
@@ -92,6 +104,20 @@ func countEvents(ctx context.Context, c client.Client, runs []execution, paralle
 	wg.Wait()
 	close(errs)
 	return <-errs
+}
+
+// timerLateness returns the median, 99th percentile and maximum of how late the
+// timers of every run fired.
+func timerLateness(runs []execution) (p50, p99, most time.Duration, n int) {
+	var all []time.Duration
+	for _, r := range runs {
+		all = append(all, r.TimerLate...)
+	}
+	if len(all) == 0 {
+		return 0, 0, 0, 0
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	return all[len(all)/2], all[len(all)*99/100], all[len(all)-1], len(all)
 }
 
 // typeSummary is the runs of one workflow type.

@@ -12,6 +12,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/wikimedia/conveyor/internal/devstack"
 	"github.com/wikimedia/conveyor/workflows"
 )
 
@@ -45,9 +46,10 @@ func startDevServer(ctx context.Context) (*devServer, error) {
 		return nil, err
 	}
 	args := []string{"server", "start-dev", "--ip", "127.0.0.1", "--port", fmt.Sprint(port), "--ui-port", fmt.Sprint(ui),
-		"--namespace", "default", "--log-format", "json", "--log-level", "error",
-		"--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true",
-		"--dynamic-config-value", "frontend.enableUpdateWorkflowExecutionAsyncAccepted=true"}
+		"--namespace", "default", "--log-format", "json", "--log-level", "error"}
+	for _, kv := range append(devstack.TemporalDynamicConfig, strings.Fields(os.Getenv("BENCH_DYNAMIC_CONFIG"))...) {
+		args = append(args, "--dynamic-config-value", kv)
+	}
 	for _, sa := range workflows.SearchAttributes {
 		args = append(args, "--search-attribute", sa.Flag())
 	}
@@ -57,6 +59,9 @@ func startDevServer(ctx context.Context) (*devServer, error) {
 	}
 	s := &devServer{cmd: exec.Command(bin, args...), address: fmt.Sprintf("127.0.0.1:%d", port), logPath: logf.Name()}
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	if g := os.Getenv("BENCH_SERVER_GOGC"); g != "" {
+		s.cmd.Env = append(os.Environ(), "GOGC="+g)
+	}
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", bin, err)
 	}
