@@ -11,6 +11,10 @@
 //	make tools && go run ./bench/migration               # 10,000 VMs in 1,000 projects
 //	go run ./bench/migration -vms 1000 -projects 100     # a smaller run
 //	go run ./bench/migration -server stack               # on the local stack's dev server
+//
+// With its own dev server, BENCH_DYNAMIC_CONFIG ("key=json-value ...") adds
+// dynamic configuration to the stack's (devstack.TemporalDynamicConfig) and
+// BENCH_SERVER_GOGC sets the server's GOGC, for experiments.
 package main
 
 import (
