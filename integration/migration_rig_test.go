@@ -304,9 +304,14 @@ func vmTemporal(t *testing.T) client.Client {
 // seconds.
 func startProjectMigration(t *testing.T, c client.Client, pr *vmProject, parallel int) client.WorkflowRun {
 	t.Helper()
-	in := workflows.ProjectMigrationInput{Project: pr.name, From: vmFrom, To: vmTo, MaxParallel: parallel, GracePeriod: 5 * time.Second}
+	return startProjectMigrationInput(t, c, workflows.ProjectMigrationInput{Project: pr.name, From: vmFrom, To: vmTo, MaxParallel: parallel, GracePeriod: 5 * time.Second})
+}
+
+// startProjectMigrationInput starts the migration in (of a project of vmFrom).
+func startProjectMigrationInput(t *testing.T, c client.Client, in workflows.ProjectMigrationInput) client.WorkflowRun {
+	t.Helper()
 	run, err := c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
-		ID: workflows.ProjectMigrationID(vmFrom, vmTo, pr.name), TaskQueue: workflows.TaskQueueMigrate,
+		ID: workflows.ProjectMigrationID(vmFrom, vmTo, in.Project), TaskQueue: workflows.TaskQueueMigrate,
 	}, workflows.ProjectMigration, in)
 	if err != nil {
 		t.Fatal(err)

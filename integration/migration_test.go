@@ -125,9 +125,17 @@ func TestProjectMigrationEndToEnd(t *testing.T) {
 		t.Errorf("after the dry run keypair %s exists in %s (err %v): a dry run must change nothing", pr.keypair, vmTo, err)
 	}
 
-	run := startProjectMigration(t, c, pr, 2)
+	// A history limit that the first two VMs reach: the first run waits for
+	// them and continues as new, the second migrates the third.
+	run := startProjectMigrationInput(t, c, workflows.ProjectMigrationInput{Project: pr.name, From: vmFrom, To: vmTo,
+		MaxParallel: 2, GracePeriod: 5 * time.Second, MaxEventsPerRun: 20})
+	first := run.GetRunID()
 	st := waitProjectMigration(t, run, wout)
-	stacktest.RecordHistory(t, c, run.GetID(), run.GetRunID(), "projectmigration-three-servers.json")
+	stacktest.RecordHistory(t, c, run.GetID(), first, "projectmigration-three-servers.json")
+	stacktest.RecordHistory(t, c, run.GetID(), run.GetRunID(), "projectmigration-continued.json")
+	if st.Runs != 2 || run.GetRunID() == first {
+		t.Errorf("the project migration took %d runs, want 2 (one continue-as-new)", st.Runs)
+	}
 	if len(st.VMs) > 0 {
 		stacktest.RecordHistory(t, c, st.VMs[0].WorkflowID, "", "vmmigration-success.json")
 	}
