@@ -200,6 +200,9 @@ wait:
 		fmt.Println("  NOT DONE", p)
 	}
 	fmt.Printf("all projects closed after %s; reading every run's history...\n", wall.Round(time.Millisecond))
+	if err := settle(ctx, cl, start); err != nil {
+		return err
+	}
 	runs, err := listRuns(ctx, cl, start)
 	if err != nil {
 		return err

@@ -45,6 +45,27 @@ type execution struct {
 	TimerLate []time.Duration
 }
 
+// settle waits until visibility shows no run started since since as running:
+// a run's closing reaches visibility a moment after its result reaches the
+// client.
+func settle(ctx context.Context, c client.Client, since time.Time) error {
+	q := fmt.Sprintf("StartTime >= '%s' AND ExecutionStatus = 'Running'", since.UTC().Add(-time.Second).Format(time.RFC3339))
+	deadline := time.Now().Add(time.Minute)
+	for {
+		resp, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: q})
+		if err != nil {
+			return fmt.Errorf("counting the benchmark's running workflows: %w", err)
+		}
+		if resp.GetCount() == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of the benchmark's workflows still running a minute after the last project closed", resp.GetCount())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // listRuns lists every run (continued-as-new runs are runs of their own) started
 // in the namespace since since.
 func listRuns(ctx context.Context, c client.Client, since time.Time) ([]execution, error) {
