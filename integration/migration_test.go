@@ -185,6 +185,24 @@ func TestProjectMigrationSurvivesWorkerKill(t *testing.T) {
 				}
 				return fmt.Errorf("pending activities %v", d.GetPendingActivities())
 			})
+			// The project knows a VM's step only from its grace period on; the VM
+			// migration answers for itself (`conveyor migrate status --project`
+			// asks it).
+			// The copy is slow; the creation may reach ACTIVE meanwhile.
+			steps := map[string][]string{
+				workflows.VMStepCopy:   {workflows.VMStepCopy},
+				workflows.VMStepCreate: {workflows.VMStepCreate, workflows.VMStepWaitActive, workflows.VMStepVerify, workflows.VMStepMark},
+			}[step]
+			if st, err := vmProgress(c, run); err != nil || len(st.VMs) != 1 {
+				t.Errorf("progress %+v: %v", st, err)
+			} else if v, err := c.QueryWorkflow(context.Background(), st.VMs[0].WorkflowID, "", workflows.QueryVMProgress); err != nil {
+				t.Errorf("querying %s: %v", st.VMs[0].WorkflowID, err)
+			} else {
+				var p workflows.VMProgress
+				if err := v.Get(&p); err != nil || !slices.Contains(steps, p.Step) || p.ServerID != st.VMs[0].ID {
+					t.Errorf("the VM migration says %+v (%v), want server %s in one of %v", p, err, st.VMs[0].ID, steps)
+				}
+			}
 			if err := worker.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}

@@ -97,16 +97,9 @@ func approveStage(ctx context.Context, cl client.Client, w io.Writer, from, to, 
 	if s.State == workflows.StageDone {
 		return fmt.Errorf("stage %s was already approved by %s on %s", s.Name, s.ApprovedBy, day(s.Finished))
 	}
-	h, err := cl.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: id, UpdateName: workflows.UpdateApproveStage, Args: []any{a},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err != nil {
-		return refused(err, id, "stage "+s.Name)
-	}
 	var res workflows.StageStatus
-	if err := h.Get(ctx, &res); err != nil {
-		return refused(err, id, "stage "+s.Name)
+	if err := update(ctx, cl, id, workflows.UpdateApproveStage, "stage "+s.Name, a, &res); err != nil {
+		return err
 	}
 	fmt.Fprintf(w, "stage %s approved by %s on %s\n", res.Name, res.ApprovedBy, day(res.Finished))
 	return nil
@@ -197,18 +190,26 @@ func taskDone(ctx context.Context, cl client.Client, w io.Writer, from, to, stag
 	if s.State == workflows.StagePending && s.Started.IsZero() {
 		return fmt.Errorf("stage %s has not started yet (the current stage is %s): its tasks can be marked once it runs", s.Name, st.Stages[min(st.Current, len(st.Stages)-1)].Name)
 	}
-	h, err := cl.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: id, UpdateName: workflows.UpdateTaskDone, Args: []any{d},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err != nil {
-		return refused(err, id, "stage "+s.Name)
-	}
 	var t workflows.TaskStatus
-	if err := h.Get(ctx, &t); err != nil {
-		return refused(err, id, "stage "+s.Name)
+	if err := update(ctx, cl, id, workflows.UpdateTaskDone, "stage "+s.Name, d, &t); err != nil {
+		return err
 	}
 	fmt.Fprintf(w, "task %q of stage %s done by %s on %s\n", t.Name, s.Name, t.By, day(t.Done))
+	return nil
+}
+
+// update sends update name with arg to workflow id, waits for its result and
+// decodes it into out (nil ignores it). what names the workflow in errors.
+func update(ctx context.Context, cl client.Client, id, name, what string, arg, out any) error {
+	h, err := cl.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: id, UpdateName: name, Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(ctx, out)
+	}
+	if err != nil {
+		return refused(err, id, what)
+	}
 	return nil
 }
 
@@ -237,15 +238,9 @@ func projectDone(ctx context.Context, cl client.Client, w io.Writer, from, to st
 		fmt.Fprintf(w, "dry run: would send %s {task: %q, by: %q, note: %q} to %s\n", workflows.UpdateTaskDone, d.Task, d.By, d.Note, id)
 		return nil
 	}
-	h, err := cl.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: id, UpdateName: workflows.UpdateTaskDone, Args: []any{d}, WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err != nil {
-		return refused(err, id, "the projects driver")
-	}
 	var p workflows.ProjectProgress
-	if err := h.Get(ctx, &p); err != nil {
-		return refused(err, id, "the projects driver")
+	if err := update(ctx, cl, id, workflows.UpdateTaskDone, "the projects driver", d, &p); err != nil {
+		return err
 	}
 	fmt.Fprintf(w, "project %s marked %s by %s on %s\n", p.Name, p.State, p.By, day(p.Finished))
 	return nil
@@ -276,14 +271,8 @@ func approveCleanup(ctx context.Context, cl client.Client, w io.Writer, from, to
 		}
 		return nil
 	}
-	h, err := cl.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: id, UpdateName: workflows.UpdateApproveCleanup, Args: []any{a}, WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err != nil {
-		return refused(err, id, "the cleanup")
-	}
-	if err := h.Get(ctx, nil); err != nil {
-		return refused(err, id, "the cleanup")
+	if err := update(ctx, cl, id, workflows.UpdateApproveCleanup, "the cleanup", a, nil); err != nil {
+		return err
 	}
 	kept := 0
 	for _, l := range rep.Listed {

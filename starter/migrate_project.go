@@ -118,23 +118,17 @@ func updateProject(ctx context.Context, cl client.Client, w io.Writer, from, to,
 		}
 		return nil
 	}
-	h, err := cl.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: id, UpdateName: verb, Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err != nil {
-		return refused(err, id, "project "+project)
-	}
 	if verb == "retry" {
 		var queued []string
-		if err := h.Get(ctx, &queued); err != nil {
-			return refused(err, id, "project "+project)
+		if err := update(ctx, cl, id, verb, "project "+project, arg, &queued); err != nil {
+			return err
 		}
 		fmt.Fprintf(w, "project %s: queued again: %s\n", project, strings.Join(queued, ", "))
 		return nil
 	}
 	var res workflows.ProjectStatus
-	if err := h.Get(ctx, &res); err != nil {
-		return refused(err, id, "project "+project)
+	if err := update(ctx, cl, id, verb, "project "+project, arg, &res); err != nil {
+		return err
 	}
 	state := "running"
 	if res.Paused {
