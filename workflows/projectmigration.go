@@ -182,15 +182,9 @@ func ProjectMigration(ctx workflow.Context, in ProjectMigrationInput) (ProjectSt
 	}
 	freeAtGrace := workflow.GetVersion(ctx, versionFreeSlotAtGrace, workflow.DefaultVersion, 1) != workflow.DefaultVersion
 	changed := false
-	// running counts the VMs holding a slot, slot says which.
-	running := 0
+	// slot holds the VMs that count against MaxParallel: running, before their
+	// grace periods (or to their ends, in runs before versionFreeSlotAtGrace).
 	slot := map[string]bool{}
-	free := func(id string) {
-		if slot[id] {
-			delete(slot, id)
-			running--
-		}
-	}
 	vm := func(idOrName string) int {
 		return slices.IndexFunc(st.VMs, func(v VMStatus) bool { return v.ID == idOrName || v.Name == idOrName })
 	}
@@ -268,7 +262,7 @@ func ProjectMigration(ctx workflow.Context, in ProjectMigrationInput) (ProjectSt
 					st.VMs[i].DestinationID = p.DestinationID
 				}
 				if freeAtGrace && p.Step == VMStepGrace && slot[st.VMs[i].ID] {
-					free(st.VMs[i].ID)
+					delete(slot, st.VMs[i].ID)
 					changed = true
 				}
 			}
@@ -298,7 +292,6 @@ func ProjectMigration(ctx workflow.Context, in ProjectMigrationInput) (ProjectSt
 	// project pair is only ever migrated by one VMMigration at a time, and its
 	// key (the child's id) stays the same whoever started the project.
 	self := ProjectMigrationID(in.From, in.To, in.Project)
-	children := 0
 	// events estimates the history's length where the server does not say it
 	// (the test environment): a VM's child adds about a dozen events.
 	events := 0
@@ -307,7 +300,7 @@ func ProjectMigration(ctx workflow.Context, in ProjectMigrationInput) (ProjectSt
 		// once no VM migration runs: a child would not outlive the run.
 		info := workflow.GetInfo(ctx)
 		draining := freeAtGrace && (max(info.GetCurrentHistoryLength(), events) >= maxEvents || info.GetContinueAsNewSuggested())
-		if draining && children == 0 {
+		if draining && st.Count(VMRunning) == 0 {
 			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 				return st, err
 			}
@@ -316,7 +309,7 @@ func ProjectMigration(ctx workflow.Context, in ProjectMigrationInput) (ProjectSt
 			return st, workflow.NewContinueAsNewError(ctx, ProjectMigration, next)
 		}
 		for i := range st.VMs {
-			if st.Paused || draining || running >= parallel {
+			if st.Paused || draining || len(slot) >= parallel {
 				break
 			}
 			if st.VMs[i].State != VMPending {
@@ -327,8 +320,6 @@ func ProjectMigration(ctx workflow.Context, in ProjectMigrationInput) (ProjectSt
 			if freeAtGrace {
 				v.Step, v.Detail = "", ""
 			}
-			running++
-			children++
 			events += 12
 			slot[v.ID] = true
 			id, name := v.ID, v.Name
@@ -353,8 +344,7 @@ func ProjectMigration(ctx workflow.Context, in ProjectMigrationInput) (ProjectSt
 				} else {
 					v.State, v.Step, v.Result, v.DestinationID, v.Detail = VMDone, VMStepDone, &res, res.DestinationID, ""
 				}
-				free(id)
-				children--
+				delete(slot, id)
 				changed = true
 			})
 		}
