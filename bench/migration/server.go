@@ -13,7 +13,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/wikimedia/conveyor/internal/devstack"
-	"github.com/wikimedia/conveyor/workflows"
 )
 
 // devServer is a Temporal dev server of the benchmark's own: the pinned
@@ -47,12 +46,7 @@ func startDevServer(ctx context.Context) (*devServer, error) {
 	}
 	args := []string{"server", "start-dev", "--ip", "127.0.0.1", "--port", fmt.Sprint(port), "--ui-port", fmt.Sprint(ui),
 		"--namespace", "default", "--log-format", "json", "--log-level", "error"}
-	for _, kv := range append(devstack.TemporalDynamicConfig, strings.Fields(os.Getenv("BENCH_DYNAMIC_CONFIG"))...) {
-		args = append(args, "--dynamic-config-value", kv)
-	}
-	for _, sa := range workflows.SearchAttributes {
-		args = append(args, "--search-attribute", sa.Flag())
-	}
+	args = append(args, devstack.TemporalServerFlags(strings.Fields(os.Getenv("BENCH_DYNAMIC_CONFIG"))...)...)
 	logf, err := os.CreateTemp("", "bench-migration-temporal-*.log")
 	if err != nil {
 		return nil, err

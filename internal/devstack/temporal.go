@@ -2,6 +2,7 @@ package devstack
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -37,6 +38,20 @@ var TemporalDynamicConfig = []string{
 	`history.timerProcessorUpdateAckInterval="1s"`,
 }
 
+// TemporalServerFlags are the `temporal server start-dev` flags of conveyor's
+// dev servers, the stack's and the migration benchmark's: TemporalDynamicConfig
+// and the workflows' search attributes, plus extra dynamic configuration.
+func TemporalServerFlags(extra ...string) []string {
+	var flags []string
+	for _, kv := range append(slices.Clip(TemporalDynamicConfig), extra...) {
+		flags = append(flags, "--dynamic-config-value", kv)
+	}
+	for _, sa := range workflows.SearchAttributes {
+		flags = append(flags, "--search-attribute", sa.Flag())
+	}
+	return flags
+}
+
 // temporalComponent is the Temporal CLI's dev server with its Web UI, keeping its
 // database in the state directory so histories survive a restart.
 func temporalComponent() component {
@@ -56,12 +71,7 @@ func temporalComponent() component {
 				"--namespace", "default",
 				"--log-format", "json", "--log-level", "warn",
 			}
-			for _, kv := range TemporalDynamicConfig {
-				args = append(args, "--dynamic-config-value", kv)
-			}
-			for _, sa := range workflows.SearchAttributes {
-				args = append(args, "--search-attribute", sa.Flag())
-			}
+			args = append(args, TemporalServerFlags()...)
 			return &process{name: "temporal", bin: s.tool("temporal", "temporal"), args: args}, nil
 		},
 		ready: func(ctx context.Context, s *stack) error {
