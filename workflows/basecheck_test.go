@@ -2,14 +2,13 @@ package workflows
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -147,16 +146,10 @@ func TestBaseImageCheckContinuesAsNewWithItsDigests(t *testing.T) {
 	reg.register(env)
 	env.ExecuteWorkflow(BaseImageCheck, BaseCheckInput{Config: BaseCheckConfig{Every: time.Minute,
 		Targets: []RebuildTarget{{Project: "hello", Repo: "/srv/hello", Branch: "main"}}}})
-	var can *workflow.ContinueAsNewError
-	if err := env.GetWorkflowError(); !errors.As(err, &can) {
-		t.Fatalf("error %v, want continue-as-new after %d checks", err, baseChecksPerRun)
-	}
+	var next BaseCheckInput
+	continuedAsNew(t, env, fmt.Sprintf(" after %d checks", baseChecksPerRun), &next)
 	if reg.reads != baseChecksPerRun {
 		t.Errorf("%d checks before continuing as new, want %d", reg.reads, baseChecksPerRun)
-	}
-	var next BaseCheckInput
-	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
-		t.Fatal(err)
 	}
 	if len(next.State.Digests) != 1 || next.State.Digests[0].Digest != "sha256:aaaa" || len(next.Config.Targets) != 1 || next.State.LastCheck.IsZero() {
 		t.Errorf("carried %+v, want the digest, the targets and the last check's time", next)

@@ -1,13 +1,11 @@
 package workflows
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 )
@@ -211,14 +209,8 @@ func TestBatcherContinuesAsNewWithItsPendingMerges(t *testing.T) {
 	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalMerged, mergeInto(target, 2)) }, 20*time.Minute)
 	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalMerged, mergeInto(target, 1)) }, 21*time.Minute)
 	env.ExecuteWorkflow(MergeBatcher, BatcherInput{Target: target})
-	var can *workflow.ContinueAsNewError
-	if err := env.GetWorkflowError(); !errors.As(err, &can) {
-		t.Fatalf("error %v, want continue-as-new", err)
-	}
 	var next BatcherInput
-	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
-		t.Fatal(err)
-	}
+	continuedAsNew(t, env, "", &next)
 	if next.State.Builds != 1 || len(next.State.Pending) != 1 || next.State.Pending[0].Change != 2 || len(next.State.Seen) != 2 {
 		t.Errorf("carried state %+v, want 1 build, change 2 pending and both keys seen", next.State)
 	}

@@ -1,13 +1,9 @@
 package workflows
 
 import (
-	"errors"
 	"strings"
 	"testing"
 	"time"
-
-	"go.temporal.io/sdk/converter"
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/wikimedia/conveyor/activities/contract"
 )
@@ -70,14 +66,8 @@ func TestMigrationStageContinuesAsNewWithItsState(t *testing.T) {
 	// Events: the automated task, this update, then the first reminder on day 7.
 	u.at(migrationStart.AddDate(0, 0, 1), "stage-under-test", UpdateTaskDone, TaskCompletion{Task: "hardware ordered", By: "andrew"}, false)
 	env.ExecuteWorkflow(MigrationStage, in)
-	var can *workflow.ContinueAsNewError
-	if err := env.GetWorkflowError(); !errors.As(err, &can) {
-		t.Fatalf("error %v, want continue-as-new", err)
-	}
 	var next StageInput
-	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
-		t.Fatal(err)
-	}
+	continuedAsNew(t, env, "", &next)
 	st := next.State
 	if st == nil || st.Runs != 1 || st.Reminders != 1 || !st.Started.Equal(migrationStart) ||
 		!st.NextReminder.Equal(migrationStart.AddDate(0, 0, 14)) || st.State != StageOpen ||

@@ -287,16 +287,10 @@ func TestCloudMigrationContinuesAsNewBetweenStages(t *testing.T) {
 		runs = st.Runs
 	}, 15*24*time.Hour)
 	env.ExecuteWorkflow(CloudMigration, plan)
-	var can *workflow.ContinueAsNewError
-	if err := env.GetWorkflowError(); !errors.As(err, &can) {
-		t.Fatalf("error %v, want continue-as-new", err)
-	}
+	var next MigrationPlan
+	continuedAsNew(t, env, "", &next)
 	if runs < 2 {
 		t.Errorf("stage one is in run %d on day 15, want it to have continued as new", runs)
-	}
-	var next MigrationPlan
-	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
-		t.Fatal(err)
 	}
 	st := next.State
 	if st == nil || st.Current != 1 || st.Runs != 1 || st.Stages[0].State != StageDone || st.Stages[0].ApprovedBy != "bd808" ||
@@ -320,5 +314,19 @@ func TestCloudMigrationRefusesABadPlan(t *testing.T) {
 func TestMigrationStageID(t *testing.T) {
 	if got := MigrationStageID("codfw1dev", "codfw2dev", 1, "openstack helm"); got != "migration/codfw1dev-codfw2dev/2-openstack-helm" {
 		t.Errorf("MigrationStageID = %q", got)
+	}
+}
+
+// continuedAsNew fails the test unless the workflow under env continued as new
+// (when says where, for the message), and decodes the next run's input into
+// next.
+func continuedAsNew(t *testing.T, env *testsuite.TestWorkflowEnvironment, when string, next any) {
+	t.Helper()
+	var can *workflow.ContinueAsNewError
+	if err := env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("error %v, want continue-as-new%s", err, when)
+	}
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, next); err != nil {
+		t.Fatal(err)
 	}
 }

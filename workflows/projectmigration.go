@@ -292,14 +292,11 @@ func ProjectMigration(ctx workflow.Context, in ProjectMigrationInput) (ProjectSt
 	// project pair is only ever migrated by one VMMigration at a time, and its
 	// key (the child's id) stays the same whoever started the project.
 	self := ProjectMigrationID(in.From, in.To, in.Project)
-	// events estimates the history's length where the server does not say it
-	// (the test environment): a VM's child adds about a dozen events.
-	events := 0
 	for st.Count(VMDone) < len(st.VMs) {
 		// A long history (a big project, many retries) is handed on to a new run
 		// once no VM migration runs: a child would not outlive the run.
 		info := workflow.GetInfo(ctx)
-		draining := freeAtGrace && (max(info.GetCurrentHistoryLength(), events) >= maxEvents || info.GetContinueAsNewSuggested())
+		draining := freeAtGrace && (info.GetCurrentHistoryLength() >= maxEvents || info.GetContinueAsNewSuggested())
 		if draining && st.Count(VMRunning) == 0 {
 			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 				return st, err
@@ -320,7 +317,6 @@ func ProjectMigration(ctx workflow.Context, in ProjectMigrationInput) (ProjectSt
 			if freeAtGrace {
 				v.Step, v.Detail = "", ""
 			}
-			events += 12
 			slot[v.ID] = true
 			id, name := v.ID, v.Name
 			cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: v.WorkflowID, TaskQueue: TaskQueueMigrate})

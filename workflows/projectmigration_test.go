@@ -2,7 +2,6 @@ package workflows
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -11,10 +10,8 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/wikimedia/conveyor/activities/contract"
 )
@@ -383,19 +380,18 @@ func TestProjectMigrationRefusesADNSZone(t *testing.T) {
 func TestProjectMigrationContinuesAsNewWhenItsHistoryGrows(t *testing.T) {
 	f := &fakeCloud{servers: []string{"a", "b", "c", "d", "e", "f"}}
 	env := projectEnv(f)
+	// Two VMs at a time, each copying for 10 minutes: the first two start at
+	// once, the next two at 10 minutes.
+	f.slowCopies(env, 10*time.Minute)
 	in := projectInput()
-	// A few VMs' worth of events: the run stops starting VMs, waits for those
-	// running, and hands the rest to the next run.
 	in.MaxEventsPerRun = 40
+	// The test environment does not count events: say the history has grown
+	// past the limit after the second pair started. The run then starts no
+	// more VMs, waits for those running, and hands the rest to the next run.
+	env.RegisterDelayedCallback(func() { env.SetCurrentHistoryLength(in.MaxEventsPerRun) }, 15*time.Minute)
 	env.ExecuteWorkflow(ProjectMigration, in)
-	var can *workflow.ContinueAsNewError
-	if err := env.GetWorkflowError(); !errors.As(err, &can) {
-		t.Fatalf("error %v, want continue-as-new", err)
-	}
 	var next ProjectMigrationInput
-	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
-		t.Fatal(err)
-	}
+	continuedAsNew(t, env, "", &next)
 	if next.State == nil || next.State.Runs != 1 || next.Project != in.Project || next.MaxEventsPerRun != 40 {
 		t.Fatalf("next run's input %+v, want the first run's state and the same settings", next)
 	}

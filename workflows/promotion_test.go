@@ -11,10 +11,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/wikimedia/conveyor/activities/contract"
 )
@@ -507,14 +505,8 @@ func TestPromotionContinuesAsNewWhileWaiting(t *testing.T) {
 	// The test environment does not count events: say the history has grown.
 	p.env.RegisterDelayedCallback(func() { p.env.SetCurrentHistoryLength(DefaultPromotionMaxHistory) }, 150*time.Minute)
 	p.env.ExecuteWorkflow(Promotion, PromotionInput{Service: "hello", Image: promoImage})
-	var can *workflow.ContinueAsNewError
-	if err := p.env.GetWorkflowError(); !errors.As(err, &can) {
-		t.Fatalf("error %v, want continue-as-new at the gate", err)
-	}
 	var next PromotionInput
-	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
-		t.Fatal(err)
-	}
+	continuedAsNew(t, p.env, " at the gate", &next)
 	if next.State == nil || next.State.Status.Stage != PromotionStageGate || next.State.Status.ConfigCommit != promoCommit || next.State.Status.Reminders == 0 {
 		t.Fatalf("carried state %+v", next.State)
 	}
@@ -544,14 +536,8 @@ func TestPromotionContinuesAsNewAtAnIndefiniteStep(t *testing.T) {
 	p.update(time.Minute, PromoteApprove, "alice", "", false)
 	p.env.RegisterDelayedCallback(func() { p.env.SetCurrentHistoryLength(DefaultPromotionMaxHistory) }, 90*time.Minute)
 	p.env.ExecuteWorkflow(Promotion, PromotionInput{Service: "hello", Image: promoImage})
-	var can *workflow.ContinueAsNewError
-	if err := p.env.GetWorkflowError(); !errors.As(err, &can) {
-		t.Fatalf("error %v, want continue-as-new while held at step 2", err)
-	}
 	var next PromotionInput
-	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
-		t.Fatal(err)
-	}
+	continuedAsNew(t, p.env, " while held at step 2", &next)
 	if s := next.State; s == nil || s.Cluster != 0 || s.Step != 2 || !s.Hold || !s.Prepared || s.Status.Step != 2 || s.Status.Reminders != 2 {
 		t.Fatalf("carried state %+v", next.State)
 	}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
@@ -274,16 +273,10 @@ func TestProjectsMigrationBoundsProjectsAtOnceAndContinuesAsNew(t *testing.T) {
 		specs = append(specs, ProjectSpec{Name: n, Mode: ModeAutomatic})
 	}
 	env.ExecuteWorkflow(ProjectsMigration, ProjectsMigrationInput{From: "eqiad1", To: "eqiad2", Projects: specs, AtOnce: 2, MaxEventsPerRun: 3})
-	var can *workflow.ContinueAsNewError
-	if err := env.GetWorkflowError(); !errors.As(err, &can) {
-		t.Fatalf("error %v, want continue-as-new", err)
-	}
+	var next ProjectsMigrationInput
+	continuedAsNew(t, env, "", &next)
 	if sf.maxRunning != 2 {
 		t.Errorf("%d projects ran at once, want 2", sf.maxRunning)
-	}
-	var next ProjectsMigrationInput
-	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
-		t.Fatal(err)
 	}
 	done := 0
 	for _, p := range next.State.Projects {
