@@ -24,7 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/wikimedia/conveyor/internal/devstack"
+	"github.com/wikimedia/conveyor/internal/dev/devstack"
 )
 
 // TestBuildPushDeployServe is the foundation's promise: an image built by buildkitd

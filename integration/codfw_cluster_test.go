@@ -22,10 +22,10 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/wikimedia/conveyor/charts"
-	"github.com/wikimedia/conveyor/internal/config"
+	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
-// codfwPodRange is where kwok hands codfw's pod addresses out (internal/devstack/codfw.go).
+// codfwPodRange is where kwok hands codfw's pod addresses out (internal/dev/devstack/codfw.go).
 var codfwPodRange = netip.MustParsePrefix("10.245.0.0/16")
 
 // TestCodfwCluster checks production's second cluster: a control plane of its own

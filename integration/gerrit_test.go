@@ -18,10 +18,10 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/wikimedia/conveyor/activities/contract"
-	"github.com/wikimedia/conveyor/internal/fakegerrit"
-	"github.com/wikimedia/conveyor/internal/stacktest"
-	"github.com/wikimedia/conveyor/internal/temporalclient"
-	"github.com/wikimedia/conveyor/internal/triggers"
+	"github.com/wikimedia/conveyor/internal/client/temporalclient"
+	"github.com/wikimedia/conveyor/internal/client/triggers"
+	"github.com/wikimedia/conveyor/internal/dev/fakegerrit"
+	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 	"github.com/wikimedia/conveyor/workflows"
 )
 

@@ -15,7 +15,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 
 	"github.com/wikimedia/conveyor/activities/contract"
-	"github.com/wikimedia/conveyor/internal/stacktest"
+	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 	"github.com/wikimedia/conveyor/workflows"
 )
 

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wikimedia/conveyor/internal/launch"
-	"github.com/wikimedia/conveyor/internal/stacktest"
+	"github.com/wikimedia/conveyor/internal/client/launch"
+	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 	"github.com/wikimedia/conveyor/workflows"
 )
 

@@ -31,10 +31,10 @@ import (
 	"github.com/wikimedia/conveyor/activities/buildkit"
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/activities/source"
-	"github.com/wikimedia/conveyor/internal/config"
-	"github.com/wikimedia/conveyor/internal/launch"
-	"github.com/wikimedia/conveyor/internal/stacktest"
-	"github.com/wikimedia/conveyor/internal/temporalclient"
+	"github.com/wikimedia/conveyor/internal/client/launch"
+	"github.com/wikimedia/conveyor/internal/client/temporalclient"
+	"github.com/wikimedia/conveyor/internal/dev/stacktest"
+	"github.com/wikimedia/conveyor/internal/lib/config"
 	"github.com/wikimedia/conveyor/workflows"
 )
 

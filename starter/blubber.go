@@ -13,7 +13,7 @@ import (
 	bkclient "github.com/moby/buildkit/client"
 	"github.com/urfave/cli/v2"
 
-	"github.com/wikimedia/conveyor/internal/blubber"
+	"github.com/wikimedia/conveyor/internal/lib/blubber"
 )
 
 func blubberCommand() *cli.Command {

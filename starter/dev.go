@@ -11,8 +11,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/wikimedia/conveyor/internal/config"
-	"github.com/wikimedia/conveyor/internal/devstack"
+	"github.com/wikimedia/conveyor/internal/dev/devstack"
+	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
 func devCommand() *cli.Command {

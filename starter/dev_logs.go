@@ -11,7 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/wikimedia/conveyor/internal/devstack"
+	"github.com/wikimedia/conveyor/internal/dev/devstack"
 )
 
 func devLogsCommand() *cli.Command {

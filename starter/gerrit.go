@@ -17,10 +17,10 @@ import (
 	"github.com/urfave/cli/v2"
 	"go.temporal.io/sdk/client"
 
-	"github.com/wikimedia/conveyor/internal/config"
-	"github.com/wikimedia/conveyor/internal/gerrit"
-	"github.com/wikimedia/conveyor/internal/temporalclient"
-	"github.com/wikimedia/conveyor/internal/triggers"
+	"github.com/wikimedia/conveyor/internal/client/temporalclient"
+	"github.com/wikimedia/conveyor/internal/client/triggers"
+	"github.com/wikimedia/conveyor/internal/lib/config"
+	"github.com/wikimedia/conveyor/internal/lib/gerrit"
 )
 
 func triggersFlag() cli.Flag {

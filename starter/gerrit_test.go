@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wikimedia/conveyor/internal/config"
-	"github.com/wikimedia/conveyor/internal/stacktest"
-	"github.com/wikimedia/conveyor/internal/temporalclient"
+	"github.com/wikimedia/conveyor/internal/client/temporalclient"
+	"github.com/wikimedia/conveyor/internal/dev/stacktest"
+	"github.com/wikimedia/conveyor/internal/lib/config"
 	"github.com/wikimedia/conveyor/workflows"
 )
 

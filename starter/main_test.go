@@ -13,7 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/wikimedia/conveyor/internal/devstack"
+	"github.com/wikimedia/conveyor/internal/dev/devstack"
 )
 
 // runConveyor runs the command line with args and returns what it printed and its error.

@@ -14,7 +14,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
-	"github.com/wikimedia/conveyor/internal/temporalclient"
+	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/workflows"
 )
 
@@ -230,7 +230,7 @@ func migrateStartCommand() *cli.Command {
 				return fmt.Errorf("starting %s: %w", id, err)
 			}
 			fmt.Fprintf(c.App.Writer, "started %s (run %s)\n", id, run.GetRunID())
-			if u := temporalclient.WorkflowURL(cfg.Temporal, run.GetID(), run.GetRunID()); u != "" {
+			if u := cfg.Temporal.WorkflowURL(run.GetID(), run.GetRunID()); u != "" {
 				fmt.Fprintf(c.App.Writer, "  watch it in the Temporal UI: %s\n", u)
 			}
 			fmt.Fprintf(c.App.Writer, "  follow it: conveyor migrate status --from %s --to %s --watch\n", p.From, p.To)

@@ -13,7 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/wikimedia/conveyor/internal/temporalclient"
+	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/workflows"
 )
 
@@ -72,7 +72,7 @@ func ping(c *cli.Context) error {
 		return fmt.Errorf("starting the Ping workflow: %w", err)
 	}
 	fmt.Fprintf(c.App.ErrWriter, "Started workflow %s on %s\n", id, workflows.TaskQueue(pools[0]))
-	if u := temporalclient.WorkflowURL(cfg.Temporal, run.GetID(), run.GetRunID()); u != "" {
+	if u := cfg.Temporal.WorkflowURL(run.GetID(), run.GetRunID()); u != "" {
 		fmt.Fprintf(c.App.ErrWriter, "  %s\n", u)
 	}
 

@@ -16,9 +16,9 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/wikimedia/conveyor/internal/config"
-	"github.com/wikimedia/conveyor/internal/launch"
-	"github.com/wikimedia/conveyor/internal/temporalclient"
+	"github.com/wikimedia/conveyor/internal/client/launch"
+	"github.com/wikimedia/conveyor/internal/client/temporalclient"
+	"github.com/wikimedia/conveyor/internal/lib/config"
 	"github.com/wikimedia/conveyor/workflows"
 )
 
@@ -86,7 +86,7 @@ func pipelineRunCommand() *cli.Command {
 				return err
 			}
 			fmt.Fprintf(c.App.ErrWriter, "pipeline %s (run %s)\n", run.GetID(), run.GetRunID())
-			if u := temporalclient.WorkflowURL(cfg.Temporal, run.GetID(), run.GetRunID()); u != "" {
+			if u := cfg.Temporal.WorkflowURL(run.GetID(), run.GetRunID()); u != "" {
 				fmt.Fprintf(c.App.ErrWriter, "  watch it in the Temporal UI: %s\n", u)
 			}
 			if !c.Bool("follow") {

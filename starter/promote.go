@@ -9,8 +9,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/wikimedia/conveyor/internal/launch"
-	"github.com/wikimedia/conveyor/internal/temporalclient"
+	"github.com/wikimedia/conveyor/internal/client/launch"
+	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/workflows"
 )
 
@@ -74,7 +74,7 @@ func promoteStartCommand() *cli.Command {
 				return err
 			}
 			fmt.Fprintf(c.App.ErrWriter, "promotion %s (run %s)\n", run.GetID(), run.GetRunID())
-			if u := temporalclient.WorkflowURL(cfg.Temporal, run.GetID(), run.GetRunID()); u != "" {
+			if u := cfg.Temporal.WorkflowURL(run.GetID(), run.GetRunID()); u != "" {
 				fmt.Fprintf(c.App.ErrWriter, "  watch and approve it in the Temporal UI: %s\n", u)
 			}
 			if !c.Bool("watch") {

@@ -8,8 +8,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/wikimedia/conveyor/internal/temporalclient"
-	"github.com/wikimedia/conveyor/internal/triggers"
+	"github.com/wikimedia/conveyor/internal/client/temporalclient"
+	"github.com/wikimedia/conveyor/internal/client/triggers"
 )
 
 func triggerCommand() *cli.Command {

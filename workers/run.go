@@ -10,8 +10,8 @@ import (
 	"github.com/urfave/cli/v2"
 	"go.temporal.io/sdk/worker"
 
-	"github.com/wikimedia/conveyor/internal/config"
-	"github.com/wikimedia/conveyor/internal/temporalclient"
+	"github.com/wikimedia/conveyor/internal/client/temporalclient"
+	"github.com/wikimedia/conveyor/internal/lib/config"
 	"github.com/wikimedia/conveyor/workers/pools"
 	"github.com/wikimedia/conveyor/workflows"
 )

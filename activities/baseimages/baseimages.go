@@ -17,9 +17,9 @@ import (
 	"go.temporal.io/sdk/activity"
 
 	"github.com/wikimedia/conveyor/activities/contract"
-	"github.com/wikimedia/conveyor/activities/source"
-	"github.com/wikimedia/conveyor/internal/config"
-	"github.com/wikimedia/conveyor/internal/workspace"
+	"github.com/wikimedia/conveyor/internal/lib/config"
+	"github.com/wikimedia/conveyor/internal/lib/pipelineconfig"
+	"github.com/wikimedia/conveyor/internal/lib/workspace"
 )
 
 // Activities reads base images and their digests. The worker builds one with New
@@ -93,7 +93,7 @@ func (a *Activities) bases(ctx context.Context, t contract.BaseTarget) (commit s
 	if err != nil {
 		return "", nil, fmt.Sprintf("fetching %s of %s: %v", t.Branch, t.Repo, err)
 	}
-	parsed, err := source.ParseSettings(dir, src.Repo)
+	parsed, err := pipelineconfig.ParseSettings(dir, src.Repo)
 	if err != nil {
 		return src.Commit, nil, fmt.Sprintf("reading the pipeline settings of %s at %s: %v", t.Project, src.Commit, err)
 	}

@@ -16,7 +16,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/wikimedia/conveyor/activities/contract"
-	"github.com/wikimedia/conveyor/internal/stacktest"
+	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 )
 
 // helloRepo makes a git repository of examples/hello whose Blubber config builds

@@ -16,9 +16,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/wikimedia/conveyor/activities/contract"
-	"github.com/wikimedia/conveyor/internal/blubber"
-	"github.com/wikimedia/conveyor/internal/config"
-	"github.com/wikimedia/conveyor/internal/workspace"
+	"github.com/wikimedia/conveyor/internal/lib/blubber"
+	"github.com/wikimedia/conveyor/internal/lib/config"
+	"github.com/wikimedia/conveyor/internal/lib/workspace"
 )
 
 // heartbeatEvery is how often a build reports progress to Temporal; it is well below
@@ -95,7 +95,7 @@ func (a *Activities) RunTests(ctx context.Context, in contract.RunTestsInput) (c
 
 // prepare checks the source out and reads its Blubber config.
 func (a *Activities) prepare(ctx context.Context, src contract.Source, file, variant string) (string, *blubber.Config, error) {
-	dir, err := workspace.EnsureCommit(ctx, a.cfg.StateDir, src)
+	dir, err := workspace.EnsureCommit(ctx, a.cfg.StateDir, workspace.Source(src))
 	if err != nil {
 		return "", nil, fmt.Errorf("checking out %s at %s: %w", src.Repo, src.Commit, err)
 	}

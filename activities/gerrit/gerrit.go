@@ -22,8 +22,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/wikimedia/conveyor/activities/contract"
-	"github.com/wikimedia/conveyor/internal/config"
-	"github.com/wikimedia/conveyor/internal/temporalclient"
+	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
 // XSSIGuard prefixes every JSON answer of Gerrit's REST API.
@@ -120,7 +119,7 @@ func (a *Activities) PostReview(ctx context.Context, in contract.ReviewInput) (c
 	if err != nil {
 		return contract.ReviewOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrGerritRejected, nil)
 	}
-	body := reviewInput{Message: Message(in, temporalclient.WorkflowURL(a.temporal, in.WorkflowID, in.RunID)), Tag: Tag}
+	body := reviewInput{Message: Message(in, a.temporal.WorkflowURL(in.WorkflowID, in.RunID)), Tag: Tag}
 	if in.Verified != 0 {
 		body.Labels = map[string]int{"Verified": in.Verified}
 	}

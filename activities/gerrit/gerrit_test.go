@@ -10,8 +10,8 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/wikimedia/conveyor/activities/contract"
-	"github.com/wikimedia/conveyor/internal/config"
-	"github.com/wikimedia/conveyor/internal/fakegerrit"
+	"github.com/wikimedia/conveyor/internal/dev/fakegerrit"
+	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
 func newActivities(t *testing.T, fake *fakegerrit.Server, password string) *Activities {

@@ -10,6 +10,7 @@ package helm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -17,10 +18,10 @@ import (
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/wikimedia/conveyor/activities/e2e"
+	"github.com/wikimedia/conveyor/activities/internal/helmkit"
 	"github.com/wikimedia/conveyor/charts"
-	"github.com/wikimedia/conveyor/internal/config"
-	"github.com/wikimedia/conveyor/internal/helmkit"
+	"github.com/wikimedia/conveyor/internal/lib/config"
+	"github.com/wikimedia/conveyor/internal/lib/e2e"
 )
 
 // ErrNotReady is the type of the non-retryable error DeployCandidate returns when the
@@ -122,6 +123,9 @@ func WithE2EOptions(opts ...e2e.Option) Option {
 // $KUBECONFIG or ~/.kube/config). Repositories' own charts are fetched into
 // workspaces under cfg.StateDir. It does not contact the cluster.
 func New(cfg config.Config, opts ...Option) (*Activities, error) {
+	if cfg.StateDir == "" {
+		return nil, errNoStateDir
+	}
 	a := &Activities{
 		stateDir:     cfg.StateDir,
 		readyTimeout: 5 * time.Minute,
@@ -185,3 +189,8 @@ func heartbeatWhile[T any](ctx context.Context, p Progress, interval time.Durati
 		}
 	}
 }
+
+// errNoStateDir refuses a configuration without a state directory: the chart and the
+// workspaces would otherwise be written under the working directory, which may be a
+// source tree.
+var errNoStateDir = errors.New("stateDir is empty: set stateDir in the configuration file (or CONVEYOR_STATE_DIR) to the directory that holds the workspaces and charts")

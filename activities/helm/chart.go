@@ -16,7 +16,7 @@ import (
 	"helm.sh/helm/v3/pkg/engine"
 
 	"github.com/wikimedia/conveyor/activities/contract"
-	"github.com/wikimedia/conveyor/internal/workspace"
+	"github.com/wikimedia/conveyor/internal/lib/workspace"
 )
 
 // loadChart loads the chart a deploy uses, fresh every time: Helm's install keeps
@@ -38,7 +38,7 @@ func (a *Activities) loadChart(ctx context.Context, path string, src contract.So
 		return nil, false, temporal.NewNonRetryableApplicationError(
 			field+": must be a relative path inside the repository, without ..", contract.ErrInvalidConfig, nil)
 	}
-	root, err := workspace.EnsureCommit(ctx, a.stateDir, src)
+	root, err := workspace.EnsureCommit(ctx, a.stateDir, workspace.Source(src))
 	switch {
 	case errors.Is(err, workspace.ErrNotFound) || errors.Is(err, workspace.ErrInvalidRef):
 		return nil, false, temporal.NewNonRetryableApplicationError(

@@ -25,10 +25,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/wikimedia/conveyor/activities/contract"
-	"github.com/wikimedia/conveyor/activities/e2e"
-	"github.com/wikimedia/conveyor/internal/config"
-	"github.com/wikimedia/conveyor/internal/helmkit"
-	"github.com/wikimedia/conveyor/internal/stacktest"
+	"github.com/wikimedia/conveyor/activities/internal/helmkit"
+	"github.com/wikimedia/conveyor/internal/dev/stacktest"
+	"github.com/wikimedia/conveyor/internal/lib/config"
+	"github.com/wikimedia/conveyor/internal/lib/e2e"
 )
 
 // These tests run against the real local stack (stacktest): buildkitd builds the test
@@ -413,7 +413,7 @@ func TestNewValidatesOptions(t *testing.T) {
 		"e2e":          WithE2EOptions(e2e.WithRequestTimeout(0)),
 		"bad kubeconf": nil,
 	} {
-		cfg := config.Config{Kubernetes: config.Kubernetes{Kubeconfig: filepath.Join(t.TempDir(), "missing")}}
+		cfg := config.Config{StateDir: t.TempDir(), Kubernetes: config.Kubernetes{Kubeconfig: filepath.Join(t.TempDir(), "missing")}}
 		opts := []Option{}
 		if o != nil {
 			opts = append(opts, o)
@@ -421,6 +421,22 @@ func TestNewValidatesOptions(t *testing.T) {
 		if _, err := New(cfg, opts...); err == nil {
 			t.Errorf("%s: New succeeded, want an error", name)
 		}
+	}
+}
+
+// TestNewRefusesAnEmptyStateDir: without a state directory New would write the
+// chart under the working directory, the source tree when tests run.
+func TestNewRefusesAnEmptyStateDir(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(config.Config{})
+	if !errors.Is(err, errNoStateDir) {
+		t.Fatalf("New without a state directory: %v, want %v", err, errNoStateDir)
+	}
+	if _, err := os.Stat(filepath.Join(wd, "charts")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("New wrote into the working directory: %v", err)
 	}
 }
 

@@ -17,8 +17,8 @@ import (
 	"github.com/moby/buildkit/session/auth/authprovider"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/wikimedia/conveyor/internal/config"
-	"github.com/wikimedia/conveyor/internal/devstack"
+	"github.com/wikimedia/conveyor/internal/dev/devstack"
+	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
 // testPage is what the test image serves at /.

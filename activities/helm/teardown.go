@@ -12,7 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/wikimedia/conveyor/activities/contract"
-	"github.com/wikimedia/conveyor/internal/helmkit"
+	"github.com/wikimedia/conveyor/activities/internal/helmkit"
 )
 
 // teardownGrace is how long Teardown gives the release's pods to stop.

@@ -23,7 +23,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	gos "github.com/gophercloud/gophercloud/v2/openstack"
 
-	"github.com/wikimedia/conveyor/internal/config"
+	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
 // computeMicroversion is the Nova API microversion every compute call uses: 2.37

@@ -8,7 +8,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 
 	"github.com/wikimedia/conveyor/activities/contract"
-	"github.com/wikimedia/conveyor/internal/config"
+	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
 func TestActivitiesSayWhatToConfigure(t *testing.T) {

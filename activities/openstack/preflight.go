@@ -14,7 +14,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/rules"
 
 	"github.com/wikimedia/conveyor/activities/contract"
-	"github.com/wikimedia/conveyor/internal/config"
+	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
 // PlanProject says what migrating a project would do, changing nothing: its

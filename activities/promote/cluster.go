@@ -1,8 +1,8 @@
 package promote
 
 import (
-	"github.com/wikimedia/conveyor/internal/config"
-	"github.com/wikimedia/conveyor/internal/helmkit"
+	"github.com/wikimedia/conveyor/activities/internal/helmkit"
+	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
 // cluster is one production cluster's clients, built once (helmkit.Cluster: the

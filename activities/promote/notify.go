@@ -13,7 +13,7 @@ import (
 	"go.temporal.io/sdk/activity"
 
 	"github.com/wikimedia/conveyor/activities/contract"
-	"github.com/wikimedia/conveyor/internal/helmkit"
+	"github.com/wikimedia/conveyor/activities/internal/helmkit"
 )
 
 // NotificationsFile is where PromotionNotify appends its messages, relative to the

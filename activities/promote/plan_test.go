@@ -14,8 +14,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/helmkit"
 	"github.com/wikimedia/conveyor/charts"
-	"github.com/wikimedia/conveyor/internal/helmkit"
+	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
 // testActivities are activities with two named clusters and no client: reading
@@ -254,4 +255,13 @@ func TestPromotionConfigMissingThings(t *testing.T) {
 	wantInvalid(t, a, contract.PromotionConfigInput{Service: "../etc"}, `service "../etc"`)
 	wantInvalid(t, testActivities(t, ""), contract.PromotionConfigInput{Service: "hello"}, "promotion.configRepo")
 	wantInvalid(t, testActivities(t, filepath.Join(t.TempDir(), "absent")), contract.PromotionConfigInput{Service: "hello"}, "neither a local directory nor a git URL")
+}
+
+// TestNewRefusesAnEmptyStateDir: without a state directory New would write the
+// chart under the working directory, the source tree when tests run.
+func TestNewRefusesAnEmptyStateDir(t *testing.T) {
+	_, err := New(config.Config{})
+	if err == nil || !strings.Contains(err.Error(), "stateDir is empty") {
+		t.Fatalf("New without a state directory: %v, want a stateDir error", err)
+	}
 }

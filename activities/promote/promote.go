@@ -15,6 +15,7 @@
 package promote
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -25,9 +26,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/helmkit"
 	"github.com/wikimedia/conveyor/charts"
-	"github.com/wikimedia/conveyor/internal/config"
-	"github.com/wikimedia/conveyor/internal/helmkit"
+	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
 // Activities are the promotion's activities. The worker builds one with New and
@@ -80,6 +81,9 @@ func WithPollInterval(d time.Duration) Option {
 // without a second cluster). It reads the kubeconfigs but does not contact the
 // clusters; the configuration registry is cfg.Promotion.ConfigRepo.
 func New(cfg config.Config, opts ...Option) (*Activities, error) {
+	if cfg.StateDir == "" {
+		return nil, errors.New("stateDir is empty: set stateDir in the configuration file (or CONVEYOR_STATE_DIR) to the directory that holds the charts and the configuration registry's checkouts")
+	}
 	a := &Activities{
 		clusters:     map[string]*cluster{},
 		stateDir:     cfg.StateDir,

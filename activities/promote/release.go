@@ -20,7 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/wikimedia/conveyor/activities/contract"
-	"github.com/wikimedia/conveyor/internal/helmkit"
+	"github.com/wikimedia/conveyor/activities/internal/helmkit"
 )
 
 // ErrInvalidInput is the type of the non-retryable error an activity returns when

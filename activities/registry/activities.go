@@ -25,7 +25,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/wikimedia/conveyor/activities/contract"
-	"github.com/wikimedia/conveyor/internal/config"
+	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
 // Error types of PublishImage's non-retryable failures, besides the contract's.

@@ -1,7 +1,5 @@
-// Package source holds the PrepareSource activity, which fetches a repository at
-// a ref into a workspace and reads its pipeline settings, and the settings format
-// itself (ParseSettings), which the command line uses as well. The format is
-// documented in docs/pipeline-config.md.
+// Package source holds the PrepareSource activity: it fetches a repository at a ref
+// into a workspace and reads its pipeline settings with internal/lib/pipelineconfig.
 package source
 
 import (
@@ -14,7 +12,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/wikimedia/conveyor/activities/contract"
-	"github.com/wikimedia/conveyor/internal/workspace"
+	"github.com/wikimedia/conveyor/internal/lib/pipelineconfig"
+	"github.com/wikimedia/conveyor/internal/lib/workspace"
 )
 
 // Activities prepares sources in the workspaces of one state directory. The worker
@@ -50,9 +49,9 @@ func (a *Activities) PrepareSource(ctx context.Context, in contract.PrepareSourc
 		}
 		return contract.PrepareSourceOutput{}, err
 	}
-	parsed, err := ParseSettings(dir, src.Repo)
+	parsed, err := pipelineconfig.ParseSettings(dir, src.Repo)
 	if err != nil {
-		var invalid *InvalidError
+		var invalid *pipelineconfig.InvalidError
 		if errors.As(err, &invalid) {
 			msg := fmt.Sprintf("the pipeline settings of %s at %s are invalid:\n%s", in.Ref, shortCommit(src.Commit), invalid.Error())
 			return contract.PrepareSourceOutput{}, temporal.NewNonRetryableApplicationError(msg, invalid.Type(), nil)
@@ -61,7 +60,7 @@ func (a *Activities) PrepareSource(ctx context.Context, in contract.PrepareSourc
 	}
 	logger.Info("Prepared source", "repo", src.Repo, "ref", in.Ref, "commit", src.Commit, "workspace", dir,
 		"testVariant", parsed.Settings.TestVariant, "productionVariant", parsed.Settings.ProductionVariant, "image", parsed.Settings.Image)
-	return contract.PrepareSourceOutput{Source: src, Settings: parsed.Settings, Variants: parsed.Variants}, nil
+	return contract.PrepareSourceOutput{Source: contract.Source(src), Settings: parsed.Settings, Variants: parsed.Variants}, nil
 }
 
 // keepHeartbeating heartbeats with detail until the returned function is called:

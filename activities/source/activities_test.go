@@ -13,7 +13,7 @@ import (
 
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/activities/source"
-	"github.com/wikimedia/conveyor/internal/workspace"
+	"github.com/wikimedia/conveyor/internal/lib/workspace"
 )
 
 func git(t *testing.T, dir string, args ...string) string {
@@ -88,7 +88,7 @@ func TestPrepareSourceOfAChange(t *testing.T) {
 	if strings.Join(out.Variants, ",") != "production,test" {
 		t.Errorf("variants = %v", out.Variants)
 	}
-	dir := workspace.Dir(state, out.Source)
+	dir := workspace.Dir(state, workspace.Source(out.Source))
 	if _, err := os.Stat(filepath.Join(dir, "www", "cgi-bin", "hello")); err != nil {
 		t.Errorf("the workspace lacks the checkout: %v", err)
 	}

@@ -12,7 +12,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
-	"github.com/wikimedia/conveyor/internal/devstack"
+	"github.com/wikimedia/conveyor/internal/dev/devstack"
 )
 
 // devServer is a Temporal dev server of the benchmark's own: the pinned

@@ -24,8 +24,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wikimedia/conveyor/activities/source"
-	"github.com/wikimedia/conveyor/internal/config"
+	"github.com/wikimedia/conveyor/internal/lib/config"
+	"github.com/wikimedia/conveyor/internal/lib/pipelineconfig"
 )
 
 func main() {
@@ -151,7 +151,7 @@ func raw(cfg config.Config, repoRoot string, tools map[string]string) (time.Dura
 		return 0, err
 	}
 	defer os.RemoveAll(work)
-	parsed, err := source.ParseSettings(dir, dir)
+	parsed, err := pipelineconfig.ParseSettings(dir, dir)
 	if err != nil {
 		return 0, err
 	}

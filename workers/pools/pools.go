@@ -22,7 +22,7 @@ import (
 	"github.com/wikimedia/conveyor/activities/promote"
 	"github.com/wikimedia/conveyor/activities/registry"
 	"github.com/wikimedia/conveyor/activities/source"
-	"github.com/wikimedia/conveyor/internal/config"
+	"github.com/wikimedia/conveyor/internal/lib/config"
 	"github.com/wikimedia/conveyor/workflows"
 )
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/activities/health"
-	"github.com/wikimedia/conveyor/internal/config"
+	"github.com/wikimedia/conveyor/internal/lib/config"
 	"github.com/wikimedia/conveyor/workers/pools"
 	"github.com/wikimedia/conveyor/workflows"
 )

@@ -1,0 +1,142 @@
+// Package temporalclient dials Temporal as conveyor's configuration says: address,
+// namespace, mutual TLS and API key. Its errors say what to fix.
+package temporalclient
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"google.golang.org/grpc/codes"
+
+	"github.com/wikimedia/conveyor/internal/lib/config"
+)
+
+// Option changes how Dial connects.
+type Option func(*client.Options) error
+
+// WithIdentity sets the identity the client (and its workers) report to Temporal.
+// Default: the SDK's "pid@host@".
+func WithIdentity(identity string) Option {
+	return func(o *client.Options) error {
+		if strings.TrimSpace(identity) == "" {
+			return errors.New("temporalclient.WithIdentity: empty identity")
+		}
+		o.Identity = identity
+		return nil
+	}
+}
+
+// Dial connects to the Temporal frontend described by cfg, logging through logger
+// (slog.Default() if nil), and checks that the namespace exists.
+func Dial(ctx context.Context, cfg config.Temporal, logger *slog.Logger, opts ...Option) (client.Client, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	o, err := Options(cfg)
+	if err != nil {
+		return nil, err
+	}
+	o.Logger = tlog.NewStructuredLogger(logger)
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	c, err := client.DialContext(ctx, o)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach Temporal at %s: is the stack up? run `make up`, or point temporal.address, TEMPORAL_ADDRESS or --address at a running server: %w", cfg.Address, err)
+	}
+	if err := checkNamespace(ctx, c, cfg); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// checkNamespace turns the two mistakes a worker would otherwise only log about,
+// a wrong namespace and refused credentials, into errors.
+func checkNamespace(ctx context.Context, c client.Client, cfg config.Temporal) error {
+	_, err := c.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: cfg.Namespace})
+	var notFound *serviceerror.NamespaceNotFound
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &notFound):
+		return fmt.Errorf("namespace %q does not exist on Temporal at %s: set temporal.namespace, TEMPORAL_NAMESPACE or --namespace to an existing one, or create it with `temporal operator namespace create --namespace %s`", cfg.Namespace, cfg.Address, cfg.Namespace)
+	case serviceerror.ToStatus(err).Code() == codes.Unauthenticated:
+		return fmt.Errorf("temporal at %s refused the credentials: check temporal.apiKeyFile and the TLS client certificate: %w", cfg.Address, err)
+	}
+	// Other failures (e.g. no permission to describe the namespace) do not stop the
+	// client from working; the calls that matter will report them.
+	return nil
+}
+
+// Options returns the SDK client options for cfg, reading the TLS and API key files
+// it names. The logger and identity are left unset.
+func Options(cfg config.Temporal) (client.Options, error) {
+	if cfg.Address == "" {
+		return client.Options{}, errors.New("no Temporal address: set temporal.address in the configuration file, TEMPORAL_ADDRESS or --address (the local stack's is 127.0.0.1:7233)")
+	}
+	o := client.Options{HostPort: cfg.Address, Namespace: cfg.Namespace}
+	tlsCfg, err := tlsConfig(cfg)
+	if err != nil {
+		return client.Options{}, err
+	}
+	o.ConnectionOptions.TLS = tlsCfg
+	if cfg.APIKeyFile != "" {
+		b, err := os.ReadFile(cfg.APIKeyFile)
+		if err != nil {
+			return client.Options{}, fmt.Errorf("reading the API key (temporal.apiKeyFile): %w", err)
+		}
+		key := strings.TrimSpace(string(b))
+		if key == "" {
+			return client.Options{}, fmt.Errorf("temporal.apiKeyFile %s is empty: it should hold the API key on one line", cfg.APIKeyFile)
+		}
+		// An API key turns TLS on by itself (with the system's roots) unless tlsConfig
+		// already configured it.
+		o.Credentials = client.NewAPIKeyStaticCredentials(key)
+	}
+	return o, nil
+}
+
+// tlsConfig returns the TLS configuration cfg asks for, or nil for plain gRPC.
+func tlsConfig(cfg config.Temporal) (*tls.Config, error) {
+	if cfg.TLSCert == "" && cfg.TLSKey == "" && cfg.TLSCA == "" && cfg.TLSServer == "" {
+		return nil, nil
+	}
+	t := &tls.Config{ServerName: cfg.TLSServer, MinVersion: tls.VersionTLS12}
+	switch {
+	case cfg.TLSCert != "" && cfg.TLSKey == "":
+		return nil, fmt.Errorf("temporal.tlsCert is set (%s) but temporal.tlsKey is not: mutual TLS needs both (TEMPORAL_TLS_KEY, --tls-key)", cfg.TLSCert)
+	case cfg.TLSKey != "" && cfg.TLSCert == "":
+		return nil, fmt.Errorf("temporal.tlsKey is set (%s) but temporal.tlsCert is not: mutual TLS needs both (TEMPORAL_TLS_CERT, --tls-cert)", cfg.TLSKey)
+	case cfg.TLSCert != "":
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("loading the TLS client certificate (temporal.tlsCert %s, temporal.tlsKey %s): %w", cfg.TLSCert, cfg.TLSKey, err)
+		}
+		t.Certificates = []tls.Certificate{cert}
+	}
+	if cfg.TLSCA != "" {
+		pem, err := os.ReadFile(cfg.TLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("reading the TLS CA (temporal.tlsCA): %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("temporal.tlsCA %s holds no PEM certificate", cfg.TLSCA)
+		}
+		t.RootCAs = pool
+	}
+	return t, nil
+}

@@ -1,0 +1,102 @@
+package temporalclient_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wikimedia/conveyor/internal/client/temporalclient"
+	"github.com/wikimedia/conveyor/internal/lib/config"
+)
+
+// writeCert writes a self-signed certificate and its key as PEM files in dir.
+func writeCert(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "conveyor-test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	return certFile, keyFile
+}
+
+func TestOptionsPlain(t *testing.T) {
+	o, err := temporalclient.Options(config.Defaults().Temporal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.HostPort != "127.0.0.1:7233" || o.Namespace != "default" || o.ConnectionOptions.TLS != nil || o.Credentials != nil {
+		t.Errorf("Options(defaults) = %+v, want plain gRPC to 127.0.0.1:7233/default", o)
+	}
+}
+
+func TestOptionsMutualTLS(t *testing.T) {
+	cert, key := writeCert(t, t.TempDir())
+	o, err := temporalclient.Options(config.Temporal{Address: "t:7233", TLSCert: cert, TLSKey: key, TLSCA: cert, TLSServer: "temporal.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := o.ConnectionOptions.TLS
+	if tc == nil || len(tc.Certificates) != 1 || tc.RootCAs == nil || tc.ServerName != "temporal.example" {
+		t.Errorf("TLS config = %+v, want a client certificate, the CA and the server name", tc)
+	}
+}
+
+func TestOptionsAPIKey(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key")
+	os.WriteFile(keyFile, []byte("  secret\n"), 0o600)
+	o, err := temporalclient.Options(config.Temporal{Address: "t:7233", APIKeyFile: keyFile})
+	if err != nil || o.Credentials == nil {
+		t.Fatalf("Options = %+v, %v; want API key credentials", o, err)
+	}
+}
+
+func TestOptionsErrorsSayWhatToFix(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := writeCert(t, dir)
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, nil, 0o600)
+	for _, tc := range []struct {
+		cfg  config.Temporal
+		want string
+	}{
+		{config.Temporal{}, "no Temporal address: set temporal.address in the configuration file, TEMPORAL_ADDRESS or --address"},
+		{config.Temporal{Address: "a", TLSCert: cert}, "temporal.tlsCert is set (" + cert + ") but temporal.tlsKey is not"},
+		{config.Temporal{Address: "a", TLSKey: key}, "temporal.tlsKey is set (" + key + ") but temporal.tlsCert is not"},
+		{config.Temporal{Address: "a", TLSCert: key, TLSKey: key}, "loading the TLS client certificate (temporal.tlsCert"},
+		{config.Temporal{Address: "a", TLSCA: key}, "temporal.tlsCA " + key + " holds no PEM certificate"},
+		{config.Temporal{Address: "a", TLSCA: filepath.Join(dir, "missing")}, "reading the TLS CA (temporal.tlsCA)"},
+		{config.Temporal{Address: "a", APIKeyFile: empty}, "temporal.apiKeyFile " + empty + " is empty"},
+		{config.Temporal{Address: "a", APIKeyFile: filepath.Join(dir, "missing")}, "reading the API key (temporal.apiKeyFile)"},
+	} {
+		_, err := temporalclient.Options(tc.cfg)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Options(%+v) error = %v, want one containing %q", tc.cfg, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,291 @@
+package triggers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/wikimedia/conveyor/internal/lib/gerrit"
+	"github.com/wikimedia/conveyor/workflows"
+)
+
+// Starter starts workflows: the part of client.Client the Handler uses.
+type Starter interface {
+	ExecuteWorkflow(ctx context.Context, options client.StartWorkflowOptions, workflow any, args ...any) (client.WorkflowRun, error)
+	SignalWithStartWorkflow(ctx context.Context, workflowID, signalName string, signalArg any,
+		options client.StartWorkflowOptions, workflow any, workflowArgs ...any) (client.WorkflowRun, error)
+}
+
+var _ Starter = client.Client(nil)
+
+// What the Handler did with an event (Result.Action).
+const (
+	ActionVerify  = "verify"
+	ActionRecheck = "recheck"
+	ActionBatch   = "batch"
+	ActionPublish = "publish"
+	ActionIgnore  = "ignore"
+)
+
+// Result is what the Handler did with an event. Deliveries of the same event get
+// the same Result.
+type Result struct {
+	Action     string `json:"action"`
+	WorkflowID string `json:"workflowId,omitempty"`
+	// Reason says why an event was ignored.
+	Reason string `json:"reason,omitempty"`
+	// Duplicate says the workflow had already run for this event: nothing new was
+	// started. It is not part of the HTTP answer, which must not differ.
+	Duplicate bool `json:"-"`
+}
+
+// EventHandler acts on Gerrit events.
+type EventHandler interface {
+	Handle(ctx context.Context, e gerrit.Event) (Result, error)
+}
+
+// Handler maps Gerrit events to workflow starts, with ids derived from the event
+// so that repeated deliveries start nothing new:
+//
+//   - patchset-created: ChangeVerification (the pipeline without publishing, then
+//     the review), id workflows.VerifyID(project, change, patchset, "");
+//   - comment-added with a "recheck" line: the same with the event's key in the
+//     id, so each recheck comment is a new verification and each of its
+//     deliveries the same one;
+//   - change-merged: signal-with-start of the branch's MergeBatcher, which drops
+//     merges it has seen;
+//   - ref-updated: the project's rule for the ref, if any.
+//
+// Verifications and ref pipelines are started with the conflict policy
+// USE_EXISTING (a delivery during the run joins it) and the reuse policy
+// REJECT_DUPLICATE (a delivery after the run starts nothing): Result.Duplicate.
+type Handler struct {
+	starter   Starter
+	cfg       *Config
+	taskQueue string
+	ignore    []string
+	logger    *slog.Logger
+}
+
+// HandlerOption configures a Handler.
+type HandlerOption func(*Handler) error
+
+// WithTaskQueue starts the workflows on queue. Default: the build pool's,
+// workflows.TaskQueueBuild.
+func WithTaskQueue(queue string) HandlerOption {
+	return func(h *Handler) error {
+		if strings.TrimSpace(queue) == "" {
+			return errors.New("triggers.WithTaskQueue: empty task queue")
+		}
+		h.taskQueue = queue
+		return nil
+	}
+}
+
+// WithIgnoredAccounts ignores comments by these usernames: conveyor's own
+// account, whose review messages quote test output that could say "recheck".
+// Default: none.
+func WithIgnoredAccounts(usernames ...string) HandlerOption {
+	return func(h *Handler) error {
+		for _, u := range usernames {
+			if u = strings.TrimSpace(u); u != "" {
+				h.ignore = append(h.ignore, u)
+			}
+		}
+		return nil
+	}
+}
+
+// WithLogger logs each event's outcome to l. Default: slog.Default().
+func WithLogger(l *slog.Logger) HandlerOption {
+	return func(h *Handler) error {
+		if l == nil {
+			return errors.New("triggers.WithLogger: nil logger")
+		}
+		h.logger = l
+		return nil
+	}
+}
+
+// NewHandler returns a Handler starting workflows through s as cfg says.
+func NewHandler(s Starter, cfg *Config, opts ...HandlerOption) (*Handler, error) {
+	if s == nil || cfg == nil {
+		return nil, errors.New("triggers.NewHandler: a starter and a configuration are required")
+	}
+	h := &Handler{starter: s, cfg: cfg, taskQueue: workflows.TaskQueueBuild, logger: slog.Default()}
+	for _, o := range opts {
+		if err := o(h); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+func ignore(format string, a ...any) (Result, error) {
+	return Result{Action: ActionIgnore, Reason: fmt.Sprintf(format, a...)}, nil
+}
+
+// Handle acts on one event. An event conveyor does not act on (unknown type,
+// project not enabled, a comment that is not a recheck) is ignored with a reason;
+// an error means the workflow could not be started (Temporal unreachable) and the
+// event should be delivered again.
+func (h *Handler) Handle(ctx context.Context, e gerrit.Event) (Result, error) {
+	if e.Type == gerrit.TypeDroppedOutput {
+		h.logger.Warn("Gerrit dropped events for a slow reader: changes may need a recheck")
+		return ignore("Gerrit dropped events")
+	}
+	name := e.ProjectName()
+	p, ok := h.cfg.Project(name)
+	if !ok {
+		return ignore("project %q is not enabled in the triggers file", name)
+	}
+	switch e.Type {
+	case gerrit.TypePatchsetCreated:
+		return h.verify(ctx, p, e, "")
+	case gerrit.TypeCommentAdded:
+		if !e.IsRecheck() {
+			return ignore("the comment is not a recheck")
+		}
+		for _, u := range h.ignore {
+			if e.Account.Username == u {
+				return ignore("the comment is conveyor's own")
+			}
+		}
+		return h.verify(ctx, p, e, e.Key())
+	case gerrit.TypeChangeMerged:
+		if !p.PublishOnMerge {
+			return ignore("publishOnMerge is off for %s", p.Name)
+		}
+		change, ps := e.ChangeAndPatchset()
+		key := e.Key()
+		if change > 0 {
+			// A change merges once, whichever way the event arrives.
+			key = fmt.Sprintf("merged/%d/%d", change, ps)
+		}
+		rev := e.NewRev
+		if rev == "" {
+			rev = e.PatchSet.Revision
+		}
+		if !p.BranchEnabled(e.Branch()) {
+			return ignore("branch %q of %s is not enabled", e.Branch(), p.Name)
+		}
+		return h.batch(ctx, p, e.Branch(), workflows.MergedChange{Key: key, Change: change, Patchset: ps, Revision: rev})
+	case gerrit.TypeRefUpdated:
+		return h.refUpdated(ctx, p, e)
+	}
+	return ignore("event type %q is not acted on", e.Type)
+}
+
+// verify starts the verification of the event's patchset; key "" for a new
+// patchset, the event's key for a recheck.
+func (h *Handler) verify(ctx context.Context, p *Project, e gerrit.Event, key string) (Result, error) {
+	action := ActionVerify
+	if e.Type == gerrit.TypeCommentAdded {
+		action = ActionRecheck
+	}
+	if !p.Verify {
+		return ignore("verify is off for %s", p.Name)
+	}
+	branch := e.Branch()
+	if !p.BranchEnabled(branch) {
+		return ignore("branch %q of %s is not enabled", branch, p.Name)
+	}
+	change, ps := e.ChangeAndPatchset()
+	if change <= 0 || ps <= 0 {
+		return ignore("the event names no change and patchset number")
+	}
+	if key == "" && action == ActionRecheck {
+		return ignore("the recheck carries no creation time or body to tell it from others")
+	}
+	in := workflows.VerifyInput{
+		Pipeline: workflows.PipelineInput{Project: p.Name, Repo: p.Repo, Ref: gerrit.MakeChangeRef(change, ps)},
+		Change: workflows.ChangeTarget{Project: p.Name, Branch: branch, Change: change, Patchset: ps,
+			ChangeID: e.Change.ID, Revision: e.PatchSet.Revision},
+		Report:  p.Report,
+		Trigger: workflows.TriggerPatchset,
+	}
+	if action == ActionRecheck {
+		in.Trigger = workflows.TriggerRecheck
+	}
+	id := workflows.VerifyID(p.Name, change, ps, key)
+	opts := h.startOptions(id, p.Name)
+	opts.TypedSearchAttributes = temporal.NewSearchAttributes(workflows.ProjectKey.ValueSet(p.Name),
+		workflows.ChangeKey.ValueSet(int64(change)), workflows.PatchsetKey.ValueSet(int64(ps)))
+	return h.start(ctx, action, opts, workflows.ChangeVerification, in)
+}
+
+// batch signals the branch's merge batcher, starting it if needed.
+func (h *Handler) batch(ctx context.Context, p *Project, branch string, m workflows.MergedChange) (Result, error) {
+	target := workflows.BatchTarget{Project: p.Name, Repo: p.Repo, Branch: branch, Publish: true, Settings: p.Batch}
+	id := workflows.BatcherID(p.Name, branch)
+	opts := h.startOptions(id, p.Name)
+	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
+	opts.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_UNSPECIFIED
+	_, err := h.starter.SignalWithStartWorkflow(ctx, id, workflows.SignalMerged, workflows.MergeSignal{Target: target, Change: m},
+		opts, workflows.MergeBatcher, workflows.BatcherInput{Target: target})
+	if err != nil {
+		return Result{}, fmt.Errorf("signalling the merge batcher %s: %w", id, err)
+	}
+	return Result{Action: ActionBatch, WorkflowID: id}, nil
+}
+
+// refUpdated applies the project's rule for the updated ref.
+func (h *Handler) refUpdated(ctx context.Context, p *Project, e gerrit.Event) (Result, error) {
+	ref := gerrit.FullRef(e.RefUpdate.RefName)
+	action, ok := p.RefAction(ref)
+	if !ok {
+		return ignore("no refUpdated rule of %s matches %s", p.Name, ref)
+	}
+	rev := e.RefUpdate.NewRev
+	if rev == "" || strings.Trim(rev, "0") == "" {
+		return ignore("%s was deleted", ref)
+	}
+	if action == RefBatch {
+		return h.batch(ctx, p, gerrit.ShortBranch(ref), workflows.MergedChange{Key: "ref/" + rev, Revision: rev})
+	}
+	id := RefPipelineID(p.Name, ref, rev)
+	opts := h.startOptions(id, p.Name)
+	in := workflows.PipelineInput{Project: p.Name, Repo: p.Repo, Ref: ref, Publish: action == RefPublish}
+	return h.start(ctx, ActionPublish, opts, workflows.Pipeline, in)
+}
+
+// RefPipelineID is the workflow id of the pipeline run for a ref update:
+// pipeline/<project>/<ref>@<first 12 digits of the new commit>.
+func RefPipelineID(project, ref, rev string) string {
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	return fmt.Sprintf("pipeline/%s/%s@%s", project, strings.TrimPrefix(ref, "refs/heads/"), rev)
+}
+
+// startOptions are the options of an event-derived workflow id: join a running
+// workflow, refuse to run a finished one again.
+func (h *Handler) startOptions(id, project string) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:                       id,
+		TaskQueue:                h.taskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.ProjectKey.ValueSet(project)),
+	}
+}
+
+func (h *Handler) start(ctx context.Context, action string, opts client.StartWorkflowOptions, wf any, in any) (Result, error) {
+	res := Result{Action: action, WorkflowID: opts.ID}
+	_, err := h.starter.ExecuteWorkflow(ctx, opts, wf, in)
+	switch {
+	case err == nil:
+	case temporal.IsWorkflowExecutionAlreadyStartedError(err):
+		// The reuse policy refused: this event's workflow has already run.
+		res.Duplicate = true
+	default:
+		return Result{}, fmt.Errorf("starting %s: %w", opts.ID, err)
+	}
+	return res, nil
+}

@@ -1,0 +1,291 @@
+package triggers
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/wikimedia/conveyor/internal/lib/gerrit"
+	"github.com/wikimedia/conveyor/workflows"
+)
+
+// fakeStarter records the starts and signals and behaves like the server for
+// the conflict and reuse policies: a running id joins, a closed one is refused
+// under REJECT_DUPLICATE.
+type fakeStarter struct {
+	mu      sync.Mutex
+	starts  []startCall
+	signals []startCall
+	running map[string]bool
+	closed  map[string]bool
+	err     error
+}
+
+type startCall struct {
+	opts client.StartWorkflowOptions
+	arg  any
+}
+
+func newFakeStarter() *fakeStarter {
+	return &fakeStarter{running: map[string]bool{}, closed: map[string]bool{}}
+}
+
+func (f *fakeStarter) ExecuteWorkflow(_ context.Context, o client.StartWorkflowOptions, _ any, args ...any) (client.WorkflowRun, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return nil, f.err
+	}
+	switch {
+	case f.running[o.ID] && o.WorkflowIDConflictPolicy == enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING:
+		return nil, nil
+	case f.closed[o.ID] && o.WorkflowIDReusePolicy == enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE:
+		return nil, serviceerror.NewWorkflowExecutionAlreadyStarted("already started", "", "run-1")
+	}
+	f.running[o.ID] = true
+	f.starts = append(f.starts, startCall{o, args[0]})
+	return nil, nil
+}
+
+func (f *fakeStarter) SignalWithStartWorkflow(_ context.Context, id, signal string, arg any, o client.StartWorkflowOptions, _ any, _ ...any) (client.WorkflowRun, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return nil, f.err
+	}
+	f.signals = append(f.signals, startCall{o, arg})
+	return nil, nil
+}
+
+// finish closes every running workflow.
+func (f *fakeStarter) finish() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id := range f.running {
+		f.closed[id] = true
+	}
+	f.running = map[string]bool{}
+}
+
+const handlerConfig = `
+projects:
+  - name: mediawiki/services/hello
+    repo: /srv/hello
+    branches: [main, master]
+    batch: {quietPeriod: 5m, maxWait: 30m}
+    refUpdated:
+      - {ref: 'refs/tags/v*', action: publish}
+      - {ref: refs/heads/hotfix, action: batch}
+`
+
+func newTestHandler(t *testing.T, s Starter) *Handler {
+	t.Helper()
+	cfg, err := Parse([]byte(handlerConfig), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewHandler(s, cfg, WithIgnoredAccounts("conveyor-bot"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func sample(t *testing.T, name string) gerrit.Event {
+	t.Helper()
+	e, err := gerrit.ParseEvent(mustRead(t, filepath.Join("..", "gerrit", "testdata", name)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func streamSamples(t *testing.T) []gerrit.Event {
+	t.Helper()
+	var out []gerrit.Event
+	for _, line := range strings.Split(strings.TrimSpace(string(mustRead(t, filepath.Join("..", "gerrit", "testdata", "stream", "events.jsonl")))), "\n") {
+		e, err := gerrit.ParseEvent([]byte(line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func TestPatchsetCreatedStartsAVerification(t *testing.T) {
+	s := newFakeStarter()
+	h := newTestHandler(t, s)
+	res, err := h.Handle(context.Background(), sample(t, "webhook/patchset-created.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Action != ActionVerify || res.WorkflowID != "verify/mediawiki/services/hello/1234/2" || res.Duplicate {
+		t.Errorf("result %+v", res)
+	}
+	if len(s.starts) != 1 {
+		t.Fatalf("%d starts", len(s.starts))
+	}
+	o, in := s.starts[0].opts, s.starts[0].arg.(workflows.VerifyInput)
+	if o.TaskQueue != workflows.TaskQueueBuild || o.WorkflowIDConflictPolicy != enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING ||
+		o.WorkflowIDReusePolicy != enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE || o.TypedSearchAttributes.Size() != 3 {
+		t.Errorf("options %+v", o)
+	}
+	want := workflows.VerifyInput{
+		Pipeline: workflows.PipelineInput{Project: "mediawiki/services/hello", Repo: "/srv/hello", Ref: "refs/changes/34/1234/2"},
+		Change: workflows.ChangeTarget{Project: "mediawiki/services/hello", Branch: "main", Change: 1234, Patchset: 2,
+			ChangeID: "I8473b95934b5732ac55d26311a706c9c2bde9940", Revision: "3f1c2a9d8e7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d"},
+		Report: true, Trigger: workflows.TriggerPatchset,
+	}
+	if in != want {
+		t.Errorf("input\n got %+v\nwant %+v", in, want)
+	}
+}
+
+func TestRecheckStartsANewVerificationPerComment(t *testing.T) {
+	s := newFakeStarter()
+	h := newTestHandler(t, s)
+	ctx := context.Background()
+	first, _ := h.Handle(ctx, sample(t, "webhook/patchset-created.json"))
+	re, err := h.Handle(ctx, sample(t, "webhook/comment-added-recheck.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if re.Action != ActionRecheck || re.WorkflowID != "verify/mediawiki/services/hello/1234/2/t1767226000" || re.WorkflowID == first.WorkflowID {
+		t.Errorf("recheck %+v", re)
+	}
+	if in := s.starts[1].arg.(workflows.VerifyInput); in.Trigger != workflows.TriggerRecheck || in.Pipeline.Ref != "refs/changes/34/1234/2" {
+		t.Errorf("recheck input %+v", in)
+	}
+	// The stream's shape of the same recheck (numbers as strings, refName "main")
+	// is the same event: the same workflow.
+	if res, _ := h.Handle(ctx, streamSamples(t)[1]); res.WorkflowID != re.WorkflowID {
+		t.Errorf("the stream's recheck went to %s, the webhook's to %s", res.WorkflowID, re.WorkflowID)
+	}
+	if len(s.starts) != 2 {
+		t.Errorf("%d starts, want 2", len(s.starts))
+	}
+}
+
+func TestDuplicateDeliveriesGetTheSameResult(t *testing.T) {
+	s := newFakeStarter()
+	h := newTestHandler(t, s)
+	ctx := context.Background()
+	e := sample(t, "webhook/patchset-created.json")
+	first, _ := h.Handle(ctx, e)
+	again, _ := h.Handle(ctx, e) // while it runs: joins
+	s.finish()
+	late, err := h.Handle(ctx, e) // after it finished: refused
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.starts) != 1 || !late.Duplicate || again.Duplicate {
+		t.Errorf("%d starts, duplicate flags %v %v", len(s.starts), again.Duplicate, late.Duplicate)
+	}
+	late.Duplicate = false
+	if first != again || first != late {
+		t.Errorf("results differ: %+v %+v %+v", first, again, late)
+	}
+}
+
+func TestChangeMergedSignalsTheBranchBatcher(t *testing.T) {
+	s := newFakeStarter()
+	h := newTestHandler(t, s)
+	ctx := context.Background()
+	res, err := h.Handle(ctx, sample(t, "webhook/change-merged.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Action != ActionBatch || res.WorkflowID != "batch/mediawiki/services/hello/main" || len(s.signals) != 1 {
+		t.Fatalf("result %+v, %d signals", res, len(s.signals))
+	}
+	m := s.signals[0].arg.(workflows.MergeSignal)
+	if m.Change.Key != "merged/1234/3" || m.Change.Revision != "5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f" ||
+		m.Target.Branch != "main" || m.Target.Repo != "/srv/hello" || !m.Target.Publish || m.Target.Settings.QuietPeriod.Minutes() != 5 {
+		t.Errorf("signal %+v", m)
+	}
+	// The stream's change-merged is on master.
+	res, _ = h.Handle(ctx, streamSamples(t)[3])
+	if res.WorkflowID != "batch/mediawiki/services/hello/master" {
+		t.Errorf("stream merge went to %s", res.WorkflowID)
+	}
+}
+
+func TestRefUpdatedFollowsTheRules(t *testing.T) {
+	s := newFakeStarter()
+	h := newTestHandler(t, s)
+	ctx := context.Background()
+	res, err := h.Handle(ctx, sample(t, "webhook/ref-updated.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Action != ActionPublish || res.WorkflowID != "pipeline/mediawiki/services/hello/refs/tags/v1.4.0@5e6f7a8b9c0d" {
+		t.Errorf("tag: %+v", res)
+	}
+	if in := s.starts[0].arg.(workflows.PipelineInput); in.Ref != "refs/tags/v1.4.0" || !in.Publish {
+		t.Errorf("tag pipeline %+v", in)
+	}
+	hotfix := gerrit.Event{Type: gerrit.TypeRefUpdated, RefUpdate: gerrit.RefUpdate{Project: "mediawiki/services/hello",
+		RefName: "hotfix", NewRev: "abcdef0123456789abcdef0123456789abcdef01"}}
+	res, _ = h.Handle(ctx, hotfix)
+	if res.Action != ActionBatch || res.WorkflowID != "batch/mediawiki/services/hello/hotfix" {
+		t.Errorf("hotfix: %+v", res)
+	}
+}
+
+func TestEventsNotActedOn(t *testing.T) {
+	s := newFakeStarter()
+	h := newTestHandler(t, s)
+	ctx := context.Background()
+	bot := sample(t, "webhook/comment-added-recheck.json")
+	bot.Account.Username = "conveyor-bot"
+	other := sample(t, "webhook/patchset-created.json")
+	other.Change.Project = "not/enabled"
+	stable := sample(t, "webhook/patchset-created.json")
+	stable.Change.Branch = "stable"
+	deleted := sample(t, "webhook/ref-updated.json")
+	deleted.RefUpdate.NewRev = strings.Repeat("0", 40)
+	stream := streamSamples(t)
+	for name, tc := range map[string]struct {
+		e    gerrit.Event
+		want string
+	}{
+		"unknown type":     {sample(t, "webhook/reviewer-added.json"), `event type "reviewer-added" is not acted on`},
+		"own comment":      {bot, "conveyor's own"},
+		"not a recheck":    {stream[5], "not a recheck"},
+		"dropped output":   {stream[2], "dropped"},
+		"no ref rule":      {stream[4], "no refUpdated rule"},
+		"disabled project": {other, `project "not/enabled" is not enabled`},
+		"disabled branch":  {stable, `branch "stable"`},
+		"deleted ref":      {deleted, "was deleted"},
+		"no numbers":       {gerrit.Event{Type: gerrit.TypePatchsetCreated, Change: gerrit.Change{Project: "mediawiki/services/hello", Branch: "main"}}, "no change and patchset"},
+	} {
+		res, err := h.Handle(ctx, tc.e)
+		if err != nil || res.Action != ActionIgnore || !strings.Contains(res.Reason, tc.want) {
+			t.Errorf("%s: %+v, %v; want ignored because %q", name, res, err, tc.want)
+		}
+	}
+	if len(s.starts)+len(s.signals) != 0 {
+		t.Errorf("ignored events started %d workflows", len(s.starts)+len(s.signals))
+	}
+}
+
+func TestTemporalErrorsAreReturned(t *testing.T) {
+	s := newFakeStarter()
+	s.err = serviceerror.NewUnavailable("connection refused")
+	h := newTestHandler(t, s)
+	for _, name := range []string{"webhook/patchset-created.json", "webhook/change-merged.json"} {
+		_, err := h.Handle(context.Background(), sample(t, name))
+		var unavailable *serviceerror.Unavailable
+		if !errors.As(err, &unavailable) {
+			t.Errorf("%s: error %v, want Temporal's", name, err)
+		}
+	}
+}

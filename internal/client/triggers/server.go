@@ -1,0 +1,189 @@
+package triggers
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/wikimedia/conveyor/internal/lib/gerrit"
+)
+
+// EventsPath is where the webhooks plugin POSTs: EventsPath/<secret> in the path
+// mode, EventsPath with basic auth in the basic mode.
+const EventsPath = "/gerrit/events"
+
+// Server is the HTTP endpoint of Gerrit's webhooks plugin. The plugin signs
+// nothing, so the endpoint authenticates with a shared secret (in the path or as
+// the basic auth password) and answers:
+//
+//   - 401 for a missing or wrong secret, before reading the body;
+//   - 413 for a body over the limit, 400 for one that is not a JSON object;
+//   - 200 for an event it does not act on;
+//   - 202 for an event it acted on, the same for every delivery of the event;
+//   - 503 when the workflow could not be started: the plugin retries.
+type Server struct {
+	h        EventHandler
+	auth     string
+	secret   []byte
+	username string
+	maxBody  int64
+	timeout  time.Duration
+	logger   *slog.Logger
+}
+
+// ServerOption configures a Server.
+type ServerOption func(*Server) error
+
+// WithBasicAuth authenticates with basic auth (user name username, password the
+// secret) instead of the secret in the path. Default: the secret in the path.
+func WithBasicAuth(username string) ServerOption {
+	return func(s *Server) error {
+		if username == "" {
+			return errors.New("triggers.WithBasicAuth: empty user name")
+		}
+		s.auth, s.username = AuthBasic, username
+		return nil
+	}
+}
+
+// WithMaxBodyBytes refuses bodies over n bytes with 413. Default:
+// DefaultMaxBodyBytes (1 MiB).
+func WithMaxBodyBytes(n int64) ServerOption {
+	return func(s *Server) error {
+		if n <= 0 {
+			return fmt.Errorf("triggers.WithMaxBodyBytes: want a positive size, got %d", n)
+		}
+		s.maxBody = n
+		return nil
+	}
+}
+
+// WithHandleTimeout bounds how long an event may take to start its workflow.
+// Default: 4s, under the plugin's default socket timeout of 5s.
+func WithHandleTimeout(d time.Duration) ServerOption {
+	return func(s *Server) error {
+		if d <= 0 {
+			return fmt.Errorf("triggers.WithHandleTimeout: want a positive duration, got %s", d)
+		}
+		s.timeout = d
+		return nil
+	}
+}
+
+// WithServerLogger logs each request to l. Default: slog.Default().
+func WithServerLogger(l *slog.Logger) ServerOption {
+	return func(s *Server) error {
+		if l == nil {
+			return errors.New("triggers.WithServerLogger: nil logger")
+		}
+		s.logger = l
+		return nil
+	}
+}
+
+// NewServer returns the endpoint for h, accepting requests that carry secret
+// (at least MinSecretLength characters).
+func NewServer(h EventHandler, secret string, opts ...ServerOption) (*Server, error) {
+	if len(secret) < MinSecretLength {
+		return nil, fmt.Errorf("the webhook secret has %d characters, want at least %d: set webhook.secretFile in the triggers file or CONVEYOR_WEBHOOK_SECRET (e.g. openssl rand -hex 24)", len(secret), MinSecretLength)
+	}
+	s := &Server{h: h, auth: AuthPath, secret: []byte(secret), maxBody: DefaultMaxBodyBytes, timeout: 4 * time.Second, logger: slog.Default()}
+	for _, o := range opts {
+		if err := o(s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Handler returns the HTTP handler: EventsPath[/<secret>] and GET /healthz.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+EventsPath, s.events)
+	mux.HandleFunc("POST "+EventsPath+"/{secret}", s.events)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	return mux
+}
+
+// authorized compares in constant time (over hashes, so lengths do not leak).
+func (s *Server) authorized(r *http.Request) bool {
+	var got string
+	switch s.auth {
+	case AuthBasic:
+		user, pass, ok := r.BasicAuth()
+		if !ok || subtle.ConstantTimeCompare([]byte(user), []byte(s.username)) != 1 {
+			return false
+		}
+		got = pass
+	default:
+		got = r.PathValue("secret")
+	}
+	a, b := sha256.Sum256([]byte(got)), sha256.Sum256(s.secret)
+	return got != "" && subtle.ConstantTimeCompare(a[:], b[:]) == 1
+}
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	log := s.logger.With("remote", r.RemoteAddr, "origin", r.Header.Get("X-Origin-Url"))
+	if !s.authorized(r) {
+		if s.auth == AuthBasic {
+			w.Header().Set("WWW-Authenticate", `Basic realm="conveyor"`)
+		}
+		log.Warn("Refused an event: wrong or missing secret")
+		writeAnswer(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized"})
+		return
+	}
+	if r.ContentLength > s.maxBody {
+		writeAnswer(w, http.StatusRequestEntityTooLarge, map[string]string{"error": fmt.Sprintf("the body is over %d bytes", s.maxBody)})
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeAnswer(w, http.StatusRequestEntityTooLarge, map[string]string{"error": fmt.Sprintf("the body is over %d bytes", s.maxBody)})
+			return
+		}
+		writeAnswer(w, http.StatusBadRequest, map[string]string{"error": "reading the body: " + err.Error()})
+		return
+	}
+	ev, err := gerrit.ParseEvent(body)
+	if err != nil {
+		log.Warn("Refused a malformed event", "error", err)
+		writeAnswer(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
+	defer cancel()
+	res, err := s.h.Handle(ctx, ev)
+	log = log.With("type", ev.Type, "project", ev.ProjectName(), "key", ev.Key(), "ms", time.Since(start).Milliseconds())
+	if err != nil {
+		log.Error("Could not act on an event: Gerrit will deliver it again", "error", err)
+		w.Header().Set("Retry-After", "1")
+		writeAnswer(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+		return
+	}
+	if res.Action == ActionIgnore {
+		log.Debug("Ignored an event", "reason", res.Reason)
+		writeAnswer(w, http.StatusOK, res)
+		return
+	}
+	log.Info("Acted on an event", "action", res.Action, "workflow", res.WorkflowID, "duplicate", res.Duplicate)
+	writeAnswer(w, http.StatusAccepted, res)
+}
+
+func writeAnswer(w http.ResponseWriter, code int, v any) {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}

@@ -1,0 +1,34 @@
+package stacktest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/wikimedia/conveyor/internal/client/temporalclient"
+	"github.com/wikimedia/conveyor/internal/lib/config"
+)
+
+// Namespace brings the stack up if needed, makes sure the Temporal namespace ns
+// exists with conveyor's custom search attributes, and returns the stack's
+// configuration pointed at it. Tests whose workflows must not reach other
+// workers on the shared dev server (or whose workflows no worker should run)
+// use a namespace of their own.
+func Namespace(t testing.TB, ns string) config.Config {
+	t.Helper()
+	cfg := Config(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := client.DialContext(ctx, client.Options{HostPort: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace})
+	if err != nil {
+		t.Fatalf("Temporal at %s (make up): %v", cfg.Temporal.Address, err)
+	}
+	defer c.Close()
+	if err := temporalclient.EnsureNamespace(ctx, c, ns, "conveyor tests"); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Temporal.Namespace = ns
+	return cfg
+}

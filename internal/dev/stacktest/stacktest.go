@@ -1,0 +1,103 @@
+// Package stacktest gives tests the real local stack: the first caller in a test
+// binary brings it up (the same code as `conveyor dev up`, a no-op when it is up) and
+// every caller gets its configuration. A stack that cannot be brought up fails the
+// test with the make target that provides it; it never skips.
+package stacktest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/wikimedia/conveyor/internal/dev/devstack"
+	"github.com/wikimedia/conveyor/internal/lib/config"
+)
+
+var (
+	once sync.Once
+	cfg  config.Config
+	err  error
+)
+
+// Config brings the stack up if needed and returns its configuration.
+func Config(t testing.TB) config.Config {
+	t.Helper()
+	c, err := Up()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Up brings the stack up once per test binary (for TestMain) and returns its
+// configuration, or an error naming the make target that provides the stack.
+func Up() (config.Config, error) {
+	once.Do(func() { cfg, err = up() })
+	if err != nil {
+		return config.Config{}, fmt.Errorf("the local stack is required (`make up` starts it; `make tools` builds its parts): %w", err)
+	}
+	return cfg, nil
+}
+
+// RepoDir returns the root of the conveyor source tree.
+func RepoDir() (string, error) { return devstack.RepoDir() }
+
+func up() (config.Config, error) {
+	repo, err := RepoDir()
+	if err != nil {
+		return config.Config{}, err
+	}
+	stateDir := os.Getenv("CONVEYOR_STATE_DIR")
+	if stateDir == "" {
+		stateDir = filepath.Join(repo, config.DefaultStateDir)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
+	defer cancel()
+	var progress bytes.Buffer
+	path, err := devstack.Up(ctx, devstack.Options{StateDir: stateDir, RepoDir: repo, Progress: &progress})
+	if err != nil {
+		return config.Config{}, fmt.Errorf("%v\n%s", err, progress.String())
+	}
+	return config.Load(path, true)
+}
+
+// RecordHistory keeps the history of a workflow run as the replay tests of workflows/
+// read it (workflows/testdata/histories/FILE), when CONVEYOR_RECORD_HISTORIES is set;
+// otherwise it does nothing. An empty runID means the latest run.
+func RecordHistory(t testing.TB, c client.Client, workflowID, runID, file string) {
+	t.Helper()
+	if os.Getenv("CONVEYOR_RECORD_HISTORIES") == "" {
+		return
+	}
+	var h historypb.History
+	it := c.GetWorkflowHistory(context.Background(), workflowID, runID, false, 0)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Events = append(h.Events, ev)
+	}
+	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := RepoDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(root, "workflows", "testdata", "histories", file)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recorded %s", path)
+}

@@ -1,0 +1,278 @@
+// Package config is conveyor's one configuration file, read by the workers and the
+// command line alike. Every value can be overridden by an environment variable (and,
+// in the commands, by a flag that sets the same field).
+//
+// The file is YAML:
+//
+//	temporal:
+//	  address: 127.0.0.1:7233
+//	  namespace: default
+//	  uiURL: http://127.0.0.1:8233
+//	buildkit:
+//	  address: unix:///srv/conveyor/.local/buildkit/buildkitd.sock
+//	registry:
+//	  address: localhost:5000
+//	  username: conveyor
+//	  password: secret
+//	kubernetes:
+//	  kubeconfig: /srv/conveyor/.local/kubernetes/admin.kubeconfig
+//	gerrit:
+//	  url: https://gerrit.example.org/r
+//	  username: conveyor-bot
+//	  passwordFile: /etc/conveyor/gerrit-http-password
+//	stateDir: /srv/conveyor/.local
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultStateDir is where the local stack keeps its state, relative to the working
+// directory, unless CONVEYOR_STATE_DIR or the configuration says otherwise.
+const DefaultStateDir = ".local"
+
+// FileName is the name of the configuration file that `conveyor dev up` writes into
+// the state directory.
+const FileName = "conveyor.yaml"
+
+// Config is everything a worker or the command line needs to reach the outside systems.
+type Config struct {
+	Temporal   Temporal   `yaml:"temporal"`
+	Buildkit   Buildkit   `yaml:"buildkit"`
+	Registry   Registry   `yaml:"registry"`
+	Kubernetes Kubernetes `yaml:"kubernetes"`
+	Gerrit     Gerrit     `yaml:"gerrit,omitempty"`
+	OpenStack  OpenStack  `yaml:"openstack,omitempty"`
+	// Promotion says where the per-environment deployment settings are kept and
+	// which clusters production has.
+	Promotion Promotion `yaml:"promotion,omitempty"`
+	// StateDir holds workspaces and the local stack's state.
+	StateDir string `yaml:"stateDir"`
+}
+
+// Temporal says how to reach the Temporal frontend.
+type Temporal struct {
+	Address   string `yaml:"address"`
+	Namespace string `yaml:"namespace"`
+	// UIURL is the Web UI's base address, used to print links to workflows.
+	UIURL string `yaml:"uiURL"`
+	// TLSCert, TLSKey and TLSCA are PEM files for mutual TLS; empty means plain gRPC.
+	TLSCert    string `yaml:"tlsCert,omitempty"`
+	TLSKey     string `yaml:"tlsKey,omitempty"`
+	TLSCA      string `yaml:"tlsCA,omitempty"`
+	TLSServer  string `yaml:"tlsServerName,omitempty"`
+	APIKeyFile string `yaml:"apiKeyFile,omitempty"`
+}
+
+// Buildkit says how to reach buildkitd.
+type Buildkit struct {
+	// Address is a buildkitd address such as unix:///run/buildkit/buildkitd.sock.
+	Address string `yaml:"address"`
+}
+
+// Registry is the artifact registry images are pushed to.
+type Registry struct {
+	// Address is host[:port], e.g. localhost:5000.
+	Address  string `yaml:"address"`
+	Username string `yaml:"username,omitempty"`
+	Password string `yaml:"password,omitempty"`
+}
+
+// Kubernetes says which cluster deploys go to.
+type Kubernetes struct {
+	Kubeconfig string `yaml:"kubeconfig"`
+}
+
+// OpenStack is the Keystone a pair of deployments share and the deployments (regions)
+// the cloud migration moves between (docs/migration.md).
+type OpenStack struct {
+	// AuthURL is Keystone's v3 endpoint, e.g. http://127.0.0.1:5050/v3.
+	AuthURL string `yaml:"authURL,omitempty"`
+	// Username, Password, ProjectName and Domain are the credentials of an account
+	// with the admin role; Domain names both the user's and the project's domain
+	// ("Default" when empty).
+	Username     string `yaml:"username,omitempty"`
+	Password     string `yaml:"password,omitempty"`
+	PasswordFile string `yaml:"passwordFile,omitempty"`
+	ProjectName  string `yaml:"projectName,omitempty"`
+	Domain       string `yaml:"domain,omitempty"`
+	// Deployments maps a deployment's name (eqiad1, codfw2dev) to its region in
+	// the Keystone catalog.
+	Deployments map[string]OpenStackDeployment `yaml:"deployments,omitempty"`
+}
+
+// OpenStackDeployment is one deployment of a pair.
+type OpenStackDeployment struct {
+	// Region is the deployment's region name in Keystone's catalog.
+	Region string `yaml:"region"`
+}
+
+// Promotion is what the staged promotion (workflows.Promotion) reads.
+type Promotion struct {
+	// ConfigRepo is the git repository (a path or URL) of the configuration
+	// registry: Helm values and a promotion plan per environment and service.
+	ConfigRepo string `yaml:"configRepo,omitempty"`
+	// Clusters are the Kubernetes clusters, staging and one per data centre for
+	// production; the plan names them.
+	Clusters []Cluster `yaml:"clusters,omitempty"`
+}
+
+// Cluster is one Kubernetes cluster deploys can go to.
+type Cluster struct {
+	// Name is how plans refer to it, e.g. eqiad or codfw.
+	Name       string `yaml:"name"`
+	Kubeconfig string `yaml:"kubeconfig"`
+	// Simulated says the cluster's nodes are simulated (kwok): pods never run,
+	// so a canary there is analysed by readiness only.
+	Simulated bool `yaml:"simulated,omitempty"`
+}
+
+// Gerrit is the code review server that triggers pipelines and receives their
+// results (docs/triggers.md).
+type Gerrit struct {
+	// URL is the server's base address, e.g. https://gerrit.example.org/r; REST
+	// calls go to URL/a/..., and repositories are fetched from URL/<project>
+	// unless the triggers file says otherwise.
+	URL string `yaml:"url,omitempty"`
+	// Username and Password are an account's HTTP credentials (Settings → HTTP
+	// Credentials in Gerrit's UI), sent with basic auth.
+	Username string `yaml:"username,omitempty"`
+	Password string `yaml:"password,omitempty"`
+	// PasswordFile holds the HTTP password on its first line; it is read when
+	// Password is empty.
+	PasswordFile string `yaml:"passwordFile,omitempty"`
+}
+
+// HTTPPassword returns the password, read from PasswordFile when Password is
+// empty; "" when neither is set.
+func (g Gerrit) HTTPPassword() (string, error) {
+	if g.Password != "" || g.PasswordFile == "" {
+		return g.Password, nil
+	}
+	b, err := os.ReadFile(g.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("reading the Gerrit HTTP password (gerrit.passwordFile): %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	if line = strings.TrimSpace(line); line == "" {
+		return "", fmt.Errorf("gerrit.passwordFile %s is empty: it should hold the HTTP password on one line", g.PasswordFile)
+	}
+	return line, nil
+}
+
+// Defaults returns the configuration of a local stack in the default state directory.
+func Defaults() Config {
+	return Config{
+		Temporal: Temporal{Address: "127.0.0.1:7233", Namespace: "default", UIURL: "http://127.0.0.1:8233"},
+		Registry: Registry{Address: "localhost:5000"},
+		StateDir: DefaultStateDir,
+	}
+}
+
+// envOverrides maps each environment variable to the field it overrides. The standard
+// TEMPORAL_* names are honoured so the temporal CLI and conveyor can share a shell.
+func envOverrides(c *Config) []struct {
+	name string
+	dst  *string
+} {
+	return []struct {
+		name string
+		dst  *string
+	}{
+		{"TEMPORAL_ADDRESS", &c.Temporal.Address},
+		{"TEMPORAL_NAMESPACE", &c.Temporal.Namespace},
+		{"TEMPORAL_TLS_CERT", &c.Temporal.TLSCert},
+		{"TEMPORAL_TLS_KEY", &c.Temporal.TLSKey},
+		{"TEMPORAL_TLS_CA", &c.Temporal.TLSCA},
+		{"TEMPORAL_TLS_SERVER_NAME", &c.Temporal.TLSServer},
+		{"CONVEYOR_TEMPORAL_UI_URL", &c.Temporal.UIURL},
+		{"CONVEYOR_BUILDKIT_ADDRESS", &c.Buildkit.Address},
+		{"CONVEYOR_REGISTRY", &c.Registry.Address},
+		{"CONVEYOR_REGISTRY_USERNAME", &c.Registry.Username},
+		{"CONVEYOR_REGISTRY_PASSWORD", &c.Registry.Password},
+		{"KUBECONFIG", &c.Kubernetes.Kubeconfig},
+		{"CONVEYOR_GERRIT_URL", &c.Gerrit.URL},
+		{"CONVEYOR_GERRIT_USERNAME", &c.Gerrit.Username},
+		{"CONVEYOR_GERRIT_PASSWORD", &c.Gerrit.Password},
+		{"CONVEYOR_GERRIT_PASSWORD_FILE", &c.Gerrit.PasswordFile},
+		{"OS_AUTH_URL", &c.OpenStack.AuthURL},
+		{"OS_USERNAME", &c.OpenStack.Username},
+		{"OS_PASSWORD", &c.OpenStack.Password},
+		{"OS_PROJECT_NAME", &c.OpenStack.ProjectName},
+		{"CONVEYOR_CONFIG_REPO", &c.Promotion.ConfigRepo},
+		{"CONVEYOR_STATE_DIR", &c.StateDir},
+	}
+}
+
+// Path returns the configuration file to read: explicit if set, else $CONVEYOR_CONFIG,
+// else conveyor.yaml in the state directory ($CONVEYOR_STATE_DIR or .local).
+func Path(explicit string) string {
+	if explicit != "" {
+		return explicit
+	}
+	if p := os.Getenv("CONVEYOR_CONFIG"); p != "" {
+		return p
+	}
+	dir := os.Getenv("CONVEYOR_STATE_DIR")
+	if dir == "" {
+		dir = DefaultStateDir
+	}
+	return filepath.Join(dir, FileName)
+}
+
+// Load reads the configuration file at path over the defaults, then applies the
+// environment. A missing file is not an error when the path was not given explicitly:
+// the defaults and the environment still apply.
+func Load(path string, explicit bool) (Config, error) {
+	c := Defaults()
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+			return Config{}, fmt.Errorf("reading configuration %s: %w", path, err)
+		}
+	case errors.Is(err, fs.ErrNotExist) && !explicit:
+	default:
+		return Config{}, fmt.Errorf("reading configuration: %w", err)
+	}
+	for _, o := range envOverrides(&c) {
+		if v, ok := os.LookupEnv(o.name); ok && v != "" {
+			*o.dst = v
+		}
+	}
+	return c, nil
+}
+
+// Write stores c at path (mode 0600: it holds the registry password).
+func Write(path string, c Config) error {
+	b, err := yaml.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encoding configuration: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("writing configuration: %w", err)
+	}
+	header := "# Written by `conveyor dev up` for the local stack. Environment variables and flags override it.\n"
+	return os.WriteFile(path, append([]byte(header), b...), 0o600)
+}
+
+// WorkflowURL returns the Web UI page of a workflow run, or "" when t has no UI URL.
+func (t Temporal) WorkflowURL(workflowID, runID string) string {
+	if t.UIURL == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s", strings.TrimRight(t.UIURL, "/"),
+		url.PathEscape(t.Namespace), url.PathEscape(workflowID), url.PathEscape(runID))
+}
