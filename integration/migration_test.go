@@ -163,8 +163,8 @@ func TestProjectMigrationSurvivesWorkerKill(t *testing.T) {
 			run := startProjectMigration(t, c, pr, 1)
 			// The kill lands while the step's activity runs on the worker.
 			want := map[string][]string{
-				workflows.VMStepCopy:   {contract.MigrateCopyImage},
-				workflows.VMStepCreate: {contract.MigrateCreateServer, contract.MigrateWaitActive},
+				workflows.VMStepCopy:   {contract.MigrateCopyImage.Name},
+				workflows.VMStepCreate: {contract.MigrateCreateServer.Name, contract.MigrateWaitActive.Name},
 			}[step]
 			waitFor(t, 5*time.Minute, "the VM migration running "+strings.Join(want, " or "), func() error {
 				st, err := vmProgress(c, run)

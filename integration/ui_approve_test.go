@@ -365,7 +365,7 @@ func uiHelloImage(t *testing.T, c config.Config, service string) string {
 	}
 	t.Cleanup(func() { _ = bk.Close() })
 	env.RegisterActivity(bk)
-	v, err := env.ExecuteActivity(contract.PrepareSource, contract.PrepareSourceInput{Repo: dir, Ref: ref})
+	v, err := env.ExecuteActivity(contract.PrepareSource.Name, contract.PrepareSourceInput{Repo: dir, Ref: ref})
 	if err != nil {
 		t.Fatalf("preparing examples/hello: %v", err)
 	}
@@ -373,7 +373,7 @@ func uiHelloImage(t *testing.T, c config.Config, service string) string {
 	if err := v.Get(&src); err != nil {
 		t.Fatal(err)
 	}
-	v, err = env.ExecuteActivity(contract.BuildVariant, contract.BuildVariantInput{
+	v, err = env.ExecuteActivity(contract.BuildVariant.Name, contract.BuildVariantInput{
 		Source: src.Source, Blubber: src.Settings.Blubber, Variant: src.Settings.ProductionVariant,
 		Push: "candidates/" + service + ":ui-approve",
 	})

@@ -218,7 +218,7 @@ func (c *baseCheck) check(ctx workflow.Context) {
 		return
 	}
 	var bases contract.ResolveBaseImagesOutput
-	if err := workflow.ExecuteActivity(actx, contract.ResolveBaseImages, contract.ResolveBaseImagesInput{Targets: targets}).Get(ctx, &bases); err != nil {
+	if err := Execute(actx, contract.ResolveBaseImages, contract.ResolveBaseImagesInput{Targets: targets}).Get(ctx, &bases); err != nil {
 		problems = append(problems, "reading the base images: "+err.Error())
 		return
 	}
@@ -236,7 +236,7 @@ func (c *baseCheck) check(ctx workflow.Context) {
 	slices.Sort(images)
 	var digests contract.ImageDigestsOutput
 	if len(images) > 0 {
-		if err := workflow.ExecuteActivity(actx, contract.ImageDigests, contract.ImageDigestsInput{Images: images}).Get(ctx, &digests); err != nil {
+		if err := Execute(actx, contract.ImageDigests, contract.ImageDigestsInput{Images: images}).Get(ctx, &digests); err != nil {
 			problems = append(problems, "reading the digests: "+err.Error())
 			return
 		}

@@ -43,7 +43,7 @@ func (r *fakeRegistry) register(env *testsuite.TestWorkflowEnvironment) {
 			out.Targets = append(out.Targets, tb)
 		}
 		return out, nil
-	}, activity.RegisterOptions{Name: contract.ResolveBaseImages})
+	}, activity.RegisterOptions{Name: contract.ResolveBaseImages.Name})
 	env.RegisterActivityWithOptions(func(_ context.Context, in contract.ImageDigestsInput) (contract.ImageDigestsOutput, error) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -57,7 +57,7 @@ func (r *fakeRegistry) register(env *testsuite.TestWorkflowEnvironment) {
 			out.Digests = append(out.Digests, d)
 		}
 		return out, nil
-	}, activity.RegisterOptions{Name: contract.ImageDigests})
+	}, activity.RegisterOptions{Name: contract.ImageDigests.Name})
 }
 
 const (

@@ -131,7 +131,7 @@ func Cleanup(ctx workflow.Context, in CleanupInput) (CleanupReport, error) {
 
 	list := func() ([]contract.Leftover, error) {
 		var out contract.LeftoversOutput
-		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, migrationCheckOptions), contract.ListLeftovers,
+		err := Execute(workflow.WithActivityOptions(ctx, migrationCheckOptions), contract.ListLeftovers,
 			contract.LeftoversInput{Deployment: in.From, Projects: in.Projects}).Get(ctx, &out)
 		return out.Resources, err
 	}
@@ -152,7 +152,7 @@ func Cleanup(ctx workflow.Context, in CleanupInput) (CleanupReport, error) {
 	rep.State = CleanupAwaiting
 	rep.Summary = fmt.Sprintf("%d leftover(s) of %s await approval (%s): %s", len(rep.Listed), in.From, UpdateApproveCleanup, strings.Join(names, "; "))
 	notify := func(kind, msg string) {
-		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, projectNotifyOptions), contract.MigrationNotify,
+		err := Execute(workflow.WithActivityOptions(ctx, projectNotifyOptions), contract.MigrationNotify,
 			contract.MigrationNotifyInput{From: in.From, To: in.To, Stage: "cleanup", Kind: kind, Open: names, Message: msg}).Get(ctx, nil)
 		if err != nil {
 			workflow.GetLogger(ctx).Error("Sending a cleanup notification failed", "error", err)
@@ -179,7 +179,7 @@ func Cleanup(ctx workflow.Context, in CleanupInput) (CleanupReport, error) {
 	}
 	reportCleanup(ctx, fmt.Sprintf("deleting %d leftover(s) of %s, approved by %s", len(del), in.From, rep.ApprovedBy))
 	var out contract.DeleteLeftoversOutput
-	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, cleanupDeleteOptions), contract.DeleteLeftovers,
+	if err := Execute(workflow.WithActivityOptions(ctx, cleanupDeleteOptions), contract.DeleteLeftovers,
 		contract.DeleteLeftoversInput{Deployment: in.From, Resources: del}).Get(ctx, &out); err != nil {
 		return rep, fmt.Errorf("deleting the leftovers of %s: %w", in.From, err)
 	}

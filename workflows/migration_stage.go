@@ -243,7 +243,7 @@ func (r *stageRun) check(ctx workflow.Context) {
 		return
 	}
 	var out contract.MigrationCheckOutput
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, migrationCheckOptions), contract.MigrationCheck,
+	err := Execute(workflow.WithActivityOptions(ctx, migrationCheckOptions), contract.MigrationCheck,
 		contract.MigrationCheckInput{From: r.in.From, To: r.in.To, Stage: r.st.Name, Checks: r.in.Stage.EntryChecks}).Get(ctx, &out)
 	if err != nil {
 		out.Results = []contract.MigrationCheckResult{{Name: "entry checks", Detail: failureDetail(err)}}
@@ -284,7 +284,7 @@ func (r *stageRun) startNextTask(ctx workflow.Context) {
 	}
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		var out contract.MigrationTaskOutput
-		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, migrationTaskOptions), contract.MigrationTask,
+		err := Execute(workflow.WithActivityOptions(ctx, migrationTaskOptions), contract.MigrationTask,
 			contract.MigrationTaskInput{From: r.in.From, To: r.in.To, Stage: r.st.Name, Task: name}).Get(ctx, &out)
 		t := r.st.task(name)
 		if err != nil {
@@ -302,7 +302,7 @@ func (r *stageRun) startNextTask(ctx workflow.Context) {
 
 // notify sends a notification; a failure is logged, never fatal to the stage.
 func (r *stageRun) notify(ctx workflow.Context, kind string, open []string, msg string) {
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, migrationNotifyOptions), contract.MigrationNotify,
+	err := Execute(workflow.WithActivityOptions(ctx, migrationNotifyOptions), contract.MigrationNotify,
 		contract.MigrationNotifyInput{From: r.in.From, To: r.in.To, Stage: r.st.Name, Kind: kind, Open: open, Due: r.st.Due, Message: msg}).Get(ctx, nil)
 	if err != nil {
 		workflow.GetLogger(ctx).Error("Sending a migration notification failed", "stage", r.st.Name, "kind", kind, "error", err)

@@ -48,7 +48,7 @@ func (f *fakeMigration) register(env *testsuite.TestWorkflowEnvironment) {
 			out.Results = append(out.Results, contract.MigrationCheckResult{Name: c, OK: ok})
 		}
 		return out, nil
-	}, contract.MigrationCheck)
+	}, contract.MigrationCheck.Name)
 	reg(func(_ context.Context, in contract.MigrationTaskInput) (contract.MigrationTaskOutput, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -57,13 +57,13 @@ func (f *fakeMigration) register(env *testsuite.TestWorkflowEnvironment) {
 			return contract.MigrationTaskOutput{}, temporal.NewNonRetryableApplicationError("no quota for 40 hosts", contract.ErrMigrationTaskFailed, nil)
 		}
 		return contract.MigrationTaskOutput{Detail: "done by the fake"}, nil
-	}, contract.MigrationTask)
+	}, contract.MigrationTask.Name)
 	reg(func(_ context.Context, in contract.MigrationNotifyInput) error {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.notes = append(f.notes, in)
 		return nil
-	}, contract.MigrationNotify)
+	}, contract.MigrationNotify.Name)
 }
 
 // count counts the notifications of kind about stage ("" for any stage).

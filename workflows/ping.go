@@ -9,7 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/wikimedia/conveyor/activities/health"
+	"github.com/wikimedia/conveyor/activities/contract"
 )
 
 // PingInput is the input of the Ping workflow.
@@ -23,7 +23,7 @@ type PingInput struct {
 // PingResult is the output of the Ping workflow.
 type PingResult struct {
 	// Answers holds one answer per pool, in the order of the input's pools.
-	Answers []health.PingAnswer `json:"answers"`
+	Answers []contract.PingAnswer `json:"answers"`
 }
 
 // Application error types of Ping, for callers that tell its failures apart.
@@ -55,7 +55,6 @@ func Ping(ctx workflow.Context, in PingInput) (PingResult, error) {
 		}
 	}
 
-	var a *health.Activities
 	var res PingResult
 	for _, p := range pools {
 		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
@@ -63,8 +62,8 @@ func Ping(ctx workflow.Context, in PingInput) (PingResult, error) {
 			ScheduleToCloseTimeout: PingActivityTimeout,
 			StartToCloseTimeout:    10 * time.Second,
 		})
-		var ans health.PingAnswer
-		if err := workflow.ExecuteActivity(actx, a.Ping, health.PingRequest{Message: in.Message}).Get(ctx, &ans); err != nil {
+		var ans contract.PingAnswer
+		if err := Execute(actx, contract.Ping, contract.PingRequest{Message: in.Message}).Get(ctx, &ans); err != nil {
 			var timeout *temporal.TimeoutError
 			if errors.As(err, &timeout) {
 				return PingResult{}, temporal.NewNonRetryableApplicationError(

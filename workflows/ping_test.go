@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/activities/health"
 	"github.com/wikimedia/conveyor/workflows"
 )
@@ -19,12 +20,11 @@ import (
 // answerOnQueue mocks health's Ping as a worker of the pool behind each task queue
 // would answer it, and records the order of the task queues it was called on.
 func answerOnQueue(env *testsuite.TestWorkflowEnvironment, queues *[]string) {
-	var a *health.Activities
-	env.OnActivity(a.Ping, mock.Anything, mock.Anything).Return(
-		func(ctx context.Context, req health.PingRequest) (health.PingAnswer, error) {
+	env.OnActivity(contract.Ping.Name, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, req contract.PingRequest) (contract.PingAnswer, error) {
 			q := activity.GetInfo(ctx).TaskQueue
 			*queues = append(*queues, q)
-			return health.PingAnswer{Pool: strings.TrimPrefix(q, "conveyor-"), TaskQueue: q, Identity: "test", Host: "localhost", Message: req.Message}, nil
+			return contract.PingAnswer{Pool: strings.TrimPrefix(q, "conveyor-"), TaskQueue: q, Identity: "test", Host: "localhost", Message: req.Message}, nil
 		})
 }
 
@@ -106,9 +106,8 @@ func TestPingFailsNamingThePoolWhoseActivityFailed(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterActivity(&health.Activities{})
-	var a *health.Activities
-	env.OnActivity(a.Ping, mock.Anything, mock.Anything).Return(health.PingAnswer{Pool: "build"}, nil).Once()
-	env.OnActivity(a.Ping, mock.Anything, mock.Anything).Return(health.PingAnswer{},
+	env.OnActivity(contract.Ping.Name, mock.Anything, mock.Anything).Return(contract.PingAnswer{Pool: "build"}, nil).Once()
+	env.OnActivity(contract.Ping.Name, mock.Anything, mock.Anything).Return(contract.PingAnswer{},
 		temporal.NewNonRetryableApplicationError("no worker", "Test", nil)).Once()
 
 	env.ExecuteWorkflow(workflows.Ping, workflows.PingInput{Pools: []string{"build", "deploy"}})
@@ -123,9 +122,8 @@ func TestPingSaysWhichPoolHasNoWorker(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterActivity(&health.Activities{})
-	var a *health.Activities
-	env.OnActivity(a.Ping, mock.Anything, mock.Anything).Return(health.PingAnswer{Pool: "build"}, nil).Once()
-	env.OnActivity(a.Ping, mock.Anything, mock.Anything).Return(health.PingAnswer{},
+	env.OnActivity(contract.Ping.Name, mock.Anything, mock.Anything).Return(contract.PingAnswer{Pool: "build"}, nil).Once()
+	env.OnActivity(contract.Ping.Name, mock.Anything, mock.Anything).Return(contract.PingAnswer{},
 		temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START, nil)).Once()
 
 	env.ExecuteWorkflow(workflows.Ping, workflows.PingInput{Pools: []string{"build", "migrate"}})

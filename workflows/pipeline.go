@@ -179,7 +179,7 @@ func (r *pipelineRun) run(ctx workflow.Context) error {
 	// 1. Fetch the source at the ref; build the test variant.
 	var src contract.PrepareSourceOutput
 	err := r.step(ctx, StepBuildTest, func(s *Step) error {
-		if err := workflow.ExecuteActivity(build, contract.PrepareSource,
+		if err := Execute(build, contract.PrepareSource,
 			contract.PrepareSourceInput{Repo: r.in.Repo, Ref: r.in.Ref}).Get(ctx, &src); err != nil {
 			return err
 		}
@@ -189,7 +189,7 @@ func (r *pipelineRun) run(ctx workflow.Context) error {
 			return nil
 		}
 		var out contract.BuildVariantOutput
-		err := workflow.ExecuteActivity(build, contract.BuildVariant, contract.BuildVariantInput{
+		err := Execute(build, contract.BuildVariant, contract.BuildVariantInput{
 			Source: src.Source, Blubber: src.Settings.Blubber, Variant: src.Settings.TestVariant}).Get(ctx, &out)
 		s.Detail = fmt.Sprintf("variant %s of %s", src.Settings.TestVariant, shortID(src.Source.Commit))
 		return err
@@ -206,7 +206,7 @@ func (r *pipelineRun) run(ctx workflow.Context) error {
 			return nil
 		}
 		var out contract.RunTestsOutput
-		err := workflow.ExecuteActivity(build, contract.RunTests, contract.RunTestsInput{
+		err := Execute(build, contract.RunTests, contract.RunTestsInput{
 			Source: src.Source, Blubber: set.Blubber, Variant: set.TestVariant}).Get(ctx, &out)
 		s.Detail = out.Output
 		return err
@@ -222,7 +222,7 @@ func (r *pipelineRun) run(ctx workflow.Context) error {
 		if r.st.Change > 0 {
 			tag = fmt.Sprintf("%d-%d-%s", r.st.Change, r.st.Patchset, runID)
 		}
-		err := workflow.ExecuteActivity(build, contract.BuildVariant, contract.BuildVariantInput{
+		err := Execute(build, contract.BuildVariant, contract.BuildVariantInput{
 			Source: src.Source, Blubber: set.Blubber, Variant: set.ProductionVariant,
 			Push: "candidates/" + set.Image + ":" + tag}).Get(ctx, &cand)
 		s.Digest = cand.Digest
@@ -241,17 +241,17 @@ func (r *pipelineRun) run(ctx workflow.Context) error {
 		defer r.teardown(ctx, rel)
 		s.Digest = cand.Digest
 		var dep contract.DeployCandidateOutput
-		if err := workflow.ExecuteActivity(deploy, contract.DeployCandidate, contract.DeployCandidateInput{
+		if err := Execute(deploy, contract.DeployCandidate, contract.DeployCandidateInput{
 			Release: rel, Source: src.Source, Settings: set, Image: cand.Ref,
 			Labels: map[string]string{"conveyor.wikimedia.org/workflow-run": info.WorkflowExecution.RunID},
 		}).Get(ctx, &dep); err != nil {
 			return err
 		}
-		if err := workflow.ExecuteActivity(deploy, contract.HelmTest, contract.HelmTestInput{Release: rel}).Get(ctx, nil); err != nil {
+		if err := Execute(deploy, contract.HelmTest, contract.HelmTestInput{Release: rel}).Get(ctx, nil); err != nil {
 			return err
 		}
 		var e2e contract.RunE2EOutput
-		err := workflow.ExecuteActivity(deploy, contract.RunE2E, contract.RunE2EInput{BaseURL: dep.ServiceURL, Checks: set.E2E}).Get(ctx, &e2e)
+		err := Execute(deploy, contract.RunE2E, contract.RunE2EInput{BaseURL: dep.ServiceURL, Checks: set.E2E}).Get(ctx, &e2e)
 		s.Detail = fmt.Sprintf("%d e2e checks passed against %s in namespace %s", len(e2e.Results), dep.ServiceURL, rel.Namespace)
 		return err
 	})
@@ -271,7 +271,7 @@ func (r *pipelineRun) run(ctx workflow.Context) error {
 			tags = append(tags, fmt.Sprintf("change-%d-%d", r.st.Change, r.st.Patchset))
 		}
 		var pub contract.PublishImageOutput
-		err := workflow.ExecuteActivity(build, contract.PublishImage, contract.PublishImageInput{
+		err := Execute(build, contract.PublishImage, contract.PublishImageInput{
 			From: cand.Ref, Repository: set.Image, Tags: tags}).Get(ctx, &pub)
 		s.Digest = pub.Digest
 		r.st.Published = pub.Refs
@@ -313,7 +313,7 @@ func (r *pipelineRun) teardown(ctx workflow.Context, rel contract.Release) {
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
 	dctx = workflow.WithActivityOptions(dctx, deployOptions)
-	if err := workflow.ExecuteActivity(dctx, contract.Teardown, contract.TeardownInput{Release: rel}).Get(dctx, nil); err != nil {
+	if err := Execute(dctx, contract.Teardown, contract.TeardownInput{Release: rel}).Get(dctx, nil); err != nil {
 		workflow.GetLogger(ctx).Error("Tearing down the isolated release failed", "namespace", rel.Namespace, "error", err)
 	}
 }

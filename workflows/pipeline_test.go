@@ -50,55 +50,55 @@ const fakeDigest = "sha256:00000000000000000000000000000000000000000000000000000
 func (f *fakeActivities) register(env *testsuite.TestWorkflowEnvironment) {
 	reg := func(fn any, name string) { env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name}) }
 	reg(func(_ context.Context, in contract.PrepareSourceInput) (contract.PrepareSourceOutput, error) {
-		f.record(contract.PrepareSource)
+		f.record(contract.PrepareSource.Name)
 		return contract.PrepareSourceOutput{
 			Source: contract.Source{Repo: in.Repo, Commit: "0123456789abcdef0123456789abcdef01234567"},
 			Settings: contract.Settings{Blubber: ".pipeline/blubber.yaml", TestVariant: "test", ProductionVariant: "production",
 				Image: "hello", ServicePort: 8080, E2E: []contract.Check{{Name: "health", Path: "/healthz"}}},
 			Variants: []string{"test", "production"},
 		}, nil
-	}, contract.PrepareSource)
+	}, contract.PrepareSource.Name)
 	reg(func(_ context.Context, in contract.BuildVariantInput) (contract.BuildVariantOutput, error) {
-		f.record(contract.BuildVariant + ":" + in.Variant)
+		f.record(contract.BuildVariant.Name + ":" + in.Variant)
 		if in.Push == "" {
 			return contract.BuildVariantOutput{}, nil
 		}
 		repo, _, _ := strings.Cut(in.Push, ":")
 		return contract.BuildVariantOutput{Digest: fakeDigest, Ref: "localhost:5000/" + repo + "@" + fakeDigest}, nil
-	}, contract.BuildVariant)
+	}, contract.BuildVariant.Name)
 	reg(func(_ context.Context, in contract.RunTestsInput) (contract.RunTestsOutput, error) {
-		f.record(contract.RunTests)
+		f.record(contract.RunTests.Name)
 		return contract.RunTestsOutput{Output: "10 passed, 0 failed"}, f.testsErr
-	}, contract.RunTests)
+	}, contract.RunTests.Name)
 	reg(func(ctx context.Context, in contract.DeployCandidateInput) (contract.DeployCandidateOutput, error) {
-		f.record(contract.DeployCandidate)
+		f.record(contract.DeployCandidate.Name)
 		if f.cancelDuringDeploy != nil {
 			f.cancelDuringDeploy()
 			<-ctx.Done()
 			return contract.DeployCandidateOutput{}, ctx.Err()
 		}
 		return contract.DeployCandidateOutput{ServiceURL: "http://10.96.0.10:8080", Revision: 1}, f.deployErr
-	}, contract.DeployCandidate)
+	}, contract.DeployCandidate.Name)
 	reg(func(_ context.Context, in contract.HelmTestInput) error {
-		f.record(contract.HelmTest)
+		f.record(contract.HelmTest.Name)
 		return nil
-	}, contract.HelmTest)
+	}, contract.HelmTest.Name)
 	reg(func(_ context.Context, in contract.RunE2EInput) (contract.RunE2EOutput, error) {
-		f.record(contract.RunE2E)
+		f.record(contract.RunE2E.Name)
 		return contract.RunE2EOutput{Results: []contract.CheckResult{{Name: "health", OK: f.e2eErr == nil}}}, f.e2eErr
-	}, contract.RunE2E)
+	}, contract.RunE2E.Name)
 	reg(func(_ context.Context, in contract.TeardownInput) error {
-		f.record(contract.Teardown)
+		f.record(contract.Teardown.Name)
 		return nil
-	}, contract.Teardown)
+	}, contract.Teardown.Name)
 	reg(func(_ context.Context, in contract.PublishImageInput) (contract.PublishImageOutput, error) {
-		f.record(contract.PublishImage)
+		f.record(contract.PublishImage.Name)
 		var refs []string
 		for _, t := range in.Tags {
 			refs = append(refs, "localhost:5000/"+in.Repository+":"+t+"@"+fakeDigest)
 		}
 		return contract.PublishImageOutput{Digest: fakeDigest, Refs: refs}, nil
-	}, contract.PublishImage)
+	}, contract.PublishImage.Name)
 }
 
 func runPipeline(t *testing.T, f *fakeActivities, in PipelineInput) (PipelineStatus, error) {
@@ -158,7 +158,7 @@ func TestPipelinePublishesTheDigestItDeployed(t *testing.T) {
 	if st.Change != 1234 || st.Patchset != 2 || !strings.HasPrefix(st.Namespace, "ci-hello-1234-2-") {
 		t.Errorf("change %d/%d namespace %q", st.Change, st.Patchset, st.Namespace)
 	}
-	if n := f.count(contract.Teardown); n != 1 {
+	if n := f.count(contract.Teardown.Name); n != 1 {
 		t.Errorf("teardown ran %d times, want 1", n)
 	}
 }
@@ -177,10 +177,10 @@ func TestPipelineStopsWhenTestsFail(t *testing.T) {
 	if d := st.Step(StepRunTests).Detail; !strings.Contains(d, "want hello, got bye") {
 		t.Errorf("run-tests detail %q does not carry the test output", d)
 	}
-	if f.count(contract.RunTests) != 1 {
+	if f.count(contract.RunTests.Name) != 1 {
 		t.Errorf("failed tests were retried: %v", f.calls)
 	}
-	for _, name := range []string{contract.DeployCandidate, contract.PublishImage, "BuildVariant:production"} {
+	for _, name := range []string{contract.DeployCandidate.Name, contract.PublishImage.Name, "BuildVariant:production"} {
 		if f.count(name) != 0 {
 			t.Errorf("%s ran after the tests failed", name)
 		}
@@ -196,7 +196,7 @@ func TestPipelineTearsDownWhenE2EFails(t *testing.T) {
 	if got := st.Step(StepDeploy).State; got != StepFailed {
 		t.Errorf("deploy step %s, want failed", got)
 	}
-	if f.count(contract.Teardown) != 1 || f.count(contract.PublishImage) != 0 {
+	if f.count(contract.Teardown.Name) != 1 || f.count(contract.PublishImage.Name) != 0 {
 		t.Errorf("calls %v: want one teardown and no publish", f.calls)
 	}
 }
@@ -209,7 +209,7 @@ func TestPipelineVerifyOnlyPublishesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Step(StepPublish).State != StepSkipped || f.count(contract.PublishImage) != 0 || len(st.Published) != 0 {
+	if st.Step(StepPublish).State != StepSkipped || f.count(contract.PublishImage.Name) != 0 || len(st.Published) != 0 {
 		t.Errorf("verify-only run published: %v %v", st.Published, f.calls)
 	}
 }
@@ -225,8 +225,8 @@ func TestPipelineTearsDownOnCancel(t *testing.T) {
 	if err := env.GetWorkflowError(); !errors.As(err, &canceled) {
 		t.Fatalf("workflow error %v, want cancelled", err)
 	}
-	if f.count(contract.Teardown) != 1 {
-		t.Errorf("teardown ran %d times after cancellation, want 1 (calls %v)", f.count(contract.Teardown), f.calls)
+	if f.count(contract.Teardown.Name) != 1 {
+		t.Errorf("teardown ran %d times after cancellation, want 1 (calls %v)", f.count(contract.Teardown.Name), f.calls)
 	}
 }
 

@@ -273,7 +273,7 @@ func ProjectMigration(ctx workflow.Context, in ProjectMigrationInput) (ProjectSt
 		// A run handed on by continue-as-new: no VM is running.
 		st = *in.State
 	} else {
-		err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, preflightOptions), contract.MigratePreflight,
+		err = Execute(workflow.WithActivityOptions(ctx, preflightOptions), contract.MigratePreflight,
 			contract.PreflightInput{Project: in.Project, From: in.From, To: in.To, Servers: in.Servers, DryRun: in.DryRun}).Get(ctx, &st.Plan)
 		if err != nil {
 			return st, fmt.Errorf("preflight of project %s: %w", in.Project, err)

@@ -43,13 +43,13 @@ func (f *fakeCloud) record(name, id string) {
 }
 
 func (f *fakeCloud) copyImage(_ context.Context, in contract.CopyImageInput) (contract.ImageOutput, error) {
-	f.record(contract.MigrateCopyImage, in.VM.ServerID)
+	f.record(contract.MigrateCopyImage.Name, in.VM.ServerID)
 	return contract.ImageOutput{ImageID: "copy-" + in.VM.ServerID, HashValue: in.Source.HashValue}, nil
 }
 
 // slowCopies makes every image copy take d on the workflow's clock.
 func (f *fakeCloud) slowCopies(env *testsuite.TestWorkflowEnvironment, d time.Duration) {
-	env.OnActivity(contract.MigrateCopyImage, mock.Anything, mock.Anything).Return(f.copyImage).After(d)
+	env.OnActivity(contract.MigrateCopyImage.Name, mock.Anything, mock.Anything).Return(f.copyImage).After(d)
 }
 
 // maxLoading is the most VMs that were at once between stopping their source
@@ -62,9 +62,9 @@ func (f *fakeCloud) maxLoading() int {
 	for _, c := range f.seq {
 		name, id, _ := strings.Cut(c, " ")
 		switch name {
-		case contract.MigrateStopSource:
+		case contract.MigrateStopSource.Name:
 			loading[id] = true
-		case contract.MigrateMark:
+		case contract.MigrateMark.Name:
 			delete(loading, id)
 		}
 		most = max(most, len(loading))
@@ -98,22 +98,22 @@ func (f *fakeCloud) register(env *testsuite.TestWorkflowEnvironment) {
 			p.Servers = append(p.Servers, contract.ServerPlan{ID: "id-" + s, Name: s, Flavor: "m1.small", State: contract.ServerToMigrate})
 		}
 		return p, nil
-	}, contract.MigratePreflight)
+	}, contract.MigratePreflight.Name)
 	reg(func(_ context.Context, vm contract.VMRef) (contract.StopSourceOutput, error) {
-		f.record(contract.MigrateStopSource, vm.ServerID)
+		f.record(contract.MigrateStopSource.Name, vm.ServerID)
 		return contract.StopSourceOutput{Status: "SHUTOFF"}, nil
-	}, contract.MigrateStopSource)
+	}, contract.MigrateStopSource.Name)
 	reg(func(_ context.Context, vm contract.VMRef) (contract.ImageOutput, error) {
-		f.record(contract.MigrateSnapshot, vm.ServerID)
-		return contract.ImageOutput{ImageID: "snap-" + vm.ServerID, HashValue: "h", Reused: f.count(contract.MigrateSnapshot, vm.ServerID) > 1}, nil
-	}, contract.MigrateSnapshot)
-	reg(f.copyImage, contract.MigrateCopyImage)
+		f.record(contract.MigrateSnapshot.Name, vm.ServerID)
+		return contract.ImageOutput{ImageID: "snap-" + vm.ServerID, HashValue: "h", Reused: f.count(contract.MigrateSnapshot.Name, vm.ServerID) > 1}, nil
+	}, contract.MigrateSnapshot.Name)
+	reg(f.copyImage, contract.MigrateCopyImage.Name)
 	reg(func(_ context.Context, in contract.CreateServerInput) (contract.ServerOutput, error) {
-		f.record(contract.MigrateCreateServer, in.VM.ServerID)
+		f.record(contract.MigrateCreateServer.Name, in.VM.ServerID)
 		return contract.ServerOutput{ServerID: "dst-" + in.VM.ServerID, Status: "BUILD"}, nil
-	}, contract.MigrateCreateServer)
+	}, contract.MigrateCreateServer.Name)
 	reg(func(_ context.Context, in contract.DestinationInput) (contract.ServerOutput, error) {
-		f.record(contract.MigrateWaitActive, in.VM.ServerID)
+		f.record(contract.MigrateWaitActive.Name, in.VM.ServerID)
 		f.mu.Lock()
 		fail := f.errorOnce[in.VM.ServerID]
 		delete(f.errorOnce, in.VM.ServerID)
@@ -122,15 +122,15 @@ func (f *fakeCloud) register(env *testsuite.TestWorkflowEnvironment) {
 			return contract.ServerOutput{}, temporal.NewNonRetryableApplicationError("destination server went to ERROR: No valid host was found", contract.ErrServerError, nil)
 		}
 		return contract.ServerOutput{ServerID: in.ServerID, Status: "ACTIVE"}, nil
-	}, contract.MigrateWaitActive)
+	}, contract.MigrateWaitActive.Name)
 	reg(func(_ context.Context, in contract.DestinationInput) (contract.VerifyOutput, error) {
-		f.record(contract.MigrateVerify, in.VM.ServerID)
+		f.record(contract.MigrateVerify.Name, in.VM.ServerID)
 		if f.problems[in.VM.ServerID] {
 			return contract.VerifyOutput{Problems: []string{"destination flavor differs"}}, nil
 		}
 		return contract.VerifyOutput{}, nil
-	}, contract.MigrateVerify)
-	for _, name := range []string{contract.MigrateSwitchDNS, contract.MigrateMark, contract.MigrateDeleteSource} {
+	}, contract.MigrateVerify.Name)
+	for _, name := range []string{contract.MigrateSwitchDNS.Name, contract.MigrateMark.Name, contract.MigrateDeleteSource.Name} {
 		reg(func(_ context.Context, in contract.DestinationInput) (contract.StepOutput, error) {
 			f.record(name, in.VM.ServerID)
 			return contract.StepOutput{Detail: name}, nil
@@ -207,7 +207,7 @@ func TestProjectMigrationMigratesEveryVMAtMostMaxParallelAtOnce(t *testing.T) {
 	}
 	for _, v := range f.servers {
 		// Counted at the end: each deleted exactly once, after the grace period.
-		if n := f.count(contract.MigrateDeleteSource, "id-"+v); n != 1 {
+		if n := f.count(contract.MigrateDeleteSource.Name, "id-"+v); n != 1 {
 			t.Errorf("VM %s deleted %d times", v, n)
 		}
 	}
@@ -226,7 +226,7 @@ func TestProjectMigrationMigratesEveryVMAtMostMaxParallelAtOnce(t *testing.T) {
 		if v.Result == nil || !v.Result.SourceDeleted || v.DestinationID != "dst-"+v.ID || v.WorkflowID != id+"/"+v.ID {
 			t.Errorf("VM %+v, want source deleted, destination dst-%s, child %s/%s", v, v.ID, id, v.ID)
 		}
-		if n := f.count(contract.MigrateVerify, v.ID); n != 2 {
+		if n := f.count(contract.MigrateVerify.Name, v.ID); n != 2 {
 			t.Errorf("VM %s verified %d times, want twice (before marking and after the grace period)", v.ID, n)
 		}
 	}
@@ -284,10 +284,10 @@ func TestProjectMigrationKeepsSourceOfAnErrorVMAndRetrySucceeds(t *testing.T) {
 	if bad.State != VMFailed || !strings.Contains(bad.Error, "No valid host") || bad.Step != VMStepWaitActive {
 		t.Errorf("after the ERROR the VM is %+v, want failed at %s with the fault", bad, VMStepWaitActive)
 	}
-	if n := f.count(contract.MigrateDeleteSource, "id-bad"); n != 1 {
+	if n := f.count(contract.MigrateDeleteSource.Name, "id-bad"); n != 1 {
 		t.Errorf("the ERROR VM's source was deleted %d times, want once (after the retry)", n)
 	}
-	if n := f.count(contract.MigrateCreateServer, "id-bad"); n != 2 {
+	if n := f.count(contract.MigrateCreateServer.Name, "id-bad"); n != 2 {
 		t.Errorf("the ERROR VM was created %d times, want 2 (the retry recreates the errored server)", n)
 	}
 	wantRejections := []string{`has no server "nope"`, "server ok is done, not failed", "by is empty"}
@@ -319,7 +319,7 @@ func TestVMMigrationNeverDeletesAnUnverifiedSource(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "destination flavor differs") {
 		t.Fatalf("error %v, want the verification's problem", err)
 	}
-	for _, name := range []string{contract.MigrateMark, contract.MigrateDeleteSource} {
+	for _, name := range []string{contract.MigrateMark.Name, contract.MigrateDeleteSource.Name} {
 		if n := f.count(name, "s1"); n != 0 {
 			t.Errorf("%s ran %d times on an unverified destination", name, n)
 		}
@@ -414,7 +414,7 @@ func TestProjectMigrationContinuesAsNewWhenItsHistoryGrows(t *testing.T) {
 		t.Errorf("%d preflights, want 1", len(f.preflightDry))
 	}
 	for _, s := range f.servers {
-		if n := f.count(contract.MigrateStopSource, "id-"+s); n != 1 {
+		if n := f.count(contract.MigrateStopSource.Name, "id-"+s); n != 1 {
 			t.Errorf("VM %s stopped %d times, want once", s, n)
 		}
 	}

@@ -81,7 +81,7 @@ func (r *projectsRun) list(ctx workflow.Context) error {
 	specs := r.in.Projects
 	if len(specs) == 0 {
 		var out contract.ProjectsOutput
-		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, migrationCheckOptions), contract.ListMigrationProjects,
+		if err := Execute(workflow.WithActivityOptions(ctx, migrationCheckOptions), contract.ListMigrationProjects,
 			contract.ProjectsInput{Deployment: r.in.From}).Get(ctx, &out); err != nil {
 			return fmt.Errorf("listing the projects of %s: %w", r.in.From, err)
 		}
@@ -203,7 +203,7 @@ func (r *projectsRun) run(ctx workflow.Context, name string) (string, ProjectSta
 	switch p.Mode {
 	case ModeOrganic:
 		var out contract.QuotaOutput
-		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, migrationCheckOptions), contract.FreezeLegacyQuota,
+		err := Execute(workflow.WithActivityOptions(ctx, migrationCheckOptions), contract.FreezeLegacyQuota,
 			contract.QuotaInput{Deployment: r.in.From, Project: name, DryRun: r.in.DryRun}).Get(ctx, &out)
 		if r.in.DryRun {
 			return out.Detail, ProjectPlanned, err
@@ -280,9 +280,9 @@ var projectNotifyOptions = workflow.ActivityOptions{
 }
 
 func (r *projectsRun) notifyAsync(ctx workflow.Context, kind string, p ProjectProgress, msg string) workflow.Future {
-	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, projectNotifyOptions), contract.MigrationNotify,
+	return Execute(workflow.WithActivityOptions(ctx, projectNotifyOptions), contract.MigrationNotify,
 		contract.MigrationNotifyInput{From: r.in.From, To: r.in.To, Stage: "projects", Kind: kind, Open: []string{p.Name},
-			Due: p.Deadline, Message: msg, Project: p.Name, Recipients: p.Owners})
+			Due: p.Deadline, Message: msg, Project: p.Name, Recipients: p.Owners}).Untyped()
 }
 
 // notifyProject sends one notification; a failure is logged, never fatal.

@@ -41,7 +41,7 @@ func promoteAfterMerge(ctx workflow.Context, bb *BatchBuild, st PipelineStatus) 
 	}
 	logger := workflow.GetLogger(ctx)
 	var cfg contract.PromotionConfigOutput
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, promoteAfterMergeOptions), contract.PromotionConfig,
+	err := Execute(workflow.WithActivityOptions(ctx, promoteAfterMergeOptions), contract.PromotionConfig,
 		contract.PromotionConfigInput{Service: service, Optional: true}).Get(ctx, &cfg)
 	switch {
 	case err != nil:

@@ -54,7 +54,7 @@ func TestMergedBuildStartsPromotion(t *testing.T) {
 					return contract.PromotionConfigOutput{Absent: true}, nil
 				}
 				return contract.PromotionConfigOutput{Commit: promoCommit, Plan: testPromotionPlan()}, nil
-			}, activity.RegisterOptions{Name: contract.PromotionConfig})
+			}, activity.RegisterOptions{Name: contract.PromotionConfig.Name})
 
 			env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalMerged, merge(1)) }, 0)
 			var end BatcherStatus

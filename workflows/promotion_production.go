@@ -29,7 +29,7 @@ func (r *promotionRun) promoteCluster(ctx workflow.Context) error {
 	if !r.s.Prepared {
 		st.Step, st.Weights = 0, CanaryWeights{}
 		var out contract.PromotionDeployOutput
-		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, promotionDeployOptions), contract.PromotionDeploy,
+		err := Execute(workflow.WithActivityOptions(ctx, promotionDeployOptions), contract.PromotionDeploy,
 			contract.PromotionDeployInput{ServiceRelease: rel, Image: r.in.Image, Replicas: plan.Replicas, HistoryMax: plan.HistoryMax,
 				OnlyIfAbsent: true}).Get(ctx, &out)
 		if err != nil {
@@ -73,7 +73,7 @@ func (r *promotionRun) promoteCluster(ctx workflow.Context) error {
 	r.finalizing, cp.State = true, ClusterFinalizing
 	defer func() { r.finalizing = false }()
 	var out contract.PromotionDeployOutput
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, promotionDeployOptions), contract.PromotionDeploy,
+	err := Execute(workflow.WithActivityOptions(ctx, promotionDeployOptions), contract.PromotionDeploy,
 		contract.PromotionDeployInput{ServiceRelease: rel, Image: r.in.Image, Replicas: plan.Replicas, HistoryMax: plan.HistoryMax}).Get(ctx, &out)
 	if err != nil {
 		cp.State, cp.Detail = ClusterFailed, "upgrading the stable release failed; the canary was left serving: "+promotionDetail(err)
@@ -112,7 +112,7 @@ func (r *promotionRun) runStep(ctx workflow.Context, rel contract.ServiceRelease
 	st.Weights = CanaryWeights{Desired: step.Weight, CanaryReplicas: canary, StableReplicas: stable}
 	cp.State = ClusterCanary
 	var set contract.CanarySetOutput
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(sctx, canaryOptions), contract.CanarySet,
+	err := Execute(workflow.WithActivityOptions(sctx, canaryOptions), contract.CanarySet,
 		contract.CanarySetInput{ServiceRelease: rel, Image: r.in.Image, CanaryReplicas: canary, StableReplicas: stable}).Get(sctx, &set)
 	if err != nil {
 		return wrapf(err, "step %d (%d %%): setting the canary to %d pods and the stable release to %d", st.Step, step.Weight, canary, stable)
@@ -137,7 +137,7 @@ func (r *promotionRun) runStep(ctx workflow.Context, rel contract.ServiceRelease
 	}
 
 	var an contract.Analysis
-	err = workflow.ExecuteActivity(workflow.WithActivityOptions(sctx, canaryOptions), contract.CanaryAnalyze,
+	err = Execute(workflow.WithActivityOptions(sctx, canaryOptions), contract.CanaryAnalyze,
 		contract.CanaryAnalyzeInput{ServiceRelease: rel, Analysis: plan.Analysis}).Get(sctx, &an)
 	if err != nil {
 		return wrapf(err, "step %d (%d %%): analysing the canary", st.Step, step.Weight)
@@ -221,6 +221,6 @@ func (r *promotionRun) rollbackCluster(ctx workflow.Context, rel contract.Servic
 func (r *promotionRun) removeCanary(ctx workflow.Context, rel contract.ServiceRelease) error {
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
-	return workflow.ExecuteActivity(workflow.WithActivityOptions(dctx, canaryOptions), contract.CanaryRemove,
+	return Execute(workflow.WithActivityOptions(dctx, canaryOptions), contract.CanaryRemove,
 		contract.CanaryRemoveInput{ServiceRelease: rel, StableReplicas: r.s.Plan.Replicas}).Get(dctx, nil)
 }

@@ -86,7 +86,7 @@ func (r *promotionRun) run(ctx workflow.Context) error {
 // readConfig reads the plan at the configuration ref and records the commit.
 func (r *promotionRun) readConfig(ctx workflow.Context) error {
 	var out contract.PromotionConfigOutput
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, promotionConfigOptions), contract.PromotionConfig,
+	err := Execute(workflow.WithActivityOptions(ctx, promotionConfigOptions), contract.PromotionConfig,
 		contract.PromotionConfigInput{Service: r.in.Service, Ref: r.in.ConfigRef}).Get(ctx, &out)
 	if err != nil {
 		return wrapf(err, "reading the promotion plan of %s", r.in.Service)
@@ -113,13 +113,13 @@ func (r *promotionRun) staging(ctx workflow.Context) error {
 	r.upsertStage(ctx)
 	rel := r.release(r.s.Plan.Staging)
 	var dep contract.PromotionDeployOutput
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, promotionDeployOptions), contract.PromotionDeploy,
+	err := Execute(workflow.WithActivityOptions(ctx, promotionDeployOptions), contract.PromotionDeploy,
 		contract.PromotionDeployInput{ServiceRelease: rel, Image: r.in.Image, Replicas: 1, HistoryMax: r.s.Plan.HistoryMax}).Get(ctx, &dep)
 	if err != nil {
 		return wrapf(err, "deploying to staging (%s/%s); production is unchanged", rel.Cluster, rel.Namespace)
 	}
 	var smoke contract.PromotionSmokeOutput
-	err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, promotionDeployOptions), contract.PromotionSmoke,
+	err = Execute(workflow.WithActivityOptions(ctx, promotionDeployOptions), contract.PromotionSmoke,
 		contract.PromotionSmokeInput{ServiceRelease: rel, Path: r.s.Plan.SmokePath}).Get(ctx, &smoke)
 	if err != nil {
 		return wrapf(err, "smoke-checking staging (%s/%s); production is unchanged", rel.Cluster, rel.Namespace)
@@ -268,7 +268,7 @@ func (r *promotionRun) upsertStage(ctx workflow.Context) {
 
 // notify tells the approvers; a failure is logged, never fatal.
 func (r *promotionRun) notify(ctx workflow.Context, kind, msg string) {
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, promotionNotifyOptions), contract.PromotionNotify,
+	err := Execute(workflow.WithActivityOptions(ctx, promotionNotifyOptions), contract.PromotionNotify,
 		contract.PromotionNotifyInput{Service: r.in.Service, Kind: kind, Message: msg, Approvers: r.s.Plan.Approvers}).Get(ctx, nil)
 	if err != nil {
 		workflow.GetLogger(ctx).Error("Notifying the approvers failed", "kind", kind, "error", err)

@@ -62,7 +62,7 @@ func (f *fakePromote) register(env *testsuite.TestWorkflowEnvironment) {
 	reg(func(_ context.Context, in contract.PromotionConfigInput) (contract.PromotionConfigOutput, error) {
 		f.record("config %s@%s", in.Service, in.Ref)
 		return contract.PromotionConfigOutput{Commit: promoCommit, Plan: f.plan, Simulated: []string{"codfw"}}, nil
-	}, contract.PromotionConfig)
+	}, contract.PromotionConfig.Name)
 	reg(func(_ context.Context, in contract.PromotionDeployInput) (contract.PromotionDeployOutput, error) {
 		env := in.Namespace
 		if env == "hello-staging" {
@@ -81,15 +81,15 @@ func (f *fakePromote) register(env *testsuite.TestWorkflowEnvironment) {
 			f.record("deploy %s %d history %d simulated %v", in.Cluster, in.Replicas, in.HistoryMax, in.Simulated)
 		}
 		return contract.PromotionDeployOutput{Revision: 7, Previous: prev}, nil
-	}, contract.PromotionDeploy)
+	}, contract.PromotionDeploy.Name)
 	reg(func(_ context.Context, in contract.PromotionSmokeInput) (contract.PromotionSmokeOutput, error) {
 		f.record("smoke %s %s", in.Namespace, in.Path)
 		return contract.PromotionSmokeOutput{URL: "http://10.96.0.20:8080/", Status: 200, Detail: "GET / answered 200"}, nil
-	}, contract.PromotionSmoke)
+	}, contract.PromotionSmoke.Name)
 	reg(func(_ context.Context, in contract.CanarySetInput) (contract.CanarySetOutput, error) {
 		f.record("set %s %d/%d", in.Cluster, in.CanaryReplicas, in.StableReplicas)
 		return contract.CanarySetOutput{CanaryReady: in.CanaryReplicas, StableReady: in.StableReplicas}, nil
-	}, contract.CanarySet)
+	}, contract.CanarySet.Name)
 	reg(func(_ context.Context, in contract.CanaryAnalyzeInput) (contract.Analysis, error) {
 		f.mu.Lock()
 		n := len(f.matching0("analyze " + in.Cluster))
@@ -100,15 +100,15 @@ func (f *fakePromote) register(env *testsuite.TestWorkflowEnvironment) {
 			return contract.Analysis{Requests: 50, Errors: 50, ErrorRatio: 1, Reason: "error ratio 1.00 > 0.01"}, nil
 		}
 		return contract.Analysis{Requests: 50, Passed: true, Reason: "error ratio 0.00 ≤ 0.01, p95 12ms ≤ 500ms"}, nil
-	}, contract.CanaryAnalyze)
+	}, contract.CanaryAnalyze.Name)
 	reg(func(_ context.Context, in contract.CanaryRemoveInput) error {
 		f.record("remove %s %d", in.Cluster, in.StableReplicas)
 		return nil
-	}, contract.CanaryRemove)
+	}, contract.CanaryRemove.Name)
 	reg(func(_ context.Context, in contract.PromotionNotifyInput) error {
 		f.record("notify %s", in.Kind)
 		return nil
-	}, contract.PromotionNotify)
+	}, contract.PromotionNotify.Name)
 }
 
 // matching0 is matching for a caller holding the lock.

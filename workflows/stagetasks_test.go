@@ -84,27 +84,27 @@ func (f *stageFakes) register(env *testsuite.TestWorkflowEnvironment) {
 			detail = "would set the compute quota of " + in.Project + " to 0"
 		}
 		return contract.QuotaOutput{Project: in.Project, Detail: detail, Changed: !in.DryRun}, nil
-	}, contract.FreezeLegacyQuota)
+	}, contract.FreezeLegacyQuota.Name)
 	reg(func(_ context.Context, in contract.ProjectsInput) (contract.ProjectsOutput, error) {
 		var out contract.ProjectsOutput
 		for _, n := range f.discovered {
 			out.Projects = append(out.Projects, contract.ProjectRef{ID: "id-" + n, Name: n, Servers: 1})
 		}
 		return out, nil
-	}, contract.ListMigrationProjects)
+	}, contract.ListMigrationProjects.Name)
 	reg(func(_ context.Context, in contract.BatteryTestInput) (contract.BatteryResult, error) {
 		r := contract.BatteryResult{Test: in.Test, OK: in.Test != f.failTest, Detail: "fake " + in.Test}
 		if in.Test == contract.BatteryImageCopy {
 			r.SourceChecksum, r.CopyChecksum = "abc", "abc"
 		}
 		return r, nil
-	}, contract.RunBatteryTest)
+	}, contract.RunBatteryTest.Name)
 	reg(func(_ context.Context, in contract.RecordBatteryInput) (contract.RecordBatteryOutput, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.recorded = append(f.recorded, in.Run)
 		return contract.RecordBatteryOutput{File: "/state/migration/battery.jsonl", Previous: f.previous}, nil
-	}, contract.RecordBatteryReport)
+	}, contract.RecordBatteryReport.Name)
 	reg(func(_ context.Context, in contract.LeftoversInput) (contract.LeftoversOutput, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -115,13 +115,13 @@ func (f *stageFakes) register(env *testsuite.TestWorkflowEnvironment) {
 			}
 		}
 		return out, nil
-	}, contract.ListLeftovers)
+	}, contract.ListLeftovers.Name)
 	reg(func(_ context.Context, in contract.DeleteLeftoversInput) (contract.DeleteLeftoversOutput, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.deleted = append(f.deleted, in.Resources...)
 		return contract.DeleteLeftoversOutput{Deleted: in.Resources}, nil
-	}, contract.DeleteLeftovers)
+	}, contract.DeleteLeftovers.Name)
 }
 
 // stageTaskEnv is a test environment with the migration's fakes and sf.

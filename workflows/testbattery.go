@@ -94,7 +94,7 @@ func TestBattery(ctx workflow.Context, in BatteryInput) (BatteryReport, error) {
 	actx := workflow.WithActivityOptions(ctx, batteryTestOptions)
 	for _, t := range tests {
 		var res contract.BatteryResult
-		err := workflow.ExecuteActivity(actx, contract.RunBatteryTest, contract.BatteryTestInput{
+		err := Execute(actx, contract.RunBatteryTest, contract.BatteryTestInput{
 			From: in.From, To: in.To, Test: t, Key: key, DNSNames: in.DNSNames, Bastion: in.Bastion,
 		}).Get(ctx, &res)
 		if err != nil {
@@ -104,7 +104,7 @@ func TestBattery(ctx workflow.Context, in BatteryInput) (BatteryReport, error) {
 	}
 	rep.Run, rep.Passed = run, run.Passed()
 	var rec contract.RecordBatteryOutput
-	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, migrationCheckOptions), contract.RecordBatteryReport,
+	if err := Execute(workflow.WithActivityOptions(ctx, migrationCheckOptions), contract.RecordBatteryReport,
 		contract.RecordBatteryInput{Run: run, Keep: in.Keep}).Get(ctx, &rec); err != nil {
 		return rep, fmt.Errorf("recording the battery's report: %w", err)
 	}

@@ -147,7 +147,7 @@ func ChangeVerification(ctx workflow.Context, in VerifyInput) (VerifyResult, err
 		defer cancel()
 	}
 	rctx = workflow.WithActivityOptions(rctx, reviewOptions)
-	if err := workflow.ExecuteActivity(rctx, contract.PostReview, review).Get(rctx, nil); err != nil {
+	if err := Execute(rctx, contract.PostReview, review).Get(rctx, nil); err != nil {
 		return res, fmt.Errorf("reporting to Gerrit: %w", err)
 	}
 	res.Reported = true

@@ -31,7 +31,7 @@ func (g *fakeGerrit) register(env *testsuite.TestWorkflowEnvironment) {
 		}
 		g.reviews = append(g.reviews, in)
 		return contract.ReviewOutput{Labels: map[string]int{"Verified": in.Verified}}, nil
-	}, activity.RegisterOptions{Name: contract.PostReview})
+	}, activity.RegisterOptions{Name: contract.PostReview.Name})
 }
 
 var verifyInput = VerifyInput{

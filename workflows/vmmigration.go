@@ -142,24 +142,22 @@ func VMMigration(ctx workflow.Context, in VMMigrationInput) (VMMigrationResult, 
 			Details: []any{VMProgress{ServerID: in.VM.ServerID, Step: name, DestinationID: res.DestinationID}},
 		})
 	}
-	step := func(name string, opts workflow.ActivityOptions, activity string, arg, out any) error {
-		at(VMProgress{ServerID: in.VM.ServerID, Step: name, DestinationID: res.DestinationID}, false)
-		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), activity, arg).Get(ctx, out); err != nil {
-			return failed(name, err)
-		}
-		return nil
-	}
-	if err := step(VMStepStop, vmStepOptions, contract.MigrateStopSource, in.VM, &contract.StopSourceOutput{}); err != nil {
+	steps := &vmSteps{ctx: ctx, serverID: in.VM.ServerID, res: &res, at: at, failed: failed}
+	if _, err := vmStep(steps, VMStepStop, vmStepOptions, contract.MigrateStopSource, in.VM); err != nil {
 		return res, err
 	}
-	if err := step(VMStepSnapshot, vmCopyOptions, contract.MigrateSnapshot, in.VM, &res.Snapshot); err != nil {
+	snapshot, err := vmStep(steps, VMStepSnapshot, vmCopyOptions, contract.MigrateSnapshot, in.VM)
+	if err != nil {
 		return res, err
 	}
-	if err := step(VMStepCopy, vmCopyOptions, contract.MigrateCopyImage, contract.CopyImageInput{VM: in.VM, Source: res.Snapshot}, &res.Image); err != nil {
+	res.Snapshot = snapshot
+	image, err := vmStep(steps, VMStepCopy, vmCopyOptions, contract.MigrateCopyImage, contract.CopyImageInput{VM: in.VM, Source: res.Snapshot})
+	if err != nil {
 		return res, err
 	}
-	var srv contract.ServerOutput
-	if err := step(VMStepCreate, vmStepOptions, contract.MigrateCreateServer, contract.CreateServerInput{VM: in.VM, ImageID: res.Image.ImageID}, &srv); err != nil {
+	res.Image = image
+	srv, err := vmStep(steps, VMStepCreate, vmStepOptions, contract.MigrateCreateServer, contract.CreateServerInput{VM: in.VM, ImageID: res.Image.ImageID})
+	if err != nil {
 		return res, err
 	}
 	res.DestinationID = srv.ServerID
@@ -172,12 +170,12 @@ func VMMigration(ctx workflow.Context, in VMMigrationInput) (VMMigrationResult, 
 		}
 	}
 	dest := contract.DestinationInput{VM: in.VM, ServerID: srv.ServerID, ImageID: res.Image.ImageID, SourceImage: res.Snapshot, DNSZone: in.DNSZone}
-	if err := step(VMStepWaitActive, vmStepOptions, contract.MigrateWaitActive, dest, &contract.ServerOutput{}); err != nil {
+	if _, err := vmStep(steps, VMStepWaitActive, vmStepOptions, contract.MigrateWaitActive, dest); err != nil {
 		return res, err
 	}
 	verify := func(name string) error {
-		var v contract.VerifyOutput
-		if err := step(name, vmStepOptions, contract.MigrateVerify, dest, &v); err != nil {
+		v, err := vmStep(steps, name, vmStepOptions, contract.MigrateVerify, dest)
+		if err != nil {
 			return err
 		}
 		if len(v.Problems) == 0 {
@@ -193,11 +191,11 @@ func VMMigration(ctx workflow.Context, in VMMigrationInput) (VMMigrationResult, 
 		return res, err
 	}
 	if in.DNSZone != "" || signalEveryStep {
-		if err := step(VMStepDNS, vmStepOptions, contract.MigrateSwitchDNS, dest, &contract.StepOutput{}); err != nil {
+		if _, err := vmStep(steps, VMStepDNS, vmStepOptions, contract.MigrateSwitchDNS, dest); err != nil {
 			return res, err
 		}
 	}
-	if err := step(VMStepMark, vmStepOptions, contract.MigrateMark, dest, &contract.StepOutput{}); err != nil {
+	if _, err := vmStep(steps, VMStepMark, vmStepOptions, contract.MigrateMark, dest); err != nil {
 		return res, err
 	}
 	at(VMProgress{ServerID: in.VM.ServerID, Step: VMStepGrace, DestinationID: res.DestinationID,
@@ -208,7 +206,7 @@ func VMMigration(ctx workflow.Context, in VMMigrationInput) (VMMigrationResult, 
 	if err := verify(VMStepVerifyAgain); err != nil {
 		return res, err
 	}
-	if err := step(VMStepDelete, vmStepOptions, contract.MigrateDeleteSource, dest, &contract.StepOutput{}); err != nil {
+	if _, err := vmStep(steps, VMStepDelete, vmStepOptions, contract.MigrateDeleteSource, dest); err != nil {
 		return res, err
 	}
 	res.SourceDeleted = true
@@ -225,4 +223,24 @@ func report(ctx workflow.Context, p VMProgress) {
 	if err := workflow.SignalExternalWorkflow(ctx, parent.ID, "", SignalVMProgress, p).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Warn("Reporting VM progress to the project migration failed", "server", p.ServerID, "error", err)
 	}
+}
+
+// vmSteps is what each step of one VM's migration reports to.
+type vmSteps struct {
+	ctx      workflow.Context
+	serverID string
+	res      *VMMigrationResult
+	// at records the step the VM is in; failed wraps a step's error.
+	at     func(p VMProgress, parent bool)
+	failed func(name string, err error) error
+}
+
+// vmStep runs activity a as step name of s's migration.
+func vmStep[In, Out any](s *vmSteps, name string, opts workflow.ActivityOptions, a contract.Activity[In, Out], in In) (Out, error) {
+	s.at(VMProgress{ServerID: s.serverID, Step: name, DestinationID: s.res.DestinationID}, false)
+	var out Out
+	if err := Execute(workflow.WithActivityOptions(s.ctx, opts), a, in).Get(s.ctx, &out); err != nil {
+		return out, s.failed(name, err)
+	}
+	return out, nil
 }

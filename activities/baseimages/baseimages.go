@@ -24,7 +24,7 @@ import (
 
 // Activities reads base images and their digests. The worker builds one with New
 // and registers it as a pointer; workflows call ResolveBaseImages and ImageDigests
-// by name (contract.ResolveBaseImages, contract.ImageDigests).
+// by name (contract.ResolveBaseImages.Name, contract.ImageDigests.Name).
 type Activities struct {
 	stateDir  string
 	registry  string

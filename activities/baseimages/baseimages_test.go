@@ -80,7 +80,7 @@ func TestBaseImagesAndDigestsOnTheRealRegistry(t *testing.T) {
 	env.RegisterActivity(a)
 
 	repo := helloRepo(t, base)
-	v, err := env.ExecuteActivity(contract.ResolveBaseImages, contract.ResolveBaseImagesInput{Targets: []contract.BaseTarget{
+	v, err := env.ExecuteActivity(contract.ResolveBaseImages.Name, contract.ResolveBaseImagesInput{Targets: []contract.BaseTarget{
 		{Project: "hello", Repo: repo, Branch: "main"},
 		{Project: "missing", Repo: repo, Branch: "no-such-branch"},
 	}})
@@ -101,7 +101,7 @@ func TestBaseImagesAndDigestsOnTheRealRegistry(t *testing.T) {
 		t.Errorf("missing branch: %+v, want an error naming it", got)
 	}
 
-	v, err = env.ExecuteActivity(contract.ImageDigests, contract.ImageDigestsInput{Images: []string{base, cfg.Registry.Address + "/it-base-none:latest", "UPPER/case"}})
+	v, err = env.ExecuteActivity(contract.ImageDigests.Name, contract.ImageDigestsInput{Images: []string{base, cfg.Registry.Address + "/it-base-none:latest", "UPPER/case"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,12 @@
 package contract
 
 // Activities of the base image check (workflows.BaseImageCheck).
-const (
+var (
 	// ResolveBaseImages reads, for each target branch, the base images its
 	// pipeline's variants build on (the Blubber config's base, per stage).
-	ResolveBaseImages = "ResolveBaseImages"
+	ResolveBaseImages = Activity[ResolveBaseImagesInput, ResolveBaseImagesOutput]{Name: "ResolveBaseImages"}
 	// ImageDigests asks the registry for the current digest of each image.
-	ImageDigests = "ImageDigests"
+	ImageDigests = Activity[ImageDigestsInput, ImageDigestsOutput]{Name: "ImageDigests"}
 )
 
 // BaseTarget is one branch of one project whose images are rebuilt when a base

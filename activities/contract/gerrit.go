@@ -2,7 +2,7 @@ package contract
 
 // PostReview posts a pipeline's result on a Gerrit patchset: a Verified vote and a
 // message with the failed step, its output tail and a link to the workflow.
-const PostReview = "PostReview"
+var PostReview = Activity[ReviewInput, ReviewOutput]{Name: "PostReview"}
 
 // ErrGerritRejected is the type of PostReview's non-retryable failure: Gerrit
 // refused the review (no such change or revision, no permission to vote, bad

@@ -4,16 +4,16 @@ import "time"
 
 // Activities of the OpenStack parallel-cloud migration (workflows.CloudMigration and
 // workflows.MigrationStage). They run on the migrate pool.
-const (
+var (
 	// MigrationCheck runs a stage's entry checks against both deployments.
-	MigrationCheck = "MigrationCheck"
+	MigrationCheck = Activity[MigrationCheckInput, MigrationCheckOutput]{Name: "MigrationCheck"}
 	// MigrationTask runs one automated task of a stage's checklist. It must be
 	// idempotent: a retried or repeated task finds its earlier work done.
-	MigrationTask = "MigrationTask"
+	MigrationTask = Activity[MigrationTaskInput, MigrationTaskOutput]{Name: "MigrationTask"}
 	// MigrationNotify tells the people running the migration about a stage: a
 	// reminder of its open tasks, an overdue alert, a blocked entry check, a failed
 	// task or a gate awaiting approval.
-	MigrationNotify = "MigrationNotify"
+	MigrationNotify = Activity[MigrationNotifyInput, Nothing]{Name: "MigrationNotify"}
 )
 
 // ErrMigrationTaskFailed is the type of MigrationTask's non-retryable failure: the

@@ -6,26 +6,26 @@ import "time"
 // (workflows.TestBattery), the stage-4 projects driver (workflows.ProjectsMigration)
 // and the stage-5 cleanup (workflows.Cleanup). activities/openstack implements them
 // on the migrate pool; each is idempotent.
-const (
+var (
 	// FreezeLegacyQuota sets a project's compute quota (instances, cores, RAM) in
 	// the legacy deployment to zero, so that new workloads go to the new one
 	// (organic mode). The quota it replaces is kept on the Keystone project, under
 	// QuotaMarker(deployment), so ThawLegacyQuota can restore it. Running it twice
 	// keeps the first quota it saw.
-	FreezeLegacyQuota = "FreezeLegacyQuota"
+	FreezeLegacyQuota = Activity[QuotaInput, QuotaOutput]{Name: "FreezeLegacyQuota"}
 	// ThawLegacyQuota restores the quota FreezeLegacyQuota saved and forgets it.
-	ThawLegacyQuota = "ThawLegacyQuota"
+	ThawLegacyQuota = Activity[QuotaInput, QuotaOutput]{Name: "ThawLegacyQuota"}
 	// ListMigrationProjects lists the projects that have servers in a deployment.
-	ListMigrationProjects = "ListMigrationProjects"
+	ListMigrationProjects = Activity[ProjectsInput, ProjectsOutput]{Name: "ListMigrationProjects"}
 	// RunBatteryTest runs one test of the stage-3 battery (BatteryKeystone, ...).
-	RunBatteryTest = "RunBatteryTest"
+	RunBatteryTest = Activity[BatteryTestInput, BatteryResult]{Name: "RunBatteryTest"}
 	// RecordBatteryReport appends a battery run to the pair's report file in the
 	// worker's state directory, once per run, and returns the runs before it.
-	RecordBatteryReport = "RecordBatteryReport"
+	RecordBatteryReport = Activity[RecordBatteryInput, RecordBatteryOutput]{Name: "RecordBatteryReport"}
 	// ListLeftovers lists the servers and images left in a deployment.
-	ListLeftovers = "ListLeftovers"
+	ListLeftovers = Activity[LeftoversInput, LeftoversOutput]{Name: "ListLeftovers"}
 	// DeleteLeftovers deletes listed leftovers; one already gone counts as deleted.
-	DeleteLeftovers = "DeleteLeftovers"
+	DeleteLeftovers = Activity[DeleteLeftoversInput, DeleteLeftoversOutput]{Name: "DeleteLeftovers"}
 )
 
 // QuotaMarkerPrefix starts the Keystone project property that keeps a project's

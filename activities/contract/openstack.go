@@ -4,35 +4,35 @@ package contract
 // and workflows.VMMigration), implemented by activities/openstack on the migrate
 // pool. Each is idempotent: it finds its own earlier work by the markers below and
 // reuses it, so a retry after a worker crash never creates a second image or server.
-const (
+var (
 	// MigratePreflight lists a project's servers in the source deployment and makes
 	// sure the flavors, keypairs and security groups they use exist by name in the
 	// destination, creating the missing ones (or, in a dry run, only saying so).
-	MigratePreflight = "MigratePreflight"
+	MigratePreflight = Activity[PreflightInput, ProjectPlan]{Name: "MigratePreflight"}
 	// MigrateStopSource marks the source server as being migrated and stops it.
-	MigrateStopSource = "MigrateStopSource"
+	MigrateStopSource = Activity[VMRef, StopSourceOutput]{Name: "MigrateStopSource"}
 	// MigrateSnapshot makes an image of the stopped source server (createImage) and
 	// waits until it is active.
-	MigrateSnapshot = "MigrateSnapshot"
+	MigrateSnapshot = Activity[VMRef, ImageOutput]{Name: "MigrateSnapshot"}
 	// MigrateCopyImage streams the snapshot's data from the source's Glance to the
 	// destination's, checksumming it on the way.
-	MigrateCopyImage = "MigrateCopyImage"
+	MigrateCopyImage = Activity[CopyImageInput, ImageOutput]{Name: "MigrateCopyImage"}
 	// MigrateCreateServer creates the destination server from the copied image, with
 	// the source's name, flavor (by name) and metadata.
-	MigrateCreateServer = "MigrateCreateServer"
+	MigrateCreateServer = Activity[CreateServerInput, ServerOutput]{Name: "MigrateCreateServer"}
 	// MigrateWaitActive waits until the destination server is ACTIVE; ERROR fails it
 	// (non-retryable, ErrServerError) with the server's fault.
-	MigrateWaitActive = "MigrateWaitActive"
+	MigrateWaitActive = Activity[DestinationInput, ServerOutput]{Name: "MigrateWaitActive"}
 	// MigrateVerify checks the destination server against the source.
-	MigrateVerify = "MigrateVerify"
+	MigrateVerify = Activity[DestinationInput, VerifyOutput]{Name: "MigrateVerify"}
 	// MigrateSwitchDNS points the server's DNS name at the destination; a no-op when
 	// no zone is configured (the local rig has no Designate).
-	MigrateSwitchDNS = "MigrateSwitchDNS"
+	MigrateSwitchDNS = Activity[DestinationInput, StepOutput]{Name: "MigrateSwitchDNS"}
 	// MigrateMark leaves the "migrated" markers on both servers.
-	MigrateMark = "MigrateMark"
+	MigrateMark = Activity[DestinationInput, StepOutput]{Name: "MigrateMark"}
 	// MigrateDeleteSource deletes the source server; it refuses unless the
 	// destination carries the verified marker.
-	MigrateDeleteSource = "MigrateDeleteSource"
+	MigrateDeleteSource = Activity[DestinationInput, StepOutput]{Name: "MigrateDeleteSource"}
 )
 
 // Failure types of the VM migration's activities that retrying does not fix.

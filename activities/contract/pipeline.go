@@ -1,32 +1,33 @@
-// Package contract holds the inputs, outputs and names of the activities that the
-// workflows call by name. It imports nothing heavy, so workflows/ can depend on it
-// while the activity implementations depend on BuildKit, Helm, client-go and the
-// registry client.
+// Package contract is the vocabulary shared by the workflows and the activities: a
+// typed handle (Activity) for every activity, their inputs and outputs, and the
+// stable error types of their non-retryable failures. It imports only the standard
+// library (a test checks it), so workflows/, the libraries under internal/lib and the
+// command line can depend on it while the activity implementations depend on
+// BuildKit, Helm, client-go, gophercloud and the registry client.
 package contract
 
 import "time"
 
-// Activity names: the workflows call activities by these names, the workers register
-// the implementations under them.
-const (
+// The pipeline's activities.
+var (
 	// PrepareSource fetches a ref and reads the repository's pipeline settings.
-	PrepareSource = "PrepareSource"
+	PrepareSource = Activity[PrepareSourceInput, PrepareSourceOutput]{Name: "PrepareSource"}
 	// BuildVariant builds one Blubber variant on buildkitd, optionally pushing it.
-	BuildVariant = "BuildVariant"
+	BuildVariant = Activity[BuildVariantInput, BuildVariantOutput]{Name: "BuildVariant"}
 	// RunTests runs a variant's entrypoint as a build step.
-	RunTests = "RunTests"
+	RunTests = Activity[RunTestsInput, RunTestsOutput]{Name: "RunTests"}
 	// DeployCandidate installs a candidate image with Helm into a fresh namespace and
 	// waits for it to be ready.
-	DeployCandidate = "DeployCandidate"
+	DeployCandidate = Activity[DeployCandidateInput, DeployCandidateOutput]{Name: "DeployCandidate"}
 	// HelmTest runs the release's `helm test` hooks.
-	HelmTest = "HelmTest"
+	HelmTest = Activity[HelmTestInput, Nothing]{Name: "HelmTest"}
 	// RunE2E runs the repository's smoke checks against the release's Service from
 	// outside the pod.
-	RunE2E = "RunE2E"
+	RunE2E = Activity[RunE2EInput, RunE2EOutput]{Name: "RunE2E"}
 	// Teardown uninstalls a release and deletes its namespace.
-	Teardown = "Teardown"
+	Teardown = Activity[TeardownInput, Nothing]{Name: "Teardown"}
 	// PublishImage tags a tested digest into the public repository.
-	PublishImage = "PublishImage"
+	PublishImage = Activity[PublishImageInput, PublishImageOutput]{Name: "PublishImage"}
 )
 
 // Error types of non-retryable failures, stable so that callers and the UI can tell

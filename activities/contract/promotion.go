@@ -4,36 +4,36 @@ import "time"
 
 // Activities of the staged promotion (workflows.Promotion). They run on the deploy
 // pool: its hosts reach the clusters' API servers and their pods.
-const (
+var (
 	// PromotionConfig reads a service's promotion plan and per-environment Helm
 	// values from the configuration registry (a git repository) at a ref, and
 	// returns the commit it read, so the history records which configuration a
 	// run used.
-	PromotionConfig = "PromotionConfig"
+	PromotionConfig = Activity[PromotionConfigInput, PromotionConfigOutput]{Name: "PromotionConfig"}
 	// PromotionDeploy installs or upgrades a service's stable release in one
 	// cluster and namespace with Helm (keeping HistoryMax revisions) and waits for
 	// it to be ready. It is idempotent: a release already at the image and values
 	// is left as it is.
-	PromotionDeploy = "PromotionDeploy"
+	PromotionDeploy = Activity[PromotionDeployInput, PromotionDeployOutput]{Name: "PromotionDeploy"}
 	// PromotionSmoke checks a release from outside its pods (GET its Service).
-	PromotionSmoke = "PromotionSmoke"
+	PromotionSmoke = Activity[PromotionSmokeInput, PromotionSmokeOutput]{Name: "PromotionSmoke"}
 	// CanarySet makes the canary Deployment of the new image, beside the stable
 	// one behind the same Service, run CanaryReplicas pods and the stable one
 	// StableReplicas, and waits until both are ready. Setting it twice to the same
 	// numbers changes nothing.
-	CanarySet = "CanarySet"
+	CanarySet = Activity[CanarySetInput, CanarySetOutput]{Name: "CanarySet"}
 	// CanaryAnalyze sends generated traffic to the canary's and the stable
 	// release's pods and compares error ratio and latency with the plan's
 	// thresholds. A failed analysis is a result (Passed false), not an error.
-	CanaryAnalyze = "CanaryAnalyze"
+	CanaryAnalyze = Activity[CanaryAnalyzeInput, Analysis]{Name: "CanaryAnalyze"}
 	// CanaryRemove deletes the canary Deployment and restores the stable
 	// release's replicas; used both after a promotion (the stable release then
 	// already runs the new image) and for a rollback. Removing an absent canary
 	// is not an error.
-	CanaryRemove = "CanaryRemove"
+	CanaryRemove = Activity[CanaryRemoveInput, Nothing]{Name: "CanaryRemove"}
 	// PromotionNotify tells the approvers about a promotion: it waits for a
 	// decision, a reminder, a rollback, the outcome.
-	PromotionNotify = "PromotionNotify"
+	PromotionNotify = Activity[PromotionNotifyInput, Nothing]{Name: "PromotionNotify"}
 )
 
 // Error types of the promotion's non-retryable failures.

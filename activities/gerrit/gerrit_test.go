@@ -30,7 +30,7 @@ func post(t *testing.T, a *Activities, in contract.ReviewInput) (contract.Review
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(a)
-	v, err := env.ExecuteActivity(contract.PostReview, in)
+	v, err := env.ExecuteActivity(contract.PostReview.Name, in)
 	var out contract.ReviewOutput
 	if err == nil {
 		if gerr := v.Get(&out); gerr != nil {

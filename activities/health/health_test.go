@@ -6,6 +6,7 @@ import (
 
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/activities/health"
 )
 
@@ -15,11 +16,11 @@ func TestPingAnswersWithPoolIdentityHostAndMessage(t *testing.T) {
 	a := &health.Activities{Pool: "deploy", Identity: "42@test@deploy"}
 	env.RegisterActivity(a)
 
-	v, err := env.ExecuteActivity(a.Ping, health.PingRequest{Message: "hello"})
+	v, err := env.ExecuteActivity(a.Ping, contract.PingRequest{Message: "hello"})
 	if err != nil {
 		t.Fatalf("Ping: %v", err)
 	}
-	var got health.PingAnswer
+	var got contract.PingAnswer
 	if err := v.Get(&got); err != nil {
 		t.Fatalf("decoding the answer: %v", err)
 	}
@@ -27,7 +28,7 @@ func TestPingAnswersWithPoolIdentityHostAndMessage(t *testing.T) {
 		t.Errorf("Ping answered without a task queue: %+v", got)
 	}
 	host, _ := os.Hostname()
-	want := health.PingAnswer{Pool: "deploy", TaskQueue: got.TaskQueue, Identity: "42@test@deploy", Host: host, Message: "hello"}
+	want := contract.PingAnswer{Pool: "deploy", TaskQueue: got.TaskQueue, Identity: "42@test@deploy", Host: host, Message: "hello"}
 	if got != want {
 		t.Errorf("Ping answered %+v, want %+v", got, want)
 	}

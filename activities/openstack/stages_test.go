@@ -35,7 +35,7 @@ func TestMigrationNotifyAppendsOnce(t *testing.T) {
 	a, env := stageActivities(t)
 	in := contract.MigrationNotifyInput{From: "eqiad1", To: "eqiad2", Stage: "projects", Kind: contract.NotifyProjectAssigned,
 		Project: "paws", Recipients: []string{"andrew@example.org"}, Message: "please migrate paws", Due: time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC)}
-	if _, err := env.ExecuteActivity(contract.MigrationNotify, in); err != nil {
+	if _, err := env.ExecuteActivity(contract.MigrationNotify.Name, in); err != nil {
 		t.Fatal(err)
 	}
 	// The same activity retried: its key is the first one's.
@@ -59,7 +59,7 @@ func TestRecordBatteryReportKeepsEveryRunOnce(t *testing.T) {
 	}
 	var out contract.RecordBatteryOutput
 	for _, r := range []contract.BatteryRun{run("one", false), run("two", true), run("two", true), run("three", true)} {
-		v, err := env.ExecuteActivity(contract.RecordBatteryReport, contract.RecordBatteryInput{Run: r, Keep: 5})
+		v, err := env.ExecuteActivity(contract.RecordBatteryReport.Name, contract.RecordBatteryInput{Run: r, Keep: 5})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,7 +78,7 @@ func TestRecordBatteryReportKeepsEveryRunOnce(t *testing.T) {
 
 func TestMigrationCheckNamesTheChecksItKnows(t *testing.T) {
 	_, env := stageActivities(t)
-	v, err := env.ExecuteActivity(contract.MigrationCheck, contract.MigrationCheckInput{From: "eqiad1", To: "eqiad2", Stage: "procure", Checks: []string{"budget approved"}})
+	v, err := env.ExecuteActivity(contract.MigrationCheck.Name, contract.MigrationCheckInput{From: "eqiad1", To: "eqiad2", Stage: "procure", Checks: []string{"budget approved"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestMigrationCheckNamesTheChecksItKnows(t *testing.T) {
 
 func TestMigrationTaskRefusesWhatItCannotDo(t *testing.T) {
 	_, env := stageActivities(t)
-	_, err := env.ExecuteActivity(contract.MigrationTask, contract.MigrationTaskInput{From: "eqiad1", To: "eqiad2", Stage: "procure", Task: "hardware ordered"})
+	_, err := env.ExecuteActivity(contract.MigrationTask.Name, contract.MigrationTaskInput{From: "eqiad1", To: "eqiad2", Stage: "procure", Task: "hardware ordered"})
 	var app *temporal.ApplicationError
 	if !errors.As(err, &app) || app.Type() != contract.ErrMigrationTaskFailed || !strings.Contains(err.Error(), `conveyor cannot do task "hardware ordered" of stage procure by itself (the tasks it automates are ["old hosts drained"]`) {
 		t.Errorf("error %v, want %s naming the automated tasks", err, contract.ErrMigrationTaskFailed)

@@ -46,7 +46,7 @@ var tagRE = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
 
 // Activities publishes images into the configured registry. The worker builds one
 // with New and registers it as a pointer; workflows call PublishImage by name
-// (contract.PublishImage).
+// (contract.PublishImage.Name).
 type Activities struct {
 	registry  name.Registry
 	auth      authn.Authenticator

@@ -142,7 +142,7 @@ func (f *fixture) publish(t *testing.T, in contract.PublishImageInput) (contract
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(f.acts)
-	v, err := env.ExecuteActivity(contract.PublishImage, in)
+	v, err := env.ExecuteActivity(contract.PublishImage.Name, in)
 	if err != nil {
 		return contract.PublishImageOutput{}, err
 	}

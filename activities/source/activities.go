@@ -18,7 +18,7 @@ import (
 
 // Activities prepares sources in the workspaces of one state directory. The worker
 // builds one and registers it as a pointer; workflows call PrepareSource by name
-// (contract.PrepareSource).
+// (contract.PrepareSource.Name).
 type Activities struct {
 	stateDir string
 }

@@ -50,7 +50,7 @@ func prepare(t *testing.T, a *source.Activities, in contract.PrepareSourceInput)
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(a)
-	v, err := env.ExecuteActivity(contract.PrepareSource, in)
+	v, err := env.ExecuteActivity(contract.PrepareSource.Name, in)
 	if err != nil {
 		return contract.PrepareSourceOutput{}, err
 	}

@@ -25,17 +25,17 @@ type stubs struct {
 
 func (s *stubs) register(w worker.Registry) {
 	for name, fn := range map[string]any{
-		contract.MigratePreflight:    s.preflight,
-		contract.MigrateStopSource:   s.stopSource,
-		contract.MigrateSnapshot:     s.snapshot,
-		contract.MigrateCopyImage:    s.copyImage,
-		contract.MigrateCreateServer: s.createServer,
-		contract.MigrateWaitActive:   s.waitActive,
-		contract.MigrateVerify:       s.verify,
-		contract.MigrateSwitchDNS:    s.step,
-		contract.MigrateMark:         s.step,
-		contract.MigrateDeleteSource: s.deleteSource,
-		contract.MigrationNotify:     s.notify,
+		contract.MigratePreflight.Name:    s.preflight,
+		contract.MigrateStopSource.Name:   s.stopSource,
+		contract.MigrateSnapshot.Name:     s.snapshot,
+		contract.MigrateCopyImage.Name:    s.copyImage,
+		contract.MigrateCreateServer.Name: s.createServer,
+		contract.MigrateWaitActive.Name:   s.waitActive,
+		contract.MigrateVerify.Name:       s.verify,
+		contract.MigrateSwitchDNS.Name:    s.step,
+		contract.MigrateMark.Name:         s.step,
+		contract.MigrateDeleteSource.Name: s.deleteSource,
+		contract.MigrationNotify.Name:     s.notify,
 	} {
 		w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}

@@ -84,8 +84,8 @@ func TestEveryPoolAnswersPings(t *testing.T) {
 // by name is registered on the pool they call it on, by exactly one struct.
 func TestPoolsServeTheContractActivities(t *testing.T) {
 	want := map[string][]string{
-		workflows.PoolBuild:  {contract.PrepareSource, contract.BuildVariant, contract.RunTests, contract.PublishImage},
-		workflows.PoolDeploy: {contract.DeployCandidate, contract.HelmTest, contract.RunE2E, contract.Teardown},
+		workflows.PoolBuild:  {contract.PrepareSource.Name, contract.BuildVariant.Name, contract.RunTests.Name, contract.PublishImage.Name},
+		workflows.PoolDeploy: {contract.DeployCandidate.Name, contract.HelmTest.Name, contract.RunE2E.Name, contract.Teardown.Name},
 	}
 	for pool, names := range want {
 		s, err := pools.For(context.Background(), pool, deps(t, pool))
