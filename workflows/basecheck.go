@@ -133,7 +133,7 @@ func BaseImageCheck(ctx workflow.Context, in BaseCheckInput) error {
 	now := workflow.GetSignalChannel(ctx, SignalCheckNow)
 	checks := 0
 	for {
-		if checks >= baseChecksPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+		if HistoryFull(ctx, checks, baseChecksPerRun) {
 			for {
 				var cfg BaseCheckConfig
 				if !config.ReceiveAsync(&cfg) {

@@ -11,16 +11,11 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// Signals, query and memo of the merge batcher (and, for pause and resume, of the
-// base image check).
+// Signal, query and memo of the merge batcher (the memo also of the base image
+// check; both pause with workflows.SignalPause).
 const (
 	// SignalMerged delivers a MergeSignal: a change was merged into the target.
 	SignalMerged = "merged"
-	// SignalPause stops the workflow from starting builds; events are still
-	// collected.
-	SignalPause = "pause"
-	// SignalResume undoes SignalPause.
-	SignalResume = "resume"
 	// QueryBatcher returns the batcher's BatcherStatus.
 	QueryBatcher = "batcher"
 	// MemoPaused is the memo field that says whether a trigger workflow is paused,
@@ -179,8 +174,7 @@ func MergeBatcher(ctx workflow.Context, in BatcherInput) error {
 	var cancelTimer workflow.CancelFunc
 	events, batches := 0, 0
 	for {
-		if build == nil && (batches >= b.target.Settings.MaxBatchesPerRun || events >= b.target.Settings.MaxEventsPerRun ||
-			workflow.GetInfo(ctx).GetContinueAsNewSuggested()) {
+		if build == nil && (batches >= b.target.Settings.MaxBatchesPerRun || HistoryFull(ctx, events, b.target.Settings.MaxEventsPerRun)) {
 			// Signals already delivered to this run must not be lost.
 			for {
 				var m MergeSignal

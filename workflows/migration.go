@@ -261,7 +261,7 @@ func CloudMigration(ctx workflow.Context, in MigrationPlan) (MigrationStatus, er
 	// only between stages: a running child would be closed with this run.
 	events := 0
 	for st.Current < len(in.Stages) {
-		if events >= in.maxEvents() || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+		if HistoryFull(ctx, events, in.maxEvents()) {
 			for {
 				var s StageStatus
 				if !progress.ReceiveAsync(&s) {

@@ -172,7 +172,7 @@ func MigrationStage(ctx workflow.Context, in StageInput) (StageStatus, error) {
 		if r.dirty {
 			r.report(ctx)
 		}
-		if r.running == "" && (r.events >= r.max || workflow.GetInfo(ctx).GetContinueAsNewSuggested()) {
+		if r.running == "" && HistoryFull(ctx, r.events, r.max) {
 			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 				return r.st, err
 			}
@@ -246,7 +246,7 @@ func (r *stageRun) check(ctx workflow.Context) {
 	err := Execute(workflow.WithActivityOptions(ctx, migrationCheckOptions), contract.MigrationCheck,
 		contract.MigrationCheckInput{From: r.in.From, To: r.in.To, Stage: r.st.Name, Checks: r.in.Stage.EntryChecks}).Get(ctx, &out)
 	if err != nil {
-		out.Results = []contract.MigrationCheckResult{{Name: "entry checks", Detail: failureDetail(err)}}
+		out.Results = []contract.MigrationCheckResult{{Name: "entry checks", Detail: ErrorDetail(err)}}
 	}
 	r.st.Checks = out.Results
 	var failed []string
@@ -288,7 +288,7 @@ func (r *stageRun) startNextTask(ctx workflow.Context) {
 			contract.MigrationTaskInput{From: r.in.From, To: r.in.To, Stage: r.st.Name, Task: name}).Get(ctx, &out)
 		t := r.st.task(name)
 		if err != nil {
-			t.State, t.Detail = TaskFailed, failureDetail(err)
+			t.State, t.Detail = TaskFailed, ErrorDetail(err)
 			r.notify(ctx, contract.NotifyTaskFailed, []string{name},
 				fmt.Sprintf("task %q of stage %s failed: %s; fix it and mark it done with %s", name, r.st.Name, t.Detail, UpdateTaskDone))
 		} else {

@@ -114,7 +114,7 @@ func (r *stageRun) startTaskWorkflow(ctx workflow.Context, plan TaskPlan) {
 			t.Projects = out.Projects
 		}
 		if err != nil {
-			t.State, t.Detail = TaskFailed, failureDetail(err)
+			t.State, t.Detail = TaskFailed, ErrorDetail(err)
 			r.notify(ctx, contract.NotifyTaskFailed, []string{name},
 				fmt.Sprintf("task %q of stage %s (workflow %s) failed: %s; fix it and mark it done with %s", name, r.st.Name, id, t.Detail, UpdateTaskDone))
 		} else {

@@ -3,7 +3,6 @@ package workflows
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -11,10 +10,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/internal/lib/gerrit"
 )
-
-// QueryStatus is the query every pipeline answers with its PipelineStatus.
-const QueryStatus = "status"
 
 // The pipeline's steps, in order.
 const (
@@ -94,24 +91,10 @@ func (s *PipelineStatus) Step(name string) *Step {
 	return nil
 }
 
-// ParseChangeRef reads a Gerrit change ref, refs/changes/NN/CHANGE/PATCHSET.
-func ParseChangeRef(ref string) (change, patchset int, ok bool) {
-	parts := strings.Split(ref, "/")
-	if len(parts) != 5 || parts[0] != "refs" || parts[1] != "changes" {
-		return 0, 0, false
-	}
-	c, err1 := strconv.Atoi(parts[3])
-	p, err2 := strconv.Atoi(parts[4])
-	if err1 != nil || err2 != nil || c <= 0 || p <= 0 {
-		return 0, 0, false
-	}
-	return c, p, true
-}
-
 // PipelineID is the workflow id of the pipeline for one change (or ref) of one
 // project: the same change cannot run twice at once.
 func PipelineID(project, ref string) string {
-	if c, p, ok := ParseChangeRef(ref); ok {
+	if c, p, ok := gerrit.ParseChangeRef(ref); ok {
 		return fmt.Sprintf("pipeline/%s/%d/%d", project, c, p)
 	}
 	return fmt.Sprintf("pipeline/%s/%s", project, strings.TrimPrefix(ref, "refs/heads/"))
@@ -138,7 +121,7 @@ func (in PipelineInput) Validate() error {
 func Pipeline(ctx workflow.Context, in PipelineInput) (PipelineStatus, error) {
 	r := &pipelineRun{in: in}
 	r.st = PipelineStatus{Project: in.Project, Repo: in.Repo, Ref: in.Ref}
-	r.st.Change, r.st.Patchset, _ = ParseChangeRef(in.Ref)
+	r.st.Change, r.st.Patchset, _ = gerrit.ParseChangeRef(in.Ref)
 	for _, name := range PipelineSteps {
 		r.st.Steps = append(r.st.Steps, Step{Name: name, State: StepPending})
 	}
@@ -172,7 +155,7 @@ type pipelineRun struct {
 
 func (r *pipelineRun) run(ctx workflow.Context) error {
 	info := workflow.GetInfo(ctx)
-	runID := shortID(info.WorkflowExecution.RunID)
+	runID := ShortID(info.WorkflowExecution.RunID)
 	build := workflow.WithActivityOptions(ctx, buildOptions)
 	deploy := workflow.WithActivityOptions(ctx, deployOptions)
 
@@ -191,7 +174,7 @@ func (r *pipelineRun) run(ctx workflow.Context) error {
 		var out contract.BuildVariantOutput
 		err := Execute(build, contract.BuildVariant, contract.BuildVariantInput{
 			Source: src.Source, Blubber: src.Settings.Blubber, Variant: src.Settings.TestVariant}).Get(ctx, &out)
-		s.Detail = fmt.Sprintf("variant %s of %s", src.Settings.TestVariant, shortID(src.Source.Commit))
+		s.Detail = fmt.Sprintf("variant %s of %s", src.Settings.TestVariant, ShortID(src.Source.Commit))
 		return err
 	})
 	if err != nil {
@@ -290,7 +273,7 @@ func (r *pipelineRun) step(ctx workflow.Context, name string, fn func(*Step) err
 	switch {
 	case err != nil:
 		s.State = StepFailed
-		s.Detail = failureDetail(err)
+		s.Detail = ErrorDetail(err)
 		return fmt.Errorf("step %s: %w", name, err)
 	case s.State == StepRunning:
 		s.State = StepSucceeded
@@ -318,16 +301,6 @@ func (r *pipelineRun) teardown(ctx workflow.Context, rel contract.Release) {
 	}
 }
 
-// failureDetail is the innermost application error's message: for failed tests it
-// carries the output tail.
-func failureDetail(err error) string {
-	var app *temporal.ApplicationError
-	if errors.As(err, &app) {
-		return app.Error()
-	}
-	return err.Error()
-}
-
 // namespaceName is a DNS label unique to the run: ci-<image>-<change>-<ps>-<run>.
 func namespaceName(image string, change, patchset int, runID string) string {
 	var b strings.Builder
@@ -346,14 +319,6 @@ func namespaceName(image string, change, patchset int, runID string) string {
 		return fmt.Sprintf("ci-%s-%d-%d-%s", name, change, patchset, runID)
 	}
 	return fmt.Sprintf("ci-%s-%s", name, runID)
-}
-
-func shortID(id string) string {
-	id = strings.ReplaceAll(id, "-", "")
-	if len(id) > 10 {
-		return id[:10]
-	}
-	return id
 }
 
 // Activity options of the two pools: builds heartbeat with BuildKit's progress,

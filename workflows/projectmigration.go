@@ -295,8 +295,7 @@ func ProjectMigration(ctx workflow.Context, in ProjectMigrationInput) (ProjectSt
 	for st.Count(VMDone) < len(st.VMs) {
 		// A long history (a big project, many retries) is handed on to a new run
 		// once no VM migration runs: a child would not outlive the run.
-		info := workflow.GetInfo(ctx)
-		draining := freeAtGrace && (info.GetCurrentHistoryLength() >= maxEvents || info.GetContinueAsNewSuggested())
+		draining := freeAtGrace && HistoryFull(ctx, workflow.GetInfo(ctx).GetCurrentHistoryLength(), maxEvents)
 		if draining && st.Count(VMRunning) == 0 {
 			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 				return st, err
@@ -329,7 +328,7 @@ func ProjectMigration(ctx workflow.Context, in ProjectMigrationInput) (ProjectSt
 				err := f.Get(ctx, &res)
 				v := &st.VMs[vm(id)]
 				if err != nil {
-					v.State, v.Error = VMFailed, failureDetail(err)
+					v.State, v.Error = VMFailed, ErrorDetail(err)
 					if p, ok := failedStep(err); ok {
 						v.Step = p.Step
 						if p.DestinationID != "" {

@@ -242,7 +242,7 @@ func ProjectsMigration(ctx workflow.Context, in ProjectsMigrationInput) (Project
 			r.report(ctx)
 			continue
 		}
-		draining := r.events >= r.in.MaxEventsPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+		draining := HistoryFull(ctx, r.events, r.in.MaxEventsPerRun)
 		if draining && r.inflight == 0 {
 			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 				return r.st, err

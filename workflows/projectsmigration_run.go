@@ -178,7 +178,7 @@ func (r *projectsRun) startPending(ctx workflow.Context) {
 			switch {
 			case p.State != ProjectRunning:
 			case err != nil:
-				p.State, p.Detail = ProjectFailed, failureDetail(err)
+				p.State, p.Detail = ProjectFailed, ErrorDetail(err)
 				if !r.in.DryRun {
 					r.notifyProject(ctx, contract.NotifyTaskFailed, *p,
 						fmt.Sprintf("project %s (%s mode) failed: %s; fix it and mark it done with %s", name, p.Mode, p.Detail, UpdateTaskDone))

@@ -45,7 +45,7 @@ func promoteAfterMerge(ctx workflow.Context, bb *BatchBuild, st PipelineStatus) 
 		contract.PromotionConfigInput{Service: service, Optional: true}).Get(ctx, &cfg)
 	switch {
 	case err != nil:
-		bb.PromotionNote = "not promoted: reading the promotion plan of " + service + ": " + promotionDetail(err)
+		bb.PromotionNote = "not promoted: reading the promotion plan of " + service + ": " + ErrorDetail(err)
 		logger.Warn("Not promoting the published image", "service", service, "error", err)
 		return
 	case cfg.Absent:
@@ -67,7 +67,7 @@ func promoteAfterMerge(ctx workflow.Context, bb *BatchBuild, st PipelineStatus) 
 		Source: PromotionSource{Project: st.Project, Commit: st.Commit, Pipeline: bb.WorkflowID},
 	})
 	if err := f.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
-		bb.PromotionNote = fmt.Sprintf("not started: %s: %s", id, promotionDetail(err))
+		bb.PromotionNote = fmt.Sprintf("not started: %s: %s", id, ErrorDetail(err))
 		logger.Warn("Starting the promotion failed", "promotion", id, "error", err)
 		return
 	}

@@ -267,7 +267,7 @@ func (in PromotionInput) Validate() error {
 // validatePlan checks what the workflow relies on; the registry's reader
 // checks the rest.
 func validatePlan(p contract.PromotionPlan, commit string) error {
-	where := fmt.Sprintf("the promotion plan of %s at configuration commit %s", p.Service, shortID(commit))
+	where := fmt.Sprintf("the promotion plan of %s at configuration commit %s", p.Service, ShortID(commit))
 	switch {
 	case len(p.Production) == 0:
 		return fmt.Errorf("%s: production lists no cluster", where)

@@ -134,7 +134,7 @@ func (r *promotionRun) check(verb string, d PromotionDecision, via string) error
 		return fmt.Errorf(`approver is empty: send {"approver": "<your name>", "reason": "..."}%s`, r.approverHint(needsApprover))
 	case needsApprover && !slices.Contains(r.s.Plan.Approvers, name):
 		return fmt.Errorf("%q is not an approver of %s: the plan at configuration commit %s lists %s", name, r.in.Service,
-			shortID(st.ConfigCommit), strings.Join(r.s.Plan.Approvers, ", "))
+			ShortID(st.ConfigCommit), strings.Join(r.s.Plan.Approvers, ", "))
 	}
 	switch verb {
 	case PromoteApprove, PromoteReject:

@@ -33,7 +33,7 @@ func (r *promotionRun) promoteCluster(ctx workflow.Context) error {
 			contract.PromotionDeployInput{ServiceRelease: rel, Image: r.in.Image, Replicas: plan.Replicas, HistoryMax: plan.HistoryMax,
 				OnlyIfAbsent: true}).Get(ctx, &out)
 		if err != nil {
-			cp.State, cp.Detail = ClusterFailed, promotionDetail(err)
+			cp.State, cp.Detail = ClusterFailed, ErrorDetail(err)
 			return wrapf(err, "looking up the stable release in %s/%s", t.Cluster, t.Namespace)
 		}
 		r.s.Prepared, cp.Revision, cp.Previous = true, out.Revision, out.Previous
@@ -76,12 +76,12 @@ func (r *promotionRun) promoteCluster(ctx workflow.Context) error {
 	err := Execute(workflow.WithActivityOptions(ctx, promotionDeployOptions), contract.PromotionDeploy,
 		contract.PromotionDeployInput{ServiceRelease: rel, Image: r.in.Image, Replicas: plan.Replicas, HistoryMax: plan.HistoryMax}).Get(ctx, &out)
 	if err != nil {
-		cp.State, cp.Detail = ClusterFailed, "upgrading the stable release failed; the canary was left serving: "+promotionDetail(err)
+		cp.State, cp.Detail = ClusterFailed, "upgrading the stable release failed; the canary was left serving: "+ErrorDetail(err)
 		return wrapf(err, "upgrading the stable release in %s/%s to the new image", t.Cluster, t.Namespace)
 	}
 	cp.Revision = out.Revision
 	if err := r.removeCanary(ctx, rel); err != nil {
-		cp.State, cp.Detail = ClusterFailed, "the stable release runs the new image, but removing the canary failed: "+promotionDetail(err)
+		cp.State, cp.Detail = ClusterFailed, "the stable release runs the new image, but removing the canary failed: "+ErrorDetail(err)
 		return wrapf(err, "removing the canary in %s/%s after the promotion", t.Cluster, t.Namespace)
 	}
 	cp.State, cp.Detail = ClusterPromoted, fmt.Sprintf("stable release at revision %d runs the new image; canary removed", out.Revision)
@@ -201,9 +201,9 @@ func (r *promotionRun) rollbackCluster(ctx workflow.Context, rel contract.Servic
 	st.Waiting, st.WaitingSince = "", time.Time{}
 	msg := fmt.Sprintf("rolled back in %s/%s: %s; the canary was removed and the stable release left as it was", rel.Cluster, rel.Namespace, reason)
 	if err := r.removeCanary(ctx, rel); err != nil {
-		cp.State, cp.Detail = ClusterFailed, "removing the canary failed: "+promotionDetail(err)
+		cp.State, cp.Detail = ClusterFailed, "removing the canary failed: "+ErrorDetail(err)
 		msg = fmt.Sprintf("rolling back in %s/%s (%s) failed: removing the canary: %s; remove it by hand and check the stable release",
-			rel.Cluster, rel.Namespace, reason, promotionDetail(err))
+			rel.Cluster, rel.Namespace, reason, ErrorDetail(err))
 	} else {
 		cp.State, cp.Detail = ClusterRolledBack, reason
 		st.Weights = CanaryWeights{StableReplicas: r.s.Plan.Replicas}

@@ -222,7 +222,7 @@ func (r *promotionRun) maybeContinueAsNew(ctx workflow.Context) error {
 		limit = DefaultPromotionMaxHistory
 	}
 	info := workflow.GetInfo(ctx)
-	if info.GetCurrentHistoryLength() < limit && !info.GetContinueAsNewSuggested() {
+	if !HistoryFull(ctx, info.GetCurrentHistoryLength(), limit) {
 		return nil
 	}
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
@@ -302,7 +302,7 @@ type stepErr struct {
 	err error
 }
 
-func (e *stepErr) Error() string { return e.msg + ": " + promotionDetail(e.err) }
+func (e *stepErr) Error() string { return e.msg + ": " + ErrorDetail(e.err) }
 func (e *stepErr) Unwrap() error { return e.err }
 
 func wrapf(err error, format string, args ...any) error {
@@ -315,15 +315,5 @@ func errorText(err error) string {
 	if errors.As(err, &se) {
 		return se.Error()
 	}
-	return promotionDetail(err)
-}
-
-// promotionDetail is the message of the innermost application error (an
-// activity's own words, without the SDK's type and retry notes), or err's text.
-func promotionDetail(err error) string {
-	var app *temporal.ApplicationError
-	if errors.As(err, &app) && app.Message() != "" {
-		return app.Message()
-	}
-	return err.Error()
+	return ErrorDetail(err)
 }

@@ -98,7 +98,7 @@ func TestBattery(ctx workflow.Context, in BatteryInput) (BatteryReport, error) {
 			From: in.From, To: in.To, Test: t, Key: key, DNSNames: in.DNSNames, Bastion: in.Bastion,
 		}).Get(ctx, &res)
 		if err != nil {
-			res = contract.BatteryResult{Test: t, Detail: "could not run: " + failureDetail(err)}
+			res = contract.BatteryResult{Test: t, Detail: "could not run: " + ErrorDetail(err)}
 		}
 		run.Results = append(run.Results, res)
 	}

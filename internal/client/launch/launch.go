@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/wikimedia/conveyor/internal/lib/gerrit"
 	"github.com/wikimedia/conveyor/workflows"
 )
 
@@ -22,7 +23,7 @@ func Pipeline(ctx context.Context, c client.Client, in workflows.PipelineInput) 
 		return nil, err
 	}
 	attrs := []temporal.SearchAttributeUpdate{workflows.ProjectKey.ValueSet(in.Project)}
-	if change, ps, ok := workflows.ParseChangeRef(in.Ref); ok {
+	if change, ps, ok := gerrit.ParseChangeRef(in.Ref); ok {
 		attrs = append(attrs, workflows.ChangeKey.ValueSet(int64(change)), workflows.PatchsetKey.ValueSet(int64(ps)))
 	}
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
