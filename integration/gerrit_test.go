@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wikimedia/conveyor/workflows/changes"
+
 	"go.temporal.io/sdk/client"
 
 	"github.com/wikimedia/conveyor/activities/contract"
@@ -22,7 +24,6 @@ import (
 	"github.com/wikimedia/conveyor/internal/client/triggers"
 	"github.com/wikimedia/conveyor/internal/dev/fakegerrit"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
-	"github.com/wikimedia/conveyor/workflows"
 )
 
 // gerritNamespace keeps these tests' workflows and activities away from other
@@ -123,7 +124,7 @@ func gitRevParse(t *testing.T, dir, ref string) string {
 
 // verifyChange delivers patchset-created for a change of examples/hello (edited
 // by edit) and waits for the review the fake Gerrit receives.
-func verifyChange(t *testing.T, what string, change int, edit func(dir string)) (fakegerrit.Review, workflows.VerifyResult, string) {
+func verifyChange(t *testing.T, what string, change int, edit func(dir string)) (fakegerrit.Review, changes.VerifyResult, string) {
 	t.Helper()
 	image := uniqueImage(t, what)
 	project := "it/" + image
@@ -144,8 +145,8 @@ func verifyChange(t *testing.T, what string, change int, edit func(dir string)) 
 	if review.Revision != revision {
 		t.Errorf("review on revision %s, want the patchset's %s", review.Revision, revision)
 	}
-	var res workflows.VerifyResult
-	id := workflows.VerifyID(project, change, 1, "")
+	var res changes.VerifyResult
+	id := changes.VerifyID(project, change, 1, "")
 	if err := s.client.GetWorkflow(ctx, id, "").Get(ctx, &res); err != nil {
 		t.Fatalf("the verification %s: %v", id, err)
 	}
@@ -157,7 +158,7 @@ func verifyChange(t *testing.T, what string, change int, edit func(dir string)) 
 	}
 	stacktest.RecordHistory(t, s.client, id, "", "verify-"+what+".json")
 	link := fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s", strings.TrimRight(cfg.Temporal.UIURL, "/"), gerritNamespace,
-		url.PathEscape(workflows.PipelineID(project, ref)), res.PipelineRunID)
+		url.PathEscape(changes.PipelineID(project, ref)), res.PipelineRunID)
 	return review, res, link
 }
 
@@ -187,7 +188,7 @@ func TestGerritVerifiedMinusOne(t *testing.T) {
 		b, _ := os.ReadFile(p)
 		_ = os.WriteFile(p, []byte(strings.Replace(string(b), "hello, e2e", "goodbye, e2e", 1)), 0o644)
 	})
-	if review.Labels["Verified"] != -1 || res.Outcome != contract.OutcomeFailed || res.FailedStep != workflows.StepRunTests {
+	if review.Labels["Verified"] != -1 || res.Outcome != contract.OutcomeFailed || res.FailedStep != changes.StepRunTests {
 		t.Fatalf("vote %v, outcome %s at %q; want Verified -1 at run-tests\n%s", review.Labels, res.Outcome, res.FailedStep, review.Message)
 	}
 	for _, want := range []string{"failed at step run-tests", "Output (last lines):", "goodbye, e2e", "Workflow: " + link, `Comment "recheck"`} {

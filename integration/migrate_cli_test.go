@@ -11,12 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wikimedia/conveyor/workflows/migrations"
+
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/flavors"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
-	"github.com/wikimedia/conveyor/workflows"
 )
 
 // TestMigrateCLI drives a CloudMigration through `conveyor migrate` on the real
@@ -117,11 +118,11 @@ stages:
 		if err != nil {
 			return fmt.Errorf("%v\n%s", err, got)
 		}
-		var st workflows.MigrationStatus
+		var st migrations.MigrationStatus
 		if err := json.Unmarshal([]byte(got), &st); err != nil {
 			return fmt.Errorf("status --json: %v\n%s", err, got)
 		}
-		if st.Current != 1 || st.Stages[1].State != workflows.StageOpen || st.Stages[0].ApprovedBy != "bob" {
+		if st.Current != 1 || st.Stages[1].State != migrations.StageOpen || st.Stages[0].ApprovedBy != "bob" {
 			return fmt.Errorf("current %d, stages %+v", st.Current, st.Stages)
 		}
 		return nil
@@ -190,7 +191,7 @@ func TestMigrateCLIProjects(t *testing.T) {
 	}
 
 	plan := must("start", "--project", pr.name, "--dry-run")
-	for _, want := range []string{"dry run: nothing changes", "would run as workflow " + workflows.ProjectMigrationID(vmFrom, vmTo, pr.name),
+	for _, want := range []string{"dry run: nothing changes", "would run as workflow " + migrations.ProjectMigrationID(vmFrom, vmTo, pr.name),
 		"flavor", pr.flavor, contract.ResourceWillCreate} {
 		if !strings.Contains(plan, want) {
 			t.Errorf("the dry run lacks %q:\n%s", want, plan)

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wikimedia/conveyor/workflows/migrations"
+
 	"github.com/gophercloud/gophercloud/v2"
 	gos "github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/flavors"
@@ -273,29 +275,29 @@ func TestOrganicModeZeroesTheLegacyQuota(t *testing.T) {
 	}
 	toBefore := rig.quota(t, rig.to, p.ID)
 
-	drive := func(id string) workflows.ProjectsStatus {
+	drive := func(id string) migrations.ProjectsStatus {
 		t.Helper()
-		run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueueMigrate}, workflows.ProjectsMigration,
-			workflows.ProjectsMigrationInput{From: modesFrom, To: modesTo, Projects: []workflows.ProjectSpec{{Name: p.Name, Mode: workflows.ModeOrganic}}})
+		run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueueMigrate}, migrations.ProjectsMigration,
+			migrations.ProjectsMigrationInput{From: modesFrom, To: modesTo, Projects: []migrations.ProjectSpec{{Name: p.Name, Mode: migrations.ModeOrganic}}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var st workflows.ProjectsStatus
+		var st migrations.ProjectsStatus
 		if err := run.Get(ctx, &st); err != nil {
 			t.Fatalf("projects driver: %v\nworker:\n%s", err, wout.String())
 		}
 		return st
 	}
-	dry, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "organic-dry-" + p.Name, TaskQueue: workflows.TaskQueueMigrate}, workflows.ProjectsMigration,
-		workflows.ProjectsMigrationInput{From: modesFrom, To: modesTo, DryRun: true, Projects: []workflows.ProjectSpec{{Name: p.Name, Mode: workflows.ModeOrganic}}})
+	dry, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "organic-dry-" + p.Name, TaskQueue: workflows.TaskQueueMigrate}, migrations.ProjectsMigration,
+		migrations.ProjectsMigrationInput{From: modesFrom, To: modesTo, DryRun: true, Projects: []migrations.ProjectSpec{{Name: p.Name, Mode: migrations.ModeOrganic}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var dst workflows.ProjectsStatus
+	var dst migrations.ProjectsStatus
 	if err := dry.Get(ctx, &dst); err != nil {
 		t.Fatal(err)
 	}
-	if pr := dst.Projects[0]; pr.State != workflows.ProjectPlanned || !strings.Contains(pr.Detail, "would set the compute quota of "+p.Name+" in eqiad1 to 0 (now instances=7 cores=9 ram=4096MB)") {
+	if pr := dst.Projects[0]; pr.State != migrations.ProjectPlanned || !strings.Contains(pr.Detail, "would set the compute quota of "+p.Name+" in eqiad1 to 0 (now instances=7 cores=9 ram=4096MB)") {
 		t.Errorf("dry run: %+v, want planned, saying what it would set", pr)
 	}
 	if q := rig.quota(t, rig.from, p.ID); q != (contract.ComputeQuota{Instances: 7, Cores: 9, RAM: 4096}) {
@@ -303,7 +305,7 @@ func TestOrganicModeZeroesTheLegacyQuota(t *testing.T) {
 	}
 
 	st := drive("organic-" + p.Name)
-	if pr := st.Projects[0]; pr.State != workflows.ProjectDone || !strings.Contains(pr.Detail, "set the compute quota of "+p.Name+" in eqiad1 to 0 (was instances=7 cores=9 ram=4096MB") {
+	if pr := st.Projects[0]; pr.State != migrations.ProjectDone || !strings.Contains(pr.Detail, "set the compute quota of "+p.Name+" in eqiad1 to 0 (was instances=7 cores=9 ram=4096MB") {
 		t.Errorf("project %+v, want done, its quota set to 0", pr)
 	}
 	if q := rig.quota(t, rig.from, p.ID); !q.IsZero() {
@@ -359,33 +361,33 @@ func TestManualModeWaitsForTaskDone(t *testing.T) {
 	organic, manual := rig.project(t, "organic", false), rig.project(t, "manual", false)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	input, _ := json.Marshal(workflows.ProjectsMigrationInput{
-		Projects: []workflows.ProjectSpec{
-			{Name: organic.Name, Mode: workflows.ModeOrganic},
-			{Name: manual.Name, Mode: workflows.ModeManual, Owners: []string{"owner@example.org"}},
+	input, _ := json.Marshal(migrations.ProjectsMigrationInput{
+		Projects: []migrations.ProjectSpec{
+			{Name: organic.Name, Mode: migrations.ModeOrganic},
+			{Name: manual.Name, Mode: migrations.ModeManual, Owners: []string{"owner@example.org"}},
 		},
 		ReminderEvery: time.Hour, ProgressEvery: time.Second,
 	})
-	plan := workflows.MigrationPlan{From: modesFrom, To: modesTo, Stages: []workflows.StagePlan{{
+	plan := migrations.MigrationPlan{From: modesFrom, To: modesTo, Stages: []migrations.StagePlan{{
 		Name: "migration", Months: 12, EntryChecks: []string{"api endpoints up", "capacity available"},
-		Tasks: []workflows.TaskPlan{{Name: "projects migrated", Automated: true, Workflow: workflows.WorkflowProjectsMigration, Input: input}},
+		Tasks: []migrations.TaskPlan{{Name: "projects migrated", Automated: true, Workflow: migrations.WorkflowProjectsMigration, Input: input}},
 	}}}
-	id := workflows.MigrationID(modesFrom, modesTo)
+	id := migrations.MigrationID(modesFrom, modesTo)
 	_ = tc.TerminateWorkflow(ctx, id, "", "a new test run")
-	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueueMigrate}, workflows.CloudMigration, plan)
+	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueueMigrate}, migrations.CloudMigration, plan)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stageID := workflows.MigrationStageID(modesFrom, modesTo, 0, "migration")
-	driverID := workflows.MigrationTaskID(stageID, "projects migrated")
+	stageID := migrations.MigrationStageID(modesFrom, modesTo, 0, "migration")
+	driverID := migrations.MigrationTaskID(stageID, "projects migrated")
 
-	st := queryUntil(t, tc, id, workflows.QueryPlan, 3*time.Minute, "the plan showing the organic project done and the manual one waiting",
-		func(st workflows.MigrationStatus) bool {
+	st := queryUntil(t, tc, id, migrations.QueryPlan, 3*time.Minute, "the plan showing the organic project done and the manual one waiting",
+		func(st migrations.MigrationStatus) bool {
 			ps := st.Stages[0].Tasks[0].Projects
-			return len(ps) == 2 && ps[0].State == workflows.ProjectDone && ps[1].State == workflows.ProjectWaiting
+			return len(ps) == 2 && ps[0].State == migrations.ProjectDone && ps[1].State == migrations.ProjectWaiting
 		})
 	task := st.Stages[0].Tasks[0]
-	if task.State != workflows.TaskRunning || task.Workflow != driverID || !strings.Contains(task.Detail, "1 done, 1 waiting") {
+	if task.State != migrations.TaskRunning || task.Workflow != driverID || !strings.Contains(task.Detail, "1 done, 1 waiting") {
 		t.Errorf("plan task %+v, want running as %s with 1 done, 1 waiting", task, driverID)
 	}
 	if q := rig.quota(t, rig.from, organic.ID); !q.IsZero() {
@@ -421,29 +423,29 @@ func TestManualModeWaitsForTaskDone(t *testing.T) {
 		}
 		return h.Get(ctx, nil)
 	}
-	if err := update(driverID, workflows.UpdateTaskDone, workflows.TaskCompletion{Task: organic.Name, By: "andrew"}); err == nil ||
+	if err := update(driverID, migrations.UpdateTaskDone, migrations.TaskCompletion{Task: organic.Name, By: "andrew"}); err == nil ||
 		!strings.Contains(err.Error(), "is already done (by conveyor") {
 		t.Errorf("task-done for the organic project: %v, want a refusal", err)
 	}
-	if err := update(driverID, workflows.UpdateTaskDone, workflows.TaskCompletion{Task: manual.Name, By: "andrew", Note: "moved by hand"}); err != nil {
+	if err := update(driverID, migrations.UpdateTaskDone, migrations.TaskCompletion{Task: manual.Name, By: "andrew", Note: "moved by hand"}); err != nil {
 		t.Fatalf("task-done: %v\nworker:\n%s", err, wout.String())
 	}
-	ss := queryUntil(t, tc, stageID, workflows.QueryStage, 2*time.Minute, "the stage awaiting approval",
-		func(s workflows.StageStatus) bool { return s.State == workflows.StageAwaitingApproval })
+	ss := queryUntil(t, tc, stageID, migrations.QueryStage, 2*time.Minute, "the stage awaiting approval",
+		func(s migrations.StageStatus) bool { return s.State == migrations.StageAwaitingApproval })
 	if len(ss.Checks) != 2 || !ss.Checks[0].OK || !ss.Checks[1].OK || !strings.Contains(ss.Checks[1].Detail, "vCPUs and") {
 		t.Errorf("entry checks %+v, want both passed on the rig", ss.Checks)
 	}
-	if err := update(stageID, workflows.UpdateApproveStage, workflows.StageApproval{Stage: "migration", By: "bd808"}); err != nil {
+	if err := update(stageID, migrations.UpdateApproveStage, migrations.StageApproval{Stage: "migration", By: "bd808"}); err != nil {
 		t.Fatal(err)
 	}
-	var final workflows.MigrationStatus
+	var final migrations.MigrationStatus
 	if err := run.Get(ctx, &final); err != nil {
 		t.Fatalf("migration: %v\nworker:\n%s", err, wout.String())
 	}
 	stacktest.RecordHistory(t, tc, driverID, "", "projects-organic-manual.json")
 	stacktest.RecordHistory(t, tc, stageID, "", "stage-projects-task.json")
 	task = final.Stages[0].Tasks[0]
-	if task.State != workflows.TaskDone || len(task.Projects) != 2 || task.Projects[1].By != "andrew" || task.Projects[1].Note != "moved by hand" {
+	if task.State != migrations.TaskDone || len(task.Projects) != 2 || task.Projects[1].By != "andrew" || task.Projects[1].Note != "moved by hand" {
 		t.Errorf("final task %+v, want done with the manual project done by andrew", task)
 	}
 	if !strings.Contains(final.Stages[0].Tasks[0].Detail, "2 done") {
@@ -463,14 +465,14 @@ func TestBatteryOnTheRig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := workflows.BatteryInput{From: modesFrom, To: modesTo, DNSNames: []string{"localhost"}, Bastion: u.Host}
-	var reports []workflows.BatteryReport
+	in := migrations.BatteryInput{From: modesFrom, To: modesTo, DNSNames: []string{"localhost"}, Bastion: u.Host}
+	var reports []migrations.BatteryReport
 	for i := range 2 {
-		run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "battery-" + randomHex(t)[:8], TaskQueue: workflows.TaskQueueMigrate}, workflows.TestBattery, in)
+		run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "battery-" + randomHex(t)[:8], TaskQueue: workflows.TaskQueueMigrate}, migrations.TestBattery, in)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var rep workflows.BatteryReport
+		var rep migrations.BatteryReport
 		if err := run.Get(ctx, &rep); err != nil {
 			t.Fatalf("battery run %d: %v\nworker:\n%s", i+1, err, wout.String())
 		}
@@ -565,13 +567,13 @@ func TestCleanupOnTheRig(t *testing.T) {
 	}
 
 	id := "cleanup-" + p.Name
-	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueueMigrate}, workflows.Cleanup,
-		workflows.CleanupInput{From: modesFrom, To: modesTo, Projects: []string{p.Name}})
+	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueueMigrate}, migrations.Cleanup,
+		migrations.CleanupInput{From: modesFrom, To: modesTo, Projects: []string{p.Name}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := queryUntil(t, tc, id, workflows.QueryCleanup, 2*time.Minute, "the cleanup awaiting approval",
-		func(r workflows.CleanupReport) bool { return r.State == workflows.CleanupAwaiting })
+	rep := queryUntil(t, tc, id, migrations.QueryCleanup, 2*time.Minute, "the cleanup awaiting approval",
+		func(r migrations.CleanupReport) bool { return r.State == migrations.CleanupAwaiting })
 	if len(rep.Listed) != 2 || rep.Listed[0].ID != srv.ID || rep.Listed[1].ID != im.ID {
 		t.Fatalf("listed %+v, want the server then the image", rep.Listed)
 	}
@@ -585,15 +587,15 @@ func TestCleanupOnTheRig(t *testing.T) {
 	if !found {
 		t.Errorf("no cleanup notification lists %s", rep.Listed[0])
 	}
-	h, err := tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: workflows.UpdateApproveCleanup,
-		Args: []any{workflows.CleanupApproval{By: "bd808", Reason: "stage 5"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+	h, err := tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: migrations.UpdateApproveCleanup,
+		Args: []any{migrations.CleanupApproval{By: "bd808", Reason: "stage 5"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
 	if err == nil {
 		err = h.Get(ctx, nil)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	var final workflows.CleanupReport
+	var final migrations.CleanupReport
 	if err := run.Get(ctx, &final); err != nil {
 		t.Fatalf("cleanup: %v\nworker:\n%s", err, wout.String())
 	}
@@ -664,15 +666,15 @@ func TestAutomaticModeRunsProjectMigration(t *testing.T) {
 		return err
 	})
 
-	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "automatic-" + p.Name, TaskQueue: workflows.TaskQueueMigrate}, workflows.ProjectsMigration,
-		workflows.ProjectsMigrationInput{From: modesFrom, To: modesTo, GracePeriod: 3 * time.Second,
-			Projects: []workflows.ProjectSpec{{Name: p.Name, Mode: workflows.ModeAutomatic}}})
+	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "automatic-" + p.Name, TaskQueue: workflows.TaskQueueMigrate}, migrations.ProjectsMigration,
+		migrations.ProjectsMigrationInput{From: modesFrom, To: modesTo, GracePeriod: 3 * time.Second,
+			Projects: []migrations.ProjectSpec{{Name: p.Name, Mode: migrations.ModeAutomatic}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A failed VM waits in ProjectMigration for a retry: fail the test then
 	// rather than wait for it.
-	child := workflows.ProjectMigrationID(modesFrom, modesTo, p.Name)
+	child := migrations.ProjectMigrationID(modesFrom, modesTo, p.Name)
 	waitFor(t, 5*time.Minute, "the projects driver to finish", func() error {
 		d, err := tc.DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID())
 		if err != nil {
@@ -681,20 +683,20 @@ func TestAutomaticModeRunsProjectMigration(t *testing.T) {
 		if d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 			return nil
 		}
-		if v, err := tc.QueryWorkflow(ctx, child, "", workflows.QueryProgress); err == nil {
-			var ps workflows.ProjectStatus
-			if v.Get(&ps) == nil && ps.Count(workflows.VMFailed) > 0 {
+		if v, err := tc.QueryWorkflow(ctx, child, "", migrations.QueryProgress); err == nil {
+			var ps migrations.ProjectStatus
+			if v.Get(&ps) == nil && ps.Count(migrations.VMFailed) > 0 {
 				t.Fatalf("the automatic migration failed: %+v\nworker:\n%s", ps.VMs, wout.String())
 			}
 		}
 		return errors.New("running")
 	})
-	var st workflows.ProjectsStatus
+	var st migrations.ProjectsStatus
 	if err := run.Get(ctx, &st); err != nil {
 		t.Fatalf("projects driver: %v\nworker:\n%s", err, wout.String())
 	}
 	pr := st.Projects[0]
-	if pr.State != workflows.ProjectDone || pr.Workflow != workflows.ProjectMigrationID(modesFrom, modesTo, p.Name) ||
+	if pr.State != migrations.ProjectDone || pr.Workflow != migrations.ProjectMigrationID(modesFrom, modesTo, p.Name) ||
 		!strings.Contains(pr.Detail, "1 of 1 server(s) migrated automatically") {
 		t.Errorf("project %+v, want done by its ProjectMigration", pr)
 	}

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wikimedia/conveyor/workflows/migrations"
+
 	"github.com/gophercloud/gophercloud/v2"
 	gos "github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/flavors"
@@ -304,24 +306,24 @@ func vmTemporal(t *testing.T) client.Client {
 // seconds.
 func startProjectMigration(t *testing.T, c client.Client, pr *vmProject, parallel int) client.WorkflowRun {
 	t.Helper()
-	return startProjectMigrationInput(t, c, workflows.ProjectMigrationInput{Project: pr.name, From: vmFrom, To: vmTo, MaxParallel: parallel, GracePeriod: 5 * time.Second})
+	return startProjectMigrationInput(t, c, migrations.ProjectMigrationInput{Project: pr.name, From: vmFrom, To: vmTo, MaxParallel: parallel, GracePeriod: 5 * time.Second})
 }
 
 // startProjectMigrationInput starts the migration in (of a project of vmFrom).
-func startProjectMigrationInput(t *testing.T, c client.Client, in workflows.ProjectMigrationInput) client.WorkflowRun {
+func startProjectMigrationInput(t *testing.T, c client.Client, in migrations.ProjectMigrationInput) client.WorkflowRun {
 	t.Helper()
 	run, err := c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
-		ID: workflows.ProjectMigrationID(vmFrom, vmTo, in.Project), TaskQueue: workflows.TaskQueueMigrate,
-	}, workflows.ProjectMigration, in)
+		ID: migrations.ProjectMigrationID(vmFrom, vmTo, in.Project), TaskQueue: workflows.TaskQueueMigrate,
+	}, migrations.ProjectMigration, in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return run
 }
 
-func vmProgress(c client.Client, run client.WorkflowRun) (workflows.ProjectStatus, error) {
-	var st workflows.ProjectStatus
-	v, err := c.QueryWorkflow(context.Background(), run.GetID(), run.GetRunID(), workflows.QueryProgress)
+func vmProgress(c client.Client, run client.WorkflowRun) (migrations.ProjectStatus, error) {
+	var st migrations.ProjectStatus
+	v, err := c.QueryWorkflow(context.Background(), run.GetID(), run.GetRunID(), migrations.QueryProgress)
 	if err != nil {
 		return st, err
 	}
@@ -329,11 +331,11 @@ func vmProgress(c client.Client, run client.WorkflowRun) (workflows.ProjectStatu
 }
 
 // waitProjectMigration waits for the migration's result.
-func waitProjectMigration(t *testing.T, run client.WorkflowRun, wout *syncBuffer) workflows.ProjectStatus {
+func waitProjectMigration(t *testing.T, run client.WorkflowRun, wout *syncBuffer) migrations.ProjectStatus {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	var st workflows.ProjectStatus
+	var st migrations.ProjectStatus
 	if err := run.Get(ctx, &st); err != nil {
 		t.Fatalf("the project migration failed: %v\nworker:\n%s", err, wout.String())
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wikimedia/conveyor/workflows/migrations"
+
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/keypairs"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
@@ -22,7 +24,6 @@ import (
 	"github.com/wikimedia/conveyor/activities/openstack"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 	"github.com/wikimedia/conveyor/internal/lib/config"
-	"github.com/wikimedia/conveyor/workflows"
 )
 
 // The VM migration's tests move servers from the rig's eqiad1 to eqiad2. Each test
@@ -38,10 +39,10 @@ const (
 // checkMigrated checks the end state: each source server is gone, and exactly one
 // server of its name runs in the destination, ACTIVE, with its flavor and
 // metadata, booted from exactly one copy whose data equals the one snapshot's.
-func checkMigrated(t *testing.T, pr *vmProject, st workflows.ProjectStatus) {
+func checkMigrated(t *testing.T, pr *vmProject, st migrations.ProjectStatus) {
 	t.Helper()
 	ctx := context.Background()
-	if st.Count(workflows.VMDone) != len(pr.servers) {
+	if st.Count(migrations.VMDone) != len(pr.servers) {
 		t.Errorf("VMs %+v, want all %d done", st.VMs, len(pr.servers))
 	}
 	pages, err := servers.List(pr.dst.compute, nil).AllPages(ctx)
@@ -127,7 +128,7 @@ func TestProjectMigrationEndToEnd(t *testing.T) {
 
 	// A history limit that the first two VMs reach: the first run waits for
 	// them and continues as new, the second migrates the third.
-	run := startProjectMigrationInput(t, c, workflows.ProjectMigrationInput{Project: pr.name, From: vmFrom, To: vmTo,
+	run := startProjectMigrationInput(t, c, migrations.ProjectMigrationInput{Project: pr.name, From: vmFrom, To: vmTo,
 		MaxParallel: 2, GracePeriod: 5 * time.Second, MaxEventsPerRun: 20})
 	first := run.GetRunID()
 	st := waitProjectMigration(t, run, wout)
@@ -152,7 +153,7 @@ func TestProjectMigrationEndToEnd(t *testing.T) {
 // new worker, and expects the migration to finish with no second image or server.
 func TestProjectMigrationSurvivesWorkerKill(t *testing.T) {
 	r := openStackRig(t)
-	for _, step := range []string{workflows.VMStepCopy, workflows.VMStepCreate} {
+	for _, step := range []string{migrations.VMStepCopy, migrations.VMStepCreate} {
 		t.Run(step, func(t *testing.T) {
 			c := vmTemporal(t)
 			// A slow copy (the rig's snapshots are ~70 bytes) so that the kill lands
@@ -163,8 +164,8 @@ func TestProjectMigrationSurvivesWorkerKill(t *testing.T) {
 			run := startProjectMigration(t, c, pr, 1)
 			// The kill lands while the step's activity runs on the worker.
 			want := map[string][]string{
-				workflows.VMStepCopy:   {contract.MigrateCopyImage.Name},
-				workflows.VMStepCreate: {contract.MigrateCreateServer.Name, contract.MigrateWaitActive.Name},
+				migrations.VMStepCopy:   {contract.MigrateCopyImage.Name},
+				migrations.VMStepCreate: {contract.MigrateCreateServer.Name, contract.MigrateWaitActive.Name},
 			}[step]
 			waitFor(t, 5*time.Minute, "the VM migration running "+strings.Join(want, " or "), func() error {
 				st, err := vmProgress(c, run)
@@ -190,15 +191,15 @@ func TestProjectMigrationSurvivesWorkerKill(t *testing.T) {
 			// asks it).
 			// The copy is slow; the creation may reach ACTIVE meanwhile.
 			steps := map[string][]string{
-				workflows.VMStepCopy:   {workflows.VMStepCopy},
-				workflows.VMStepCreate: {workflows.VMStepCreate, workflows.VMStepWaitActive, workflows.VMStepVerify, workflows.VMStepMark},
+				migrations.VMStepCopy:   {migrations.VMStepCopy},
+				migrations.VMStepCreate: {migrations.VMStepCreate, migrations.VMStepWaitActive, migrations.VMStepVerify, migrations.VMStepMark},
 			}[step]
 			if st, err := vmProgress(c, run); err != nil || len(st.VMs) != 1 {
 				t.Errorf("progress %+v: %v", st, err)
-			} else if v, err := c.QueryWorkflow(context.Background(), st.VMs[0].WorkflowID, "", workflows.QueryVMProgress); err != nil {
+			} else if v, err := c.QueryWorkflow(context.Background(), st.VMs[0].WorkflowID, "", migrations.QueryVMProgress); err != nil {
 				t.Errorf("querying %s: %v", st.VMs[0].WorkflowID, err)
 			} else {
-				var p workflows.VMProgress
+				var p migrations.VMProgress
 				if err := v.Get(&p); err != nil || !slices.Contains(steps, p.Step) || p.ServerID != st.VMs[0].ID {
 					t.Errorf("the VM migration says %+v (%v), want server %s in one of %v", p, err, st.VMs[0].ID, steps)
 				}
@@ -261,13 +262,13 @@ func TestProjectMigrationErrorKeepsSource(t *testing.T) {
 	})
 
 	run := startProjectMigration(t, c, pr, 1)
-	var failed workflows.VMStatus
+	var failed migrations.VMStatus
 	waitFor(t, 5*time.Minute, "the VM migration failing", func() error {
 		st, err := vmProgress(c, run)
 		if err != nil {
 			return err
 		}
-		if len(st.VMs) != 1 || st.VMs[0].State != workflows.VMFailed {
+		if len(st.VMs) != 1 || st.VMs[0].State != migrations.VMFailed {
 			return fmt.Errorf("VMs %+v", st.VMs)
 		}
 		failed = st.VMs[0]
@@ -286,7 +287,7 @@ func TestProjectMigrationErrorKeepsSource(t *testing.T) {
 	setCompute(services.ServiceEnabled)
 	enabled = true
 	uh, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: run.GetID(), RunID: run.GetRunID(),
-		UpdateName: workflows.UpdateRetry, Args: []any{workflows.RetryRequest{By: "integration-test"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+		UpdateName: migrations.UpdateRetry, Args: []any{migrations.RetryRequest{By: "integration-test"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
 	if err != nil {
 		t.Fatal(err)
 	}

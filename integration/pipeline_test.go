@@ -3,6 +3,8 @@ package integration
 import (
 	"context"
 
+	"github.com/wikimedia/conveyor/workflows/changes"
+
 	"fmt"
 	"log/slog"
 	"os"
@@ -22,7 +24,6 @@ import (
 	"github.com/wikimedia/conveyor/internal/client/launch"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
-	"github.com/wikimedia/conveyor/workflows"
 )
 
 // serviceRepo makes a git repository of its own from examples/hello, lets edit change
@@ -86,12 +87,12 @@ type pipelineCase struct {
 	during     func()
 }
 
-func runPipelineCase(t *testing.T, c client.Client, pc pipelineCase) (workflows.PipelineStatus, client.WorkflowRun, error) {
+func runPipelineCase(t *testing.T, c client.Client, pc pipelineCase) (changes.PipelineStatus, client.WorkflowRun, error) {
 	t.Helper()
 	dir, ref := serviceRepo(t, pc.image, pc.change, pc.edit)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	run, err := launch.Pipeline(ctx, c, workflows.PipelineInput{Project: pc.image, Repo: dir, Ref: ref, Publish: pc.publish})
+	run, err := launch.Pipeline(ctx, c, changes.PipelineInput{Project: pc.image, Repo: dir, Ref: ref, Publish: pc.publish})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,14 +102,14 @@ func runPipelineCase(t *testing.T, c client.Client, pc pipelineCase) (workflows.
 			if err != nil {
 				return err
 			}
-			if s := st.Step(pc.duringStep); s == nil || s.State != workflows.StepRunning {
+			if s := st.Step(pc.duringStep); s == nil || s.State != changes.StepRunning {
 				return fmt.Errorf("steps %v", st.Steps)
 			}
 			return nil
 		})
 		pc.during()
 	}
-	var st workflows.PipelineStatus
+	var st changes.PipelineStatus
 	werr := run.Get(ctx, &st)
 	if werr != nil {
 		// A failed run returns no result: ask it for its status instead.
@@ -166,7 +167,7 @@ func TestPipelinePublishesTestedImage(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pipeline failed: %v\n%+v", err, st)
 	}
-	deployed := st.Step(workflows.StepDeploy).Digest
+	deployed := st.Step(changes.StepDeploy).Digest
 	if deployed == "" || !strings.HasSuffix(st.Candidate, deployed) {
 		t.Fatalf("deployed digest %q, candidate %q", deployed, st.Candidate)
 	}
@@ -197,12 +198,12 @@ func TestPipelineStopsOnFailingTests(t *testing.T) {
 	if err == nil {
 		t.Fatal("pipeline succeeded with failing unit tests")
 	}
-	s := st.Step(workflows.StepRunTests)
-	if s.State != workflows.StepFailed || !strings.Contains(s.Detail, "goodbye, e2e") {
+	s := st.Step(changes.StepRunTests)
+	if s.State != changes.StepFailed || !strings.Contains(s.Detail, "goodbye, e2e") {
 		t.Fatalf("run-tests step %s with detail %q: want failed with the test output", s.State, s.Detail)
 	}
-	for _, later := range []string{workflows.StepBuildProduction, workflows.StepDeploy, workflows.StepPublish} {
-		if got := st.Step(later).State; got != workflows.StepSkipped {
+	for _, later := range []string{changes.StepBuildProduction, changes.StepDeploy, changes.StepPublish} {
+		if got := st.Step(later).State; got != changes.StepSkipped {
 			t.Errorf("step %s is %s, want skipped", later, got)
 		}
 	}
@@ -226,7 +227,7 @@ func TestPipelineTearsDownOnFailingE2E(t *testing.T) {
 	if err == nil {
 		t.Fatal("pipeline succeeded with a failing e2e check")
 	}
-	if s := st.Step(workflows.StepDeploy); s.State != workflows.StepFailed || !strings.Contains(s.Detail, "goodbye") {
+	if s := st.Step(changes.StepDeploy); s.State != changes.StepFailed || !strings.Contains(s.Detail, "goodbye") {
 		t.Fatalf("deploy step %s with detail %q: want failed naming the check", s.State, s.Detail)
 	}
 	namespaceGone(t, st.Namespace)
@@ -239,7 +240,7 @@ func TestPipelineTearsDownOnFailingE2E(t *testing.T) {
 // a new one, and expects the pipeline to finish with exactly one published image and
 // no leftover namespace.
 func TestPipelineSurvivesWorkerKill(t *testing.T) {
-	for i, step := range []string{workflows.StepBuildTest, workflows.StepDeploy} {
+	for i, step := range []string{changes.StepBuildTest, changes.StepDeploy} {
 		t.Run(step, func(t *testing.T) {
 			worker, _ := startWorker(t, "build,deploy")
 			c := temporalClient(t)
@@ -260,8 +261,8 @@ func TestPipelineSurvivesWorkerKill(t *testing.T) {
 			for _, d := range tags {
 				digests[d] = true
 			}
-			if len(tags) != 2 || len(digests) != 1 || !digests[st.Step(workflows.StepDeploy).Digest] {
-				t.Errorf("public tags %v: want two tags of the one deployed digest %s", tags, st.Step(workflows.StepDeploy).Digest)
+			if len(tags) != 2 || len(digests) != 1 || !digests[st.Step(changes.StepDeploy).Digest] {
+				t.Errorf("public tags %v: want two tags of the one deployed digest %s", tags, st.Step(changes.StepDeploy).Digest)
 			}
 			namespaceGone(t, st.Namespace)
 			leftovers, err := kubeClient(t).CoreV1().Namespaces().List(context.Background(), metav1.ListOptions{})

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wikimedia/conveyor/workflows/changes"
+	"github.com/wikimedia/conveyor/workflows/promotions"
+
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -53,7 +56,7 @@ func TestMergeStartsPromotion(t *testing.T) {
 		t.Fatalf("Temporal (make up): %v", err)
 	}
 	t.Cleanup(c.Close) // after the cleanup below, which uses it
-	batcher := workflows.BatcherID(service, "main")
+	batcher := changes.BatcherID(service, "main")
 	kube := kubeClient(t)
 	t.Cleanup(func() {
 		if err := c.TerminateWorkflow(context.Background(), batcher, "", "the test is over"); err == nil {
@@ -67,21 +70,21 @@ func TestMergeStartsPromotion(t *testing.T) {
 		deleteNamespace(t, kube, service+"-staging")
 	})
 
-	target := workflows.BatchTarget{Project: service, Repo: dir, Branch: "main", Publish: true,
-		Settings: workflows.BatchSettings{QuietPeriod: time.Second, MaxWait: 5 * time.Second}}
-	if _, err := c.SignalWithStartWorkflow(ctx, batcher, workflows.SignalMerged,
-		workflows.MergeSignal{Target: target, Change: workflows.MergedChange{Key: "merge-1", Change: 1, Patchset: 1, Revision: gitRevParse(t, dir, "HEAD")}},
-		client.StartWorkflowOptions{ID: batcher, TaskQueue: workflows.TaskQueueBuild}, workflows.MergeBatcher, workflows.BatcherInput{Target: target}); err != nil {
+	target := changes.BatchTarget{Project: service, Repo: dir, Branch: "main", Publish: true,
+		Settings: changes.BatchSettings{QuietPeriod: time.Second, MaxWait: 5 * time.Second}}
+	if _, err := c.SignalWithStartWorkflow(ctx, batcher, changes.SignalMerged,
+		changes.MergeSignal{Target: target, Change: changes.MergedChange{Key: "merge-1", Change: 1, Patchset: 1, Revision: gitRevParse(t, dir, "HEAD")}},
+		client.StartWorkflowOptions{ID: batcher, TaskQueue: workflows.TaskQueueBuild}, changes.MergeBatcher, changes.BatcherInput{Target: target}); err != nil {
 		t.Fatal(err)
 	}
 
-	var build *workflows.BatchBuild
+	var build *changes.BatchBuild
 	waitFor(t, 15*time.Minute, "the batch's pipeline and its promotion", func() error {
-		v, err := c.QueryWorkflow(ctx, batcher, "", workflows.QueryBatcher)
+		v, err := c.QueryWorkflow(ctx, batcher, "", changes.QueryBatcher)
 		if err != nil {
 			return err
 		}
-		var st workflows.BatcherStatus
+		var st changes.BatcherStatus
 		if err := v.Get(&st); err != nil {
 			return err
 		}
@@ -97,13 +100,13 @@ func TestMergeStartsPromotion(t *testing.T) {
 		t.Errorf("promotion id %q", build.Promotion)
 	}
 
-	var st workflows.PromotionStatus
+	var st promotions.PromotionStatus
 	waitFor(t, 5*time.Minute, "the promotion waiting at its gate", func() error {
 		st, err = launch.PromotionStatus(ctx, c, build.Promotion, "")
 		if err != nil {
 			return err
 		}
-		if st.Stage != workflows.PromotionStageGate {
+		if st.Stage != promotions.PromotionStageGate {
 			return fmt.Errorf("stage %s (%s)", st.Stage, st.Error)
 		}
 		return nil
@@ -118,13 +121,13 @@ func TestMergeStartsPromotion(t *testing.T) {
 		t.Errorf("staging check %+v", st.Staging)
 	}
 
-	if _, err := launch.PromotionDecide(ctx, c, build.Promotion, workflows.PromoteReject, workflows.PromotionDecision{Approver: "bob", Reason: "test over"}); err != nil {
+	if _, err := launch.PromotionDecide(ctx, c, build.Promotion, promotions.PromoteReject, promotions.PromotionDecision{Approver: "bob", Reason: "test over"}); err != nil {
 		t.Fatal(err)
 	}
 	err = c.GetWorkflow(ctx, build.Promotion, "").Get(ctx, nil)
 	var app *temporal.ApplicationError
-	if !errors.As(err, &app) || app.Type() != workflows.ErrPromotionRejected {
-		t.Fatalf("promotion ended with %v, want %s", err, workflows.ErrPromotionRejected)
+	if !errors.As(err, &app) || app.Type() != promotions.ErrPromotionRejected {
+		t.Fatalf("promotion ended with %v, want %s", err, promotions.ErrPromotionRejected)
 	}
 	if _, err := kube.CoreV1().Namespaces().Get(ctx, service, metav1.GetOptions{}); err == nil {
 		t.Errorf("namespace %s exists in production after a reject", service)

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wikimedia/conveyor/workflows/promotions"
+
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -30,7 +32,6 @@ import (
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 	"github.com/wikimedia/conveyor/internal/lib/config"
-	"github.com/wikimedia/conveyor/workflows"
 )
 
 // The promotion tests drive workflows.Promotion on a real worker (its own Temporal
@@ -320,7 +321,7 @@ func (pc *promotionCase) cleanup() {
 func (pc *promotionCase) start(image string) client.WorkflowRun {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	run, err := launch.Promotion(ctx, pc.c, workflows.PromotionInput{Service: pc.service, Image: image})
+	run, err := launch.Promotion(ctx, pc.c, promotions.PromotionInput{Service: pc.service, Image: image})
 	if err != nil {
 		pc.t.Fatal(err)
 	}
@@ -328,9 +329,9 @@ func (pc *promotionCase) start(image string) client.WorkflowRun {
 }
 
 // waitStatus polls the promotion's status until cond accepts it.
-func (pc *promotionCase) waitStatus(run client.WorkflowRun, timeout time.Duration, what string, cond func(workflows.PromotionStatus) error) workflows.PromotionStatus {
+func (pc *promotionCase) waitStatus(run client.WorkflowRun, timeout time.Duration, what string, cond func(promotions.PromotionStatus) error) promotions.PromotionStatus {
 	pc.t.Helper()
-	var st workflows.PromotionStatus
+	var st promotions.PromotionStatus
 	waitFor(pc.t, timeout, what, func() error {
 		var err error
 		if st, err = launch.PromotionStatus(context.Background(), pc.c, run.GetID(), run.GetRunID()); err != nil {
@@ -344,19 +345,19 @@ func (pc *promotionCase) waitStatus(run client.WorkflowRun, timeout time.Duratio
 	return st
 }
 
-func atGate(st workflows.PromotionStatus) error {
-	if st.Stage != workflows.PromotionStageGate {
+func atGate(st promotions.PromotionStatus) error {
+	if st.Stage != promotions.PromotionStageGate {
 		return fmt.Errorf("stage %s (%s)", st.Stage, st.Error)
 	}
 	return nil
 }
 
 // result waits for the promotion to end and returns its status and error.
-func (pc *promotionCase) result(run client.WorkflowRun, timeout time.Duration) (workflows.PromotionStatus, error) {
+func (pc *promotionCase) result(run client.WorkflowRun, timeout time.Duration) (promotions.PromotionStatus, error) {
 	pc.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	var st workflows.PromotionStatus
+	var st promotions.PromotionStatus
 	werr := run.Get(ctx, &st)
 	if ctx.Err() != nil {
 		pc.t.Fatalf("the promotion did not end within %s: %v", timeout, werr)
@@ -370,10 +371,10 @@ func (pc *promotionCase) result(run client.WorkflowRun, timeout time.Duration) (
 	return st, werr
 }
 
-func (pc *promotionCase) decide(run client.WorkflowRun, verb, who string) (workflows.PromotionStatus, error) {
+func (pc *promotionCase) decide(run client.WorkflowRun, verb, who string) (promotions.PromotionStatus, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	return launch.PromotionDecide(ctx, pc.c, run.GetID(), verb, workflows.PromotionDecision{Approver: who, Reason: "integration test"})
+	return launch.PromotionDecide(ctx, pc.c, run.GetID(), verb, promotions.PromotionDecision{Approver: who, Reason: "integration test"})
 }
 
 // production is what runs in one cluster's namespace.
@@ -459,11 +460,11 @@ func wantFailure(t *testing.T, err error, typ string, contains ...string) {
 	}
 }
 
-func clusterState(st workflows.PromotionStatus, name string) workflows.ClusterProgress {
+func clusterState(st promotions.PromotionStatus, name string) promotions.ClusterProgress {
 	for _, c := range st.Clusters {
 		if c.Name == name {
 			return c
 		}
 	}
-	return workflows.ClusterProgress{}
+	return promotions.ClusterProgress{}
 }

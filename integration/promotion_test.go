@@ -9,9 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wikimedia/conveyor/workflows/promotions"
+
 	"github.com/wikimedia/conveyor/internal/client/launch"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
-	"github.com/wikimedia/conveyor/workflows"
 )
 
 // TestPromotionToFullProduction approves a promotion of hello v2 and sees it
@@ -25,7 +26,7 @@ func TestPromotionToFullProduction(t *testing.T) {
 	if gate.ConfigCommit != pc.commit || gate.Staging == nil || gate.Staging.Status != 200 {
 		t.Errorf("at the gate: configuration commit %s (want %s), staging smoke check %+v", gate.ConfigCommit, pc.commit, gate.Staging)
 	}
-	if _, err := pc.decide(run, workflows.PromoteApprove, "alice"); err != nil {
+	if _, err := pc.decide(run, promotions.PromoteApprove, "alice"); err != nil {
 		t.Fatalf("alice's approve: %v", err)
 	}
 	st, err := pc.result(run, 10*time.Minute)
@@ -33,12 +34,12 @@ func TestPromotionToFullProduction(t *testing.T) {
 		t.Fatalf("promotion failed: %v\n%+v", err, st)
 	}
 	stacktest.RecordHistory(t, pc.c, run.GetID(), run.GetRunID(), "promotion-full.json")
-	if st.Stage != workflows.PromotionStagePromoted || st.ApprovedBy != "alice" {
+	if st.Stage != promotions.PromotionStagePromoted || st.ApprovedBy != "alice" {
 		t.Errorf("stage %s approved by %q, want promoted by alice", st.Stage, st.ApprovedBy)
 	}
 	for _, cl := range pc.prod {
 		pc.wantStable(cl.Name, imgs.v2, []int{1, 2})
-		if cs := clusterState(st, cl.Name); cs.State != workflows.ClusterPromoted || cs.Revision != 2 || cs.Previous != imgs.v1 {
+		if cs := clusterState(st, cl.Name); cs.State != promotions.ClusterPromoted || cs.Revision != 2 || cs.Previous != imgs.v1 {
 			t.Errorf("%s in the status: %+v, want promoted at revision 2 from %s", cl.Name, cs, imgs.v1)
 		}
 	}
@@ -69,14 +70,14 @@ func TestPromotionBadCanaryRollsBack(t *testing.T) {
 	imgs := testImages(t)
 	run := pc.start(imgs.broken)
 	pc.waitStatus(run, 5*time.Minute, "the promotion reaching its gate", atGate)
-	if _, err := pc.decide(run, workflows.PromoteApprove, "bob"); err != nil {
+	if _, err := pc.decide(run, promotions.PromoteApprove, "bob"); err != nil {
 		t.Fatalf("bob's approve: %v", err)
 	}
 	st, err := pc.result(run, 10*time.Minute)
-	wantFailure(t, err, workflows.ErrPromotionRolledBack, "failed its analysis", "error ratio 1.000 is above maxErrorRatio 0.05", "broken on purpose")
+	wantFailure(t, err, promotions.ErrPromotionRolledBack, "failed its analysis", "error ratio 1.000 is above maxErrorRatio 0.05", "broken on purpose")
 	stacktest.RecordHistory(t, pc.c, run.GetID(), run.GetRunID(), "promotion-bad-canary.json")
-	if st.Stage != workflows.PromotionStageRolledBack {
-		t.Errorf("stage %s, want %s", st.Stage, workflows.PromotionStageRolledBack)
+	if st.Stage != promotions.PromotionStageRolledBack {
+		t.Errorf("stage %s, want %s", st.Stage, promotions.PromotionStageRolledBack)
 	}
 	if a := st.LastAnalysis; a == nil || a.Passed || a.Requests != 20 || a.Errors != 20 || a.StableErrorRatio != 0 {
 		t.Errorf("last analysis %+v, want 20 of 20 canary requests failed and none of the stable's", st.LastAnalysis)
@@ -84,10 +85,10 @@ func TestPromotionBadCanaryRollsBack(t *testing.T) {
 	for _, cl := range pc.prod {
 		pc.wantStable(cl.Name, imgs.v1, []int{1})
 	}
-	if cs := clusterState(st, pc.prod[0].Name); cs.State != workflows.ClusterRolledBack {
+	if cs := clusterState(st, pc.prod[0].Name); cs.State != promotions.ClusterRolledBack {
 		t.Errorf("%s in the status: %+v, want rolled back", pc.prod[0].Name, cs)
 	}
-	if cs := clusterState(st, pc.prod[1].Name); cs.State != workflows.ClusterPending {
+	if cs := clusterState(st, pc.prod[1].Name); cs.State != promotions.ClusterPending {
 		t.Errorf("%s in the status: %+v, want pending: it was never touched", pc.prod[1].Name, cs)
 	}
 }
@@ -101,7 +102,7 @@ func TestPromotionGateRefusesNonApproverAndRejectKeepsProduction(t *testing.T) {
 	run := pc.start(imgs.v2)
 	pc.waitStatus(run, 5*time.Minute, "the promotion reaching its gate", atGate)
 
-	_, err := pc.decide(run, workflows.PromoteApprove, "mallory")
+	_, err := pc.decide(run, promotions.PromoteApprove, "mallory")
 	if !errors.Is(err, launch.ErrRefused) || !strings.Contains(err.Error(), `"mallory" is not an approver`) {
 		t.Fatalf("mallory's approve: %v, want refused as not an approver", err)
 	}
@@ -109,17 +110,17 @@ func TestPromotionGateRefusesNonApproverAndRejectKeepsProduction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Stage != workflows.PromotionStageGate || st.ApprovedBy != "" || len(st.Decisions) != 0 {
+	if st.Stage != promotions.PromotionStageGate || st.ApprovedBy != "" || len(st.Decisions) != 0 {
 		t.Errorf("after a refused approve: stage %s, approved by %q, decisions %+v: want still at the gate, nothing recorded", st.Stage, st.ApprovedBy, st.Decisions)
 	}
 
-	if _, err := pc.decide(run, workflows.PromoteReject, "bob"); err != nil {
+	if _, err := pc.decide(run, promotions.PromoteReject, "bob"); err != nil {
 		t.Fatalf("bob's reject: %v", err)
 	}
 	st, err = pc.result(run, 5*time.Minute)
-	wantFailure(t, err, workflows.ErrPromotionRejected, "rejected by bob")
-	if st.Stage != workflows.PromotionStageRejected {
-		t.Errorf("stage %s, want %s", st.Stage, workflows.PromotionStageRejected)
+	wantFailure(t, err, promotions.ErrPromotionRejected, "rejected by bob")
+	if st.Stage != promotions.PromotionStageRejected {
+		t.Errorf("stage %s, want %s", st.Stage, promotions.PromotionStageRejected)
 	}
 	for _, cl := range pc.prod {
 		pc.wantStable(cl.Name, imgs.v1, []int{1})
@@ -137,9 +138,9 @@ func TestPromotionPauseTimeoutAborts(t *testing.T) {
 		t.Errorf("the gate's status has no deadline: %+v", gate)
 	}
 	st, err := pc.result(run, 3*time.Minute)
-	wantFailure(t, err, workflows.ErrPromotionTimedOut, "pause timeout of 20s")
-	if st.Stage != workflows.PromotionStageTimedOut {
-		t.Errorf("stage %s, want %s", st.Stage, workflows.PromotionStageTimedOut)
+	wantFailure(t, err, promotions.ErrPromotionTimedOut, "pause timeout of 20s")
+	if st.Stage != promotions.PromotionStageTimedOut {
+		t.Errorf("stage %s, want %s", st.Stage, promotions.PromotionStageTimedOut)
 	}
 	for _, cl := range pc.prod {
 		pc.wantStable(cl.Name, imgs.v1, []int{1})
@@ -154,13 +155,13 @@ func TestPromotionSurvivesWorkerKill(t *testing.T) {
 	imgs := testImages(t)
 	run := pc.start(imgs.v2)
 	pc.waitStatus(run, 5*time.Minute, "the promotion reaching its gate", atGate)
-	if _, err := pc.decide(run, workflows.PromoteApprove, "alice"); err != nil {
+	if _, err := pc.decide(run, promotions.PromoteApprove, "alice"); err != nil {
 		t.Fatalf("alice's approve: %v", err)
 	}
 	// Kill once the first step's canary Deployment exists: CanarySet is waiting for
 	// its pods, or the step runs its pause.
 	eqiad := pc.prod[0].Name
-	st := pc.waitStatus(run, 5*time.Minute, "the first canary step in "+eqiad, func(st workflows.PromotionStatus) error {
+	st := pc.waitStatus(run, 5*time.Minute, "the first canary step in "+eqiad, func(st promotions.PromotionStatus) error {
 		if st.Cluster != eqiad || st.Step != 1 {
 			return fmt.Errorf("stage %s cluster %s step %d", st.Stage, st.Cluster, st.Step)
 		}
@@ -182,8 +183,8 @@ func TestPromotionSurvivesWorkerKill(t *testing.T) {
 		t.Fatalf("the promotion did not survive the kill: %v\n%+v", err, st)
 	}
 	stacktest.RecordHistory(t, pc.c, run.GetID(), run.GetRunID(), "promotion-worker-killed.json")
-	if st.Stage != workflows.PromotionStagePromoted {
-		t.Errorf("stage %s, want %s", st.Stage, workflows.PromotionStagePromoted)
+	if st.Stage != promotions.PromotionStagePromoted {
+		t.Errorf("stage %s, want %s", st.Stage, promotions.PromotionStagePromoted)
 	}
 	for _, cl := range pc.prod {
 		pc.wantStable(cl.Name, imgs.v2, []int{1, 2})

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wikimedia/conveyor/workflows/promotions"
+
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
@@ -69,8 +71,8 @@ func TestUIApprovePromotion(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	run, err := launch.Promotion(ctx, c, workflows.PromotionInput{
-		Service: service, Image: image, Source: workflows.PromotionSource{Project: "ui-approve-test"},
+	run, err := launch.Promotion(ctx, c, promotions.PromotionInput{
+		Service: service, Image: image, Source: promotions.PromotionSource{Project: "ui-approve-test"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -87,10 +89,10 @@ func TestUIApprovePromotion(t *testing.T) {
 	})
 	t.Logf("promotion %s: %s/namespaces/%s/workflows/%s", id, strings.TrimRight(nsCfg.Temporal.UIURL, "/"), uiNamespace, url.PathEscape(id))
 
-	status := func() (workflows.PromotionStatus, error) { return launch.PromotionStatus(ctx, c, id, run.GetRunID()) }
+	status := func() (promotions.PromotionStatus, error) { return launch.PromotionStatus(ctx, c, id, run.GetRunID()) }
 	st := uiWaitForStatus(t, 10*time.Minute, "the promotion waiting at its gate (staging deployed and checked)", status,
-		func(st workflows.PromotionStatus) bool {
-			return st.Stage == workflows.PromotionStageGate && st.Waiting != ""
+		func(st promotions.PromotionStatus) bool {
+			return st.Stage == promotions.PromotionStageGate && st.Waiting != ""
 		})
 	if st.ApprovedBy != "" {
 		t.Fatalf("the promotion was approved by %q before the browser sent anything", st.ApprovedBy)
@@ -100,16 +102,16 @@ func TestUIApprovePromotion(t *testing.T) {
 		ui: nsCfg.Temporal.UIURL, namespace: uiNamespace, workflowID: id,
 		approver: approver, reason: reason,
 		// Finds it as a person would: the running promotion at its gate.
-		filter: fmt.Sprintf(`WorkflowType="Promotion" AND %s="%s"`, workflows.SearchAttributeStage, workflows.PromotionStageGate),
+		filter: fmt.Sprintf(`WorkflowType="Promotion" AND %s="%s"`, workflows.SearchAttributeStage, promotions.PromotionStageGate),
 	})
 	t.Logf("browser run: %s", summary)
 
 	st = uiWaitForStatus(t, time.Minute, "the promotion recording the approval", status,
-		func(st workflows.PromotionStatus) bool { return st.ApprovedBy != "" })
+		func(st promotions.PromotionStatus) bool { return st.ApprovedBy != "" })
 	if st.ApprovedBy != approver {
 		t.Fatalf("approved by %q, want %q; decisions %+v", st.ApprovedBy, approver, st.Decisions)
 	}
-	i := slices.IndexFunc(st.Decisions, func(d workflows.DecisionRecord) bool { return d.Verb == workflows.PromoteApprove })
+	i := slices.IndexFunc(st.Decisions, func(d promotions.DecisionRecord) bool { return d.Verb == promotions.PromoteApprove })
 	if i < 0 {
 		t.Fatalf("the status lists no approve decision: %+v", st.Decisions)
 	}
@@ -118,13 +120,13 @@ func TestUIApprovePromotion(t *testing.T) {
 	}
 	uiCheckSignalEvent(t, c, id, run.GetRunID(), approver)
 
-	var final workflows.PromotionStatus
+	var final promotions.PromotionStatus
 	if err := run.Get(ctx, &final); err != nil {
 		st, _ := status()
 		t.Fatalf("the approved promotion failed: %v\nstatus: %+v", err, st)
 	}
-	if final.Stage != workflows.PromotionStagePromoted {
-		t.Errorf("final stage %q, want %q", final.Stage, workflows.PromotionStagePromoted)
+	if final.Stage != promotions.PromotionStagePromoted {
+		t.Errorf("final stage %q, want %q", final.Stage, promotions.PromotionStagePromoted)
 	}
 	if final.ApprovedBy != approver {
 		t.Errorf("final approvedBy %q, want %q", final.ApprovedBy, approver)
@@ -134,7 +136,7 @@ func TestUIApprovePromotion(t *testing.T) {
 	}
 	for _, cl := range final.Clusters {
 		// A service new to a cluster is installed there, without a canary.
-		if cl.State != workflows.ClusterPromoted && cl.State != workflows.ClusterInstalled {
+		if cl.State != promotions.ClusterPromoted && cl.State != promotions.ClusterInstalled {
 			t.Errorf("cluster %s ended %q (%s), want promoted or installed", cl.Name, cl.State, cl.Detail)
 		}
 		t.Logf("cluster %s: %s, revision %d (%s)", cl.Name, cl.State, cl.Revision, cl.Detail)
@@ -143,7 +145,7 @@ func TestUIApprovePromotion(t *testing.T) {
 
 // uiWaitForStatus polls the promotion's status until done says so, and fails the
 // test at once when the promotion has ended with an error.
-func uiWaitForStatus(t *testing.T, timeout time.Duration, what string, status func() (workflows.PromotionStatus, error), done func(workflows.PromotionStatus) bool) workflows.PromotionStatus {
+func uiWaitForStatus(t *testing.T, timeout time.Duration, what string, status func() (promotions.PromotionStatus, error), done func(promotions.PromotionStatus) bool) promotions.PromotionStatus {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -242,7 +244,7 @@ func uiCheckSignalEvent(t *testing.T, c client.Client, id, runID, approver strin
 			t.Fatal(err)
 		}
 		a := ev.GetWorkflowExecutionSignaledEventAttributes()
-		if a == nil || a.GetSignalName() != workflows.PromoteApprove {
+		if a == nil || a.GetSignalName() != promotions.PromoteApprove {
 			continue
 		}
 		found++

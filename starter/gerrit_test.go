@@ -10,10 +10,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wikimedia/conveyor/workflows/changes"
+
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 	"github.com/wikimedia/conveyor/internal/lib/config"
-	"github.com/wikimedia/conveyor/workflows"
 )
 
 // TestGerritHookStartsAVerification runs the hooks plugin's script line against
@@ -37,7 +38,7 @@ func TestGerritHookStartsAVerification(t *testing.T) {
 	if err != nil {
 		t.Fatalf("conveyor gerrit hook: %v\n%s", err, out)
 	}
-	id := workflows.VerifyID(project, 1234, 3, "")
+	id := changes.VerifyID(project, 1234, 3, "")
 	if !strings.Contains(out, `"action":"verify"`) || !strings.Contains(out, `"workflowId":"`+id+`"`) {
 		t.Errorf("output %s, want the verification %s", out, id)
 	}
@@ -132,7 +133,7 @@ func TestGerritServeAcceptsAnEvent(t *testing.T) {
 			t.Errorf("POST %s: %d, want %d\n%s", strings.Replace(tc.path, secret, "<secret>", 1), resp.StatusCode, tc.want, out.String())
 		}
 	}
-	id := workflows.VerifyID(project, 77, 1, "")
+	id := changes.VerifyID(project, 77, 1, "")
 	c, err := temporalclient.Dial(context.Background(), cfg.Temporal, nil)
 	if err != nil {
 		t.Fatal(err)

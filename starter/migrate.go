@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/wikimedia/conveyor/workflows/migrations"
+
 	"github.com/urfave/cli/v2"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-
-	"github.com/wikimedia/conveyor/workflows"
 )
 
 func migrateCommand() *cli.Command {
@@ -70,10 +70,10 @@ func noArgs(c *cli.Context) error {
 }
 
 // queryPlan asks the migration of a pair for its MigrationStatus.
-func queryPlan(ctx context.Context, cl client.Client, from, to string) (workflows.MigrationStatus, error) {
-	var st workflows.MigrationStatus
-	id := workflows.MigrationID(from, to)
-	v, err := cl.QueryWorkflow(ctx, id, "", workflows.QueryPlan)
+func queryPlan(ctx context.Context, cl client.Client, from, to string) (migrations.MigrationStatus, error) {
+	var st migrations.MigrationStatus
+	id := migrations.MigrationID(from, to)
+	v, err := cl.QueryWorkflow(ctx, id, "", migrations.QueryPlan)
 	if err != nil {
 		return st, explainNotFound(err, id, "the migration of "+from+" to "+to+" has not been started: `conveyor migrate start --from "+from+" --to "+to+"`")
 	}
@@ -98,7 +98,7 @@ func explainNotFound(err error, id, hint string) error {
 
 // stageIndex finds a stage of the plan by name; an empty name means the
 // current stage.
-func stageIndex(st workflows.MigrationStatus, name string) (int, error) {
+func stageIndex(st migrations.MigrationStatus, name string) (int, error) {
 	if name == "" {
 		if st.Current >= len(st.Stages) {
 			return 0, fmt.Errorf("the migration of %s to %s has finished every stage", st.From, st.To)

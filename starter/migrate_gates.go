@@ -8,11 +8,12 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/wikimedia/conveyor/workflows/migrations"
+
 	"github.com/urfave/cli/v2"
 	"go.temporal.io/sdk/client"
 
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
-	"github.com/wikimedia/conveyor/workflows"
 )
 
 func migrateApproveCommand() *cli.Command {
@@ -61,16 +62,16 @@ func migrateApproveCommand() *cli.Command {
 			defer cl.Close()
 			if c.Bool("cleanup") {
 				return approveCleanup(c.Context, cl, c.App.Writer, from, to,
-					workflows.CleanupApproval{By: who, Reason: c.String("reason"), Keep: c.StringSlice("keep")}, c.Bool("dry-run"))
+					migrations.CleanupApproval{By: who, Reason: c.String("reason"), Keep: c.StringSlice("keep")}, c.Bool("dry-run"))
 			}
 			return approveStage(c.Context, cl, c.App.Writer, from, to, c.String("stage"),
-				workflows.StageApproval{By: who, Reason: c.String("reason")}, c.Bool("dry-run"))
+				migrations.StageApproval{By: who, Reason: c.String("reason")}, c.Bool("dry-run"))
 		},
 	}
 }
 
 // approveStage sends UpdateApproveStage to the named (or current) stage.
-func approveStage(ctx context.Context, cl client.Client, w io.Writer, from, to, stage string, a workflows.StageApproval, dryRun bool) error {
+func approveStage(ctx context.Context, cl client.Client, w io.Writer, from, to, stage string, a migrations.StageApproval, dryRun bool) error {
 	st, err := queryPlan(ctx, cl, from, to)
 	if err != nil {
 		return err
@@ -81,24 +82,24 @@ func approveStage(ctx context.Context, cl client.Client, w io.Writer, from, to, 
 	}
 	s := st.Stages[i]
 	a.Stage = s.Name
-	id := workflows.MigrationStageID(from, to, i, s.Name)
+	id := migrations.MigrationStageID(from, to, i, s.Name)
 	if dryRun {
-		fmt.Fprintf(w, "dry run: would send %s {stage: %q, by: %q, reason: %q} to %s\n", workflows.UpdateApproveStage, a.Stage, a.By, a.Reason, id)
+		fmt.Fprintf(w, "dry run: would send %s {stage: %q, by: %q, reason: %q} to %s\n", migrations.UpdateApproveStage, a.Stage, a.By, a.Reason, id)
 		switch {
-		case s.State == workflows.StageAwaitingApproval:
+		case s.State == migrations.StageAwaitingApproval:
 			fmt.Fprintf(w, "stage %s awaits approval: it would pass its gate and the next stage would start\n", s.Name)
-		case s.State == workflows.StageDone:
+		case s.State == migrations.StageDone:
 			fmt.Fprintf(w, "stage %s was already approved by %s: it would be refused\n", s.Name, s.ApprovedBy)
 		default:
 			fmt.Fprintf(w, "stage %s is %s with %d/%d tasks done: it would be refused\n", s.Name, s.State, s.TasksDone, len(s.Tasks))
 		}
 		return nil
 	}
-	if s.State == workflows.StageDone {
+	if s.State == migrations.StageDone {
 		return fmt.Errorf("stage %s was already approved by %s on %s", s.Name, s.ApprovedBy, day(s.Finished))
 	}
-	var res workflows.StageStatus
-	if err := update(ctx, cl, id, workflows.UpdateApproveStage, "stage "+s.Name, a, &res); err != nil {
+	var res migrations.StageStatus
+	if err := update(ctx, cl, id, migrations.UpdateApproveStage, "stage "+s.Name, a, &res); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "stage %s approved by %s on %s\n", res.Name, res.ApprovedBy, day(res.Finished))
@@ -136,7 +137,7 @@ func migrateTaskDoneCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			d := workflows.TaskCompletion{Task: strings.TrimSpace(c.String("task")), By: strings.TrimSpace(c.String("by")), Note: c.String("note")}
+			d := migrations.TaskCompletion{Task: strings.TrimSpace(c.String("task")), By: strings.TrimSpace(c.String("by")), Note: c.String("note")}
 			project := strings.TrimSpace(c.String("project"))
 			switch {
 			case project != "" && d.Task != "":
@@ -162,7 +163,7 @@ func migrateTaskDoneCommand() *cli.Command {
 }
 
 // taskDone sends UpdateTaskDone to the named (or current) stage.
-func taskDone(ctx context.Context, cl client.Client, w io.Writer, from, to, stage string, d workflows.TaskCompletion, dryRun bool) error {
+func taskDone(ctx context.Context, cl client.Client, w io.Writer, from, to, stage string, d migrations.TaskCompletion, dryRun bool) error {
 	st, err := queryPlan(ctx, cl, from, to)
 	if err != nil {
 		return err
@@ -172,9 +173,9 @@ func taskDone(ctx context.Context, cl client.Client, w io.Writer, from, to, stag
 		return err
 	}
 	s := st.Stages[i]
-	id := workflows.MigrationStageID(from, to, i, s.Name)
+	id := migrations.MigrationStageID(from, to, i, s.Name)
 	if dryRun {
-		fmt.Fprintf(w, "dry run: would send %s {task: %q, by: %q, note: %q} to %s\n", workflows.UpdateTaskDone, d.Task, d.By, d.Note, id)
+		fmt.Fprintf(w, "dry run: would send %s {task: %q, by: %q, note: %q} to %s\n", migrations.UpdateTaskDone, d.Task, d.By, d.Note, id)
 		for _, t := range s.Tasks {
 			if t.Name == d.Task {
 				fmt.Fprintf(w, "task %q of stage %s is %s\n", t.Name, s.Name, t.State)
@@ -184,14 +185,14 @@ func taskDone(ctx context.Context, cl client.Client, w io.Writer, from, to, stag
 		fmt.Fprintf(w, "stage %s has no task %q: it would be refused\n", s.Name, d.Task)
 		return nil
 	}
-	if s.State == workflows.StageDone {
+	if s.State == migrations.StageDone {
 		return fmt.Errorf("stage %s is done (approved by %s): its tasks cannot change", s.Name, s.ApprovedBy)
 	}
-	if s.State == workflows.StagePending && s.Started.IsZero() {
+	if s.State == migrations.StagePending && s.Started.IsZero() {
 		return fmt.Errorf("stage %s has not started yet (the current stage is %s): its tasks can be marked once it runs", s.Name, st.Stages[min(st.Current, len(st.Stages)-1)].Name)
 	}
-	var t workflows.TaskStatus
-	if err := update(ctx, cl, id, workflows.UpdateTaskDone, "stage "+s.Name, d, &t); err != nil {
+	var t migrations.TaskStatus
+	if err := update(ctx, cl, id, migrations.UpdateTaskDone, "stage "+s.Name, d, &t); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "task %q of stage %s done by %s on %s\n", t.Name, s.Name, t.By, day(t.Done))
@@ -225,21 +226,21 @@ func refused(err error, id, what string) error {
 
 // projectDone marks a project of stage 4's driver done: UpdateTaskDone with the
 // project's name, sent to the driver.
-func projectDone(ctx context.Context, cl client.Client, w io.Writer, from, to string, d workflows.TaskCompletion, dryRun bool) error {
+func projectDone(ctx context.Context, cl client.Client, w io.Writer, from, to string, d migrations.TaskCompletion, dryRun bool) error {
 	st, err := queryPlan(ctx, cl, from, to)
 	if err != nil {
 		return err
 	}
-	id, err := taskWorkflow(ctx, cl, st, workflows.WorkflowProjectsMigration, "projects are marked done once stage 4's projects task runs")
+	id, err := taskWorkflow(ctx, cl, st, migrations.WorkflowProjectsMigration, "projects are marked done once stage 4's projects task runs")
 	if err != nil {
 		return err
 	}
 	if dryRun {
-		fmt.Fprintf(w, "dry run: would send %s {task: %q, by: %q, note: %q} to %s\n", workflows.UpdateTaskDone, d.Task, d.By, d.Note, id)
+		fmt.Fprintf(w, "dry run: would send %s {task: %q, by: %q, note: %q} to %s\n", migrations.UpdateTaskDone, d.Task, d.By, d.Note, id)
 		return nil
 	}
-	var p workflows.ProjectProgress
-	if err := update(ctx, cl, id, workflows.UpdateTaskDone, "the projects driver", d, &p); err != nil {
+	var p migrations.ProjectProgress
+	if err := update(ctx, cl, id, migrations.UpdateTaskDone, "the projects driver", d, &p); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "project %s marked %s by %s on %s\n", p.Name, p.State, p.By, day(p.Finished))
@@ -247,7 +248,7 @@ func projectDone(ctx context.Context, cl client.Client, w io.Writer, from, to st
 }
 
 // approveCleanup lets stage 5's cleanup delete what it listed.
-func approveCleanup(ctx context.Context, cl client.Client, w io.Writer, from, to string, a workflows.CleanupApproval, dryRun bool) error {
+func approveCleanup(ctx context.Context, cl client.Client, w io.Writer, from, to string, a migrations.CleanupApproval, dryRun bool) error {
 	st, err := queryPlan(ctx, cl, from, to)
 	if err != nil {
 		return err
@@ -256,12 +257,12 @@ func approveCleanup(ctx context.Context, cl client.Client, w io.Writer, from, to
 	if err != nil {
 		return err
 	}
-	id, err := taskWorkflow(ctx, cl, st, workflows.WorkflowCleanup, "")
+	id, err := taskWorkflow(ctx, cl, st, migrations.WorkflowCleanup, "")
 	if err != nil {
 		return err
 	}
 	if dryRun {
-		fmt.Fprintf(w, "dry run: would send %s {by: %q, reason: %q, keep: %q} to %s (now %s)\n", workflows.UpdateApproveCleanup, a.By, a.Reason, a.Keep, id, rep.State)
+		fmt.Fprintf(w, "dry run: would send %s {by: %q, reason: %q, keep: %q} to %s (now %s)\n", migrations.UpdateApproveCleanup, a.By, a.Reason, a.Keep, id, rep.State)
 		for _, l := range rep.Listed {
 			verb := "would delete"
 			if slices.Contains(a.Keep, l.ID) {
@@ -271,7 +272,7 @@ func approveCleanup(ctx context.Context, cl client.Client, w io.Writer, from, to
 		}
 		return nil
 	}
-	if err := update(ctx, cl, id, workflows.UpdateApproveCleanup, "the cleanup", a, nil); err != nil {
+	if err := update(ctx, cl, id, migrations.UpdateApproveCleanup, "the cleanup", a, nil); err != nil {
 		return err
 	}
 	kept := 0

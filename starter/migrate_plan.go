@@ -9,6 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/wikimedia/conveyor/workflows/migrations"
+
 	"github.com/urfave/cli/v2"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -29,7 +31,7 @@ func migratePlanCommand() *cli.Command {
 			"A plan file has from, to, start (YYYY-MM-DD, default: when it starts),\n" +
 			"reminderEvery (a duration, default 168h), maxEventsPerRun and stages; each stage\n" +
 			"has name, months, entryChecks and tasks (name, automated, and for a task run\n" +
-			"as a child workflow: workflow, one of " + strings.Join(workflows.TaskWorkflows, ", ") + ", and its input).\n" +
+			"as a child workflow: workflow, one of " + strings.Join(migrations.TaskWorkflows, ", ") + ", and its input).\n" +
 			"Without stages the default stages are used.\n\n" +
 			"Examples:\n\n" +
 			"   conveyor migrate plan --print-defaults --from codfw1dev --to codfw2dev > plan.yaml\n" +
@@ -72,8 +74,8 @@ func planFlags() []cli.Flag {
 // planFromFlags builds the plan from --plan, --from, --to and --start and
 // validates it. With loose, a plan without a pair is accepted (for printing a
 // template).
-func planFromFlags(c *cli.Context, loose bool) (workflows.MigrationPlan, error) {
-	p := workflows.MigrationPlan{Stages: workflows.DefaultMigrationStages()}
+func planFromFlags(c *cli.Context, loose bool) (migrations.MigrationPlan, error) {
+	p := migrations.MigrationPlan{Stages: migrations.DefaultMigrationStages()}
 	if path := c.String("plan"); path != "" {
 		var err error
 		if p, err = readPlanFile(path, c.App.Reader); err != nil {
@@ -115,20 +117,20 @@ func planFromFlags(c *cli.Context, loose bool) (workflows.MigrationPlan, error) 
 // renderPlan prints the baseline as the workflow will lay it out: each stage
 // starts when the one before is planned to end; a plan without a start is
 // counted from now.
-func renderPlan(w io.Writer, p workflows.MigrationPlan, now time.Time) error {
+func renderPlan(w io.Writer, p migrations.MigrationPlan, now time.Time) error {
 	start, note := p.Start, ""
 	if start.IsZero() {
 		start, note = now.UTC(), " (no start given: counted from today)"
 	}
 	every := p.ReminderEvery
 	if every == 0 {
-		every = workflows.DefaultMigrationReminderEvery
+		every = migrations.DefaultMigrationReminderEvery
 	}
 	total := 0
 	for _, s := range p.Stages {
 		total += s.Months
 	}
-	fmt.Fprintf(w, "migration %s → %s, workflow %s\n", p.From, p.To, workflows.MigrationID(p.From, p.To))
+	fmt.Fprintf(w, "migration %s → %s, workflow %s\n", p.From, p.To, migrations.MigrationID(p.From, p.To))
 	fmt.Fprintf(w, "%d stages, %d months, %s to %s%s; reminders every %s\n\n",
 		len(p.Stages), total, day(start), day(start.AddDate(0, total, 0)), note, humanDuration(every))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -143,7 +145,7 @@ func renderPlan(w io.Writer, p workflows.MigrationPlan, now time.Time) error {
 		return err
 	}
 	for i, s := range p.Stages {
-		fmt.Fprintf(w, "\n%d %s (workflow %s)\n", i+1, s.Name, workflows.MigrationStageID(p.From, p.To, i, s.Name))
+		fmt.Fprintf(w, "\n%d %s (workflow %s)\n", i+1, s.Name, migrations.MigrationStageID(p.From, p.To, i, s.Name))
 		for _, t := range s.Tasks {
 			kind := "human: conveyor migrate task-done --task " + shellQuote(t.Name) + " --by WHO"
 			if t.Automated {
@@ -185,8 +187,8 @@ func migrateStartCommand() *cli.Command {
 			&cli.BoolFlag{Name: "dry-run", Usage: "print what would be started, start nothing"},
 			&cli.StringSliceFlag{Name: "project", Usage: "migrate this project's servers automatically (`NAME`); repeatable"},
 			&cli.StringSliceFlag{Name: "server", Usage: "with --project, only this server (`NAME` or id); repeatable", DefaultText: "every server"},
-			&cli.IntFlag{Name: "max-parallel", Usage: "with --project, `N` servers of a project at once", DefaultText: fmt.Sprint(workflows.DefaultMaxParallelVMs)},
-			&cli.DurationFlag{Name: "grace-period", Usage: "with --project, keep each source this long (`DURATION`) after its copy is verified", DefaultText: workflows.DefaultGracePeriod.String()},
+			&cli.IntFlag{Name: "max-parallel", Usage: "with --project, `N` servers of a project at once", DefaultText: fmt.Sprint(migrations.DefaultMaxParallelVMs)},
+			&cli.DurationFlag{Name: "grace-period", Usage: "with --project, keep each source this long (`DURATION`) after its copy is verified", DefaultText: migrations.DefaultGracePeriod.String()},
 		), temporalclient.Flags()...),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
@@ -206,7 +208,7 @@ func migrateStartCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			id := workflows.MigrationID(p.From, p.To)
+			id := migrations.MigrationID(p.From, p.To)
 			if c.Bool("dry-run") {
 				return renderStartDryRun(c.App.Writer, p, time.Now())
 			}
@@ -221,7 +223,7 @@ func migrateStartCommand() *cli.Command {
 				WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 				WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 				WorkflowExecutionErrorWhenAlreadyStarted: true,
-			}, workflows.CloudMigration, p)
+			}, migrations.CloudMigration, p)
 			if err != nil {
 				var started *serviceerror.WorkflowExecutionAlreadyStarted
 				if errors.As(err, &started) {
@@ -240,14 +242,14 @@ func migrateStartCommand() *cli.Command {
 }
 
 // renderStartDryRun says what `migrate start` would do.
-func renderStartDryRun(w io.Writer, p workflows.MigrationPlan, now time.Time) error {
+func renderStartDryRun(w io.Writer, p migrations.MigrationPlan, now time.Time) error {
 	fmt.Fprintf(w, "dry run: nothing is started.\nwould start workflow %s (CloudMigration) on task queue %s\n\n",
-		workflows.MigrationID(p.From, p.To), workflows.TaskQueueMigrate)
+		migrations.MigrationID(p.From, p.To), workflows.TaskQueueMigrate)
 	if err := renderPlan(w, p, now); err != nil {
 		return err
 	}
 	first := p.Stages[0]
-	fmt.Fprintf(w, "\nfirst, stage %s would start as workflow %s and\n", first.Name, workflows.MigrationStageID(p.From, p.To, 0, first.Name))
+	fmt.Fprintf(w, "\nfirst, stage %s would start as workflow %s and\n", first.Name, migrations.MigrationStageID(p.From, p.To, 0, first.Name))
 	if len(first.EntryChecks) > 0 {
 		fmt.Fprintf(w, "   run its entry checks against %s and %s: %s\n", p.From, p.To, strings.Join(first.EntryChecks, ", "))
 	}

@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/wikimedia/conveyor/workflows/migrations"
 
-	"github.com/wikimedia/conveyor/workflows"
+	"gopkg.in/yaml.v3"
 )
 
 // planFile is the YAML (or JSON) form of a workflows.MigrationPlan that
@@ -44,7 +44,7 @@ type taskFile struct {
 
 // readPlanFile reads a plan file; path "-" is standard input. Unknown fields are
 // errors with their line, so that a misspelt key is not silently ignored.
-func readPlanFile(path string, stdin io.Reader) (workflows.MigrationPlan, error) {
+func readPlanFile(path string, stdin io.Reader) (migrations.MigrationPlan, error) {
 	var b []byte
 	var err error
 	if path == "-" {
@@ -53,26 +53,26 @@ func readPlanFile(path string, stdin io.Reader) (workflows.MigrationPlan, error)
 		b, err = os.ReadFile(path)
 	}
 	if err != nil {
-		return workflows.MigrationPlan{}, fmt.Errorf("reading the plan: %w (write one with `conveyor migrate plan --print-defaults > plan.yaml`)", err)
+		return migrations.MigrationPlan{}, fmt.Errorf("reading the plan: %w (write one with `conveyor migrate plan --print-defaults > plan.yaml`)", err)
 	}
 	p, err := parsePlan(b)
 	if err != nil {
-		return workflows.MigrationPlan{}, fmt.Errorf("%s: %w", path, err)
+		return migrations.MigrationPlan{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return p, nil
 }
 
 // parsePlan decodes a plan file's content. Stages may be left out: the plan
 // then has DefaultMigrationStages.
-func parsePlan(b []byte) (workflows.MigrationPlan, error) {
+func parsePlan(b []byte) (migrations.MigrationPlan, error) {
 	var f planFile
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return workflows.MigrationPlan{}, fmt.Errorf("%s (the fields are from, to, start, reminderEvery, maxEventsPerRun, stages[].name/months/entryChecks/tasks[].name/automated/workflow/input)",
+		return migrations.MigrationPlan{}, fmt.Errorf("%s (the fields are from, to, start, reminderEvery, maxEventsPerRun, stages[].name/months/entryChecks/tasks[].name/automated/workflow/input)",
 			strings.TrimPrefix(err.Error(), "yaml: "))
 	}
-	p := workflows.MigrationPlan{From: f.From, To: f.To, MaxEventsPerRun: f.MaxEventsPerRun}
+	p := migrations.MigrationPlan{From: f.From, To: f.To, MaxEventsPerRun: f.MaxEventsPerRun}
 	if f.Start != "" {
 		t, err := parseDate(f.Start)
 		if err != nil {
@@ -88,12 +88,12 @@ func parsePlan(b []byte) (workflows.MigrationPlan, error) {
 		p.ReminderEvery = d
 	}
 	if f.Stages == nil {
-		p.Stages = workflows.DefaultMigrationStages()
+		p.Stages = migrations.DefaultMigrationStages()
 	}
 	for _, s := range f.Stages {
-		sp := workflows.StagePlan{Name: s.Name, Months: s.Months, EntryChecks: s.EntryChecks}
+		sp := migrations.StagePlan{Name: s.Name, Months: s.Months, EntryChecks: s.EntryChecks}
 		for j, t := range s.Tasks {
-			tp := workflows.TaskPlan{Name: t.Name, Automated: t.Automated, Workflow: t.Workflow}
+			tp := migrations.TaskPlan{Name: t.Name, Automated: t.Automated, Workflow: t.Workflow}
 			if t.Input != nil {
 				b, err := json.Marshal(t.Input)
 				if err != nil {
@@ -109,7 +109,7 @@ func parsePlan(b []byte) (workflows.MigrationPlan, error) {
 }
 
 // encodePlan writes p in the plan file's YAML form.
-func encodePlan(w io.Writer, p workflows.MigrationPlan) error {
+func encodePlan(w io.Writer, p migrations.MigrationPlan) error {
 	f := planFile{From: p.From, To: p.To, MaxEventsPerRun: p.MaxEventsPerRun}
 	if !p.Start.IsZero() {
 		f.Start = p.Start.UTC().Format(time.DateOnly)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/wikimedia/conveyor/workflows/migrations"
+
 	"github.com/urfave/cli/v2"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -81,9 +83,9 @@ func migrateProjectCommand(verb string) *cli.Command {
 				return err
 			}
 			defer cl.Close()
-			var arg any = workflows.PauseRequest{By: by, Reason: c.String("reason")}
+			var arg any = migrations.PauseRequest{By: by, Reason: c.String("reason")}
 			if verb == "retry" {
-				arg = workflows.RetryRequest{Servers: c.StringSlice("server"), By: by}
+				arg = migrations.RetryRequest{Servers: c.StringSlice("server"), By: by}
 			}
 			return updateProject(c.Context, cl, c.App.Writer, from, to, project, verb, arg, c.Bool("dry-run"))
 		},
@@ -92,7 +94,7 @@ func migrateProjectCommand(verb string) *cli.Command {
 
 // updateProject sends pause, resume or retry to a project's migration.
 func updateProject(ctx context.Context, cl client.Client, w io.Writer, from, to, project, verb string, arg any, dryRun bool) error {
-	id := workflows.ProjectMigrationID(from, to, project)
+	id := migrations.ProjectMigrationID(from, to, project)
 	st, err := queryProject(ctx, cl, from, to, project)
 	if err != nil {
 		return err
@@ -104,8 +106,8 @@ func updateProject(ctx context.Context, cl client.Client, w io.Writer, from, to,
 		case verb == "retry":
 			var failed []string
 			for _, v := range st.VMs {
-				if v.State == workflows.VMFailed && (len(arg.(workflows.RetryRequest).Servers) == 0 ||
-					slices.Contains(arg.(workflows.RetryRequest).Servers, v.Name) || slices.Contains(arg.(workflows.RetryRequest).Servers, v.ID)) {
+				if v.State == migrations.VMFailed && (len(arg.(migrations.RetryRequest).Servers) == 0 ||
+					slices.Contains(arg.(migrations.RetryRequest).Servers, v.Name) || slices.Contains(arg.(migrations.RetryRequest).Servers, v.ID)) {
 					failed = append(failed, v.Name)
 				}
 			}
@@ -113,7 +115,7 @@ func updateProject(ctx context.Context, cl client.Client, w io.Writer, from, to,
 		case st.Paused == (verb == "pause"):
 			fmt.Fprintf(w, "project %s is already %sd: it would change nothing\n", project, verb)
 		default:
-			fmt.Fprintf(w, "project %s: %d VMs pending would %s\n", project, st.Count(workflows.VMPending),
+			fmt.Fprintf(w, "project %s: %d VMs pending would %s\n", project, st.Count(migrations.VMPending),
 				map[string]string{"pause": "wait", "resume": "start again"}[verb])
 		}
 		return nil
@@ -126,7 +128,7 @@ func updateProject(ctx context.Context, cl client.Client, w io.Writer, from, to,
 		fmt.Fprintf(w, "project %s: queued again: %s\n", project, strings.Join(queued, ", "))
 		return nil
 	}
-	var res workflows.ProjectStatus
+	var res migrations.ProjectStatus
 	if err := update(ctx, cl, id, verb, "project "+project, arg, &res); err != nil {
 		return err
 	}
@@ -134,15 +136,15 @@ func updateProject(ctx context.Context, cl client.Client, w io.Writer, from, to,
 	if res.Paused {
 		state = "paused (" + res.PausedBy + ")"
 	}
-	fmt.Fprintf(w, "project %s: %s; %d of %d VMs done\n", project, state, res.Count(workflows.VMDone), len(res.VMs))
+	fmt.Fprintf(w, "project %s: %s; %d of %d VMs done\n", project, state, res.Count(migrations.VMDone), len(res.VMs))
 	return nil
 }
 
 // queryProject asks a project's migration for its progress.
-func queryProject(ctx context.Context, cl client.Client, from, to, project string) (workflows.ProjectStatus, error) {
-	var st workflows.ProjectStatus
-	id := workflows.ProjectMigrationID(from, to, project)
-	v, err := cl.QueryWorkflow(ctx, id, "", workflows.QueryProgress)
+func queryProject(ctx context.Context, cl client.Client, from, to, project string) (migrations.ProjectStatus, error) {
+	var st migrations.ProjectStatus
+	id := migrations.ProjectMigrationID(from, to, project)
+	v, err := cl.QueryWorkflow(ctx, id, "", migrations.QueryProgress)
 	if err != nil {
 		return st, explainNotFound(err, id, "project "+project+" is not being migrated automatically from "+from+" to "+to+
 			" (see the projects of `conveyor migrate status`; start one with `conveyor migrate start --project`)")
@@ -154,11 +156,11 @@ func queryProject(ctx context.Context, cl client.Client, from, to, project strin
 	// running VM migrations say where they are now.
 	for i := range st.VMs {
 		vm := &st.VMs[i]
-		if vm.State != workflows.VMRunning || vm.Step == workflows.VMStepGrace || vm.WorkflowID == "" {
+		if vm.State != migrations.VMRunning || vm.Step == migrations.VMStepGrace || vm.WorkflowID == "" {
 			continue
 		}
-		var p workflows.VMProgress
-		if v, err := cl.QueryWorkflow(ctx, vm.WorkflowID, "", workflows.QueryVMProgress); err == nil && v.Get(&p) == nil {
+		var p migrations.VMProgress
+		if v, err := cl.QueryWorkflow(ctx, vm.WorkflowID, "", migrations.QueryVMProgress); err == nil && v.Get(&p) == nil {
 			vm.Step, vm.Detail = p.Step, p.Detail
 			if p.DestinationID != "" {
 				vm.DestinationID = p.DestinationID
@@ -175,7 +177,7 @@ func projectView(ctx context.Context, cl client.Client, w io.Writer, from, to, p
 	if err != nil {
 		return false, err
 	}
-	closed, state := workflowClosed(ctx, cl, workflows.ProjectMigrationID(from, to, project))
+	closed, state := workflowClosed(ctx, cl, migrations.ProjectMigrationID(from, to, project))
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -189,8 +191,8 @@ func projectView(ctx context.Context, cl client.Client, w io.Writer, from, to, p
 }
 
 // renderProjectStatus prints the VMs of a project's migration.
-func renderProjectStatus(w io.Writer, st workflows.ProjectStatus) {
-	fmt.Fprintf(w, "project %s: %s → %s (%s)", st.Project, st.From, st.To, workflows.ProjectMigrationID(st.From, st.To, st.Project))
+func renderProjectStatus(w io.Writer, st migrations.ProjectStatus) {
+	fmt.Fprintf(w, "project %s: %s → %s (%s)", st.Project, st.From, st.To, migrations.ProjectMigrationID(st.From, st.To, st.Project))
 	if st.DryRun {
 		fmt.Fprint(w, ", dry run")
 	}
@@ -198,9 +200,9 @@ func renderProjectStatus(w io.Writer, st workflows.ProjectStatus) {
 		fmt.Fprintf(w, ", PAUSED by %s", st.PausedBy)
 	}
 	fmt.Fprintln(w)
-	done, failed := st.Count(workflows.VMDone), st.Count(workflows.VMFailed)
+	done, failed := st.Count(migrations.VMDone), st.Count(migrations.VMFailed)
 	fmt.Fprintf(w, "progress %s %d/%d VMs done, %d running, %d pending, %d failed\n\n", bar(done, len(st.VMs), 30),
-		done, len(st.VMs), st.Count(workflows.VMRunning), st.Count(workflows.VMPending), failed)
+		done, len(st.VMs), st.Count(migrations.VMRunning), st.Count(migrations.VMPending), failed)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVER\tID\tSTATE\tSTEP\tDESTINATION\tRUNS\tDETAIL")
 	for _, v := range st.VMs {
@@ -221,7 +223,7 @@ const maxProjectsShown = 20
 
 // renderProjects prints the per-project progress of the migration's project
 // tasks (stage 4's driver): counts by state, then the projects not done yet.
-func renderProjects(w io.Writer, st workflows.MigrationStatus) {
+func renderProjects(w io.Writer, st migrations.MigrationStatus) {
 	for _, s := range st.Stages {
 		for _, t := range s.Tasks {
 			if len(t.Projects) == 0 {
@@ -234,26 +236,26 @@ func renderProjects(w io.Writer, st workflows.MigrationStatus) {
 
 // renderProjectList prints a projects driver's projects: a bar, counts by
 // state and the projects that are not done (the first maxProjectsShown).
-func renderProjectList(w io.Writer, from, to, title string, ps []workflows.ProjectProgress) {
-	counts := map[workflows.ProjectState]int{}
+func renderProjectList(w io.Writer, from, to, title string, ps []migrations.ProjectProgress) {
+	counts := map[migrations.ProjectState]int{}
 	for _, p := range ps {
 		counts[p.State]++
 	}
 	var parts []string
-	for _, s := range []workflows.ProjectState{workflows.ProjectDone, workflows.ProjectRunning, workflows.ProjectWaiting,
-		workflows.ProjectPending, workflows.ProjectFailed, workflows.ProjectPlanned} {
+	for _, s := range []migrations.ProjectState{migrations.ProjectDone, migrations.ProjectRunning, migrations.ProjectWaiting,
+		migrations.ProjectPending, migrations.ProjectFailed, migrations.ProjectPlanned} {
 		if counts[s] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
 		}
 	}
 	fmt.Fprintf(w, "\nprojects of %s: %s\n", title, strings.Join(parts, ", "))
-	fmt.Fprintf(w, "progress %s %d/%d projects done\n", bar(counts[workflows.ProjectDone], len(ps), 30), counts[workflows.ProjectDone], len(ps))
-	open := slices.DeleteFunc(slices.Clone(ps), func(p workflows.ProjectProgress) bool { return p.State == workflows.ProjectDone })
+	fmt.Fprintf(w, "progress %s %d/%d projects done\n", bar(counts[migrations.ProjectDone], len(ps), 30), counts[migrations.ProjectDone], len(ps))
+	open := slices.DeleteFunc(slices.Clone(ps), func(p migrations.ProjectProgress) bool { return p.State == migrations.ProjectDone })
 	if len(open) == 0 {
 		return
 	}
 	// Failed and overdue projects need a person: show them first.
-	slices.SortStableFunc(open, func(a, b workflows.ProjectProgress) int { return urgency(a) - urgency(b) })
+	slices.SortStableFunc(open, func(a, b migrations.ProjectProgress) int { return urgency(a) - urgency(b) })
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROJECT\tMODE\tSTATE\tDEADLINE\tDETAIL")
 	for i, p := range open {
@@ -271,13 +273,13 @@ func renderProjectList(w io.Writer, from, to, title string, ps []workflows.Proje
 	fmt.Fprintf(w, "VM by VM: conveyor migrate status --from %s --to %s --project NAME\n", from, to)
 }
 
-func urgency(p workflows.ProjectProgress) int {
+func urgency(p migrations.ProjectProgress) int {
 	switch {
-	case p.State == workflows.ProjectFailed:
+	case p.State == migrations.ProjectFailed:
 		return 0
 	case p.Overdue:
 		return 1
-	case p.State == workflows.ProjectRunning:
+	case p.State == migrations.ProjectRunning:
 		return 2
 	}
 	return 3
@@ -286,7 +288,7 @@ func urgency(p workflows.ProjectProgress) int {
 // startProjects starts the automatic migration of projects outside the stage-4
 // driver, or with dryRun asks the clouds what it would do.
 func startProjects(c *cli.Context, from, to string, projects []string) error {
-	in := workflows.ProjectMigrationInput{From: from, To: to, Servers: c.StringSlice("server"),
+	in := migrations.ProjectMigrationInput{From: from, To: to, Servers: c.StringSlice("server"),
 		MaxParallel: c.Int("max-parallel"), GracePeriod: c.Duration("grace-period")}
 	if in.MaxParallel < 0 || in.GracePeriod < 0 {
 		return errors.New("--max-parallel and --grace-period must not be negative")
@@ -313,12 +315,12 @@ func startProjects(c *cli.Context, from, to string, projects []string) error {
 	defer cl.Close()
 	for _, p := range projects {
 		in.Project = p
-		id := workflows.ProjectMigrationID(from, to, p)
+		id := migrations.ProjectMigrationID(from, to, p)
 		run, err := cl.ExecuteWorkflow(c.Context, client.StartWorkflowOptions{
 			ID: id, TaskQueue: workflows.TaskQueueMigrate,
 			WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 			WorkflowExecutionErrorWhenAlreadyStarted: true,
-		}, workflows.ProjectMigration, in)
+		}, migrations.ProjectMigration, in)
 		if err != nil {
 			var started *serviceerror.WorkflowExecutionAlreadyStarted
 			if errors.As(err, &started) {
@@ -334,7 +336,7 @@ func startProjects(c *cli.Context, from, to string, projects []string) error {
 
 // renderProjectPlan prints what migrating a project would do.
 func renderProjectPlan(w io.Writer, p contract.ProjectPlan) {
-	fmt.Fprintf(w, "\nproject %s: %s → %s, would run as workflow %s\n", p.Project, p.From, p.To, workflows.ProjectMigrationID(p.From, p.To, p.Project))
+	fmt.Fprintf(w, "\nproject %s: %s → %s, would run as workflow %s\n", p.Project, p.From, p.To, migrations.ProjectMigrationID(p.From, p.To, p.Project))
 	fmt.Fprintf(w, "resources the destination %s needs:\n", p.To)
 	if len(p.Resources) == 0 {
 		fmt.Fprintln(w, "   none")

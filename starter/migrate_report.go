@@ -12,13 +12,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/wikimedia/conveyor/workflows/migrations"
+
 	"github.com/urfave/cli/v2"
 	"go.temporal.io/sdk/client"
 
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/activities/openstack"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
-	"github.com/wikimedia/conveyor/workflows"
 )
 
 func migrateReportCommand() *cli.Command {
@@ -111,7 +112,7 @@ func writeJSON(w io.Writer, v any) error {
 
 // taskWorkflow finds the child workflow of type typ (e.g. WorkflowCleanup) that
 // runs a task of the migration, newest stage first.
-func taskWorkflow(ctx context.Context, cl client.Client, st workflows.MigrationStatus, typ, hint string) (string, error) {
+func taskWorkflow(ctx context.Context, cl client.Client, st migrations.MigrationStatus, typ, hint string) (string, error) {
 	for i := len(st.Stages) - 1; i >= 0; i-- {
 		for _, t := range st.Stages[i].Tasks {
 			if t.Workflow == "" {
@@ -127,13 +128,13 @@ func taskWorkflow(ctx context.Context, cl client.Client, st workflows.MigrationS
 }
 
 // queryCleanup asks stage 5's cleanup workflow for its report.
-func queryCleanup(ctx context.Context, cl client.Client, st workflows.MigrationStatus) (workflows.CleanupReport, error) {
-	var rep workflows.CleanupReport
-	id, err := taskWorkflow(ctx, cl, st, workflows.WorkflowCleanup, "the final report comes with stage 5's cleanup task")
+func queryCleanup(ctx context.Context, cl client.Client, st migrations.MigrationStatus) (migrations.CleanupReport, error) {
+	var rep migrations.CleanupReport
+	id, err := taskWorkflow(ctx, cl, st, migrations.WorkflowCleanup, "the final report comes with stage 5's cleanup task")
 	if err != nil {
 		return rep, err
 	}
-	v, err := cl.QueryWorkflow(ctx, id, "", workflows.QueryCleanup)
+	v, err := cl.QueryWorkflow(ctx, id, "", migrations.QueryCleanup)
 	if err != nil {
 		return rep, explainNotFound(err, id, "the cleanup is not running")
 	}
@@ -207,7 +208,7 @@ func renderBattery(w io.Writer, path string, runs []contract.BatteryRun) {
 }
 
 // renderCleanup prints the cleanup's final report.
-func renderCleanup(w io.Writer, rep workflows.CleanupReport) {
+func renderCleanup(w io.Writer, rep migrations.CleanupReport) {
 	fmt.Fprintf(w, "cleanup of %s: %s\n%s\n", rep.From, rep.State, rep.Summary)
 	if rep.ApprovedBy != "" {
 		fmt.Fprintf(w, "approved by %s on %s", rep.ApprovedBy, day(rep.Approved))
@@ -228,7 +229,7 @@ func renderCleanup(w io.Writer, rep workflows.CleanupReport) {
 }
 
 // renderReport prints the baseline against the actuals, then who did what.
-func renderReport(w io.Writer, st workflows.MigrationStatus, now time.Time) {
+func renderReport(w io.Writer, st migrations.MigrationStatus, now time.Time) {
 	fmt.Fprintf(w, "migration %s → %s: baseline %s to %s", st.From, st.To, day(st.Start), day(st.PlannedEnd))
 	if !st.Finished.IsZero() {
 		fmt.Fprintf(w, ", finished %s (%s)", day(st.Finished), slip(st.Finished, st.PlannedEnd))
@@ -253,7 +254,7 @@ func renderReport(w io.Writer, st workflows.MigrationStatus, now time.Time) {
 	fmt.Fprintln(w, "\nwho did what:")
 	for _, s := range st.Stages {
 		for _, t := range s.Tasks {
-			if t.State == workflows.TaskDone {
+			if t.State == migrations.TaskDone {
 				fmt.Fprintf(w, "   %s  %-10s %-28s %s\n", day(t.Done), s.Name, t.Name, t.By)
 			}
 		}

@@ -11,12 +11,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/wikimedia/conveyor/workflows/migrations"
+
 	"github.com/urfave/cli/v2"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
-	"github.com/wikimedia/conveyor/workflows"
 )
 
 func migrateStatusCommand() *cli.Command {
@@ -80,7 +81,7 @@ func migrationView(ctx context.Context, cl client.Client, w io.Writer, from, to 
 	if err != nil {
 		return false, err
 	}
-	closed, state := workflowClosed(ctx, cl, workflows.MigrationID(from, to))
+	closed, state := workflowClosed(ctx, cl, migrations.MigrationID(from, to))
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -107,8 +108,8 @@ func workflowClosed(ctx context.Context, cl client.Client, id string) (bool, str
 // renderMigrationStatus prints the plan query's answer: a header with the
 // overall progress, a line per stage, and the checklist of the current stage
 // (of every stage with all).
-func renderMigrationStatus(w io.Writer, st workflows.MigrationStatus, now time.Time, all bool) {
-	id := workflows.MigrationID(st.From, st.To)
+func renderMigrationStatus(w io.Writer, st migrations.MigrationStatus, now time.Time, all bool) {
+	id := migrations.MigrationID(st.From, st.To)
 	where := "finished " + day(st.Finished)
 	if st.Current < len(st.Stages) {
 		where = fmt.Sprintf("stage %d of %d, %s", st.Current+1, len(st.Stages), st.Stages[st.Current].Name)
@@ -123,7 +124,7 @@ func renderMigrationStatus(w io.Writer, st workflows.MigrationStatus, now time.T
 	for _, s := range st.Stages {
 		total += len(s.Tasks)
 		done += s.TasksDone
-		if s.State == workflows.StageDone {
+		if s.State == migrations.StageDone {
 			stagesDone++
 		}
 	}
@@ -153,7 +154,7 @@ func renderMigrationStatus(w io.Writer, st workflows.MigrationStatus, now time.T
 		}
 		fmt.Fprintln(w)
 		renderTasks(w, s.Tasks)
-		if s.State == workflows.StageAwaitingApproval {
+		if s.State == migrations.StageAwaitingApproval {
 			fmt.Fprintf(w, "   waiting for the gate: conveyor migrate approve --from %s --to %s --stage %s --approver WHO\n",
 				st.From, st.To, shellQuote(s.Name))
 		}
@@ -162,9 +163,9 @@ func renderMigrationStatus(w io.Writer, st workflows.MigrationStatus, now time.T
 }
 
 // renderTasks prints a checklist: [x] done, [~] running, [!] failed, [ ] open.
-func renderTasks(w io.Writer, tasks []workflows.TaskStatus) {
+func renderTasks(w io.Writer, tasks []migrations.TaskStatus) {
 	for _, t := range tasks {
-		mark := map[workflows.TaskState]string{workflows.TaskDone: "x", workflows.TaskRunning: "~", workflows.TaskFailed: "!"}[t.State]
+		mark := map[migrations.TaskState]string{migrations.TaskDone: "x", migrations.TaskRunning: "~", migrations.TaskFailed: "!"}[t.State]
 		if mark == "" {
 			mark = " "
 		}
@@ -173,7 +174,7 @@ func renderTasks(w io.Writer, tasks []workflows.TaskStatus) {
 			kind = "automated"
 		}
 		line := fmt.Sprintf("   [%s] %-28s %-9s %s", mark, t.Name, kind, t.State)
-		if t.State == workflows.TaskDone {
+		if t.State == migrations.TaskDone {
 			line += fmt.Sprintf(" by %s on %s", t.By, day(t.Done))
 		}
 		if t.Note != "" {

@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wikimedia/conveyor/workflows/migrations"
+
 	"github.com/wikimedia/conveyor/activities/contract"
-	"github.com/wikimedia/conveyor/workflows"
 )
 
 func TestMigratePlanArgumentsAreChecked(t *testing.T) {
@@ -67,8 +68,8 @@ func TestMigratePlanRoundTripsThroughItsFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the printed defaults do not parse: %v\n%s", err, out)
 	}
-	want := workflows.MigrationPlan{From: "codfw1dev", To: "codfw2dev", Start: time.Date(2027, 1, 4, 0, 0, 0, 0, time.UTC),
-		Stages: workflows.DefaultMigrationStages()}
+	want := migrations.MigrationPlan{From: "codfw1dev", To: "codfw2dev", Start: time.Date(2027, 1, 4, 0, 0, 0, 0, time.UTC),
+		Stages: migrations.DefaultMigrationStages()}
 	if got, exp := mustJSON(t, p), mustJSON(t, want); got != exp {
 		t.Errorf("round trip:\n got %s\nwant %s", got, exp)
 	}
@@ -90,8 +91,8 @@ func TestMigratePlanShowsTheBaseline(t *testing.T) {
 	for _, want := range []string{
 		"migration codfw1dev → codfw2dev, workflow migration/codfw1dev-codfw2dev",
 		"5 stages, 27 months, 2027-01-04 to 2029-04-04; reminders every 7d",
-		"1  procure    6       2027-01-04     2027-07-04   " + strings.Join(workflows.DefaultMigrationStages()[0].EntryChecks, ", "),
-		"5  cleanup    3       2029-01-04     2029-04-04   " + strings.Join(workflows.DefaultMigrationStages()[4].EntryChecks, ", "),
+		"1  procure    6       2027-01-04     2027-07-04   " + strings.Join(migrations.DefaultMigrationStages()[0].EntryChecks, ", "),
+		"5  cleanup    3       2029-01-04     2029-04-04   " + strings.Join(migrations.DefaultMigrationStages()[4].EntryChecks, ", "),
 		"4 migration (workflow migration/codfw1dev-codfw2dev/4-migration)",
 		"[ ] hardware ordered             human: conveyor migrate task-done --task 'hardware ordered' --by WHO",
 		"[ ] projects migrated            automated, workflow ProjectsMigration",
@@ -113,7 +114,7 @@ func TestMigrateStartDryRunStartsNothing(t *testing.T) {
 		"dry run: nothing is started.",
 		"would start workflow migration/a-b (CloudMigration) on task queue conveyor-migrate",
 		"first, stage procure would start as workflow migration/a-b/1-procure and",
-		"run its entry checks against a and b: " + strings.Join(workflows.DefaultMigrationStages()[0].EntryChecks, ", "),
+		"run its entry checks against a and b: " + strings.Join(migrations.DefaultMigrationStages()[0].EntryChecks, ", "),
 		"run its automated tasks in order: hosts provisioned",
 		"wait for task-done on: hardware ordered, racks delivered",
 	} {
@@ -125,17 +126,17 @@ func TestMigrateStartDryRunStartsNothing(t *testing.T) {
 
 func TestMigrationStatusRendering(t *testing.T) {
 	day := func(s string) time.Time { tm, _ := time.Parse(time.DateOnly, s); return tm }
-	st := workflows.MigrationStatus{From: "a", To: "b", Start: day("2026-01-01"), PlannedEnd: day("2026-04-01"), Current: 1, Runs: 2,
-		Stages: []workflows.StageSummary{
-			{Name: "procure", State: workflows.StageDone, PlannedStart: day("2026-01-01"), PlannedEnd: day("2026-02-01"),
+	st := migrations.MigrationStatus{From: "a", To: "b", Start: day("2026-01-01"), PlannedEnd: day("2026-04-01"), Current: 1, Runs: 2,
+		Stages: []migrations.StageSummary{
+			{Name: "procure", State: migrations.StageDone, PlannedStart: day("2026-01-01"), PlannedEnd: day("2026-02-01"),
 				Started: day("2026-01-01"), Due: day("2026-02-01"), Finished: day("2026-02-10"), Overdue: true, TasksDone: 1, ApprovedBy: "bob",
-				Tasks: []workflows.TaskStatus{{Name: "order", State: workflows.TaskDone, By: "alice", Done: day("2026-01-05")}}},
-			{Name: "bootstrap", State: workflows.StageOpen, PlannedStart: day("2026-02-01"), PlannedEnd: day("2026-04-01"),
+				Tasks: []migrations.TaskStatus{{Name: "order", State: migrations.TaskDone, By: "alice", Done: day("2026-01-05")}}},
+			{Name: "bootstrap", State: migrations.StageOpen, PlannedStart: day("2026-02-01"), PlannedEnd: day("2026-04-01"),
 				Started: day("2026-02-10"), Due: day("2026-04-10"), TasksDone: 1, Reminders: 2,
-				Tasks: []workflows.TaskStatus{
-					{Name: "install", Automated: true, State: workflows.TaskDone, By: "conveyor", Done: day("2026-02-11"), Detail: "3 hosts"},
-					{Name: "networks", Automated: true, State: workflows.TaskFailed, Detail: "quota exceeded\nmore"},
-					{Name: "sign off", State: workflows.TaskOpen},
+				Tasks: []migrations.TaskStatus{
+					{Name: "install", Automated: true, State: migrations.TaskDone, By: "conveyor", Done: day("2026-02-11"), Detail: "3 hosts"},
+					{Name: "networks", Automated: true, State: migrations.TaskFailed, Detail: "quota exceeded\nmore"},
+					{Name: "sign off", State: migrations.TaskOpen},
 				}},
 		}}
 	var b bytes.Buffer
@@ -209,12 +210,12 @@ func TestMigrateProjectArgumentsAreChecked(t *testing.T) {
 }
 
 func TestProjectStatusRendering(t *testing.T) {
-	st := workflows.ProjectStatus{Project: "tools", From: "eqiad1", To: "eqiad2", Paused: true, PausedBy: "alice: storage work",
-		VMs: []workflows.VMStatus{
-			{ID: "s1", Name: "web-1", State: workflows.VMDone, Step: workflows.VMStepDone, DestinationID: "d1", Runs: 1},
-			{ID: "s2", Name: "web-2", State: workflows.VMRunning, Step: workflows.VMStepCopy, Runs: 1, Detail: "copying"},
-			{ID: "s3", Name: "db-1", State: workflows.VMFailed, Step: workflows.VMStepWaitActive, Runs: 2, Error: "server went to ERROR: NoValidHost\nmore"},
-			{ID: "s4", Name: "db-2", State: workflows.VMPending, Runs: 0},
+	st := migrations.ProjectStatus{Project: "tools", From: "eqiad1", To: "eqiad2", Paused: true, PausedBy: "alice: storage work",
+		VMs: []migrations.VMStatus{
+			{ID: "s1", Name: "web-1", State: migrations.VMDone, Step: migrations.VMStepDone, DestinationID: "d1", Runs: 1},
+			{ID: "s2", Name: "web-2", State: migrations.VMRunning, Step: migrations.VMStepCopy, Runs: 1, Detail: "copying"},
+			{ID: "s3", Name: "db-1", State: migrations.VMFailed, Step: migrations.VMStepWaitActive, Runs: 2, Error: "server went to ERROR: NoValidHost\nmore"},
+			{ID: "s4", Name: "db-2", State: migrations.VMPending, Runs: 0},
 		}}
 	var b bytes.Buffer
 	renderProjectStatus(&b, st)
@@ -233,15 +234,15 @@ func TestProjectStatusRendering(t *testing.T) {
 }
 
 func TestMigrationStatusShowsProjects(t *testing.T) {
-	var projects []workflows.ProjectProgress
+	var projects []migrations.ProjectProgress
 	for i := range 30 {
-		projects = append(projects, workflows.ProjectProgress{Name: fmt.Sprintf("p%02d", i), Mode: workflows.ModeAutomatic, State: workflows.ProjectDone})
+		projects = append(projects, migrations.ProjectProgress{Name: fmt.Sprintf("p%02d", i), Mode: migrations.ModeAutomatic, State: migrations.ProjectDone})
 	}
-	projects[3].State, projects[3].Detail = workflows.ProjectRunning, "2 of 5 servers"
-	projects[7].State, projects[7].Mode, projects[7].Overdue = workflows.ProjectWaiting, workflows.ModeManual, true
-	projects[9].State, projects[9].Detail = workflows.ProjectFailed, "preflight: quota"
-	st := workflows.MigrationStatus{From: "a", To: "b", Current: 0, Stages: []workflows.StageSummary{{Name: "migration", State: workflows.StageOpen,
-		Tasks: []workflows.TaskStatus{{Name: "projects migrated", Automated: true, State: workflows.TaskRunning, Workflow: "x", Projects: projects}}}}}
+	projects[3].State, projects[3].Detail = migrations.ProjectRunning, "2 of 5 servers"
+	projects[7].State, projects[7].Mode, projects[7].Overdue = migrations.ProjectWaiting, migrations.ModeManual, true
+	projects[9].State, projects[9].Detail = migrations.ProjectFailed, "preflight: quota"
+	st := migrations.MigrationStatus{From: "a", To: "b", Current: 0, Stages: []migrations.StageSummary{{Name: "migration", State: migrations.StageOpen,
+		Tasks: []migrations.TaskStatus{{Name: "projects migrated", Automated: true, State: migrations.TaskRunning, Workflow: "x", Projects: projects}}}}}
 	var b bytes.Buffer
 	renderMigrationStatus(&b, st, time.Now(), false)
 	out := b.String()

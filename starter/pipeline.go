@@ -12,6 +12,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/wikimedia/conveyor/workflows/changes"
+
 	"github.com/urfave/cli/v2"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -75,7 +77,7 @@ func pipelineRunCommand() *cli.Command {
 			if project == "" {
 				project = strings.TrimSuffix(filepath.Base(strings.TrimRight(repo, "/")), ".git")
 			}
-			in := workflows.PipelineInput{Project: project, Repo: repo, Ref: c.String("ref"), Publish: c.Bool("publish")}
+			in := changes.PipelineInput{Project: project, Repo: repo, Ref: c.String("ref"), Publish: c.Bool("publish")}
 			cfg, cl, err := dialFromCLI(c)
 			if err != nil {
 				return err
@@ -100,10 +102,10 @@ func pipelineRunCommand() *cli.Command {
 // follow prints each step as it changes state, then the result.
 func follow(ctx context.Context, w io.Writer, cl client.Client, run client.WorkflowRun) error {
 	done := make(chan error, 1)
-	var final workflows.PipelineStatus
+	var final changes.PipelineStatus
 	go func() { done <- run.Get(ctx, &final) }()
-	seen := map[string]workflows.StepState{}
-	show := func(st workflows.PipelineStatus) {
+	seen := map[string]changes.StepState{}
+	show := func(st changes.PipelineStatus) {
 		for _, s := range st.Steps {
 			if seen[s.Name] == s.State {
 				continue
@@ -117,7 +119,7 @@ func follow(ctx context.Context, w io.Writer, cl client.Client, run client.Workf
 				line += " " + s.Digest
 			}
 			fmt.Fprintln(w, line)
-			if s.State == workflows.StepFailed && s.Detail != "" {
+			if s.State == changes.StepFailed && s.Detail != "" {
 				fmt.Fprintln(w, indentLines(s.Detail, "    "))
 			}
 		}

@@ -7,16 +7,17 @@ import (
 	"io"
 	"strings"
 
+	"github.com/wikimedia/conveyor/workflows/promotions"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/wikimedia/conveyor/internal/client/launch"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
-	"github.com/wikimedia/conveyor/workflows"
 )
 
 func promoteCommand() *cli.Command {
 	cmds := []*cli.Command{promoteStartCommand(), promoteStatusCommand(), promoteListCommand()}
-	for _, verb := range workflows.PromotionVerbs {
+	for _, verb := range promotions.PromotionVerbs {
 		cmds = append(cmds, promoteVerbCommand(verb))
 	}
 	return &cli.Command{
@@ -59,8 +60,8 @@ func promoteStartCommand() *cli.Command {
 			if c.NArg() > 0 {
 				return fmt.Errorf("unexpected arguments %q: start takes only flags", c.Args().Slice())
 			}
-			in := workflows.PromotionInput{Service: c.String("service"), Image: c.String("image"), ConfigRef: c.String("config-ref"),
-				Source: workflows.PromotionSource{Project: c.String("project")}}
+			in := promotions.PromotionInput{Service: c.String("service"), Image: c.String("image"), ConfigRef: c.String("config-ref"),
+				Source: promotions.PromotionSource{Project: c.String("project")}}
 			if err := in.Validate(); err != nil {
 				return err
 			}
@@ -125,22 +126,22 @@ func promoteStatusCommand() *cli.Command {
 
 // promoteVerbUsage is each verb's one-line summary.
 var promoteVerbUsage = map[string]string{
-	workflows.PromoteApprove:  "pass a promotion's gate before production (approvers only)",
-	workflows.PromoteReject:   "stop a promotion at its gate, production unchanged (approvers only)",
-	workflows.PromotePause:    "hold production at the current canary step",
-	workflows.PromoteResume:   "go on after a pause or an indefinite step (approvers only)",
-	workflows.PromoteFull:     "skip the remaining canary steps (approvers only)",
-	workflows.PromoteRollback: "remove the canary, keep the stable release, fail the promotion",
+	promotions.PromoteApprove:  "pass a promotion's gate before production (approvers only)",
+	promotions.PromoteReject:   "stop a promotion at its gate, production unchanged (approvers only)",
+	promotions.PromotePause:    "hold production at the current canary step",
+	promotions.PromoteResume:   "go on after a pause or an indefinite step (approvers only)",
+	promotions.PromoteFull:     "skip the remaining canary steps (approvers only)",
+	promotions.PromoteRollback: "remove the canary, keep the stable release, fail the promotion",
 }
 
 // promoteVerbDescriptions say what each verb does and who may send it.
 var promoteVerbDescriptions = map[string]string{
-	workflows.PromoteApprove: "Passes the gate before production. Only a name the plan's approvers list is accepted.",
-	workflows.PromoteReject:  "Ends the promotion at its gate; production stays as it is. Approvers only.",
-	workflows.PromotePause:   "Holds production at its current canary step (after the step in flight) until resume.",
-	workflows.PromoteResume:  "Goes on after a pause or an indefinite canary step. Approvers only.",
-	workflows.PromoteFull:    "Skips the remaining canary steps, in this cluster and every one left. Approvers only.",
-	workflows.PromoteRollback: "Removes the canary of the cluster being promoted, leaves its stable release as it\n" +
+	promotions.PromoteApprove: "Passes the gate before production. Only a name the plan's approvers list is accepted.",
+	promotions.PromoteReject:  "Ends the promotion at its gate; production stays as it is. Approvers only.",
+	promotions.PromotePause:   "Holds production at its current canary step (after the step in flight) until resume.",
+	promotions.PromoteResume:  "Goes on after a pause or an indefinite canary step. Approvers only.",
+	promotions.PromoteFull:    "Skips the remaining canary steps, in this cluster and every one left. Approvers only.",
+	promotions.PromoteRollback: "Removes the canary of the cluster being promoted, leaves its stable release as it\n" +
 		"was, and fails the promotion.",
 }
 
@@ -165,7 +166,7 @@ func promoteVerbCommand(verb string) *cli.Command {
 			if err != nil {
 				return err
 			}
-			d := workflows.PromotionDecision{Approver: strings.TrimSpace(c.String("approver")), Reason: c.String("reason")}
+			d := promotions.PromotionDecision{Approver: strings.TrimSpace(c.String("approver")), Reason: c.String("reason")}
 			if d.Approver == "" {
 				return fmt.Errorf("--approver is required: give your name as the promotion plan's approvers list it (e.g. --approver alice); it is recorded with the %s and never taken from $USER", verb)
 			}

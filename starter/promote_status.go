@@ -7,6 +7,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/wikimedia/conveyor/workflows/promotions"
+
 	"github.com/urfave/cli/v2"
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/api/workflowservice/v1"
@@ -125,12 +127,12 @@ func watchPromotion(c *cli.Context, cl client.Client, id string) error {
 }
 
 // describeStage is the stage with where production is.
-func describeStage(st workflows.PromotionStatus) string {
+func describeStage(st promotions.PromotionStatus) string {
 	s := st.Stage
 	switch {
-	case st.Stage == workflows.PromotionStageProduction && st.Step > 0:
+	case st.Stage == promotions.PromotionStageProduction && st.Step > 0:
 		s += fmt.Sprintf(" (%s, step %d of %d)", st.Cluster, st.Step, st.Steps)
-	case st.Stage == workflows.PromotionStageProduction:
+	case st.Stage == promotions.PromotionStageProduction:
 		s += " (" + st.Cluster + ")"
 	}
 	if st.Paused {
@@ -144,7 +146,7 @@ func describeStage(st workflows.PromotionStatus) string {
 
 // renderPromotion prints a status for people: the summary, clusters, decisions
 // and the last events lines of the log.
-func renderPromotion(out io.Writer, id string, st workflows.PromotionStatus, events int) error {
+func renderPromotion(out io.Writer, id string, st promotions.PromotionStatus, events int) error {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "promotion\t%s\n", id)
 	fmt.Fprintf(w, "service\t%s\nimage\t%s\n", st.Service, st.Image)

@@ -7,8 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wikimedia/conveyor/workflows/promotions"
+
 	"github.com/wikimedia/conveyor/activities/contract"
-	"github.com/wikimedia/conveyor/workflows"
 )
 
 // TestPromoteArgumentErrors checks that the promote commands refuse bad
@@ -45,7 +46,7 @@ func TestPromoteHasEveryVerb(t *testing.T) {
 	for _, c := range promoteCommand().Subcommands {
 		names = append(names, c.Name)
 	}
-	for _, want := range append([]string{"start", "status", "list"}, workflows.PromotionVerbs...) {
+	for _, want := range append([]string{"start", "status", "list"}, promotions.PromotionVerbs...) {
 		if !strings.Contains(" "+strings.Join(names, " ")+" ", " "+want+" ") {
 			t.Errorf("conveyor promote has no %s (has %v)", want, names)
 		}
@@ -54,18 +55,18 @@ func TestPromoteHasEveryVerb(t *testing.T) {
 
 func TestRenderPromotion(t *testing.T) {
 	at := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	st := workflows.PromotionStatus{
-		Service: "hello", Image: "localhost:5000/hello@sha256:1111", ConfigCommit: "c0ffee", Stage: workflows.PromotionStageProduction,
+	st := promotions.PromotionStatus{
+		Service: "hello", Image: "localhost:5000/hello@sha256:1111", ConfigCommit: "c0ffee", Stage: promotions.PromotionStageProduction,
 		Cluster: "codfw", Step: 2, Steps: 4, Approvers: []string{"alice", "bob"}, ApprovedBy: "alice",
-		Weights: workflows.CanaryWeights{Desired: 10, CanaryReplicas: 1, StableReplicas: 3, CanaryReady: 1, StableReady: 3, Actual: 25},
-		LastAnalysis: &workflows.AnalysisRecord{Analysis: contract.Analysis{Requests: 50, Passed: true, Reason: "readiness only: simulated nodes"},
+		Weights: promotions.CanaryWeights{Desired: 10, CanaryReplicas: 1, StableReplicas: 3, CanaryReady: 1, StableReady: 3, Actual: 25},
+		LastAnalysis: &promotions.AnalysisRecord{Analysis: contract.Analysis{Requests: 50, Passed: true, Reason: "readiness only: simulated nodes"},
 			Cluster: "codfw", Step: 1, Weight: 1, At: at},
-		Clusters: []workflows.ClusterProgress{{Name: "eqiad", Namespace: "hello", State: workflows.ClusterPromoted, Revision: 3},
-			{Name: "codfw", Namespace: "hello", Simulated: true, State: workflows.ClusterCanary}},
-		Decisions: []workflows.DecisionRecord{
+		Clusters: []promotions.ClusterProgress{{Name: "eqiad", Namespace: "hello", State: promotions.ClusterPromoted, Revision: 3},
+			{Name: "codfw", Namespace: "hello", Simulated: true, State: promotions.ClusterCanary}},
+		Decisions: []promotions.DecisionRecord{
 			{Verb: "approve", Approver: "mallory", At: at, Via: "signal", Note: `"mallory" is not an approver`},
 			{Verb: "approve", Approver: "alice", Reason: "staging ok", At: at, Via: "update", Accepted: true}},
-		Events: []workflows.PromotionEvent{{At: at, Message: "first"}, {At: at, Message: "second"}, {At: at, Message: "third"}},
+		Events: []promotions.PromotionEvent{{At: at, Message: "first"}, {At: at, Message: "second"}, {At: at, Message: "third"}},
 	}
 	var b bytes.Buffer
 	if err := renderPromotion(&b, "promote/hello/1111", st, 2); err != nil {

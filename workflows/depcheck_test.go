@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -152,5 +153,85 @@ func TestNothingImportsAMain(t *testing.T) {
 				t.Errorf("%s imports %s, a main package: move what it needs into a library package", p.ImportPath, i)
 			}
 		}
+	}
+}
+
+// floor is one rule of the house: the packages under from may not depend, even
+// indirectly, on the packages under any of to (but for those under allowed).
+type floor struct {
+	// exact makes from name packages, not trees.
+	exact   bool
+	from    []string
+	to      []string
+	allowed []string
+	why     string
+}
+
+// floors are the layers of docs/architecture.md, from the bottom: libraries that
+// know no Temporal (internal/lib), the activities' contract, activities, workflows
+// (a core and one package per domain), client-side orchestration (internal/client),
+// the mains; the development and test rig (internal/dev) beside them, for the
+// `conveyor dev` verbs, the tests and the benchmarks only.
+var floors = []floor{
+	{from: []string{"internal/lib"}, to: []string{"workflows", "activities", "internal/client", "internal/dev", "go.temporal.io"},
+		allowed: []string{"activities/contract"},
+		why:     "a library knows no Temporal and no workflow: pass it what it needs"},
+	{from: []string{"activities"}, to: []string{"workflows", "internal/client", "internal/dev"},
+		why: "an activity serves the workflows through the contract, it does not call them"},
+	{from: []string{"workflows"}, to: []string{"activities", "internal/client", "internal/dev"},
+		allowed: []string{"activities/contract"},
+		why:     "workflows reach the activities through their contract only"},
+	{exact: true, from: []string{"workflows"}, to: []string{"workflows/changes", "workflows/promotions", "workflows/migrations", "workflows/all"},
+		why: "the core (package workflows) is below the domains"},
+	{from: []string{"workflows/promotions", "workflows/migrations"}, to: []string{"workflows/changes"},
+		why: "only the change domain starts workflows of another domain (a promotion after a merge)"},
+	{from: []string{"workflows/promotions"}, to: []string{"workflows/migrations"}, why: "the domains are independent"},
+	{from: []string{"workflows/migrations"}, to: []string{"workflows/promotions"}, why: "the domains are independent"},
+	{from: []string{"internal/client", "workers", "charts"}, to: []string{"internal/dev"},
+		why: "production code does not depend on the development rig"},
+}
+
+// TestFloors enforces the floors on every non-test package of the module.
+func TestFloors(t *testing.T) {
+	pkgs := goList(t, "-deps", module+"/...")
+	graph := map[string][]string{}
+	var own []string
+	for _, p := range pkgs {
+		graph[p.ImportPath] = p.Imports
+		if hasPathPrefix(p.ImportPath, module) {
+			own = append(own, p.ImportPath)
+		}
+	}
+	under := func(path string, prefixes []string) bool {
+		for _, pre := range prefixes {
+			if !strings.Contains(pre, ".") {
+				pre = module + "/" + pre
+			}
+			if hasPathPrefix(path, pre) {
+				return true
+			}
+		}
+		return false
+	}
+	checked := 0
+	for _, f := range floors {
+		for _, from := range own {
+			if !under(from, f.from) || (f.exact && !slices.Contains(f.from, strings.TrimPrefix(from, module+"/"))) {
+				continue
+			}
+			checked++
+			for _, p := range pkgs {
+				if !under(p.ImportPath, f.to) || under(p.ImportPath, f.allowed) {
+					continue
+				}
+				if c := importChain(graph, from, p.ImportPath); c != "" {
+					t.Errorf("%s must not depend on %s (%s): %s", from, p.ImportPath, f.why, c)
+					break // one chain says enough
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no package was checked: are the floors' paths right?")
 	}
 }

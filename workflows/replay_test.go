@@ -5,10 +5,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/wikimedia/conveyor/workflows/all"
+
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
-
-	"github.com/wikimedia/conveyor/workflows"
 )
 
 // TestReplayRecordedHistories replays every history recorded from a real server
@@ -24,7 +24,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 		t.Fatal("no histories in testdata/histories: record them with tools/record-histories.sh (see testdata/histories/README.md)")
 	}
 	r := worker.NewWorkflowReplayer()
-	for _, wf := range workflows.All() {
+	for _, wf := range all.Workflows() {
 		r.RegisterWorkflow(wf)
 	}
 	for _, f := range files {

@@ -132,10 +132,3 @@ var SearchAttributes = []SearchAttribute{
 	{SearchAttributeStage, "Keyword"},
 	{SearchAttributeApprover, "KeywordList"},
 }
-
-// All returns every workflow function, for the workers' pool registry and the
-// replay test. Add each new workflow here.
-func All() []any {
-	return []any{Ping, Pipeline, ChangeVerification, MergeBatcher, BaseImageCheck, CloudMigration, MigrationStage, Promotion, ProjectMigration, VMMigration,
-		TestBattery, ProjectsMigration, Cleanup}
-}

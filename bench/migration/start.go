@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wikimedia/conveyor/workflows/migrations"
+
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
@@ -23,9 +25,9 @@ const (
 
 // registerWorkflows registers the real workflows the benchmark runs.
 func registerWorkflows(w worker.Registry) {
-	w.RegisterWorkflow(workflows.ProjectsMigration)
-	w.RegisterWorkflow(workflows.ProjectMigration)
-	w.RegisterWorkflow(workflows.VMMigration)
+	w.RegisterWorkflow(migrations.ProjectsMigration)
+	w.RegisterWorkflow(migrations.ProjectMigration)
+	w.RegisterWorkflow(migrations.VMMigration)
 }
 
 // runDriver migrates every project through stage 4's driver, ProjectsMigration,
@@ -33,22 +35,22 @@ func registerWorkflows(w worker.Registry) {
 // o.atOnce at a time, continuing as new as it goes. It returns the projects that
 // did not end done.
 func runDriver(ctx context.Context, cl client.Client, o options, id string, projects []string) ([]string, error) {
-	in := workflows.ProjectsMigrationInput{From: benchFrom, To: benchTo, DefaultMode: workflows.ModeAutomatic,
+	in := migrations.ProjectsMigrationInput{From: benchFrom, To: benchTo, DefaultMode: migrations.ModeAutomatic,
 		AtOnce: o.atOnce, MaxParallelVMs: o.perProject, GracePeriod: benchGrace}
 	for _, p := range projects {
-		in.Projects = append(in.Projects, workflows.ProjectSpec{Name: p})
+		in.Projects = append(in.Projects, migrations.ProjectSpec{Name: p})
 	}
-	run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueueMigrate}, workflows.ProjectsMigration, in)
+	run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueueMigrate}, migrations.ProjectsMigration, in)
 	if err != nil {
 		return nil, fmt.Errorf("starting %s: %w", id, err)
 	}
-	var st workflows.ProjectsStatus
+	var st migrations.ProjectsStatus
 	if err := run.Get(ctx, &st); err != nil {
 		return nil, fmt.Errorf("%s: %w", id, err)
 	}
 	var notDone []string
 	for _, p := range st.Projects {
-		if p.State != workflows.ProjectDone {
+		if p.State != migrations.ProjectDone {
 			notDone = append(notDone, p.Name+": "+string(p.State)+" "+p.Detail)
 		}
 	}
@@ -68,17 +70,17 @@ func runDirect(ctx context.Context, cl client.Client, o options, projects []stri
 	sem := make(chan struct{}, o.parallel)
 	for _, p := range projects {
 		sem <- struct{}{}
-		run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.ProjectMigrationID(benchFrom, benchTo, p), TaskQueue: workflows.TaskQueueMigrate},
-			workflows.ProjectMigration, workflows.ProjectMigrationInput{Project: p, From: benchFrom, To: benchTo, MaxParallel: o.perProject, GracePeriod: benchGrace})
+		run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: migrations.ProjectMigrationID(benchFrom, benchTo, p), TaskQueue: workflows.TaskQueueMigrate},
+			migrations.ProjectMigration, migrations.ProjectMigrationInput{Project: p, From: benchFrom, To: benchTo, MaxParallel: o.perProject, GracePeriod: benchGrace})
 		<-sem
 		if err != nil {
 			return nil, fmt.Errorf("starting project %s: %w", p, err)
 		}
 		wg.Go(func() {
-			var st workflows.ProjectStatus
+			var st migrations.ProjectStatus
 			err := run.Get(ctx, &st)
-			if err == nil && (len(st.VMs) != vms[p] || st.Count(workflows.VMDone) != vms[p]) {
-				err = fmt.Errorf("%d of %d VMs done, want %d", st.Count(workflows.VMDone), len(st.VMs), vms[p])
+			if err == nil && (len(st.VMs) != vms[p] || st.Count(migrations.VMDone) != vms[p]) {
+				err = fmt.Errorf("%d of %d VMs done, want %d", st.Count(migrations.VMDone), len(st.VMs), vms[p])
 			}
 			if err != nil {
 				mu.Lock()

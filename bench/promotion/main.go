@@ -31,6 +31,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wikimedia/conveyor/workflows/promotions"
+
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -374,14 +376,14 @@ func (b *bench) reset(ctx context.Context) error {
 // approval until it completes: the new image is the stable release with every pod
 // ready, and the canary removed, in every production cluster.
 func (b *bench) promotion(ctx context.Context) (timing, error) {
-	run, err := launch.Promotion(ctx, b.c, workflows.PromotionInput{Service: b.service, Image: b.v2})
+	run, err := launch.Promotion(ctx, b.c, promotions.PromotionInput{Service: b.service, Image: b.v2})
 	if err != nil {
 		return timing{}, err
 	}
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		st, err := launch.PromotionStatus(ctx, b.c, run.GetID(), run.GetRunID())
-		if err == nil && st.Stage == workflows.PromotionStageGate {
+		if err == nil && st.Stage == promotions.PromotionStageGate {
 			break
 		}
 		if err == nil && st.Error != "" {
@@ -393,16 +395,16 @@ func (b *bench) promotion(ctx context.Context) (timing, error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	start := time.Now()
-	if _, err := launch.PromotionDecide(ctx, b.c, run.GetID(), workflows.PromoteApprove, workflows.PromotionDecision{Approver: "bench", Reason: "benchmark"}); err != nil {
+	if _, err := launch.PromotionDecide(ctx, b.c, run.GetID(), promotions.PromoteApprove, promotions.PromotionDecision{Approver: "bench", Reason: "benchmark"}); err != nil {
 		return timing{}, err
 	}
-	var st workflows.PromotionStatus
+	var st promotions.PromotionStatus
 	if err := run.Get(ctx, &st); err != nil {
 		return timing{}, fmt.Errorf("the promotion failed: %w", err)
 	}
 	d := time.Since(start)
-	if st.Stage != workflows.PromotionStagePromoted {
-		return timing{}, fmt.Errorf("the promotion ended at stage %q, want %q", st.Stage, workflows.PromotionStagePromoted)
+	if st.Stage != promotions.PromotionStagePromoted {
+		return timing{}, fmt.Errorf("the promotion ended at stage %q, want %q", st.Stage, promotions.PromotionStagePromoted)
 	}
 	if b.o.verbose {
 		for _, e := range st.Events {

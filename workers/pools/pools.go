@@ -10,6 +10,10 @@ import (
 	"log/slog"
 	"slices"
 
+	"github.com/wikimedia/conveyor/workflows/changes"
+	"github.com/wikimedia/conveyor/workflows/migrations"
+	"github.com/wikimedia/conveyor/workflows/promotions"
+
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/worker"
 
@@ -58,7 +62,7 @@ var Registry = []Entry{
 		// The change pipeline's workflow runs on the build pool, with the
 		// activities that fetch sources, build images and publish them.
 		Pools:     []string{workflows.PoolBuild},
-		Workflows: []any{workflows.Pipeline},
+		Workflows: []any{changes.Pipeline},
 		Activities: func(_ context.Context, d Deps) (any, error) {
 			return source.New(d.Config.StateDir), nil
 		},
@@ -81,7 +85,7 @@ var Registry = []Entry{
 		// and the base image check, with the activities that post reviews and read
 		// base images and their digests.
 		Pools:     []string{workflows.PoolBuild},
-		Workflows: []any{workflows.ChangeVerification, workflows.MergeBatcher, workflows.BaseImageCheck},
+		Workflows: []any{changes.ChangeVerification, changes.MergeBatcher, changes.BaseImageCheck},
 		Activities: func(_ context.Context, d Deps) (any, error) {
 			return gerrit.New(d.Config)
 		},
@@ -106,7 +110,7 @@ var Registry = []Entry{
 		// configuration registry (promotion.configRepo). The Promotion workflow
 		// runs there too.
 		Pools:     []string{workflows.PoolDeploy},
-		Workflows: []any{workflows.Promotion},
+		Workflows: []any{promotions.Promotion},
 		Activities: func(_ context.Context, d Deps) (any, error) {
 			return promote.New(d.Config)
 		},
@@ -117,8 +121,8 @@ var Registry = []Entry{
 		// projects driver, cleanup) run on the migrate pool, with the OpenStack
 		// activities (activities/openstack: one Keystone, a client per deployment).
 		Pools: []string{workflows.PoolMigrate},
-		Workflows: []any{workflows.CloudMigration, workflows.MigrationStage, workflows.ProjectMigration, workflows.VMMigration,
-			workflows.TestBattery, workflows.ProjectsMigration, workflows.Cleanup},
+		Workflows: []any{migrations.CloudMigration, migrations.MigrationStage, migrations.ProjectMigration, migrations.VMMigration,
+			migrations.TestBattery, migrations.ProjectsMigration, migrations.Cleanup},
 		Activities: func(_ context.Context, d Deps) (any, error) {
 			return openstack.New(d.Config)
 		},

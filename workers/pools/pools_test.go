@@ -9,6 +9,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/wikimedia/conveyor/workflows/all"
+
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/activities/health"
 	"github.com/wikimedia/conveyor/internal/lib/config"
@@ -25,7 +27,7 @@ func TestEveryWorkflowRunsOnSomePool(t *testing.T) {
 			registered = append(registered, funcName(w))
 		}
 	}
-	for _, w := range workflows.All() {
+	for _, w := range all.Workflows() {
 		if !slices.Contains(registered, funcName(w)) {
 			t.Errorf("workflow %s is in workflows.All but on no pool: add it to pools.Registry", funcName(w))
 		}

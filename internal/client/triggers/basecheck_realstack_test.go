@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wikimedia/conveyor/workflows/changes"
+
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -58,13 +60,13 @@ func TestBaseImageCheckOnTheRealStack(t *testing.T) {
 	var mu sync.Mutex
 	var builds []string
 	w := worker.New(c, workflows.TaskQueueBuild, worker.Options{})
-	w.RegisterWorkflow(workflows.BaseImageCheck)
+	w.RegisterWorkflow(changes.BaseImageCheck)
 	w.RegisterActivity(acts)
-	w.RegisterWorkflowWithOptions(func(ctx workflow.Context, in workflows.PipelineInput) (workflows.PipelineStatus, error) {
+	w.RegisterWorkflowWithOptions(func(ctx workflow.Context, in changes.PipelineInput) (changes.PipelineStatus, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		builds = append(builds, workflow.GetInfo(ctx).WorkflowExecution.ID+" "+in.Ref)
-		return workflows.PipelineStatus{}, nil
+		return changes.PipelineStatus{}, nil
 	}, workflow.RegisterOptions{Name: "Pipeline"})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
@@ -72,22 +74,22 @@ func TestBaseImageCheckOnTheRealStack(t *testing.T) {
 	defer w.Stop()
 
 	project := "it/base-" + randomID(t)
-	id := workflows.BaseCheckID + "-" + randomID(t)
+	id := changes.BaseCheckID + "-" + randomID(t)
 	t.Cleanup(func() { _ = c.TerminateWorkflow(context.Background(), id, "", "test cleanup") })
 	if _, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueueBuild},
-		workflows.BaseImageCheck, workflows.BaseCheckInput{Config: workflows.BaseCheckConfig{Every: time.Hour,
-			Targets: []workflows.RebuildTarget{{Project: project, Repo: repo, Branch: "main", Publish: true}}}}); err != nil {
+		changes.BaseImageCheck, changes.BaseCheckInput{Config: changes.BaseCheckConfig{Every: time.Hour,
+			Targets: []changes.RebuildTarget{{Project: project, Repo: repo, Branch: "main", Publish: true}}}}); err != nil {
 		t.Fatal(err)
 	}
-	status := func(checks int) workflows.BaseCheckStatus {
+	status := func(checks int) changes.BaseCheckStatus {
 		t.Helper()
-		var st workflows.BaseCheckStatus
+		var st changes.BaseCheckStatus
 		waitUntil(t, 2*time.Minute, fmt.Sprintf("check %d", checks), func() error {
-			v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryBaseCheck)
+			v, err := c.QueryWorkflow(ctx, id, "", changes.QueryBaseCheck)
 			if err != nil {
 				return err
 			}
-			st = workflows.BaseCheckStatus{}
+			st = changes.BaseCheckStatus{}
 			if err := v.Get(&st); err != nil {
 				return err
 			}
@@ -104,7 +106,7 @@ func TestBaseImageCheckOnTheRealStack(t *testing.T) {
 	}
 
 	second := push()
-	if err := c.SignalWorkflow(ctx, id, "", workflows.SignalCheckNow, nil); err != nil {
+	if err := c.SignalWorkflow(ctx, id, "", changes.SignalCheckNow, nil); err != nil {
 		t.Fatal(err)
 	}
 	st = status(2)
@@ -112,7 +114,7 @@ func TestBaseImageCheckOnTheRealStack(t *testing.T) {
 		t.Fatalf("second check: %+v, want one rebuild", st.State)
 	}
 	rb := st.State.Rebuilds[0]
-	if rb.From != first || rb.To != second || rb.WorkflowID != workflows.RebuildID(project, "main", second) || rb.Error != "" {
+	if rb.From != first || rb.To != second || rb.WorkflowID != changes.RebuildID(project, "main", second) || rb.Error != "" {
 		t.Errorf("rebuild %+v, want %s -> %s", rb, first, second)
 	}
 	waitUntil(t, time.Minute, "the rebuild", func() error {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wikimedia/conveyor/workflows/changes"
+
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -32,20 +34,20 @@ func TestTwentyMergesOneBuildOnTheDevServer(t *testing.T) {
 	}
 
 	var mu sync.Mutex
-	var builds []workflows.PipelineInput
+	var builds []changes.PipelineInput
 	w := worker.New(c, workflows.TaskQueueBuild, worker.Options{})
-	w.RegisterWorkflow(workflows.MergeBatcher)
-	w.RegisterWorkflowWithOptions(func(ctx workflow.Context, in workflows.PipelineInput) (workflows.PipelineStatus, error) {
+	w.RegisterWorkflow(changes.MergeBatcher)
+	w.RegisterWorkflowWithOptions(func(ctx workflow.Context, in changes.PipelineInput) (changes.PipelineStatus, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		builds = append(builds, in)
-		return workflows.PipelineStatus{Project: in.Project, Ref: in.Ref}, nil
+		return changes.PipelineStatus{Project: in.Project, Ref: in.Ref}, nil
 	}, workflow.RegisterOptions{Name: "Pipeline"})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer w.Stop()
-	batcher := workflows.BatcherID(project, "main")
+	batcher := changes.BatcherID(project, "main")
 	t.Cleanup(func() { _ = c.TerminateWorkflow(context.Background(), batcher, "", "test cleanup") })
 
 	h, err := NewHandler(c, cfg, WithLogger(quietLogger()))
@@ -69,14 +71,14 @@ func TestTwentyMergesOneBuildOnTheDevServer(t *testing.T) {
 		}
 	}
 
-	var st workflows.BatcherStatus
+	var st changes.BatcherStatus
 	waitUntil(t, 90*time.Second, "the batch build", func() error {
-		v, err := c.QueryWorkflow(ctx, batcher, "", workflows.QueryBatcher)
+		v, err := c.QueryWorkflow(ctx, batcher, "", changes.QueryBatcher)
 		if err != nil {
 			return err
 		}
 		// Decode into a fresh value: omitted fields must not keep the last poll's.
-		st = workflows.BatcherStatus{}
+		st = changes.BatcherStatus{}
 		if err := v.Get(&st); err != nil {
 			return err
 		}

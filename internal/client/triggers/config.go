@@ -18,10 +18,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wikimedia/conveyor/workflows/changes"
+
 	"gopkg.in/yaml.v3"
 
 	"github.com/wikimedia/conveyor/internal/lib/gerrit"
-	"github.com/wikimedia/conveyor/workflows"
 )
 
 // Defaults of the triggers file.
@@ -156,7 +157,7 @@ type Project struct {
 	Verify, Report bool
 	// PublishOnMerge batches merges into published builds.
 	PublishOnMerge bool
-	Batch          workflows.BatchSettings
+	Batch          changes.BatchSettings
 	// Nightly are the branches built every night.
 	Nightly []string
 	// BaseImages rebuilds the Nightly branches, or else the first of Branches
@@ -241,7 +242,7 @@ func Parse(data []byte, gerritURL string) (*Config, error) {
 		bad("baseImages.every: want at least 1m, got %s", c.BaseImagesEvery)
 	}
 	if c.BaseImagesEvery == 0 {
-		c.BaseImagesEvery = workflows.DefaultBaseCheckEvery
+		c.BaseImagesEvery = changes.DefaultBaseCheckEvery
 	}
 
 	seen := map[string]bool{}
@@ -268,7 +269,7 @@ func Parse(data []byte, gerritURL string) (*Config, error) {
 		pc.Branches = s.Branches
 		pc.Verify, pc.Report = boolOr(s.Verify, true), boolOr(s.Report, true)
 		pc.PublishOnMerge, pc.BaseImages = boolOr(s.PublishOnMerge, true), boolOr(s.BaseImages, true)
-		pc.Batch = workflows.BatchSettings{QuietPeriod: s.Batch.QuietPeriod, MaxWait: s.Batch.MaxWait,
+		pc.Batch = changes.BatchSettings{QuietPeriod: s.Batch.QuietPeriod, MaxWait: s.Batch.MaxWait,
 			MaxBatchesPerRun: s.Batch.MaxBatchesPerRun, MaxEventsPerRun: s.Batch.MaxEventsPerRun}.WithDefaults()
 		if pc.Batch.MaxWait < pc.Batch.QuietPeriod {
 			bad("%s.batch: maxWait (%s) is shorter than quietPeriod (%s)", where, pc.Batch.MaxWait, pc.Batch.QuietPeriod)

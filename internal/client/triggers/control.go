@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wikimedia/conveyor/workflows/changes"
+
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -58,8 +60,8 @@ func Sync(ctx context.Context, c client.Client, cfg *Config, taskQueue string) (
 			spec := client.ScheduleSpec{CronExpressions: []string{cfg.NightlyCron}, TimeZoneName: "UTC"}
 			action := &client.ScheduleWorkflowAction{
 				ID:                    id,
-				Workflow:              workflows.Pipeline,
-				Args:                  []any{workflows.PipelineInput{Project: p.Name, Repo: p.Repo, Ref: "refs/heads/" + branch, Publish: p.PublishOnMerge}},
+				Workflow:              changes.Pipeline,
+				Args:                  []any{changes.PipelineInput{Project: p.Name, Repo: p.Repo, Ref: "refs/heads/" + branch, Publish: p.PublishOnMerge}},
 				TaskQueue:             taskQueue,
 				TypedSearchAttributes: temporal.NewSearchAttributes(workflows.ProjectKey.ValueSet(p.Name)),
 			}
@@ -106,18 +108,18 @@ func Sync(ctx context.Context, c client.Client, cfg *Config, taskQueue string) (
 		}
 	}
 
-	bc := workflows.BaseCheckConfig{Every: cfg.BaseImagesEvery}
+	bc := changes.BaseCheckConfig{Every: cfg.BaseImagesEvery}
 	for _, p := range cfg.Projects {
 		for _, b := range p.RebuildBranches() {
-			bc.Targets = append(bc.Targets, workflows.RebuildTarget{Project: p.Name, Repo: p.Repo, Branch: b, Publish: p.PublishOnMerge})
+			bc.Targets = append(bc.Targets, changes.RebuildTarget{Project: p.Name, Repo: p.Repo, Branch: b, Publish: p.PublishOnMerge})
 		}
 	}
-	if _, err := c.SignalWithStartWorkflow(ctx, workflows.BaseCheckID, workflows.SignalBaseCheckConfig, bc,
-		client.StartWorkflowOptions{ID: workflows.BaseCheckID, TaskQueue: taskQueue},
-		workflows.BaseImageCheck, workflows.BaseCheckInput{Config: bc}); err != nil {
+	if _, err := c.SignalWithStartWorkflow(ctx, changes.BaseCheckID, changes.SignalBaseCheckConfig, bc,
+		client.StartWorkflowOptions{ID: changes.BaseCheckID, TaskQueue: taskQueue},
+		changes.BaseImageCheck, changes.BaseCheckInput{Config: bc}); err != nil {
 		return rep, fmt.Errorf("starting the base image check: %w", err)
 	}
-	rep.BaseCheck = workflows.BaseCheckID
+	rep.BaseCheck = changes.BaseCheckID
 	return rep, nil
 }
 
@@ -182,10 +184,10 @@ func List(ctx context.Context, c client.Client) ([]TriggerInfo, error) {
 			}
 			fields := e.GetMemo().GetFields()
 			dc := converter.GetDefaultDataConverter()
-			if p := fields[workflows.MemoPaused]; p != nil {
+			if p := fields[changes.MemoPaused]; p != nil {
 				_ = dc.FromPayload(p, &ti.Paused)
 			}
-			if p := fields[workflows.MemoSummary]; p != nil {
+			if p := fields[changes.MemoSummary]; p != nil {
 				_ = dc.FromPayload(p, &ti.Summary)
 			}
 			wfs = append(wfs, ti)
@@ -220,10 +222,10 @@ func kindOf(id string) (string, error) {
 		return KindSchedule, nil
 	case strings.HasPrefix(id, "batch/"):
 		return KindBatcher, nil
-	case id == workflows.BaseCheckID:
+	case id == changes.BaseCheckID:
 		return KindBaseCheck, nil
 	}
-	return "", fmt.Errorf("%q names no trigger: want nightly/<project>/<branch>, batch/<project>/<branch> or %s (see conveyor trigger list)", id, workflows.BaseCheckID)
+	return "", fmt.Errorf("%q names no trigger: want nightly/<project>/<branch>, batch/<project>/<branch> or %s (see conveyor trigger list)", id, changes.BaseCheckID)
 }
 
 // Pause stops a trigger from starting builds: a schedule is paused, a batcher or
@@ -277,7 +279,7 @@ func Run(ctx context.Context, c client.Client, id string) error {
 			return fmt.Errorf("triggering the schedule %s: %w", id, err)
 		}
 	case KindBaseCheck:
-		if err := c.SignalWorkflow(ctx, id, "", workflows.SignalCheckNow, nil); err != nil {
+		if err := c.SignalWorkflow(ctx, id, "", changes.SignalCheckNow, nil); err != nil {
 			return fmt.Errorf("asking %s to check now: %w", id, err)
 		}
 	default:

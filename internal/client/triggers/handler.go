@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/wikimedia/conveyor/workflows/changes"
+
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -175,7 +177,7 @@ func (h *Handler) Handle(ctx context.Context, e gerrit.Event) (Result, error) {
 		if !p.BranchEnabled(e.Branch()) {
 			return ignore("branch %q of %s is not enabled", e.Branch(), p.Name)
 		}
-		return h.batch(ctx, p, e.Branch(), workflows.MergedChange{Key: key, Change: change, Patchset: ps, Revision: rev})
+		return h.batch(ctx, p, e.Branch(), changes.MergedChange{Key: key, Change: change, Patchset: ps, Revision: rev})
 	case gerrit.TypeRefUpdated:
 		return h.refUpdated(ctx, p, e)
 	}
@@ -203,32 +205,32 @@ func (h *Handler) verify(ctx context.Context, p *Project, e gerrit.Event, key st
 	if key == "" && action == ActionRecheck {
 		return ignore("the recheck carries no creation time or body to tell it from others")
 	}
-	in := workflows.VerifyInput{
-		Pipeline: workflows.PipelineInput{Project: p.Name, Repo: p.Repo, Ref: gerrit.MakeChangeRef(change, ps)},
-		Change: workflows.ChangeTarget{Project: p.Name, Branch: branch, Change: change, Patchset: ps,
+	in := changes.VerifyInput{
+		Pipeline: changes.PipelineInput{Project: p.Name, Repo: p.Repo, Ref: gerrit.MakeChangeRef(change, ps)},
+		Change: changes.ChangeTarget{Project: p.Name, Branch: branch, Change: change, Patchset: ps,
 			ChangeID: e.Change.ID, Revision: e.PatchSet.Revision},
 		Report:  p.Report,
-		Trigger: workflows.TriggerPatchset,
+		Trigger: changes.TriggerPatchset,
 	}
 	if action == ActionRecheck {
-		in.Trigger = workflows.TriggerRecheck
+		in.Trigger = changes.TriggerRecheck
 	}
-	id := workflows.VerifyID(p.Name, change, ps, key)
+	id := changes.VerifyID(p.Name, change, ps, key)
 	opts := h.startOptions(id, p.Name)
 	opts.TypedSearchAttributes = temporal.NewSearchAttributes(workflows.ProjectKey.ValueSet(p.Name),
 		workflows.ChangeKey.ValueSet(int64(change)), workflows.PatchsetKey.ValueSet(int64(ps)))
-	return h.start(ctx, action, opts, workflows.ChangeVerification, in)
+	return h.start(ctx, action, opts, changes.ChangeVerification, in)
 }
 
 // batch signals the branch's merge batcher, starting it if needed.
-func (h *Handler) batch(ctx context.Context, p *Project, branch string, m workflows.MergedChange) (Result, error) {
-	target := workflows.BatchTarget{Project: p.Name, Repo: p.Repo, Branch: branch, Publish: true, Settings: p.Batch}
-	id := workflows.BatcherID(p.Name, branch)
+func (h *Handler) batch(ctx context.Context, p *Project, branch string, m changes.MergedChange) (Result, error) {
+	target := changes.BatchTarget{Project: p.Name, Repo: p.Repo, Branch: branch, Publish: true, Settings: p.Batch}
+	id := changes.BatcherID(p.Name, branch)
 	opts := h.startOptions(id, p.Name)
 	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
 	opts.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_UNSPECIFIED
-	_, err := h.starter.SignalWithStartWorkflow(ctx, id, workflows.SignalMerged, workflows.MergeSignal{Target: target, Change: m},
-		opts, workflows.MergeBatcher, workflows.BatcherInput{Target: target})
+	_, err := h.starter.SignalWithStartWorkflow(ctx, id, changes.SignalMerged, changes.MergeSignal{Target: target, Change: m},
+		opts, changes.MergeBatcher, changes.BatcherInput{Target: target})
 	if err != nil {
 		return Result{}, fmt.Errorf("signalling the merge batcher %s: %w", id, err)
 	}
@@ -247,12 +249,12 @@ func (h *Handler) refUpdated(ctx context.Context, p *Project, e gerrit.Event) (R
 		return ignore("%s was deleted", ref)
 	}
 	if action == RefBatch {
-		return h.batch(ctx, p, gerrit.ShortBranch(ref), workflows.MergedChange{Key: "ref/" + rev, Revision: rev})
+		return h.batch(ctx, p, gerrit.ShortBranch(ref), changes.MergedChange{Key: "ref/" + rev, Revision: rev})
 	}
 	id := RefPipelineID(p.Name, ref, rev)
 	opts := h.startOptions(id, p.Name)
-	in := workflows.PipelineInput{Project: p.Name, Repo: p.Repo, Ref: ref, Publish: action == RefPublish}
-	return h.start(ctx, ActionPublish, opts, workflows.Pipeline, in)
+	in := changes.PipelineInput{Project: p.Name, Repo: p.Repo, Ref: ref, Publish: action == RefPublish}
+	return h.start(ctx, ActionPublish, opts, changes.Pipeline, in)
 }
 
 // RefPipelineID is the workflow id of the pipeline run for a ref update:

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/wikimedia/conveyor/workflows/changes"
+
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
@@ -133,16 +135,16 @@ func TestPatchsetCreatedStartsAVerification(t *testing.T) {
 	if len(s.starts) != 1 {
 		t.Fatalf("%d starts", len(s.starts))
 	}
-	o, in := s.starts[0].opts, s.starts[0].arg.(workflows.VerifyInput)
+	o, in := s.starts[0].opts, s.starts[0].arg.(changes.VerifyInput)
 	if o.TaskQueue != workflows.TaskQueueBuild || o.WorkflowIDConflictPolicy != enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING ||
 		o.WorkflowIDReusePolicy != enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE || o.TypedSearchAttributes.Size() != 3 {
 		t.Errorf("options %+v", o)
 	}
-	want := workflows.VerifyInput{
-		Pipeline: workflows.PipelineInput{Project: "mediawiki/services/hello", Repo: "/srv/hello", Ref: "refs/changes/34/1234/2"},
-		Change: workflows.ChangeTarget{Project: "mediawiki/services/hello", Branch: "main", Change: 1234, Patchset: 2,
+	want := changes.VerifyInput{
+		Pipeline: changes.PipelineInput{Project: "mediawiki/services/hello", Repo: "/srv/hello", Ref: "refs/changes/34/1234/2"},
+		Change: changes.ChangeTarget{Project: "mediawiki/services/hello", Branch: "main", Change: 1234, Patchset: 2,
 			ChangeID: "I8473b95934b5732ac55d26311a706c9c2bde9940", Revision: "3f1c2a9d8e7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d"},
-		Report: true, Trigger: workflows.TriggerPatchset,
+		Report: true, Trigger: changes.TriggerPatchset,
 	}
 	if in != want {
 		t.Errorf("input\n got %+v\nwant %+v", in, want)
@@ -161,7 +163,7 @@ func TestRecheckStartsANewVerificationPerComment(t *testing.T) {
 	if re.Action != ActionRecheck || re.WorkflowID != "verify/mediawiki/services/hello/1234/2/t1767226000" || re.WorkflowID == first.WorkflowID {
 		t.Errorf("recheck %+v", re)
 	}
-	if in := s.starts[1].arg.(workflows.VerifyInput); in.Trigger != workflows.TriggerRecheck || in.Pipeline.Ref != "refs/changes/34/1234/2" {
+	if in := s.starts[1].arg.(changes.VerifyInput); in.Trigger != changes.TriggerRecheck || in.Pipeline.Ref != "refs/changes/34/1234/2" {
 		t.Errorf("recheck input %+v", in)
 	}
 	// The stream's shape of the same recheck (numbers as strings, refName "main")
@@ -206,7 +208,7 @@ func TestChangeMergedSignalsTheBranchBatcher(t *testing.T) {
 	if res.Action != ActionBatch || res.WorkflowID != "batch/mediawiki/services/hello/main" || len(s.signals) != 1 {
 		t.Fatalf("result %+v, %d signals", res, len(s.signals))
 	}
-	m := s.signals[0].arg.(workflows.MergeSignal)
+	m := s.signals[0].arg.(changes.MergeSignal)
 	if m.Change.Key != "merged/1234/3" || m.Change.Revision != "5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f" ||
 		m.Target.Branch != "main" || m.Target.Repo != "/srv/hello" || !m.Target.Publish || m.Target.Settings.QuietPeriod.Minutes() != 5 {
 		t.Errorf("signal %+v", m)
@@ -229,7 +231,7 @@ func TestRefUpdatedFollowsTheRules(t *testing.T) {
 	if res.Action != ActionPublish || res.WorkflowID != "pipeline/mediawiki/services/hello/refs/tags/v1.4.0@5e6f7a8b9c0d" {
 		t.Errorf("tag: %+v", res)
 	}
-	if in := s.starts[0].arg.(workflows.PipelineInput); in.Ref != "refs/tags/v1.4.0" || !in.Publish {
+	if in := s.starts[0].arg.(changes.PipelineInput); in.Ref != "refs/tags/v1.4.0" || !in.Publish {
 		t.Errorf("tag pipeline %+v", in)
 	}
 	hotfix := gerrit.Event{Type: gerrit.TypeRefUpdated, RefUpdate: gerrit.RefUpdate{Project: "mediawiki/services/hello",

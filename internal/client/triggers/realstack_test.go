@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wikimedia/conveyor/workflows/changes"
+
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -100,7 +102,7 @@ func TestDuplicateDeliveriesStartOneWorkflow(t *testing.T) {
 	defer ts.Close()
 	url := ts.URL + EventsPath + "/" + testSecret
 	body := []byte(strings.ReplaceAll(string(webhookSample(t, "patchset-created.json")), "mediawiki/services/hello", project))
-	id := workflows.VerifyID(project, 1234, 2, "")
+	id := changes.VerifyID(project, 1234, 2, "")
 	ctx := context.Background()
 	t.Cleanup(func() { _ = c.TerminateWorkflow(context.Background(), id, "", "test cleanup") })
 
@@ -164,13 +166,13 @@ func TestNightlyScheduleIsRegisteredAndTriggerable(t *testing.T) {
 	id := NightlyScheduleID(project, "main")
 	t.Cleanup(func() {
 		_ = c.ScheduleClient().GetHandle(context.Background(), id).Delete(context.Background())
-		_ = c.TerminateWorkflow(context.Background(), workflows.BaseCheckID, "", "test cleanup")
+		_ = c.TerminateWorkflow(context.Background(), changes.BaseCheckID, "", "test cleanup")
 	})
 	rep, err := Sync(ctx, c, cfg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Created) != 1 || rep.Created[0] != id || rep.BaseCheck != workflows.BaseCheckID {
+	if len(rep.Created) != 1 || rep.Created[0] != id || rep.BaseCheck != changes.BaseCheckID {
 		t.Errorf("sync report %+v", rep)
 	}
 	h := c.ScheduleClient().GetHandle(ctx, id)
