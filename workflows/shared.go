@@ -1,6 +1,10 @@
-// Package workflows holds conveyor's Temporal workflows and, in this file, the names
-// they share with the workers, the command line and the local stack: task queues,
-// worker pools and custom search attributes.
+// Package workflows is the core of conveyor's Temporal workflows: the names the
+// workflows share with the workers, the command line and the local stack (worker
+// pools, task queues, custom search attributes, the status query, pause and resume),
+// the typed call of an activity through its contract handle (Execute), the one
+// error text of a status (ErrorDetail), the continue-as-new test (HistoryFull), and
+// Ping. The workflows themselves live in one package per domain: workflows/changes,
+// workflows/promotions, workflows/migrations; workflows/all lists them.
 package workflows
 
 import (
