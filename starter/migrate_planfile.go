@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,31 +14,18 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// planFile is the YAML (or JSON) form of a workflows.MigrationPlan that
+// planFile is the YAML (or JSON) form of a migrations.MigrationPlan that
 // `conveyor migrate plan|start --plan FILE` read: durations as Go durations
 // ("168h") and the start as a date, so that a person can write it.
 type planFile struct {
-	From            string      `yaml:"from"`
-	To              string      `yaml:"to"`
-	Start           string      `yaml:"start,omitempty"`
-	ReminderEvery   string      `yaml:"reminderEvery,omitempty"`
-	MaxEventsPerRun int         `yaml:"maxEventsPerRun,omitempty"`
-	Stages          []stageFile `yaml:"stages"`
-}
-
-type stageFile struct {
-	Name        string     `yaml:"name"`
-	Months      int        `yaml:"months"`
-	EntryChecks []string   `yaml:"entryChecks,omitempty"`
-	Tasks       []taskFile `yaml:"tasks"`
-}
-
-type taskFile struct {
-	Name      string `yaml:"name"`
-	Automated bool   `yaml:"automated,omitempty"`
-	// Workflow and Input run an automated task as a child workflow.
-	Workflow string         `yaml:"workflow,omitempty"`
-	Input    map[string]any `yaml:"input,omitempty"`
+	From            string `yaml:"from"`
+	To              string `yaml:"to"`
+	Start           string `yaml:"start,omitempty"`
+	ReminderEvery   string `yaml:"reminderEvery,omitempty"`
+	MaxEventsPerRun int    `yaml:"maxEventsPerRun,omitempty"`
+	// Stages are the workflow's own (migrations.StagePlan reads and writes its
+	// YAML form itself).
+	Stages []migrations.StagePlan `yaml:"stages"`
 }
 
 // readPlanFile reads a plan file; path "-" is standard input. Unknown fields are
@@ -87,23 +73,9 @@ func parsePlan(b []byte) (migrations.MigrationPlan, error) {
 		}
 		p.ReminderEvery = d
 	}
+	p.Stages = f.Stages
 	if f.Stages == nil {
 		p.Stages = migrations.DefaultMigrationStages()
-	}
-	for _, s := range f.Stages {
-		sp := migrations.StagePlan{Name: s.Name, Months: s.Months, EntryChecks: s.EntryChecks}
-		for j, t := range s.Tasks {
-			tp := migrations.TaskPlan{Name: t.Name, Automated: t.Automated, Workflow: t.Workflow}
-			if t.Input != nil {
-				b, err := json.Marshal(t.Input)
-				if err != nil {
-					return p, fmt.Errorf("stages[%d].tasks[%d].input: %w", len(p.Stages), j, err)
-				}
-				tp.Input = b
-			}
-			sp.Tasks = append(sp.Tasks, tp)
-		}
-		p.Stages = append(p.Stages, sp)
 	}
 	return p, nil
 }
@@ -117,19 +89,7 @@ func encodePlan(w io.Writer, p migrations.MigrationPlan) error {
 	if p.ReminderEvery > 0 {
 		f.ReminderEvery = p.ReminderEvery.String()
 	}
-	for _, s := range p.Stages {
-		sf := stageFile{Name: s.Name, Months: s.Months, EntryChecks: s.EntryChecks}
-		for _, t := range s.Tasks {
-			tf := taskFile{Name: t.Name, Automated: t.Automated, Workflow: t.Workflow}
-			if len(t.Input) > 0 {
-				if err := json.Unmarshal(t.Input, &tf.Input); err != nil {
-					return fmt.Errorf("stage %s, task %s: input: %w", s.Name, t.Name, err)
-				}
-			}
-			sf.Tasks = append(sf.Tasks, tf)
-		}
-		f.Stages = append(f.Stages, sf)
-	}
+	f.Stages = p.Stages
 	enc := yaml.NewEncoder(w)
 	enc.SetIndent(2)
 	if err := enc.Encode(f); err != nil {

@@ -74,30 +74,69 @@ type MigrationPlan struct {
 // how long it should take.
 type StagePlan struct {
 	// Name is unique within the plan, e.g. "bootstrap".
-	Name string `json:"name"`
+	Name string `json:"name" yaml:"name"`
 	// Months is the planned duration in calendar months; the overdue alert fires
 	// once it has passed.
-	Months int `json:"months"`
+	Months int `json:"months" yaml:"months"`
 	// EntryChecks are run by MigrationCheck before the automated tasks start.
-	EntryChecks []string `json:"entryChecks,omitempty"`
+	EntryChecks []string `json:"entryChecks,omitempty" yaml:"entryChecks,omitempty"`
 	// Tasks is the checklist.
-	Tasks []TaskPlan `json:"tasks"`
+	Tasks []TaskPlan `json:"tasks" yaml:"tasks"`
 }
 
 // TaskPlan is one task of a stage's checklist.
 type TaskPlan struct {
 	// Name is unique within the stage, e.g. "racks delivered".
-	Name string `json:"name"`
+	Name string `json:"name" yaml:"name"`
 	// Automated tasks run as MigrationTask, in checklist order, once the entry
 	// checks pass; the others wait for UpdateTaskDone.
-	Automated bool `json:"automated,omitempty"`
+	Automated bool `json:"automated,omitempty" yaml:"automated,omitempty"`
 	// Workflow, for an automated task, runs it as this child workflow instead of
 	// MigrationTask: one of TaskWorkflows (TestBattery, ProjectsMigration,
 	// Cleanup), with id MigrationTaskID.
-	Workflow string `json:"workflow,omitempty"`
+	Workflow string `json:"workflow,omitempty" yaml:"workflow,omitempty"`
 	// Input is the child workflow's input, a JSON object; the stage sets its
 	// "from" and "to".
-	Input json.RawMessage `json:"input,omitempty"`
+	Input json.RawMessage `json:"input,omitempty" yaml:"-"`
+}
+
+// taskPlanFile is a TaskPlan as a plan file (YAML) writes it: the input as a YAML
+// object instead of raw JSON, every other field as it is.
+type taskPlanFile struct {
+	taskPlan `yaml:",inline"`
+	Input    map[string]any `yaml:"input,omitempty"`
+}
+
+// taskPlan is TaskPlan without its methods.
+type taskPlan TaskPlan
+
+// UnmarshalYAML reads a task of a plan file (gopkg.in/yaml.v3 calls it; the
+// function form needs no import of the YAML package here).
+func (t *TaskPlan) UnmarshalYAML(unmarshal func(any) error) error {
+	var f taskPlanFile
+	if err := unmarshal(&f); err != nil {
+		return err
+	}
+	*t = TaskPlan(f.taskPlan)
+	if f.Input != nil {
+		b, err := json.Marshal(f.Input)
+		if err != nil {
+			return fmt.Errorf("task %q: input: %w", t.Name, err)
+		}
+		t.Input = b
+	}
+	return nil
+}
+
+// MarshalYAML writes a task in the plan file's form.
+func (t TaskPlan) MarshalYAML() (any, error) {
+	f := taskPlanFile{taskPlan: taskPlan(t)}
+	if len(t.Input) > 0 {
+		if err := json.Unmarshal(t.Input, &f.Input); err != nil {
+			return nil, fmt.Errorf("task %q: input: %w", t.Name, err)
+		}
+	}
+	return f, nil
 }
 
 // DefaultMigrationStages is the plan of the issue: plan and procure hardware (6
