@@ -21,6 +21,7 @@ import (
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/internal/client/triggers"
 	"github.com/wikimedia/conveyor/internal/dev/fakegerrit"
+	"github.com/wikimedia/conveyor/internal/dev/gittest"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 	"github.com/wikimedia/conveyor/workflows"
 )
@@ -110,17 +111,6 @@ func patchsetCreated(project string, change int, revision string) []byte {
 }`, revision, change%100, change, project, change, change, project, change, project, time.Now().Unix())
 }
 
-func gitRevParse(t *testing.T, dir, ref string) string {
-	t.Helper()
-	cmd := exec.Command("git", "rev-parse", ref)
-	cmd.Dir = dir
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("git rev-parse %s: %v", ref, err)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // verifyChange delivers patchset-created for a change of examples/hello (edited
 // by edit) and waits for the review the fake Gerrit receives.
 func verifyChange(t *testing.T, what string, change int, edit func(dir string)) (fakegerrit.Review, workflows.VerifyResult, string) {
@@ -129,7 +119,7 @@ func verifyChange(t *testing.T, what string, change int, edit func(dir string)) 
 	project := "it/" + image
 	dir, ref := serviceRepo(t, image, change, edit)
 	s := startGerritStack(t, project, dir)
-	revision := gitRevParse(t, dir, ref)
+	revision := gittest.Git(t, dir, "rev-parse", ref)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()

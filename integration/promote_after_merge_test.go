@@ -18,6 +18,7 @@ import (
 
 	"github.com/wikimedia/conveyor/internal/client/launch"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
+	"github.com/wikimedia/conveyor/internal/dev/gittest"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 	"github.com/wikimedia/conveyor/workflows"
 )
@@ -70,7 +71,7 @@ func TestMergeStartsPromotion(t *testing.T) {
 	target := workflows.BatchTarget{Project: service, Repo: dir, Branch: "main", Publish: true,
 		Settings: workflows.BatchSettings{QuietPeriod: time.Second, MaxWait: 5 * time.Second}}
 	if _, err := c.SignalWithStartWorkflow(ctx, batcher, workflows.SignalMerged,
-		workflows.MergeSignal{Target: target, Change: workflows.MergedChange{Key: "merge-1", Change: 1, Patchset: 1, Revision: gitRevParse(t, dir, "HEAD")}},
+		workflows.MergeSignal{Target: target, Change: workflows.MergedChange{Key: "merge-1", Change: 1, Patchset: 1, Revision: gittest.Git(t, dir, "rev-parse", "HEAD")}},
 		client.StartWorkflowOptions{ID: batcher, TaskQueue: workflows.TaskQueueBuild}, workflows.MergeBatcher, workflows.BatcherInput{Target: target}); err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +167,7 @@ test: {enabled: false}
 			t.Fatal(err)
 		}
 	}
-	commit, err := commitAll(dir)
+	commit, err := gittest.CommitAll(context.Background(), dir, "test")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/wikimedia/conveyor/activities/promote"
 	"github.com/wikimedia/conveyor/internal/client/launch"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
+	"github.com/wikimedia/conveyor/internal/dev/gittest"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 	"github.com/wikimedia/conveyor/internal/lib/config"
 	"github.com/wikimedia/conveyor/workflows"
@@ -87,7 +88,7 @@ func testImages(t *testing.T) promotionImages {
 					return ""
 				}
 			}
-			commit, err := commitAll(dir)
+			commit, err := gittest.CommitAll(context.Background(), dir, "test")
 			if err != nil {
 				promoImagesErr = err
 				return ""
@@ -117,25 +118,6 @@ func testImages(t *testing.T) promotionImages {
 		t.Fatalf("building the promotion's images (buildkitd and the registry: make up): %v", promoImagesErr)
 	}
 	return promoImages
-}
-
-// commitAll makes dir a git repository with one commit of everything in it.
-func commitAll(dir string) (string, error) {
-	for _, args := range [][]string{
-		{"init", "-q", "-b", "main"},
-		{"add", "-A"},
-		{"-c", "user.name=conveyor", "-c", "user.email=conveyor@localhost", "commit", "-q", "-m", "test"},
-	} {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("git %v in %s: %v: %s", args, dir, err, out)
-		}
-	}
-	cmd := exec.Command("git", "rev-parse", "HEAD")
-	cmd.Dir = dir
-	out, err := cmd.Output()
-	return strings.TrimSpace(string(out)), err
 }
 
 // promotionCase is one test's service, configuration registry, worker and
@@ -260,7 +242,7 @@ resources:
 		}
 	}
 	var err error
-	if pc.commit, err = commitAll(pc.repo); err != nil {
+	if pc.commit, err = gittest.CommitAll(context.Background(), pc.repo, "test"); err != nil {
 		t.Fatal(err)
 	}
 }

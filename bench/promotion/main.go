@@ -44,6 +44,7 @@ import (
 	"github.com/wikimedia/conveyor/charts"
 	"github.com/wikimedia/conveyor/internal/client/launch"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
+	"github.com/wikimedia/conveyor/internal/dev/gittest"
 	"github.com/wikimedia/conveyor/internal/lib/config"
 	"github.com/wikimedia/conveyor/workers/pools"
 	"github.com/wikimedia/conveyor/workflows"
@@ -274,7 +275,7 @@ func (b *bench) buildImages(ctx context.Context) error {
 		if err := os.WriteFile(p, []byte(strings.Replace(string(src), "greeting=hello", "greeting="+greeting, 1)), 0o755); err != nil {
 			return "", err
 		}
-		commit, err := commitAll(dir)
+		commit, err := gittest.CommitAll(context.Background(), dir, "bench")
 		if err != nil {
 			return "", err
 		}
@@ -335,7 +336,7 @@ resources:
 			return err
 		}
 	}
-	_, err := commitAll(dir)
+	_, err := gittest.CommitAll(context.Background(), dir, "bench")
 	return err
 }
 
@@ -538,25 +539,6 @@ func ensureNamespace(ctx context.Context, t config.Temporal, logger *slog.Logger
 	}
 	defer c.Close()
 	return temporalclient.EnsureNamespace(ctx, c, benchNamespace, "conveyor's promotion benchmark")
-}
-
-// commitAll makes dir a git repository with one commit of everything in it.
-func commitAll(dir string) (string, error) {
-	for _, args := range [][]string{
-		{"init", "-q", "-b", "main"},
-		{"add", "-A"},
-		{"-c", "user.name=conveyor", "-c", "user.email=conveyor@localhost", "commit", "-q", "-m", "bench"},
-	} {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("git %v in %s: %v: %s", args, dir, err, out)
-		}
-	}
-	cmd := exec.Command("git", "rev-parse", "HEAD")
-	cmd.Dir = dir
-	out, err := cmd.Output()
-	return strings.TrimSpace(string(out)), err
 }
 
 func clusterNames(ts []contract.Target) []string {
