@@ -71,7 +71,7 @@ func codfwKwokComponent() component {
 			if err := writeFile(stages, kwokStages, 0o644); err != nil {
 				return nil, err
 			}
-			return &process{name: "codfw-kwok", bin: s.tool("kwok", "kwok"), args: []string{
+			return &process{Name: "codfw-kwok", Bin: s.tool("kwok", "kwok"), Args: []string{
 				"--kubeconfig", codfwPlane.kubeconfig(s, "kwok"),
 				"--config", stages,
 				"--manage-all-nodes=true",

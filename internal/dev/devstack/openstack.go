@@ -135,7 +135,7 @@ func (s *stack) osProcs() []osProc {
 	}
 	script := func(proc, name string, args ...string) process {
 		bin, a := s.osScript(name, args...)
-		return process{name: "openstack-" + proc, bin: bin, args: a}
+		return process{Name: "openstack-" + proc, Bin: bin, Args: a}
 	}
 	rabbitEnv := []string{
 		"HOME=" + s.osDir("rabbitmq"), // the Erlang cookie
@@ -153,7 +153,7 @@ func (s *stack) osProcs() []osProc {
 		"ERL_EPMD_ADDRESS=127.0.0.1",
 	}
 	ps := []osProc{
-		{process: process{name: "openstack-mariadb", bin: "/usr/sbin/mariadbd", args: []string{
+		{process: process{Name: "openstack-mariadb", Bin: "/usr/sbin/mariadbd", Args: []string{
 			"--no-defaults", "--user=root", "--datadir=" + s.osDir("mysql"), "--socket=" + s.osSocket(),
 			fmt.Sprintf("--port=%d", osMariaDBPort), "--bind-address=127.0.0.1",
 			"--pid-file=" + s.osDir("mysql.pid"), "--skip-name-resolve", "--max-connections=1000",
@@ -162,30 +162,30 @@ func (s *stack) osProcs() []osProc {
 		}}, ready: func(ctx context.Context) error { return unixOpen(ctx, s.osSocket()) }, grace: 60 * time.Second},
 		// RabbitMQ's Erlang would start epmd as a daemon outside the stack's process
 		// groups; running it here keeps `dev down` complete.
-		{process: process{name: "openstack-epmd", bin: "/usr/bin/epmd", args: []string{
+		{process: process{Name: "openstack-epmd", Bin: "/usr/bin/epmd", Args: []string{
 			"-port", fmt.Sprint(osEPMDPort), "-address", "127.0.0.1"}},
 			ready: func(ctx context.Context) error { return tcpOpen(ctx, fmt.Sprintf("127.0.0.1:%d", osEPMDPort)) }},
-		{process: process{name: "openstack-rabbitmq", bin: "/usr/lib/rabbitmq/bin/rabbitmq-server", env: rabbitEnv},
+		{process: process{Name: "openstack-rabbitmq", Bin: "/usr/lib/rabbitmq/bin/rabbitmq-server", Env: rabbitEnv},
 			ready: func(ctx context.Context) error { return tcpOpen(ctx, fmt.Sprintf("127.0.0.1:%d", osRabbitPort)) },
 			grace: 30 * time.Second},
-		{process: process{name: "openstack-keystone", bin: "/usr/bin/uwsgi-core",
-			args: uwsgi(osKeystoneAddr, "/usr/bin/keystone-wsgi-public"),
-			env:  []string{"OS_KEYSTONE_CONFIG_DIR=" + filepath.Join(dir, "etc", "keystone")}},
+		{process: process{Name: "openstack-keystone", Bin: "/usr/bin/uwsgi-core",
+			Args: uwsgi(osKeystoneAddr, "/usr/bin/keystone-wsgi-public"),
+			Env:  []string{"OS_KEYSTONE_CONFIG_DIR=" + filepath.Join(dir, "etc", "keystone")}},
 			ready: func(ctx context.Context) error { return httpAnswers(ctx, "http://"+osKeystoneAddr+"/v3") }},
 		{process: script("neutron", "neutron-server", "--config-file", filepath.Join(dir, "etc", "neutron", "neutron.conf")),
 			ready: func(ctx context.Context) error { return httpAnswers(ctx, "http://"+osNeutronAddr+"/") }},
 	}
 	for _, r := range osRegions {
 		etc := func(svc, file string) string { return filepath.Join(dir, "etc", svc+"-"+r.Name, file) }
-		regional := func(p process) process { p.name += "-" + r.Name; return p }
+		regional := func(p process) process { p.Name += "-" + r.Name; return p }
 		nova := etc("nova", "nova.conf")
 		placementURL := fmt.Sprintf("http://127.0.0.1:%d/", r.Placement)
 		glanceURL := fmt.Sprintf("http://127.0.0.1:%d/versions", r.GlancePt)
 		novaURL := fmt.Sprintf("http://127.0.0.1:%d/", r.Nova)
 		ps = append(ps,
-			osProc{process: process{name: "openstack-placement-" + r.Name, bin: "/usr/bin/uwsgi-core",
-				args: uwsgi(fmt.Sprintf("127.0.0.1:%d", r.Placement), "/usr/bin/placement-api"),
-				env:  []string{"OS_PLACEMENT_CONFIG_DIR=" + filepath.Join(dir, "etc", "placement-"+r.Name)}},
+			osProc{process: process{Name: "openstack-placement-" + r.Name, Bin: "/usr/bin/uwsgi-core",
+				Args: uwsgi(fmt.Sprintf("127.0.0.1:%d", r.Placement), "/usr/bin/placement-api"),
+				Env:  []string{"OS_PLACEMENT_CONFIG_DIR=" + filepath.Join(dir, "etc", "placement-"+r.Name)}},
 				ready: func(ctx context.Context) error { return httpAnswers(ctx, placementURL) }},
 			osProc{process: regional(script("glance", "glance-api", "--config-file", etc("glance", "glance-api.conf"))),
 				ready: func(ctx context.Context) error { return httpAnswers(ctx, glanceURL) }},
@@ -252,7 +252,7 @@ func (s *stack) openstackUp(ctx context.Context) error {
 	procs := s.osProcs()
 	byName := map[string]osProc{}
 	for _, p := range procs {
-		byName[p.name] = p
+		byName[p.Name] = p
 	}
 	// MariaDB and RabbitMQ first: RabbitMQ's start is the slowest part, so it
 	// boots while the databases are synced.
@@ -287,7 +287,7 @@ func (s *stack) openstackUp(ctx context.Context) error {
 	}
 	started := false
 	for _, p := range procs {
-		if _, ok := s.running(p.name); !ok {
+		if _, ok := s.running(p.Name); !ok {
 			started = true
 		}
 		if err := s.osStart(p); err != nil {
@@ -319,13 +319,13 @@ func (s *stack) openstackReady(ctx context.Context) error {
 	var down []string
 	procs := s.osProcs()
 	for _, p := range procs {
-		if _, ok := s.running(p.name); !ok {
-			down = append(down, p.name)
+		if _, ok := s.running(p.Name); !ok {
+			down = append(down, p.Name)
 			continue
 		}
 		if p.ready != nil {
 			if err := p.ready(ctx); err != nil {
-				down = append(down, fmt.Sprintf("%s (%v)", p.name, err))
+				down = append(down, fmt.Sprintf("%s (%v)", p.Name, err))
 			}
 		}
 	}
@@ -358,18 +358,18 @@ func (s *stack) openstackDown() error {
 		if g == 0 {
 			g = 15 * time.Second
 		}
-		results[i].stopped, results[i].err = s.stop(procs[i].name, g)
+		results[i].stopped, results[i].err = s.stop(procs[i].Name, g)
 	}
 	var wg sync.WaitGroup
 	for i, p := range procs {
-		if !base[p.name] {
+		if !base[p.Name] {
 			wg.Add(1)
 			go func() { defer wg.Done(); stop(i) }()
 		}
 	}
 	wg.Wait()
 	for i := len(procs) - 1; i >= 0; i-- {
-		if base[procs[i].name] {
+		if base[procs[i].Name] {
 			stop(i)
 		}
 	}
@@ -377,7 +377,7 @@ func (s *stack) openstackDown() error {
 		if results[i].err != nil {
 			errs = append(errs, results[i].err)
 		} else if results[i].stopped {
-			s.say("%-24s stopped", procs[i].name)
+			s.say("%-24s stopped", procs[i].Name)
 		}
 	}
 	return errors.Join(errs...)
@@ -404,12 +404,12 @@ func osCheckInstalled() error {
 
 // osStart starts p unless it runs.
 func (s *stack) osStart(p osProc) error {
-	if _, ok := s.running(p.name); ok {
+	if _, ok := s.running(p.Name); ok {
 		return nil
 	}
-	s.say("openstack: starting %s", p.name)
+	s.say("openstack: starting %s", p.Name)
 	if _, err := s.start(p.process); err != nil {
-		return fmt.Errorf("%s: %w", p.name, err)
+		return fmt.Errorf("%s: %w", p.Name, err)
 	}
 	return nil
 }
@@ -424,7 +424,7 @@ func (s *stack) osWait(ctx context.Context, p osProc, timeout time.Duration) err
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
-		_, alive := s.running(p.name)
+		_, alive := s.running(p.Name)
 		var err error
 		if !alive {
 			err = errors.New("exited")
@@ -437,8 +437,8 @@ func (s *stack) osWait(ctx context.Context, p osProc, timeout time.Duration) err
 			}
 		}
 		if !alive || ctx.Err() != nil {
-			msg := fmt.Sprintf("%s is not ready (%v)\n  log: %s", p.name, err, s.logFile(p.name))
-			if tail := s.logTail(p.name, 15); tail != "" {
+			msg := fmt.Sprintf("%s is not ready (%v)\n  log: %s", p.Name, err, s.logFile(p.Name))
+			if tail := s.logTail(p.Name, 15); tail != "" {
 				msg += "\n  last lines:\n" + indent(tail, "    ")
 			}
 			return errors.New(msg)
