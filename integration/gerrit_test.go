@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -51,25 +50,11 @@ func startGerritStack(t *testing.T, project, repo string) *gerritStack {
 	nsCfg := stacktest.Namespace(t, gerritNamespace)
 	fake := fakegerrit.New(t, "conveyor-bot", "http-password-"+randomHex(t)[:8])
 
-	out := &syncBuffer{}
-	cmd := exec.Command(filepath.Join(binDir, "conveyor-worker"), "--config", stackConfigPath(),
-		"--namespace", gerritNamespace, "--pools", "build,deploy")
-	cmd.Env = append(os.Environ(),
-		"CONVEYOR_GERRIT_URL="+fake.URL,
-		"CONVEYOR_GERRIT_USERNAME="+fake.Username,
-		"CONVEYOR_GERRIT_PASSWORD="+fake.Password,
-	)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_, _ = cmd.Process.Wait()
-		if t.Failed() {
-			t.Logf("worker output:\n%s", out.String())
-		}
-	})
+	out := startLoggedWorker(t, []string{
+		"CONVEYOR_GERRIT_URL=" + fake.URL,
+		"CONVEYOR_GERRIT_USERNAME=" + fake.Username,
+		"CONVEYOR_GERRIT_PASSWORD=" + fake.Password,
+	}, "--namespace", gerritNamespace, "--pools", "build,deploy")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
