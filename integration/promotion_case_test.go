@@ -428,6 +428,21 @@ func (pc *promotionCase) wantStable(cluster, image string, revisions []int) {
 	}
 }
 
+// wantAborted waits for run's result: a failure of type typ that says contains,
+// the promotion in stage, and every production cluster still on stable at its
+// first revision.
+func (pc *promotionCase) wantAborted(run client.WorkflowRun, timeout time.Duration, stage, stable, typ string, contains ...string) {
+	pc.t.Helper()
+	st, err := pc.result(run, timeout)
+	wantFailure(pc.t, err, typ, contains...)
+	if st.Stage != stage {
+		pc.t.Errorf("stage %s, want %s", st.Stage, stage)
+	}
+	for _, cl := range pc.prod {
+		pc.wantStable(cl.Name, stable, []int{1})
+	}
+}
+
 func wantFailure(t *testing.T, err error, typ string, contains ...string) {
 	t.Helper()
 	var app *temporal.ApplicationError

@@ -116,14 +116,7 @@ func TestPromotionGateRefusesNonApproverAndRejectKeepsProduction(t *testing.T) {
 	if _, err := pc.decide(run, workflows.PromoteReject, "bob"); err != nil {
 		t.Fatalf("bob's reject: %v", err)
 	}
-	st, err = pc.result(run, 5*time.Minute)
-	wantFailure(t, err, workflows.ErrPromotionRejected, "rejected by bob")
-	if st.Stage != workflows.PromotionStageRejected {
-		t.Errorf("stage %s, want %s", st.Stage, workflows.PromotionStageRejected)
-	}
-	for _, cl := range pc.prod {
-		pc.wantStable(cl.Name, imgs.v1, []int{1})
-	}
+	pc.wantAborted(run, 5*time.Minute, workflows.PromotionStageRejected, imgs.v1, workflows.ErrPromotionRejected, "rejected by bob")
 }
 
 // TestPromotionPauseTimeoutAborts lets the gate wait past the plan's
@@ -136,14 +129,7 @@ func TestPromotionPauseTimeoutAborts(t *testing.T) {
 	if gate.Deadline.IsZero() {
 		t.Errorf("the gate's status has no deadline: %+v", gate)
 	}
-	st, err := pc.result(run, 3*time.Minute)
-	wantFailure(t, err, workflows.ErrPromotionTimedOut, "pause timeout of 20s")
-	if st.Stage != workflows.PromotionStageTimedOut {
-		t.Errorf("stage %s, want %s", st.Stage, workflows.PromotionStageTimedOut)
-	}
-	for _, cl := range pc.prod {
-		pc.wantStable(cl.Name, imgs.v1, []int{1})
-	}
+	pc.wantAborted(run, 3*time.Minute, workflows.PromotionStageTimedOut, imgs.v1, workflows.ErrPromotionTimedOut, "pause timeout of 20s")
 }
 
 // TestPromotionSurvivesWorkerKill kills the worker (SIGKILL) while the first
