@@ -70,26 +70,15 @@ func TestBuildPushDeployServe(t *testing.T) {
 	}
 	t.Cleanup(func() { deleteNamespace(t, cs, ns) })
 	labels := map[string]string{"app": "foundation"}
-	one := int32(1)
-	dep := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "foundation"},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &one,
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{
-					Name:    "web",
-					Image:   image,
-					Command: []string{"/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/srv/www"},
-					Ports:   []corev1.ContainerPort{{ContainerPort: 8080}},
-					ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
-						HTTPGet: &corev1.HTTPGetAction{Path: "/index.html", Port: intstr.FromInt32(8080)}},
-						PeriodSeconds: 1},
-				}}},
-			},
-		},
-	}
+	dep := webDeployment("foundation", 1, corev1.Container{
+		Name:    "web",
+		Image:   image,
+		Command: []string{"/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/srv/www"},
+		Ports:   []corev1.ContainerPort{{ContainerPort: 8080}},
+		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
+			HTTPGet: &corev1.HTTPGetAction{Path: "/index.html", Port: intstr.FromInt32(8080)}},
+			PeriodSeconds: 1},
+	})
 	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -225,4 +214,21 @@ func randomHex(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
+}
+
+// webDeployment is a Deployment of replicas pods of one container, its pods
+// labelled app=name.
+func webDeployment(name string, replicas int32, c corev1.Container) *appsv1.Deployment {
+	labels := map[string]string{"app": name}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{c}},
+			},
+		},
+	}
 }

@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,6 +22,7 @@ import (
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/internal/client/triggers"
 	"github.com/wikimedia/conveyor/internal/dev/fakegerrit"
+	"github.com/wikimedia/conveyor/internal/dev/gittest"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 )
 
@@ -51,25 +51,11 @@ func startGerritStack(t *testing.T, project, repo string) *gerritStack {
 	nsCfg := stacktest.Namespace(t, gerritNamespace)
 	fake := fakegerrit.New(t, "conveyor-bot", "http-password-"+randomHex(t)[:8])
 
-	out := &syncBuffer{}
-	cmd := exec.Command(filepath.Join(binDir, "conveyor-worker"), "--config", stackConfigPath(),
-		"--namespace", gerritNamespace, "--pools", "build,deploy")
-	cmd.Env = append(os.Environ(),
-		"CONVEYOR_GERRIT_URL="+fake.URL,
-		"CONVEYOR_GERRIT_USERNAME="+fake.Username,
-		"CONVEYOR_GERRIT_PASSWORD="+fake.Password,
-	)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_, _ = cmd.Process.Wait()
-		if t.Failed() {
-			t.Logf("worker output:\n%s", out.String())
-		}
-	})
+	out := startLoggedWorker(t, []string{
+		"CONVEYOR_GERRIT_URL=" + fake.URL,
+		"CONVEYOR_GERRIT_USERNAME=" + fake.Username,
+		"CONVEYOR_GERRIT_PASSWORD=" + fake.Password,
+	}, "--namespace", gerritNamespace, "--pools", "build,deploy")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -111,17 +97,6 @@ func patchsetCreated(project string, change int, revision string) []byte {
 }`, revision, change%100, change, project, change, change, project, change, project, time.Now().Unix())
 }
 
-func gitRevParse(t *testing.T, dir, ref string) string {
-	t.Helper()
-	cmd := exec.Command("git", "rev-parse", ref)
-	cmd.Dir = dir
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("git rev-parse %s: %v", ref, err)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // verifyChange delivers patchset-created for a change of examples/hello (edited
 // by edit) and waits for the review the fake Gerrit receives.
 func verifyChange(t *testing.T, what string, change int, edit func(dir string)) (fakegerrit.Review, changes.VerifyResult, string) {
@@ -130,7 +105,7 @@ func verifyChange(t *testing.T, what string, change int, edit func(dir string)) 
 	project := "it/" + image
 	dir, ref := serviceRepo(t, image, change, edit)
 	s := startGerritStack(t, project, dir)
-	revision := gitRevParse(t, dir, ref)
+	revision := gittest.Git(t, dir, "rev-parse", ref)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()

@@ -8,11 +8,9 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,8 +22,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/quotasets"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/projects"
-	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/roles"
-	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/users"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/imagedata"
 	glance "github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -114,22 +110,7 @@ func (r *modesRig) project(t *testing.T, prefix string, withRole bool) *projects
 		_ = projects.Delete(ctx, r.identity, p.ID).ExtractErr()
 	})
 	if withRole {
-		rp, err := roles.List(r.identity, roles.ListOpts{Name: "admin"}).AllPages(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rs, _ := roles.ExtractRoles(rp)
-		up, err := users.List(r.identity, users.ListOpts{Name: r.cfg.Username}).AllPages(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		us, _ := users.ExtractUsers(up)
-		if len(rs) == 0 || len(us) == 0 {
-			t.Fatalf("the rig has no admin role or no user %s", r.cfg.Username)
-		}
-		if err := roles.Assign(ctx, r.identity, rs[0].ID, roles.AssignOpts{UserID: us[0].ID, ProjectID: p.ID}).ExtractErr(); err != nil {
-			t.Fatalf("giving %s the admin role on %s: %v", r.cfg.Username, p.Name, err)
-		}
+		grantAdmin(ctx, t, r.identity, r.cfg.Username, p.ID, p.Name)
 	}
 	return p
 }
@@ -149,23 +130,7 @@ func modesWorker(t *testing.T) (client.Client, string, *syncBuffer) {
 	t.Helper()
 	nsCfg := stacktest.Namespace(t, modesNS)
 	state := t.TempDir()
-	out := &syncBuffer{}
-	cmd := exec.Command(filepath.Join(binDir, "conveyor-worker"), "--config", stackConfigPath(), "--namespace", modesNS, "--pools", "migrate")
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Env = append(os.Environ(), "CONVEYOR_STATE_DIR="+state)
-	// A test binary killed by its timeout runs no cleanup: the worker must not
-	// outlive it and take the next run's tasks.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_, _ = cmd.Process.Wait()
-		if t.Failed() {
-			t.Logf("worker output:\n%s", out.String())
-		}
-	})
+	out := startLoggedWorker(t, []string{"CONVEYOR_STATE_DIR=" + state}, "--namespace", modesNS, "--pools", "migrate")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	tc, err := temporalclient.Dial(ctx, nsCfg.Temporal, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))

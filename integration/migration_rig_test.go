@@ -128,6 +128,28 @@ type vmProject struct {
 	servers map[string]servers.Server
 }
 
+// grantAdmin gives user the admin role on a project, so that the test can create
+// resources in it.
+func grantAdmin(ctx context.Context, t *testing.T, identity *gophercloud.ServiceClient, user, projectID, projectName string) {
+	t.Helper()
+	rp, err := roles.List(identity, roles.ListOpts{Name: "admin"}).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, _ := roles.ExtractRoles(rp)
+	up, err := users.List(identity, users.ListOpts{Name: user}).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	us, _ := users.ExtractUsers(up)
+	if len(rs) == 0 || len(us) == 0 {
+		t.Fatalf("the rig has no admin role or no user %s", user)
+	}
+	if err := roles.Assign(ctx, identity, rs[0].ID, roles.AssignOpts{UserID: us[0].ID, ProjectID: projectID}).ExtractErr(); err != nil {
+		t.Fatalf("giving %s the admin role on %s: %v", user, projectName, err)
+	}
+}
+
 // newVMProject makes a project with n servers in eqiad1 (each with metadata, the
 // project's keypair and a flavor of its own that eqiad2 lacks) and a security
 // group, and removes all of it, in both regions, when the test ends.
@@ -143,22 +165,7 @@ func newVMProject(t *testing.T, r *vmRig, n int) *vmProject {
 	}
 	pr.id = proj.ID
 	t.Cleanup(func() { _ = projects.Delete(context.Background(), r.identity, proj.ID).ExtractErr() })
-	rp, err := roles.List(r.identity, roles.ListOpts{Name: "admin"}).AllPages(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs, _ := roles.ExtractRoles(rp)
-	up, err := users.List(r.identity, users.ListOpts{Name: r.cfg.Username}).AllPages(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	us, _ := users.ExtractUsers(up)
-	if len(rs) == 0 || len(us) == 0 {
-		t.Fatalf("the rig has no admin role or no user %s", r.cfg.Username)
-	}
-	if err := roles.Assign(ctx, r.identity, rs[0].ID, roles.AssignOpts{UserID: us[0].ID, ProjectID: proj.ID}).ExtractErr(); err != nil {
-		t.Fatalf("giving %s the admin role on %s: %v", r.cfg.Username, pr.name, err)
-	}
+	grantAdmin(ctx, t, r.identity, r.cfg.Username, proj.ID, pr.name)
 	p := vmProvider(t, r.cfg, pr.name)
 	pr.src, pr.dst = r.region(t, p, vmFrom), r.region(t, p, vmTo)
 	t.Cleanup(func() { pr.cleanup(t) })

@@ -23,6 +23,7 @@ import (
 
 	"github.com/wikimedia/conveyor/internal/client/launch"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
+	"github.com/wikimedia/conveyor/internal/dev/gittest"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 )
 
@@ -47,18 +48,8 @@ func serviceRepo(t *testing.T, image string, change int, edit func(dir string)) 
 		edit(dir)
 	}
 	ref = fmt.Sprintf("refs/changes/%02d/%d/1", change%100, change)
-	for _, args := range [][]string{
-		{"init", "-q", "-b", "main"},
-		{"add", "-A"},
-		{"-c", "user.name=conveyor", "-c", "user.email=conveyor@localhost", "commit", "-q", "-m", "change " + image},
-		{"update-ref", ref, "HEAD"},
-	} {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v: %s", args, err, out)
-		}
-	}
+	gittest.Commit(t, dir, "change "+image)
+	gittest.Git(t, dir, "update-ref", ref, "HEAD")
 	return dir, ref
 }
 

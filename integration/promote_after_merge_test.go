@@ -12,17 +12,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wikimedia/conveyor/workflows/changes"
-	"github.com/wikimedia/conveyor/workflows/promotions"
-
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/wikimedia/conveyor/internal/client/launch"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
+	"github.com/wikimedia/conveyor/internal/dev/gittest"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 	"github.com/wikimedia/conveyor/workflows"
+	"github.com/wikimedia/conveyor/workflows/changes"
+	"github.com/wikimedia/conveyor/workflows/promotions"
 )
 
 // mergePromotionNamespace is TestMergeStartsPromotion's Temporal namespace: its
@@ -73,7 +73,7 @@ func TestMergeStartsPromotion(t *testing.T) {
 	target := changes.BatchTarget{Project: service, Repo: dir, Branch: "main", Publish: true,
 		Settings: changes.BatchSettings{QuietPeriod: time.Second, MaxWait: 5 * time.Second}}
 	if _, err := c.SignalWithStartWorkflow(ctx, batcher, changes.SignalMerged,
-		changes.MergeSignal{Target: target, Change: changes.MergedChange{Key: "merge-1", Change: 1, Patchset: 1, Revision: gitRevParse(t, dir, "HEAD")}},
+		changes.MergeSignal{Target: target, Change: changes.MergedChange{Key: "merge-1", Change: 1, Patchset: 1, Revision: gittest.Git(t, dir, "rev-parse", "HEAD")}},
 		client.StartWorkflowOptions{ID: batcher, TaskQueue: workflows.TaskQueueBuild}, changes.MergeBatcher, changes.BatcherInput{Target: target}); err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ test: {enabled: false}
 			t.Fatal(err)
 		}
 	}
-	commit, err := commitAll(dir)
+	commit, err := gittest.CommitAll(context.Background(), dir, "test")
 	if err != nil {
 		t.Fatal(err)
 	}

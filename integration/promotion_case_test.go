@@ -30,6 +30,7 @@ import (
 	"github.com/wikimedia/conveyor/activities/promote"
 	"github.com/wikimedia/conveyor/internal/client/launch"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
+	"github.com/wikimedia/conveyor/internal/dev/gittest"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 	"github.com/wikimedia/conveyor/internal/lib/config"
 )
@@ -88,7 +89,7 @@ func testImages(t *testing.T) promotionImages {
 					return ""
 				}
 			}
-			commit, err := commitAll(dir)
+			commit, err := gittest.CommitAll(context.Background(), dir, "test")
 			if err != nil {
 				promoImagesErr = err
 				return ""
@@ -118,25 +119,6 @@ func testImages(t *testing.T) promotionImages {
 		t.Fatalf("building the promotion's images (buildkitd and the registry: make up): %v", promoImagesErr)
 	}
 	return promoImages
-}
-
-// commitAll makes dir a git repository with one commit of everything in it.
-func commitAll(dir string) (string, error) {
-	for _, args := range [][]string{
-		{"init", "-q", "-b", "main"},
-		{"add", "-A"},
-		{"-c", "user.name=conveyor", "-c", "user.email=conveyor@localhost", "commit", "-q", "-m", "test"},
-	} {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("git %v in %s: %v: %s", args, dir, err, out)
-		}
-	}
-	cmd := exec.Command("git", "rev-parse", "HEAD")
-	cmd.Dir = dir
-	out, err := cmd.Output()
-	return strings.TrimSpace(string(out)), err
 }
 
 // promotionCase is one test's service, configuration registry, worker and
@@ -261,7 +243,7 @@ resources:
 		}
 	}
 	var err error
-	if pc.commit, err = commitAll(pc.repo); err != nil {
+	if pc.commit, err = gittest.CommitAll(context.Background(), pc.repo, "test"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -444,6 +426,21 @@ func (pc *promotionCase) wantStable(cluster, image string, revisions []int) {
 	}
 	if !slices.Equal(p.revisions, revisions) || p.deployedRevNum != revisions[len(revisions)-1] {
 		pc.t.Errorf("%s: Helm revisions %v (deployed %d), want %v with the last deployed", cluster, p.revisions, p.deployedRevNum, revisions)
+	}
+}
+
+// wantAborted waits for run's result: a failure of type typ that says contains,
+// the promotion in stage, and every production cluster still on stable at its
+// first revision.
+func (pc *promotionCase) wantAborted(run client.WorkflowRun, timeout time.Duration, stage, stable, typ string, contains ...string) {
+	pc.t.Helper()
+	st, err := pc.result(run, timeout)
+	wantFailure(pc.t, err, typ, contains...)
+	if st.Stage != stage {
+		pc.t.Errorf("stage %s, want %s", st.Stage, stage)
+	}
+	for _, cl := range pc.prod {
+		pc.wantStable(cl.Name, stable, []int{1})
 	}
 }
 

@@ -9,10 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wikimedia/conveyor/workflows/promotions"
-
 	"github.com/wikimedia/conveyor/internal/client/launch"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
+	"github.com/wikimedia/conveyor/workflows/promotions"
 )
 
 // TestPromotionToFullProduction approves a promotion of hello v2 and sees it
@@ -117,14 +116,7 @@ func TestPromotionGateRefusesNonApproverAndRejectKeepsProduction(t *testing.T) {
 	if _, err := pc.decide(run, promotions.PromoteReject, "bob"); err != nil {
 		t.Fatalf("bob's reject: %v", err)
 	}
-	st, err = pc.result(run, 5*time.Minute)
-	wantFailure(t, err, promotions.ErrPromotionRejected, "rejected by bob")
-	if st.Stage != promotions.PromotionStageRejected {
-		t.Errorf("stage %s, want %s", st.Stage, promotions.PromotionStageRejected)
-	}
-	for _, cl := range pc.prod {
-		pc.wantStable(cl.Name, imgs.v1, []int{1})
-	}
+	pc.wantAborted(run, 5*time.Minute, promotions.PromotionStageRejected, imgs.v1, promotions.ErrPromotionRejected, "rejected by bob")
 }
 
 // TestPromotionPauseTimeoutAborts lets the gate wait past the plan's
@@ -137,14 +129,7 @@ func TestPromotionPauseTimeoutAborts(t *testing.T) {
 	if gate.Deadline.IsZero() {
 		t.Errorf("the gate's status has no deadline: %+v", gate)
 	}
-	st, err := pc.result(run, 3*time.Minute)
-	wantFailure(t, err, promotions.ErrPromotionTimedOut, "pause timeout of 20s")
-	if st.Stage != promotions.PromotionStageTimedOut {
-		t.Errorf("stage %s, want %s", st.Stage, promotions.PromotionStageTimedOut)
-	}
-	for _, cl := range pc.prod {
-		pc.wantStable(cl.Name, imgs.v1, []int{1})
-	}
+	pc.wantAborted(run, 3*time.Minute, promotions.PromotionStageTimedOut, imgs.v1, promotions.ErrPromotionTimedOut, "pause timeout of 20s")
 }
 
 // TestPromotionSurvivesWorkerKill kills the worker (SIGKILL) while the first

@@ -35,6 +35,7 @@ import (
 	"github.com/wikimedia/conveyor/activities/source"
 	"github.com/wikimedia/conveyor/internal/client/launch"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
+	"github.com/wikimedia/conveyor/internal/dev/gittest"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 	"github.com/wikimedia/conveyor/internal/lib/config"
 	"github.com/wikimedia/conveyor/workflows"
@@ -269,16 +270,7 @@ func uiCheckSignalEvent(t *testing.T, c client.Client, id, runID, approver strin
 func uiConfigRepo(t *testing.T, c config.Config, service, approver string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "configrepo")
-	gitRun := func(args ...string) {
-		t.Helper()
-		cmd := exec.Command("git", args...)
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=conveyor test", "GIT_AUTHOR_EMAIL=test@localhost",
-			"GIT_COMMITTER_NAME=conveyor test", "GIT_COMMITTER_EMAIL=test@localhost")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v: %s", args, err, out)
-		}
-	}
-	gitRun("clone", "--quiet", c.Promotion.ConfigRepo, dir)
+	gittest.Git(t, "", "clone", "--quiet", c.Promotion.ConfigRepo, dir)
 	const sample = "hello"
 	from, to := filepath.Join(dir, "services", sample), filepath.Join(dir, "services", service)
 	if err := os.Rename(from, to); err != nil {
@@ -314,8 +306,8 @@ func uiConfigRepo(t *testing.T, c config.Config, service, approver string) strin
 	if err := os.WriteFile(planFile, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	gitRun("-C", dir, "add", "--all")
-	gitRun("-C", dir, "commit", "--quiet", "-m", "browser test: "+service)
+	gittest.Git(t, dir, "add", "--all")
+	gittest.Git(t, dir, "commit", "--quiet", "-m", "browser test: "+service)
 	return dir
 }
 

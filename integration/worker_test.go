@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -29,6 +30,30 @@ func startWorker(t *testing.T, pools string) (*exec.Cmd, *syncBuffer) {
 		}
 	})
 	return cmd, out
+}
+
+// startLoggedWorker runs conveyor-worker against the stack with args after
+// --config and env added to its environment; it dies with the test binary (a
+// binary killed by its timeout runs no cleanup, and the worker must not take the
+// next run's tasks), the test's cleanup stops it, and a failed test logs its output.
+func startLoggedWorker(t *testing.T, env []string, args ...string) *syncBuffer {
+	t.Helper()
+	out := &syncBuffer{}
+	cmd := exec.Command(filepath.Join(binDir, "conveyor-worker"), append([]string{"--config", stackConfigPath()}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
+		if t.Failed() {
+			t.Logf("worker output:\n%s", out.String())
+		}
+	})
+	return out
 }
 
 // TestPingThroughWorkerPools starts a trivial workflow that visits each pool and sees

@@ -3,7 +3,6 @@ package source_test
 import (
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,21 +12,9 @@ import (
 
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/activities/source"
+	"github.com/wikimedia/conveyor/internal/dev/gittest"
 	"github.com/wikimedia/conveyor/internal/lib/workspace"
 )
-
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
-		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
 
 // helloRepo is a git repository holding examples/hello, with the commit also
 // under a Gerrit change ref, as Gerrit keeps patch sets.
@@ -37,11 +24,11 @@ func helloRepo(t *testing.T) (dir, commit string) {
 	if err := os.CopyFS(dir, os.DirFS(filepath.Join("..", "..", "examples", "hello"))); err != nil {
 		t.Fatal(err)
 	}
-	git(t, dir, "init", "--quiet", "--initial-branch=main")
-	git(t, dir, "add", ".")
-	git(t, dir, "commit", "--quiet", "-m", "hello")
-	commit = git(t, dir, "rev-parse", "HEAD")
-	git(t, dir, "update-ref", "refs/changes/34/1234/2", commit)
+	gittest.Git(t, dir, "init", "--quiet", "--initial-branch=main")
+	gittest.Git(t, dir, "add", ".")
+	gittest.Git(t, dir, "commit", "--quiet", "-m", "hello")
+	commit = gittest.Git(t, dir, "rev-parse", "HEAD")
+	gittest.Git(t, dir, "update-ref", "refs/changes/34/1234/2", commit)
 	return dir, commit
 }
 
@@ -139,7 +126,7 @@ func TestPrepareSourceReportsInvalidSettings(t *testing.T) {
 	if err := os.WriteFile(config, []byte(bad), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	git(t, repo, "commit", "--quiet", "-am", "break the settings")
+	gittest.Git(t, repo, "commit", "--quiet", "-am", "break the settings")
 
 	_, err = prepare(t, source.New(t.TempDir()), contract.PrepareSourceInput{Repo: repo, Ref: "main"})
 	app := applicationError(t, err)
@@ -167,7 +154,7 @@ func TestPrepareSourceReportsInvalidBlubber(t *testing.T) {
 	if err := os.WriteFile(blubberFile, []byte(bad), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	git(t, repo, "commit", "--quiet", "-am", "break the Blubber config")
+	gittest.Git(t, repo, "commit", "--quiet", "-am", "break the Blubber config")
 
 	_, err = prepare(t, source.New(t.TempDir()), contract.PrepareSourceInput{Repo: repo, Ref: "main"})
 	app := applicationError(t, err)

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wikimedia/conveyor/internal/dev/gittest"
 	"github.com/wikimedia/conveyor/internal/lib/config"
 	"github.com/wikimedia/conveyor/internal/lib/pipelineconfig"
 )
@@ -104,13 +105,8 @@ func serviceRepo(repoRoot, token string) (string, error) {
 	if err := os.WriteFile(filepath.Join(dir, "www", "bench.txt"), []byte(token+"\n"), 0o644); err != nil {
 		return "", err
 	}
-	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "-A"},
-		{"-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-q", "-m", token}} {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("git %v: %v: %s", args, err, out)
-		}
+	if _, err := gittest.CommitAll(context.Background(), dir, token); err != nil {
+		return "", err
 	}
 	return dir, nil
 }

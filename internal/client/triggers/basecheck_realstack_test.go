@@ -22,6 +22,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/wikimedia/conveyor/activities/baseimages"
+	"github.com/wikimedia/conveyor/internal/dev/gittest"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 	"github.com/wikimedia/conveyor/workflows"
 )
@@ -151,13 +152,6 @@ func repoOnBase(t *testing.T, base string) string {
 		t.Fatal(err)
 	}
 	writeFile(t, bf, strings.Replace(string(b), "base: localhost:5000/conveyor/busybox:latest", "base: "+base, 1))
-	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "-A"},
-		{"-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-q", "-m", "on " + base}} {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v: %s", args, err, out)
-		}
-	}
+	gittest.Commit(t, dir, "on "+base)
 	return dir
 }

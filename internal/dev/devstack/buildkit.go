@@ -43,8 +43,8 @@ root = %q
 			if err := writeFile(s.path("buildkit", "buildkitd.toml"), conf, 0o644); err != nil {
 				return nil, err
 			}
-			return &process{name: "buildkitd", bin: s.tool("buildkit", "buildkitd"),
-				args: []string{"--config", s.path("buildkit", "buildkitd.toml")}}, nil
+			return &process{Name: "buildkitd", Bin: s.tool("buildkit", "buildkitd"),
+				Args: []string{"--config", s.path("buildkit", "buildkitd.toml")}}, nil
 		},
 		ready: func(ctx context.Context, s *stack) error {
 			c, err := bkclient.New(ctx, "unix://"+s.buildkitSocket())

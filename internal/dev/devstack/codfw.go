@@ -2,7 +2,9 @@ package devstack
 
 import (
 	"context"
+	"embed"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"strings"
@@ -69,7 +71,7 @@ func codfwKwokComponent() component {
 			if err := writeFile(stages, kwokStages, 0o644); err != nil {
 				return nil, err
 			}
-			return &process{name: "codfw-kwok", bin: s.tool("kwok", "kwok"), args: []string{
+			return &process{Name: "codfw-kwok", Bin: s.tool("kwok", "kwok"), Args: []string{
 				"--kubeconfig", codfwPlane.kubeconfig(s, "kwok"),
 				"--config", stages,
 				"--manage-all-nodes=true",
@@ -203,280 +205,27 @@ func codfwNode(i int) *corev1.Node {
 // fraction of a second, become Running and Ready about a second later (roughly
 // what a small image on the real node takes), Jobs' pods complete, and a
 // deleted pod goes away at once, as a container that exits on SIGTERM would.
-var kwokStages = strings.TrimLeft(`
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: conveyor-node-initialize
-spec:
-  resourceRef:
-    apiGroup: v1
-    kind: Node
-  selector:
-    matchExpressions:
-    - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
-      operator: 'NotIn'
-      values: ['True']
-  next:
-    statusTemplate: |
-      {{ $now := Now }}
-      conditions:
-      {{ range NodeConditions }}
-      - lastHeartbeatTime: {{ $now | Quote }}
-        lastTransitionTime: {{ $now | Quote }}
-        message: {{ .message | Quote }}
-        reason: {{ .reason | Quote }}
-        status: {{ .status | Quote }}
-        type: {{ .type | Quote }}
-      {{ end }}
-      {{ with .status.addresses }}
-      addresses:
-      {{ YAML . 1 }}
-      {{ else }}
-      addresses:
-      - address: {{ NodeIP | Quote }}
-        type: InternalIP
-      - address: {{ NodeName | Quote }}
-        type: Hostname
-      {{ end }}
-      {{ with .status.capacity }}
-      capacity:
-      {{ YAML . 1 }}
-      {{ else }}
-      capacity: {cpu: "16", memory: 64Gi, pods: "110"}
-      {{ end }}
-      {{ with .status.allocatable }}
-      allocatable:
-      {{ YAML . 1 }}
-      {{ else }}
-      allocatable: {cpu: "16", memory: 64Gi, pods: "110"}
-      {{ end }}
-      nodeInfo:
-        architecture: amd64
-        operatingSystem: linux
-        containerRuntimeVersion: {{ printf "kwok://%s" Version | Quote }}
-        kernelVersion: {{ printf "kwok-%s" Version | Quote }}
-        kubeletVersion: {{ printf "kwok-%s" Version | Quote }}
-        kubeProxyVersion: {{ printf "kwok-%s" Version | Quote }}
-        osImage: simulated
-        bootID: ""
-        machineID: ""
-        systemUUID: ""
-      phase: Running
----
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: conveyor-node-heartbeat
-spec:
-  resourceRef:
-    apiGroup: v1
-    kind: Node
-  selector:
-    matchExpressions:
-    - key: '.status.phase'
-      operator: 'In'
-      values: ['Running']
-    - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
-      operator: 'In'
-      values: ['True']
-  delay:
-    durationMilliseconds: 30000
-    jitterDurationMilliseconds: 45000
-  next:
-    statusTemplate: |
-      {{ $now := Now }}
-      {{ $since := or .metadata.creationTimestamp $now }}
-      conditions:
-      {{ range NodeConditions }}
-      - lastHeartbeatTime: {{ $now | Quote }}
-        lastTransitionTime: {{ $since | Quote }}
-        message: {{ .message | Quote }}
-        reason: {{ .reason | Quote }}
-        status: {{ .status | Quote }}
-        type: {{ .type | Quote }}
-      {{ end }}
-  immediateNextStage: true
----
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: conveyor-pod-create
-spec:
-  resourceRef:
-    apiGroup: v1
-    kind: Pod
-  selector:
-    matchExpressions:
-    - key: '.metadata.deletionTimestamp'
-      operator: 'DoesNotExist'
-    - key: '.status.podIP'
-      operator: 'DoesNotExist'
-  delay:
-    durationMilliseconds: 100
-    jitterDurationMilliseconds: 400
-  next:
-    event:
-      type: Normal
-      reason: Created
-      message: Created container (simulated by kwok)
-    statusTemplate: |
-      {{ $now := Now }}
-      conditions:
-      - type: Initialized
-        status: "True"
-        lastProbeTime: null
-        lastTransitionTime: {{ $now | Quote }}
-      - type: Ready
-        status: "False"
-        reason: ContainersNotReady
-        lastProbeTime: null
-        lastTransitionTime: {{ $now | Quote }}
-      - type: ContainersReady
-        status: "False"
-        reason: ContainersNotReady
-        lastProbeTime: null
-        lastTransitionTime: {{ $now | Quote }}
-      {{ range .spec.readinessGates }}
-      - type: {{ .conditionType | Quote }}
-        status: "True"
-        lastTransitionTime: {{ $now | Quote }}
-      {{ end }}
-      {{ with .spec.initContainers }}
-      initContainerStatuses:
-      {{ range . }}
-      - image: {{ .image | Quote }}
-        name: {{ .name | Quote }}
-        ready: true
-        restartCount: 0
-        state:
-          terminated:
-            exitCode: 0
-            reason: Completed
-            startedAt: {{ $now | Quote }}
-            finishedAt: {{ $now | Quote }}
-      {{ end }}
-      {{ end }}
-      containerStatuses:
-      {{ range .spec.containers }}
-      - image: {{ .image | Quote }}
-        name: {{ .name | Quote }}
-        ready: false
-        restartCount: 0
-        started: false
-        state:
-          waiting:
-            reason: ContainerCreating
-      {{ end }}
-      hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
-      podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
-      phase: Pending
----
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: conveyor-pod-ready
-spec:
-  resourceRef:
-    apiGroup: v1
-    kind: Pod
-  selector:
-    matchExpressions:
-    - key: '.metadata.deletionTimestamp'
-      operator: 'DoesNotExist'
-    - key: '.status.phase'
-      operator: 'In'
-      values: ['Pending']
-    - key: '.status.podIP'
-      operator: 'Exists'
-    - key: '.status.containerStatuses.[].state.running.startedAt'
-      operator: 'DoesNotExist'
-  delay:
-    durationMilliseconds: 500
-    jitterDurationMilliseconds: 1000
-  next:
-    statusTemplate: |
-      {{ $now := Now }}
-      conditions:
-      - type: Ready
-        status: "True"
-        lastProbeTime: null
-        lastTransitionTime: {{ $now | Quote }}
-      - type: ContainersReady
-        status: "True"
-        lastProbeTime: null
-        lastTransitionTime: {{ $now | Quote }}
-      containerStatuses:
-      {{ range .spec.containers }}
-      - image: {{ .image | Quote }}
-        name: {{ .name | Quote }}
-        ready: true
-        restartCount: 0
-        started: true
-        state:
-          running:
-            startedAt: {{ $now | Quote }}
-      {{ end }}
-      phase: Running
-      startTime: {{ $now | Quote }}
----
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: conveyor-pod-complete
-spec:
-  resourceRef:
-    apiGroup: v1
-    kind: Pod
-  selector:
-    matchExpressions:
-    - key: '.metadata.deletionTimestamp'
-      operator: 'DoesNotExist'
-    - key: '.status.phase'
-      operator: 'In'
-      values: ['Running']
-    - key: '.metadata.ownerReferences.[].kind'
-      operator: 'In'
-      values: ['Job']
-  delay:
-    durationMilliseconds: 1000
-    jitterDurationMilliseconds: 2000
-  next:
-    statusTemplate: |
-      {{ $now := Now }}
-      containerStatuses:
-      {{ range .spec.containers }}
-      - image: {{ .image | Quote }}
-        name: {{ .name | Quote }}
-        ready: false
-        restartCount: 0
-        started: false
-        state:
-          terminated:
-            exitCode: 0
-            reason: Completed
-            startedAt: {{ $now | Quote }}
-            finishedAt: {{ $now | Quote }}
-      {{ end }}
-      phase: Succeeded
----
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: conveyor-pod-delete
-spec:
-  resourceRef:
-    apiGroup: v1
-    kind: Pod
-  selector:
-    matchExpressions:
-    - key: '.metadata.deletionTimestamp'
-      operator: 'Exists'
-    - key: '.metadata.finalizers'
-      operator: 'DoesNotExist'
-  delay:
-    durationMilliseconds: 100
-    jitterDurationMilliseconds: 300
-  next:
-    delete: true
-`, "\n")
+//
+// The stages are the files of kwok/, one Stage each, in the order of their names.
+var kwokStages = mustJoinStages(kwokFiles)
+
+//go:embed kwok/*.yaml
+var kwokFiles embed.FS
+
+// mustJoinStages joins the stage files into one YAML stream; the files are
+// embedded, so a failure is a build mistake.
+func mustJoinStages(fsys embed.FS) string {
+	names, err := fs.Glob(fsys, "kwok/*.yaml")
+	if err != nil || len(names) == 0 {
+		panic(fmt.Sprintf("no kwok stages embedded: %v", err))
+	}
+	docs := make([]string, 0, len(names))
+	for _, n := range names {
+		b, err := fsys.ReadFile(n)
+		if err != nil {
+			panic(err)
+		}
+		docs = append(docs, string(b))
+	}
+	return strings.Join(docs, "---\n")
+}

@@ -9,8 +9,8 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// TestKwokStages checks the stages kwok is given: YAML documents of kind Stage
-// with distinct names, covering what kwok refuses to start without (node
+// TestKwokStages checks the stages kwok is given (the embedded files of kwok/,
+// joined): YAML documents of kind Stage with the expected names, in order, covering what kwok refuses to start without (node
 // initialise and heartbeat, pod create, ready, complete and delete), and status
 // templates that parse with the functions kwok provides. What they do is
 // checked on the real cluster (integration/codfw_cluster_test.go).
@@ -37,6 +37,7 @@ func TestKwokStages(t *testing.T) {
 		funcs[f] = func(...any) string { return "" }
 	}
 	names := map[string]bool{}
+	var order []string
 	perKind := map[string]int{}
 	deletes := 0
 	for i, doc := range strings.Split(kwokStages, "\n---\n") {
@@ -51,12 +52,17 @@ func TestKwokStages(t *testing.T) {
 			t.Errorf("stage %s twice", s.Metadata.Name)
 		}
 		names[s.Metadata.Name] = true
+		order = append(order, s.Metadata.Name)
 		perKind[s.Spec.ResourceRef.Kind]++
 		if s.Spec.Next.Delete {
 			deletes++
 		} else if _, err := template.New(s.Metadata.Name).Funcs(funcs).Parse(s.Spec.Next.StatusTemplate); err != nil {
 			t.Errorf("stage %s: status template: %v", s.Metadata.Name, err)
 		}
+	}
+	want := "conveyor-node-initialize conveyor-node-heartbeat conveyor-pod-create conveyor-pod-ready conveyor-pod-complete conveyor-pod-delete"
+	if got := strings.Join(order, " "); got != want {
+		t.Errorf("stages %s, want %s", got, want)
 	}
 	if perKind["Node"] != 2 || perKind["Pod"] != 4 || deletes != 1 {
 		t.Errorf("stages per kind %v with %d deleting; want 2 for nodes, 4 for pods (create, ready, complete, delete)", perKind, deletes)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wikimedia/conveyor/internal/dev/devstack/proc"
 	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
@@ -238,33 +238,9 @@ func httpOK(ctx context.Context, client *http.Client, url string) error {
 	return nil
 }
 
-// tcpOpen checks that something listens on addr.
-func tcpOpen(ctx context.Context, addr string) error {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return err
-	}
-	return c.Close()
-}
-
-// unixOpen checks that something listens on a unix socket.
-func unixOpen(ctx context.Context, path string) error {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", path)
-	if err != nil {
-		return err
-	}
-	return c.Close()
-}
-
-func indent(s, prefix string) string {
-	return prefix + strings.ReplaceAll(s, "\n", "\n"+prefix)
-}
-
-func writeFile(path string, data string, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(path, []byte(data), mode)
-}
+var (
+	tcpOpen   = proc.TCPOpen
+	unixOpen  = proc.UnixOpen
+	indent    = proc.Indent
+	writeFile = proc.WriteFile
+)

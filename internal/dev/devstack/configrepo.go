@@ -1,14 +1,14 @@
 package devstack
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/wikimedia/conveyor/internal/dev/gittest"
 )
 
 // The configuration registry of the local stack: a git repository in the state
@@ -79,19 +79,13 @@ func (s *stack) productionClusters() []string {
 	return names
 }
 
-// gitIn runs git in dir, as a fixed author at a fixed time so that the sample's
+// devUp commits the sample as a fixed author at a fixed time so that the sample's
 // commit is the same on every machine.
+var devUp = gittest.Identity{Name: "conveyor dev up", Email: "conveyor@localhost", Date: "2026-01-01T00:00:00Z"}
+
+// gitIn runs git in dir as devUp.
 func gitIn(ctx context.Context, dir string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
-	cmd.Env = append(os.Environ(), "LC_ALL=C", "GIT_TERMINAL_PROMPT=0",
-		"GIT_AUTHOR_NAME=conveyor dev up", "GIT_AUTHOR_EMAIL=conveyor@localhost", "GIT_AUTHOR_DATE=2026-01-01T00:00:00Z",
-		"GIT_COMMITTER_NAME=conveyor dev up", "GIT_COMMITTER_EMAIL=conveyor@localhost", "GIT_COMMITTER_DATE=2026-01-01T00:00:00Z")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return stdout.String(), nil
+	return devUp.Run(ctx, dir, args...)
 }
 
 // sampleRegistry is the sample's files by path: the hello service promoted to

@@ -126,7 +126,7 @@ func (cp controlPlane) etcd() component {
 			if err := os.MkdirAll(filepath.Dir(s.path(cp.etcdData...)), 0o700); err != nil {
 				return nil, err
 			}
-			return &process{name: cp.prefix + "etcd", bin: s.tool("etcd", "etcd"), args: []string{
+			return &process{Name: cp.prefix + "etcd", Bin: s.tool("etcd", "etcd"), Args: []string{
 				"--name", cp.cluster, "--data-dir", s.path(cp.etcdData...),
 				"--listen-client-urls", "http://" + cp.etcdClient, "--advertise-client-urls", "http://" + cp.etcdClient,
 				"--listen-peer-urls", "http://" + cp.etcdPeer, "--initial-advertise-peer-urls", "http://" + cp.etcdPeer,
@@ -156,7 +156,7 @@ func (cp controlPlane) apiserver() component {
 				return nil, err
 			}
 			pki := func(f string) string { return cp.pki(s, f) }
-			return &process{name: cp.prefix + "kube-apiserver", bin: s.tool("kubernetes", "kube-apiserver"), args: []string{
+			return &process{Name: cp.prefix + "kube-apiserver", Bin: s.tool("kubernetes", "kube-apiserver"), Args: []string{
 				"--etcd-servers", "http://" + cp.etcdClient,
 				"--bind-address", cp.bind, "--secure-port", cp.port, "--advertise-address", cp.advertise,
 				"--service-cluster-ip-range", cp.serviceCIDR,
@@ -190,7 +190,7 @@ func (cp controlPlane) controllerManager() component {
 		timeout: time.Minute,
 		prepare: func(ctx context.Context, s *stack) (*process, error) {
 			kc := cp.kubeconfig(s, "controller-manager")
-			return &process{name: cp.prefix + "kube-controller-manager", bin: s.tool("kubernetes", "kube-controller-manager"), args: []string{
+			return &process{Name: cp.prefix + "kube-controller-manager", Bin: s.tool("kubernetes", "kube-controller-manager"), Args: []string{
 				"--kubeconfig", kc, "--authentication-kubeconfig", kc, "--authorization-kubeconfig", kc,
 				"--service-account-private-key-file", cp.pki(s, "sa.key"),
 				"--root-ca-file", cp.pki(s, "ca.crt"),
@@ -213,7 +213,7 @@ func (cp controlPlane) scheduler() component {
 		timeout: time.Minute,
 		prepare: func(ctx context.Context, s *stack) (*process, error) {
 			kc := cp.kubeconfig(s, "scheduler")
-			return &process{name: cp.prefix + "kube-scheduler", bin: s.tool("kubernetes", "kube-scheduler"), args: []string{
+			return &process{Name: cp.prefix + "kube-scheduler", Bin: s.tool("kubernetes", "kube-scheduler"), Args: []string{
 				"--kubeconfig", kc, "--authentication-kubeconfig", kc, "--authorization-kubeconfig", kc,
 				"--leader-elect=false", "--bind-address", "127.0.0.1", "--secure-port", cp.schedPort, "--profiling=false",
 			}}, nil

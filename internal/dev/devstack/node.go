@@ -147,7 +147,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 			if err := writeFile(s.path("containerd", "config.toml"), conf, 0o644); err != nil {
 				return nil, err
 			}
-			return &process{name: "containerd", bin: "/usr/bin/containerd", args: []string{"--config", s.path("containerd", "config.toml")}}, nil
+			return &process{Name: "containerd", Bin: "/usr/bin/containerd", Args: []string{"--config", s.path("containerd", "config.toml")}}, nil
 		},
 		ready:      func(ctx context.Context, s *stack) error { return unixOpen(ctx, s.containerdSocket()) },
 		beforeStop: func(ctx context.Context, s *stack) error { return s.killShims() },
@@ -302,7 +302,7 @@ evictionHard:
 			if err := writeFile(s.path("kubelet", "config.yaml"), conf, 0o644); err != nil {
 				return nil, err
 			}
-			return &process{name: "kubelet", bin: s.tool("kubernetes", "kubelet"), args: []string{
+			return &process{Name: "kubelet", Bin: s.tool("kubernetes", "kubelet"), Args: []string{
 				"--config", s.path("kubelet", "config.yaml"),
 				"--kubeconfig", s.kubeconfigPath("kubelet"),
 				"--hostname-override", nodeName, "--node-ip", nodeIP,
@@ -339,7 +339,7 @@ conntrack:
 			if err := writeFile(s.path("kubernetes", "kube-proxy.yaml"), conf, 0o644); err != nil {
 				return nil, err
 			}
-			return &process{name: "kube-proxy", bin: s.tool("kubernetes", "kube-proxy"), args: []string{"--config", s.path("kubernetes", "kube-proxy.yaml")}}, nil
+			return &process{Name: "kube-proxy", Bin: s.tool("kubernetes", "kube-proxy"), Args: []string{"--config", s.path("kubernetes", "kube-proxy.yaml")}}, nil
 		},
 		ready: func(ctx context.Context, s *stack) error { return httpOK(ctx, nil, "http://127.0.0.1:10256/healthz") },
 		cleanup: func(s *stack) error {

@@ -45,7 +45,7 @@ http:
 			if err := writeFile(s.path("registry", "config.yml"), conf, 0o644); err != nil {
 				return nil, err
 			}
-			return &process{name: "registry", bin: "/usr/bin/docker-registry", args: []string{"serve", s.path("registry", "config.yml")}}, nil
+			return &process{Name: "registry", Bin: "/usr/bin/docker-registry", Args: []string{"serve", s.path("registry", "config.yml")}}, nil
 		},
 		ready: func(ctx context.Context, s *stack) error {
 			return httpOK(ctx, nil, "http://"+registryBackendAddr+"/v2/")
@@ -102,8 +102,8 @@ http {
 			if err := writeFile(s.path("registry", "nginx", "nginx.conf"), conf, 0o644); err != nil {
 				return nil, err
 			}
-			return &process{name: "registry-proxy", bin: "/usr/sbin/nginx",
-				args: []string{"-p", s.path("registry", "nginx"), "-c", s.path("registry", "nginx", "nginx.conf"), "-g", "daemon off;"}}, nil
+			return &process{Name: "registry-proxy", Bin: "/usr/sbin/nginx",
+				Args: []string{"-p", s.path("registry", "nginx"), "-c", s.path("registry", "nginx", "nginx.conf"), "-g", "daemon off;"}}, nil
 		},
 		ready: func(ctx context.Context, s *stack) error {
 			return httpOK(ctx, nil, "http://"+registryAddr+"/v2/")

@@ -72,7 +72,7 @@ func temporalComponent() component {
 				"--log-format", "json", "--log-level", "warn",
 			}
 			args = append(args, TemporalServerFlags()...)
-			return &process{name: "temporal", bin: s.tool("temporal", "temporal"), args: args}, nil
+			return &process{Name: "temporal", Bin: s.tool("temporal", "temporal"), Args: args}, nil
 		},
 		ready: func(ctx context.Context, s *stack) error {
 			c, err := client.DialContext(ctx, client.Options{HostPort: temporalAddr, Logger: quietLogger{}})

@@ -22,11 +22,21 @@ import (
 	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
-var (
+// stack is the plain stack, brought up once per test binary.
+var stack memo
+
+// memo keeps the result of bringing the stack up, which happens once per test
+// binary and kind of stack.
+type memo struct {
 	once sync.Once
 	cfg  config.Config
 	err  error
-)
+}
+
+func (m *memo) get(up func() (config.Config, error)) (config.Config, error) {
+	m.once.Do(func() { m.cfg, m.err = up() })
+	return m.cfg, m.err
+}
 
 // Config brings the stack up if needed and returns its configuration.
 func Config(t testing.TB) config.Config {
@@ -41,7 +51,7 @@ func Config(t testing.TB) config.Config {
 // Up brings the stack up once per test binary (for TestMain) and returns its
 // configuration, or an error naming the make target that provides the stack.
 func Up() (config.Config, error) {
-	once.Do(func() { cfg, err = up() })
+	cfg, err := stack.get(func() (config.Config, error) { return up() })
 	if err != nil {
 		return config.Config{}, fmt.Errorf("the local stack is required (`make up` starts it; `make tools` builds its parts): %w", err)
 	}
@@ -51,7 +61,9 @@ func Up() (config.Config, error) {
 // RepoDir returns the root of the conveyor source tree.
 func RepoDir() (string, error) { return devstack.RepoDir() }
 
-func up() (config.Config, error) {
+// up runs dev up with the optional components with, and reads the configuration
+// it writes.
+func up(with ...string) (config.Config, error) {
 	repo, err := RepoDir()
 	if err != nil {
 		return config.Config{}, err
@@ -63,7 +75,7 @@ func up() (config.Config, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer
-	path, err := devstack.Up(ctx, devstack.Options{StateDir: stateDir, RepoDir: repo, Progress: &progress})
+	path, err := devstack.Up(ctx, devstack.Options{StateDir: stateDir, RepoDir: repo, Progress: &progress, With: with})
 	if err != nil {
 		return config.Config{}, fmt.Errorf("%v\n%s", err, progress.String())
 	}

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wikimedia/conveyor/internal/dev/gittest"
 )
 
 // testRepo is a git repository made for a test: two commits on main, the first
@@ -21,15 +22,7 @@ type testRepo struct {
 
 func runGit(t *testing.T, dir string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
-		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
+	return gittest.Git(t, dir, args...)
 }
 
 func writeFile(t *testing.T, path, content string) {
@@ -45,22 +38,22 @@ func writeFile(t *testing.T, path, content string) {
 func newTestRepo(t *testing.T) testRepo {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "hello")
-	runGit(t, t.TempDir(), "init", "--quiet", "--initial-branch=main", dir)
+	gittest.Git(t, t.TempDir(), "init", "--quiet", "--initial-branch=main", dir)
 	writeFile(t, filepath.Join(dir, "README"), "first\n")
 	writeFile(t, filepath.Join(dir, "www", "cgi-bin", "hello"), "#!/bin/sh\n")
 	if err := os.Chmod(filepath.Join(dir, "www", "cgi-bin", "hello"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	runGit(t, dir, "add", ".")
-	runGit(t, dir, "commit", "--quiet", "-m", "first")
-	first := runGit(t, dir, "rev-parse", "HEAD")
+	gittest.Git(t, dir, "add", ".")
+	gittest.Git(t, dir, "commit", "--quiet", "-m", "first")
+	first := gittest.Git(t, dir, "rev-parse", "HEAD")
 	writeFile(t, filepath.Join(dir, "README"), "second\n")
-	runGit(t, dir, "commit", "--quiet", "-am", "second")
-	second := runGit(t, dir, "rev-parse", "HEAD")
+	gittest.Git(t, dir, "commit", "--quiet", "-am", "second")
+	second := gittest.Git(t, dir, "rev-parse", "HEAD")
 	r := testRepo{dir: dir, first: first, second: second, changeRef: "refs/changes/34/1234/2", tag: "v1.0"}
 	// Gerrit keeps patch sets under refs/changes/, which a clone does not fetch.
-	runGit(t, dir, "update-ref", r.changeRef, first)
-	runGit(t, dir, "tag", "-a", "-m", "release", r.tag, first)
+	gittest.Git(t, dir, "update-ref", r.changeRef, first)
+	gittest.Git(t, dir, "tag", "-a", "-m", "release", r.tag, first)
 	return r
 }
 
@@ -77,7 +70,7 @@ func TestEnsureResolvesEveryKindOfRef(t *testing.T) {
 	r := newTestRepo(t)
 	state := t.TempDir()
 	bare := filepath.Join(t.TempDir(), "hello.git")
-	runGit(t, t.TempDir(), "clone", "--quiet", "--mirror", r.dir, bare)
+	gittest.Git(t, t.TempDir(), "clone", "--quiet", "--mirror", r.dir, bare)
 
 	tests := []struct {
 		name, repo, ref, commit, readme string
@@ -165,12 +158,12 @@ func TestEnsureFetchesAgainWhenTheBranchMoves(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(r.dir, "README"), "third\n")
-	runGit(t, r.dir, "commit", "--quiet", "-am", "third")
+	gittest.Git(t, r.dir, "commit", "--quiet", "-am", "third")
 	after, dir, err := Ensure(ctx, state, r.dir, "main")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after.Commit == before.Commit || after.Commit != runGit(t, r.dir, "rev-parse", "HEAD") {
+	if after.Commit == before.Commit || after.Commit != gittest.Git(t, r.dir, "rev-parse", "HEAD") {
 		t.Errorf("main resolved to %s after the new commit, want the new HEAD", after.Commit)
 	}
 	if got := readFile(t, filepath.Join(dir, "README")); got != "third\n" {

@@ -1,4 +1,4 @@
-package devstack
+package openstack
 
 import (
 	"bytes"
@@ -17,20 +17,17 @@ import (
 // databases and vhost, and the RabbitMQ user's hash matches its password.
 func TestOpenStackConfigFiles(t *testing.T) {
 	for _, f := range []string{"nova/api-paste.ini", "glance/glance-api-paste.ini", "neutron/api-paste.ini"} {
-		if _, err := os.Stat(filepath.Join(osPasteDir, f)); err != nil {
+		if _, err := os.Stat(filepath.Join(pasteDir, f)); err != nil {
 			t.Fatalf("%v: the OpenStack packages' paste files are missing; `make deps` (tools/deps.sh) installs them", err)
 		}
 	}
-	s, err := newStack(Options{StateDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.osWriteConfig(); err != nil {
+	rig := New(Stack{Dir: t.TempDir(), Secret: func(name string) string { return "secret-of-" + name }, Say: t.Logf})
+	if err := rig.writeConfig(); err != nil {
 		t.Fatal(err)
 	}
 	read := func(elem ...string) string {
 		t.Helper()
-		b, err := os.ReadFile(s.osDir(elem...))
+		b, err := os.ReadFile(rig.path(elem...))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,12 +36,12 @@ func TestOpenStackConfigFiles(t *testing.T) {
 		}
 		return string(b)
 	}
-	sec := s.osSecrets()
+	sec := rig.credentials()
 	keystone := read("etc", "keystone", "keystone.conf")
 	if !strings.Contains(keystone, "/keystone?") || !strings.Contains(keystone, sec.db) {
 		t.Errorf("keystone.conf does not point at the keystone database with the database password:\n%s", keystone)
 	}
-	for _, r := range osRegions {
+	for _, r := range regions {
 		nova := read("etc", "nova-"+r.Name, "nova.conf")
 		for _, want := range []string{
 			"host = compute-" + r.Name,
