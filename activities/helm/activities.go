@@ -24,11 +24,6 @@ import (
 	"github.com/wikimedia/conveyor/internal/lib/e2e"
 )
 
-// ErrNotReady is the type of the non-retryable error DeployCandidate returns when the
-// release's pods fail in a way that waiting longer cannot fix: a container that keeps
-// crashing, an image that does not exist, a container the kubelet cannot create.
-const ErrNotReady = "CandidateNotReady"
-
 // Activities are the deploy pool's activities. The worker builds one with New and
 // registers it as a pointer; its exported methods are the activities, named as in
 // activities/contract, so it has no other exported methods.
@@ -87,8 +82,8 @@ func WithTestTimeout(d time.Duration) Option {
 }
 
 // WithCrashLoopLimit sets how many restarts of a crash-looping container
-// DeployCandidate waits for before it gives up for good (ErrNotReady); the default
-// is 3.
+// DeployCandidate waits for before it gives up for good
+// (contract.ErrCandidateNotReady); the default is 3.
 func WithCrashLoopLimit(n int) Option {
 	return func(a *Activities) error {
 		if n < 1 {

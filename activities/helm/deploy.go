@@ -40,8 +40,8 @@ const maxHistory = 5
 // It is idempotent: a release left by an earlier attempt is upgraded, also when that
 // attempt died half-way. A chart that does not render or values that fail its schema
 // are a non-retryable contract.ErrChart; pods that keep crashing, or whose image does
-// not exist, a non-retryable ErrNotReady; pods that are merely not ready before the
-// ready timeout, a retryable error. Both errors list each pod's reasons.
+// not exist, a non-retryable contract.ErrCandidateNotReady; pods that are merely not
+// ready before the ready timeout, a retryable error. Both errors list each pod's reasons.
 func (a *Activities) DeployCandidate(ctx context.Context, in contract.DeployCandidateInput) (contract.DeployCandidateOutput, error) {
 	ns, name := in.Release.Namespace, in.Release.Name
 	logger := log.With(helmkit.Logger(ctx), "namespace", ns, "release", name)

@@ -7,8 +7,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/wikimedia/conveyor/activities/contract"
-	"github.com/wikimedia/conveyor/internal/lib/e2e"
 	"github.com/wikimedia/conveyor/activities/internal/helmkit"
+	"github.com/wikimedia/conveyor/internal/lib/e2e"
 )
 
 // RunE2E runs the repository's smoke checks in order against in.BaseURL from the

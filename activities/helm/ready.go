@@ -11,6 +11,7 @@ import (
 	"helm.sh/helm/v3/pkg/kube"
 	"k8s.io/cli-runtime/pkg/resource"
 
+	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/activities/internal/helmkit"
 )
 
@@ -47,7 +48,7 @@ func (a *Activities) waitReady(ctx context.Context, ns string, resources kube.Re
 			pods, _ = a.podProblems(ctx, ns, true)
 			msg := fmt.Sprintf("release in namespace %s cannot become ready: %s", ns, strings.Join(pods, "; "))
 			logger.Warn("Candidate cannot become ready", "pods", pods)
-			return temporal.NewNonRetryableApplicationError(msg, ErrNotReady, nil)
+			return temporal.NewNonRetryableApplicationError(msg, contract.ErrCandidateNotReady, nil)
 		}
 		if time.Now().After(deadline) {
 			pods, _ = a.podProblems(ctx, ns, true)

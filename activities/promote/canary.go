@@ -39,7 +39,7 @@ func (a *Activities) CanarySet(ctx context.Context, in contract.CanarySetInput) 
 		return contract.CanarySetOutput{}, err
 	}
 	if in.CanaryReplicas < 0 || in.StableReplicas < 0 || in.CanaryReplicas+in.StableReplicas == 0 {
-		return contract.CanarySetOutput{}, nonRetryable(ErrInvalidInput, "CanarySet of %s: canary %d and stable %d replicas: neither may be negative, and together at least 1",
+		return contract.CanarySetOutput{}, nonRetryable(contract.ErrPromotionInput, "CanarySet of %s: canary %d and stable %d replicas: neither may be negative, and together at least 1",
 			in.Service, in.CanaryReplicas, in.StableReplicas)
 	}
 	logger := log.With(helmkit.Logger(ctx), "cluster", c.Name, "namespace", in.Namespace, "service", in.Service)
@@ -97,7 +97,7 @@ func (a *Activities) CanaryRemove(ctx context.Context, in contract.CanaryRemoveI
 		return err
 	}
 	if in.StableReplicas < 0 {
-		return nonRetryable(ErrInvalidInput, "CanaryRemove of %s: stable replicas %d is negative", in.Service, in.StableReplicas)
+		return nonRetryable(contract.ErrPromotionInput, "CanaryRemove of %s: stable replicas %d is negative", in.Service, in.StableReplicas)
 	}
 	logger := log.With(helmkit.Logger(ctx), "cluster", c.Name, "namespace", in.Namespace, "service", in.Service)
 	stable := want{deployment: stableDeployment(in.Service), selector: trackSelector(in.Service, "stable"), replicas: int32(in.StableReplicas)}

@@ -42,7 +42,7 @@ func (a *Activities) PromotionDeploy(ctx context.Context, in contract.PromotionD
 		return contract.PromotionDeployOutput{}, err
 	}
 	if in.Replicas < 1 || in.HistoryMax < 1 {
-		return contract.PromotionDeployOutput{}, nonRetryable(ErrInvalidInput, "PromotionDeploy of %s: replicas %d and historyMax %d must be at least 1", in.Service, in.Replicas, in.HistoryMax)
+		return contract.PromotionDeployOutput{}, nonRetryable(contract.ErrPromotionInput, "PromotionDeploy of %s: replicas %d and historyMax %d must be at least 1", in.Service, in.Replicas, in.HistoryMax)
 	}
 	logger := log.With(helmkit.Logger(ctx), "cluster", c.Name, "namespace", in.Namespace, "service", in.Service)
 	vals, err := releaseValues(in.Values, in.Service, "stable", in.Image, in.Replicas)

@@ -28,18 +28,6 @@ import (
 	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
-// Error types of PublishImage's non-retryable failures, besides the contract's.
-const (
-	// ErrTagConflict: a tag already points at another digest. Published tags are
-	// never moved.
-	ErrTagConflict = "TagConflict"
-	// ErrCandidateMissing: the candidate is not in the registry (never pushed, or
-	// deleted).
-	ErrCandidateMissing = "CandidateMissing"
-	// ErrInvalidPublish: the input names no valid candidate, repository or tag.
-	ErrInvalidPublish = "InvalidPublishInput"
-)
-
 // tagRE is the OCI distribution specification's tag grammar, which ggcr's name
 // package checks only loosely.
 var tagRE = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
@@ -96,11 +84,11 @@ func New(cfg config.Config, opts ...Option) (*Activities, error) {
 //
 // It is idempotent: tags that already point at the candidate's digest are left as
 // they are. A tag that points at another digest is never moved: PublishImage then
-// fails with the non-retryable ErrTagConflict before writing anything.
+// fails with the non-retryable contract.ErrTagConflict before writing anything.
 func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageInput) (contract.PublishImageOutput, error) {
 	from, repo, tags, err := a.parse(in)
 	if err != nil {
-		return contract.PublishImageOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidPublish, nil)
+		return contract.PublishImageOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrInvalidPublish, nil)
 	}
 	logger := activity.GetLogger(ctx)
 	opts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(a.transport)}
@@ -117,7 +105,7 @@ func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageI
 	if err != nil {
 		if isNotFound(err) {
 			return contract.PublishImageOutput{}, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("reading the candidate %s: it is not in the registry (was it pushed, or deleted since?): %v", from, err), ErrCandidateMissing, nil)
+				fmt.Sprintf("reading the candidate %s: it is not in the registry (was it pushed, or deleted since?): %v", from, err), contract.ErrCandidateMissing, nil)
 		}
 		return contract.PublishImageOutput{}, fmt.Errorf("reading the candidate %s: %w", from, err)
 	}
@@ -187,7 +175,7 @@ func (a *Activities) parse(in contract.PublishImageInput) (name.Digest, name.Rep
 }
 
 // missingTags returns the tags that do not exist yet, and a non-retryable
-// ErrTagConflict naming every tag that points at a digest other than digest.
+// contract.ErrTagConflict naming every tag that points at a digest other than digest.
 func (a *Activities) missingTags(ctx context.Context, puller *remote.Puller, tags []name.Tag, digest string) ([]name.Tag, error) {
 	var missing []name.Tag
 	var conflicts []string
@@ -205,7 +193,7 @@ func (a *Activities) missingTags(ctx context.Context, puller *remote.Puller, tag
 	if len(conflicts) > 0 {
 		msg := fmt.Sprintf("refusing to publish %s: %s; published tags are never moved: publish under new tags, or delete the old ones first if they are wrong",
 			digest, strings.Join(conflicts, ", "))
-		return nil, temporal.NewNonRetryableApplicationError(msg, ErrTagConflict, nil)
+		return nil, temporal.NewNonRetryableApplicationError(msg, contract.ErrTagConflict, nil)
 	}
 	return missing, nil
 }

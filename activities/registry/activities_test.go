@@ -302,8 +302,8 @@ func TestPublishRefusesToMoveATag(t *testing.T) {
 		t.Fatal("publishing over a tag of another digest succeeded")
 	}
 	app := applicationError(t, err)
-	if app.Type() != registry.ErrTagConflict || !app.NonRetryable() {
-		t.Errorf("type %s, non-retryable %v, want %s non-retryable", app.Type(), app.NonRetryable(), registry.ErrTagConflict)
+	if app.Type() != contract.ErrTagConflict || !app.NonRetryable() {
+		t.Errorf("type %s, non-retryable %v, want %s non-retryable", app.Type(), app.NonRetryable(), contract.ErrTagConflict)
 	}
 	for _, want := range []string{":taken points at " + other.DigestStr(), "never moved"} {
 		if !strings.Contains(err.Error(), want) {
@@ -328,15 +328,15 @@ func TestPublishRefusesBadInput(t *testing.T) {
 		says string
 	}{
 		{"candidate by tag", contract.PublishImageInput{From: f.cand.Context().Tag("candidate").String(), Repository: "x", Tags: []string{"t"}},
-			registry.ErrInvalidPublish, "repository@sha256:<digest>"},
+			contract.ErrInvalidPublish, "repository@sha256:<digest>"},
 		{"repository with tag", contract.PublishImageInput{From: f.cand.String(), Repository: "x:latest", Tags: []string{"t"}},
-			registry.ErrInvalidPublish, `"x:latest"`},
+			contract.ErrInvalidPublish, `"x:latest"`},
 		{"no tags", contract.PublishImageInput{From: f.cand.String(), Repository: f.publicRepo()},
-			registry.ErrInvalidPublish, "no tags"},
+			contract.ErrInvalidPublish, "no tags"},
 		{"bad tag", contract.PublishImageInput{From: f.cand.String(), Repository: f.publicRepo(), Tags: []string{"-bad"}},
-			registry.ErrInvalidPublish, `"-bad"`},
+			contract.ErrInvalidPublish, `"-bad"`},
 		{"candidate missing", contract.PublishImageInput{From: missing.String(), Repository: f.publicRepo(), Tags: []string{"t"}},
-			registry.ErrCandidateMissing, missing.String()},
+			contract.ErrCandidateMissing, missing.String()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
