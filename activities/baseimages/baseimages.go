@@ -14,9 +14,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"go.temporal.io/sdk/activity"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 	"github.com/wikimedia/conveyor/internal/lib/config"
 	"github.com/wikimedia/conveyor/internal/lib/pipelineconfig"
 	"github.com/wikimedia/conveyor/internal/lib/workspace"
@@ -77,7 +77,7 @@ func New(cfg config.Config, opts ...Option) (*Activities, error) {
 func (a *Activities) ResolveBaseImages(ctx context.Context, in contract.ResolveBaseImagesInput) (contract.ResolveBaseImagesOutput, error) {
 	out := contract.ResolveBaseImagesOutput{Targets: make([]contract.TargetBases, 0, len(in.Targets))}
 	for i, t := range in.Targets {
-		activity.RecordHeartbeat(ctx, fmt.Sprintf("reading %s %s (%d of %d)", t.Project, t.Branch, i+1, len(in.Targets)))
+		heartbeat.Record(ctx, fmt.Sprintf("reading %s %s (%d of %d)", t.Project, t.Branch, i+1, len(in.Targets)))
 		tb := contract.TargetBases{Target: t}
 		tb.Commit, tb.Images, tb.Error = a.bases(ctx, t)
 		if err := ctx.Err(); err != nil {

@@ -9,7 +9,6 @@
 package helm
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -155,35 +154,6 @@ func New(cfg config.Config, opts ...Option) (*Activities, error) {
 
 // Progress is the heartbeat detail of the long activities: what they wait for.
 type Progress = helmkit.Progress
-
-// heartbeatWhile runs fn, which cannot be cancelled, and heartbeats p until it
-// returns. When ctx is done first it returns ctx's error at once and leaves fn to
-// finish on its own: every fn given here is bounded by a Helm timeout.
-func heartbeatWhile[T any](ctx context.Context, p Progress, interval time.Duration, fn func() (T, error)) (T, error) {
-	type result struct {
-		v   T
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		v, err := fn()
-		done <- result{v, err}
-	}()
-	helmkit.Heartbeat(ctx, p)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case r := <-done:
-			return r.v, r.err
-		case <-ctx.Done():
-			var zero T
-			return zero, ctx.Err()
-		case <-t.C:
-			helmkit.Heartbeat(ctx, p)
-		}
-	}
-}
 
 // errNoStateDir refuses a configuration without a state directory: the chart and the
 // workspaces would otherwise be written under the working directory, which may be a

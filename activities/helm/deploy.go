@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 	"github.com/wikimedia/conveyor/activities/internal/helmkit"
 )
 
@@ -68,7 +69,7 @@ func (a *Activities) DeployCandidate(ctx context.Context, in contract.DeployCand
 	if err != nil {
 		return contract.DeployCandidateOutput{}, err
 	}
-	rel, err := heartbeatWhile(ctx, Progress{Step: "installing " + in.Image}, heartbeatEvery, func() (*release.Release, error) {
+	rel, err := heartbeat.While(ctx, heartbeatEvery, Progress{Step: "installing " + in.Image}, func() (*release.Release, error) {
 		return a.installOrUpgrade(ctx, cfg, in.Release, ch, vals, logger)
 	})
 	if err != nil {

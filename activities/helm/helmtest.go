@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 	"github.com/wikimedia/conveyor/activities/internal/helmkit"
 )
 
@@ -37,7 +38,7 @@ func (a *Activities) HelmTest(ctx context.Context, in contract.HelmTestInput) er
 	}
 	rt := action.NewReleaseTesting(cfg)
 	rt.Namespace, rt.Timeout = ns, helmkit.Within(ctx, a.testTimeout)
-	rel, err := heartbeatWhile(ctx, Progress{Step: "running helm test"}, heartbeatEvery, func() (*release.Release, error) {
+	rel, err := heartbeat.While(ctx, heartbeatEvery, Progress{Step: "running helm test"}, func() (*release.Release, error) {
 		return rt.Run(name)
 	})
 	if ctx.Err() != nil {

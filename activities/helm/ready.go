@@ -12,6 +12,7 @@ import (
 	"k8s.io/cli-runtime/pkg/resource"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 	"github.com/wikimedia/conveyor/activities/internal/helmkit"
 )
 
@@ -43,7 +44,7 @@ func (a *Activities) waitReady(ctx context.Context, ns string, resources kube.Re
 			return err
 		}
 		pods, permanent := a.podProblems(ctx, ns, false)
-		helmkit.Heartbeat(ctx, Progress{Step: "waiting for readiness", Detail: "waiting for " + strings.Join(waiting, ", ") + helmkit.PodsDetail(pods)})
+		heartbeat.Record(ctx, Progress{Step: "waiting for readiness", Detail: "waiting for " + strings.Join(waiting, ", ") + helmkit.PodsDetail(pods)})
 		if permanent {
 			pods, _ = a.podProblems(ctx, ns, true)
 			msg := fmt.Sprintf("release in namespace %s cannot become ready: %s", ns, strings.Join(pods, "; "))

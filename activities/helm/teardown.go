@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 	"github.com/wikimedia/conveyor/activities/internal/helmkit"
 )
 
@@ -41,7 +42,7 @@ func (a *Activities) Teardown(ctx context.Context, in contract.TeardownInput) er
 		return err
 	}
 	timeout := helmkit.Within(ctx, a.goneTimeout)
-	_, err = heartbeatWhile(ctx, Progress{Step: "uninstalling release " + name}, heartbeatEvery, func() (struct{}, error) {
+	_, err = heartbeat.While(ctx, heartbeatEvery, Progress{Step: "uninstalling release " + name}, func() (struct{}, error) {
 		return struct{}{}, helmkit.Uninstall(cfg, name, timeout)
 	})
 	if ctx.Err() != nil {
@@ -82,7 +83,7 @@ func (a *Activities) deleteNamespace(ctx context.Context, ns string, logger log.
 		} else {
 			detail = namespaceDetail(got)
 		}
-		helmkit.Heartbeat(ctx, Progress{Step: "deleting namespace " + ns, Detail: detail})
+		heartbeat.Record(ctx, Progress{Step: "deleting namespace " + ns, Detail: detail})
 		if time.Now().After(deadline) {
 			return fmt.Errorf("namespace %s still there after %s: %s", ns, timeout.Round(time.Second), detail)
 		}

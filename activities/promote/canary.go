@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 	"github.com/wikimedia/conveyor/activities/internal/helmkit"
 )
 
@@ -54,7 +55,7 @@ func (a *Activities) CanarySet(ctx context.Context, in contract.CanarySetInput) 
 				"service %s has no stable release in namespace %s of cluster %s: deploy it (PromotionDeploy) before a canary", in.Service, in.Namespace, c.Name)
 		}
 	}
-	helmkit.Heartbeat(ctx, Progress{Step: fmt.Sprintf("setting the canary to %d pods of %s", in.CanaryReplicas, in.Image)})
+	heartbeat.Record(ctx, Progress{Step: fmt.Sprintf("setting the canary to %d pods of %s", in.CanaryReplicas, in.Image)})
 	res, err := a.apply(ctx, c, in.Namespace, canaryRelease(in.Service), vals, canaryHistoryMax, logger)
 	if err != nil {
 		return contract.CanarySetOutput{}, err
@@ -107,7 +108,7 @@ func (a *Activities) CanaryRemove(ctx context.Context, in contract.CanaryRemoveI
 	if _, err := a.waitDeployments(ctx, c, in.Namespace, "restoring the stable release", []want{stable}); err != nil {
 		return err
 	}
-	helmkit.Heartbeat(ctx, Progress{Step: "removing the canary"})
+	heartbeat.Record(ctx, Progress{Step: "removing the canary"})
 	// The kubelet keeps the grace period of a pod's first deletion, so the canary's
 	// objects are deleted orphaning their pods, and the pods then with canaryGrace
 	// (stopCanaryPods) rather than by the garbage collector with the default one.
@@ -162,7 +163,7 @@ func (a *Activities) stopCanaryPods(ctx context.Context, c *cluster, ns, selecto
 		if serving == 0 {
 			return nil
 		}
-		helmkit.Heartbeat(ctx, Progress{Step: "removing the canary", Detail: fmt.Sprintf("%d pods left", serving)})
+		heartbeat.Record(ctx, Progress{Step: "removing the canary", Detail: fmt.Sprintf("%d pods left", serving)})
 		if time.Now().After(deadline) {
 			return fmt.Errorf("the canary's pods in %s of cluster %s are still not terminating after %s", ns, c.Name, timeout.Round(time.Second))
 		}

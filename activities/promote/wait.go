@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 	"github.com/wikimedia/conveyor/activities/internal/helmkit"
 )
 
@@ -61,7 +62,7 @@ func (a *Activities) waitDeployments(ctx context.Context, c *cluster, ns, step s
 			pods, permanent = append(pods, p...), permanent || perm
 		}
 		detail := strings.Join(waiting, "; ") + helmkit.PodsDetail(pods)
-		helmkit.Heartbeat(ctx, Progress{Step: step, Detail: detail})
+		heartbeat.Record(ctx, Progress{Step: step, Detail: detail})
 		if permanent {
 			return ready, nonRetryable(contract.ErrReleaseNotReady, "%s in namespace %s of cluster %s cannot succeed: %s", step, ns, c.Name, detail)
 		}

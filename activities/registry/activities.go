@@ -25,6 +25,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
@@ -123,7 +124,7 @@ func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageI
 		return contract.PublishImageOutput{}, err
 	}
 	for i, tag := range missing {
-		activity.RecordHeartbeat(ctx, fmt.Sprintf("tagging %s (%d of %d)", tag, i+1, len(missing)))
+		heartbeat.Record(ctx, fmt.Sprintf("tagging %s (%d of %d)", tag, i+1, len(missing)))
 		if err := pusher.Push(ctx, tag, cand); err != nil {
 			return contract.PublishImageOutput{}, fmt.Errorf("publishing %s as %s: %w", from, tag, err)
 		}
