@@ -27,17 +27,15 @@ import (
 // registers it as a pointer; its exported methods are the activities, named as in
 // activities/contract, so it has no other exported methods.
 type Activities struct {
-	chartDir     string
-	stateDir     string
-	cluster      *helmkit.Cluster
-	kube         kubernetes.Interface
-	readyTimeout time.Duration
-	testTimeout  time.Duration
-	goneTimeout  time.Duration
-	crashLimit   int32
-	poll         time.Duration
-	e2eOpts      []e2e.Option
-	e2e          *e2e.Runner
+	chartDir    string
+	stateDir    string
+	cluster     *helmkit.Cluster
+	kube        kubernetes.Interface
+	waits       helmkit.Waits
+	testTimeout time.Duration
+	goneTimeout time.Duration
+	e2eOpts     []e2e.Option
+	e2e         *e2e.Runner
 }
 
 // Option configures Activities.
@@ -60,20 +58,14 @@ func WithDefaultChart(dir string) Option {
 // WithReadyTimeout bounds DeployCandidate's wait for the release to become ready; the
 // default is 5 minutes. The activity's own deadline, if earlier, wins.
 func WithReadyTimeout(d time.Duration) Option {
-	return func(a *Activities) error {
-		if d <= 0 {
-			return fmt.Errorf("ready timeout %s is not positive", d)
-		}
-		a.readyTimeout = d
-		return nil
-	}
+	return func(a *Activities) error { return a.waits.SetReadyTimeout(d) }
 }
 
 // WithTestTimeout bounds HelmTest's wait for each test hook; the default is 5 minutes.
 func WithTestTimeout(d time.Duration) Option {
 	return func(a *Activities) error {
-		if d <= 0 {
-			return fmt.Errorf("test timeout %s is not positive", d)
+		if err := helmkit.Positive("test timeout", d); err != nil {
+			return err
 		}
 		a.testTimeout = d
 		return nil
@@ -84,24 +76,12 @@ func WithTestTimeout(d time.Duration) Option {
 // DeployCandidate waits for before it gives up for good
 // (contract.ErrCandidateNotReady); the default is 3.
 func WithCrashLoopLimit(n int) Option {
-	return func(a *Activities) error {
-		if n < 1 {
-			return fmt.Errorf("crash loop limit %d is less than 1", n)
-		}
-		a.crashLimit = int32(n)
-		return nil
-	}
+	return func(a *Activities) error { return a.waits.SetCrashLoopLimit(n) }
 }
 
 // WithPollInterval sets how often the waits look at the cluster; the default is 500ms.
 func WithPollInterval(d time.Duration) Option {
-	return func(a *Activities) error {
-		if d <= 0 {
-			return fmt.Errorf("poll interval %s is not positive", d)
-		}
-		a.poll = d
-		return nil
-	}
+	return func(a *Activities) error { return a.waits.SetPollInterval(d) }
 }
 
 // WithE2EOptions configures RunE2E's checks (retry window, request timeout); the
@@ -121,12 +101,10 @@ func New(cfg config.Config, opts ...Option) (*Activities, error) {
 		return nil, errNoStateDir
 	}
 	a := &Activities{
-		stateDir:     cfg.StateDir,
-		readyTimeout: 5 * time.Minute,
-		testTimeout:  5 * time.Minute,
-		goneTimeout:  5 * time.Minute,
-		crashLimit:   3,
-		poll:         500 * time.Millisecond,
+		stateDir:    cfg.StateDir,
+		waits:       helmkit.Waits{ReadyTimeout: 5 * time.Minute, Poll: 500 * time.Millisecond, CrashLimit: 3},
+		testTimeout: 5 * time.Minute,
+		goneTimeout: 5 * time.Minute,
 	}
 	for _, o := range opts {
 		if err := o(a); err != nil {

@@ -131,7 +131,7 @@ func (a *Activities) installOrUpgrade(ctx context.Context, cfg *action.Configura
 		logger.Info("Release exists from an earlier attempt; upgrading it", "revision", last.Version, "status", last.Info.Status)
 	}
 	return helmkit.InstallOrUpgrade(ctx, cfg, last, helmkit.Apply{
-		Name: r.Name, Namespace: r.Namespace, Timeout: helmkit.Within(ctx, a.readyTimeout), MaxHistory: maxHistory,
+		Name: r.Name, Namespace: r.Namespace, Timeout: helmkit.Within(ctx, a.waits.ReadyTimeout), MaxHistory: maxHistory,
 		Interrupted: "interrupted; superseded by a retried deploy",
 	}, ch, vals)
 }

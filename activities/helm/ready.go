@@ -22,9 +22,9 @@ import (
 // permanently, and with a retryable error when the ready timeout passes.
 func (a *Activities) waitReady(ctx context.Context, ns string, resources kube.ResourceList, logger log.Logger) error {
 	checker := kube.NewReadyChecker(a.kube, nil, kube.PausedAsReady(true), kube.CheckJobs(true))
-	timeout := helmkit.Within(ctx, a.readyTimeout)
+	timeout := helmkit.Within(ctx, a.waits.ReadyTimeout)
 	deadline := time.Now().Add(timeout)
-	t := time.NewTicker(a.poll)
+	t := time.NewTicker(a.waits.Poll)
 	defer t.Stop()
 	for {
 		var waiting []string
@@ -75,6 +75,6 @@ func kindOf(info *resource.Info) string {
 // warning events and the log tail of crashed containers.
 func (a *Activities) podProblems(ctx context.Context, ns string, verbose bool) ([]string, bool) {
 	return helmkit.PodProblems(ctx, a.kube, helmkit.PodQuery{
-		Namespace: ns, CrashLimit: a.crashLimit, InitContainers: true, Verbose: verbose,
+		Namespace: ns, CrashLimit: a.waits.CrashLimit, InitContainers: true, Verbose: verbose,
 	})
 }

@@ -65,7 +65,7 @@ func (a *Activities) deleteNamespace(ctx context.Context, ns string, logger log.
 	}
 	timeout := helmkit.Within(ctx, a.goneTimeout)
 	deadline := time.Now().Add(timeout)
-	t := time.NewTicker(a.poll)
+	t := time.NewTicker(a.waits.Poll)
 	defer t.Stop()
 	for {
 		a.hurryPods(ctx, ns, logger)

@@ -112,7 +112,7 @@ func (a *Activities) CanaryRemove(ctx context.Context, in contract.CanaryRemoveI
 	// The kubelet keeps the grace period of a pod's first deletion, so the canary's
 	// objects are deleted orphaning their pods, and the pods then with canaryGrace
 	// (stopCanaryPods) rather than by the garbage collector with the default one.
-	if err := uninstall(ctx, c, in.Namespace, canaryRelease(in.Service), helmkit.Within(ctx, a.readyTimeout), logger); err != nil {
+	if err := uninstall(ctx, c, in.Namespace, canaryRelease(in.Service), helmkit.Within(ctx, a.waits.ReadyTimeout), logger); err != nil {
 		return err
 	}
 	orphan := metav1.DeletePropagationOrphan
@@ -139,10 +139,10 @@ func (a *Activities) CanaryRemove(ctx context.Context, in contract.CanaryRemoveI
 // canaryGrace. Waiting for the pods to disappear as well would only add the
 // kubelet's cleanup to every promotion's critical path.
 func (a *Activities) stopCanaryPods(ctx context.Context, c *cluster, ns, selector string) error {
-	timeout := helmkit.Within(ctx, a.readyTimeout)
+	timeout := helmkit.Within(ctx, a.waits.ReadyTimeout)
 	deadline := time.Now().Add(timeout)
 	grace := int64(canaryGrace / time.Second)
-	t := time.NewTicker(a.poll)
+	t := time.NewTicker(a.waits.Poll)
 	defer t.Stop()
 	for {
 		pods, err := c.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})

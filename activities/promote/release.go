@@ -137,7 +137,7 @@ func (a *Activities) apply(ctx context.Context, c *cluster, ns, name string, val
 		logger.Info("Closing an interrupted Helm operation", "release", name, "revision", last.Version, "status", last.Info.Status)
 	}
 	rel, err := helmkit.InstallOrUpgrade(ctx, cfg, last, helmkit.Apply{
-		Name: name, Namespace: ns, Timeout: helmkit.Within(ctx, a.readyTimeout), MaxHistory: historyMax,
+		Name: name, Namespace: ns, Timeout: helmkit.Within(ctx, a.waits.ReadyTimeout), MaxHistory: historyMax,
 		Interrupted: "interrupted; superseded by a retried activity",
 	}, ch, vals)
 	return applied{cfg: cfg, rel: rel, previous: last, changed: true}, installError(c, ns, name, err)
