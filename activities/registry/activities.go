@@ -17,15 +17,14 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
+	"github.com/wikimedia/conveyor/activities/internal/registryclient"
 	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
@@ -37,25 +36,15 @@ var tagRE = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
 // with New and registers it as a pointer; workflows call PublishImage by name
 // (contract.PublishImage).
 type Activities struct {
-	registry  name.Registry
-	auth      authn.Authenticator
-	transport http.RoundTripper
+	client *registryclient.Client
 }
 
 // Option configures Activities.
-type Option func(*Activities) error
+type Option = registryclient.Option
 
 // WithTransport sends the registry requests through t. Default:
 // remote.DefaultTransport.
-func WithTransport(t http.RoundTripper) Option {
-	return func(a *Activities) error {
-		if t == nil {
-			return errors.New("WithTransport: the transport is nil")
-		}
-		a.transport = t
-		return nil
-	}
-}
+func WithTransport(t http.RoundTripper) Option { return registryclient.WithTransport(t) }
 
 // New returns the activities for cfg.Registry: its address, and its credentials
 // for pushing (anonymous when the username is empty).
@@ -63,20 +52,11 @@ func New(cfg config.Config, opts ...Option) (*Activities, error) {
 	if cfg.Registry.Address == "" {
 		return nil, errors.New("the registry address is empty: set registry.address in the configuration or CONVEYOR_REGISTRY")
 	}
-	reg, err := name.NewRegistry(cfg.Registry.Address, name.StrictValidation)
+	c, err := registryclient.New(cfg.Registry, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("parsing the registry address %q: %w", cfg.Registry.Address, err)
+		return nil, err
 	}
-	a := &Activities{registry: reg, auth: authn.Anonymous, transport: remote.DefaultTransport}
-	if cfg.Registry.Username != "" {
-		a.auth = authn.FromConfig(authn.AuthConfig{Username: cfg.Registry.Username, Password: cfg.Registry.Password})
-	}
-	for _, o := range opts {
-		if err := o(a); err != nil {
-			return nil, err
-		}
-	}
-	return a, nil
+	return &Activities{client: c}, nil
 }
 
 // PublishImage writes the candidate in.From (repository@digest) into
@@ -92,19 +72,19 @@ func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageI
 		return contract.PublishImageOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrInvalidPublish, nil)
 	}
 	logger := activity.GetLogger(ctx)
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(a.transport)}
-	puller, err := remote.NewPuller(append(opts, remote.WithAuth(a.authFor(from.Context().Registry)))...)
+	reg := a.client.Registry()
+	puller, err := remote.NewPuller(a.client.Options(ctx, from.Context().Registry)...)
 	if err != nil {
 		return contract.PublishImageOutput{}, err
 	}
-	pusher, err := remote.NewPusher(append(opts, remote.WithAuth(a.auth))...)
+	pusher, err := remote.NewPusher(a.client.Options(ctx, reg)...)
 	if err != nil {
 		return contract.PublishImageOutput{}, err
 	}
 
 	cand, err := puller.Get(ctx, from)
 	if err != nil {
-		if isNotFound(err) {
+		if registryclient.IsNotFound(err) {
 			return contract.PublishImageOutput{}, temporal.NewNonRetryableApplicationError(
 				fmt.Sprintf("reading the candidate %s: it is not in the registry (was it pushed, or deleted since?): %v", from, err), contract.ErrCandidateMissing, nil)
 		}
@@ -114,8 +94,8 @@ func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageI
 	if digest != from.DigestStr() {
 		return contract.PublishImageOutput{}, fmt.Errorf("reading the candidate %s: the registry answered with digest %s", from, digest)
 	}
-	if from.Context().Registry != a.registry {
-		logger.Warn("The candidate is in another registry: its layers are copied, not mounted", "from", from.String(), "registry", a.registry.String())
+	if from.Context().Registry != reg {
+		logger.Warn("The candidate is in another registry: its layers are copied, not mounted", "from", from.String(), "registry", reg.String())
 	}
 
 	// Check every tag before writing any, so a conflict leaves the repository as it was.
@@ -155,7 +135,7 @@ func (a *Activities) parse(in contract.PublishImageInput) (name.Digest, name.Rep
 	if in.Repository == "" || strings.ContainsAny(in.Repository, ":@") {
 		return name.Digest{}, name.Repository{}, nil, fmt.Errorf("the repository %q must be a repository name relative to the registry, without tag or digest (e.g. hello)", in.Repository)
 	}
-	repo, err := name.NewRepository(a.registry.Name()+"/"+in.Repository, name.StrictValidation)
+	repo, err := name.NewRepository(a.client.Registry().Name()+"/"+in.Repository, name.StrictValidation)
 	if err != nil {
 		return name.Digest{}, name.Repository{}, nil, fmt.Errorf("the repository %q is not a valid repository name: %v", in.Repository, err)
 	}
@@ -183,7 +163,7 @@ func (a *Activities) missingTags(ctx context.Context, puller *remote.Puller, tag
 	for _, tag := range tags {
 		desc, err := puller.Head(ctx, tag)
 		switch {
-		case isNotFound(err):
+		case registryclient.IsNotFound(err):
 			missing = append(missing, tag)
 		case err != nil:
 			return nil, fmt.Errorf("looking up %s: %w", tag, err)
@@ -197,18 +177,4 @@ func (a *Activities) missingTags(ctx context.Context, puller *remote.Puller, tag
 		return nil, temporal.NewNonRetryableApplicationError(msg, contract.ErrTagConflict, nil)
 	}
 	return missing, nil
-}
-
-// authFor is the configured credentials for the configured registry, anonymous
-// for another.
-func (a *Activities) authFor(reg name.Registry) authn.Authenticator {
-	if reg == a.registry {
-		return a.auth
-	}
-	return authn.Anonymous
-}
-
-func isNotFound(err error) bool {
-	var terr *transport.Error
-	return errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound
 }
