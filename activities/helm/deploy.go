@@ -91,6 +91,20 @@ func (a *Activities) DeployCandidate(ctx context.Context, in contract.DeployCand
 	return contract.DeployCandidateOutput{ServiceURL: url, Revision: rel.Version}, nil
 }
 
+// existingRelease is where HelmTest and Teardown start: the release's names
+// checked, a logger naming it, and a Helm configuration for its namespace.
+func (a *Activities) existingRelease(ctx context.Context, r contract.Release) (*action.Configuration, log.Logger, error) {
+	logger := log.With(helmkit.Logger(ctx), "namespace", r.Namespace, "release", r.Name)
+	if err := validateRelease(r); err != nil {
+		return nil, nil, err
+	}
+	cfg, err := a.cluster.ActionConfig(r.Namespace, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, logger, nil
+}
+
 // validateRelease checks the names before they reach the API server.
 func validateRelease(r contract.Release) error {
 	if errs := validation.IsDNS1123Label(r.Namespace); len(errs) > 0 {

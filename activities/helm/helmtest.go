@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
@@ -28,11 +27,7 @@ import (
 // hook that could not even be created (the cluster unreachable) is retried.
 func (a *Activities) HelmTest(ctx context.Context, in contract.HelmTestInput) error {
 	ns, name := in.Release.Namespace, in.Release.Name
-	logger := log.With(helmkit.Logger(ctx), "namespace", ns, "release", name)
-	if err := validateRelease(in.Release); err != nil {
-		return err
-	}
-	cfg, err := a.cluster.ActionConfig(ns, logger)
+	cfg, logger, err := a.existingRelease(ctx, in.Release)
 	if err != nil {
 		return err
 	}

@@ -33,11 +33,7 @@ const teardownGrace = time.Second
 // and nothing can recreate them.
 func (a *Activities) Teardown(ctx context.Context, in contract.TeardownInput) error {
 	ns, name := in.Release.Namespace, in.Release.Name
-	logger := log.With(helmkit.Logger(ctx), "namespace", ns, "release", name)
-	if err := validateRelease(in.Release); err != nil {
-		return err
-	}
-	cfg, err := a.cluster.ActionConfig(ns, logger)
+	cfg, logger, err := a.existingRelease(ctx, in.Release)
 	if err != nil {
 		return err
 	}

@@ -41,25 +41,7 @@ func newMemFixture(t *testing.T) *fixture {
 
 func TestPublishKeepsTheDigestAndUploadsNoBlob(t *testing.T) {
 	f := newMemFixture(t)
-	in := contract.PublishImageInput{From: f.cand.String(), Repository: f.publicRepo(), Tags: []string{"2026-11-26-120000-production", "change-1234-2", "change-1234-2"}}
-	f.rec.take()
-	out, err := f.publish(t, in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out.Digest != f.cand.DigestStr() {
-		t.Errorf("published digest %s, want the candidate's %s", out.Digest, f.cand.DigestStr())
-	}
-	repo := f.cfg.Registry.Address + "/" + f.publicRepo()
-	want := []string{repo + ":2026-11-26-120000-production@" + out.Digest, repo + ":change-1234-2@" + out.Digest}
-	if !slices.Equal(out.Refs, want) {
-		t.Errorf("refs = %v, want %v (in order, without the duplicate)", out.Refs, want)
-	}
-	for _, tag := range in.Tags {
-		if d, ok := f.head(t, f.publicRepo()+":"+tag); !ok || d != out.Digest {
-			t.Errorf("%s points at %q (exists %v), want %s", tag, d, ok, out.Digest)
-		}
-	}
+	f.publishCandidate(t, "2026-11-26-120000-production", "change-1234-2", "change-1234-2")
 	var manifests []string
 	for _, req := range f.rec.take() {
 		if isBlobUpload(req) {
