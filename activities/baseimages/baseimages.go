@@ -6,17 +6,16 @@ package baseimages
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"go.temporal.io/sdk/activity"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
+	"github.com/wikimedia/conveyor/activities/internal/registryclient"
 	"github.com/wikimedia/conveyor/internal/lib/config"
 	"github.com/wikimedia/conveyor/internal/lib/pipelineconfig"
 	"github.com/wikimedia/conveyor/internal/lib/workspace"
@@ -26,48 +25,26 @@ import (
 // and registers it as a pointer; workflows call ResolveBaseImages and ImageDigests
 // by name (contract.ResolveBaseImages.Name, contract.ImageDigests.Name).
 type Activities struct {
-	stateDir  string
-	registry  string
-	auth      authn.Authenticator
-	transport http.RoundTripper
+	stateDir string
+	client   *registryclient.Client
 }
 
 // Option configures Activities.
-type Option func(*Activities) error
+type Option = registryclient.Option
 
 // WithTransport sends the registry requests through t. Default:
 // remote.DefaultTransport.
-func WithTransport(t http.RoundTripper) Option {
-	return func(a *Activities) error {
-		if t == nil {
-			return errors.New("baseimages.WithTransport: the transport is nil")
-		}
-		a.transport = t
-		return nil
-	}
-}
+func WithTransport(t http.RoundTripper) Option { return registryclient.WithTransport(t) }
 
 // New returns the activities keeping checkouts under cfg.StateDir and
 // authenticating to cfg.Registry with its credentials (other registries are read
 // anonymously).
 func New(cfg config.Config, opts ...Option) (*Activities, error) {
-	a := &Activities{stateDir: cfg.StateDir, auth: authn.Anonymous, transport: remote.DefaultTransport}
-	if cfg.Registry.Address != "" {
-		reg, err := name.NewRegistry(cfg.Registry.Address)
-		if err != nil {
-			return nil, fmt.Errorf("parsing the registry address %q: %w", cfg.Registry.Address, err)
-		}
-		a.registry = reg.RegistryStr()
-		if cfg.Registry.Username != "" {
-			a.auth = authn.FromConfig(authn.AuthConfig{Username: cfg.Registry.Username, Password: cfg.Registry.Password})
-		}
+	c, err := registryclient.New(cfg.Registry, opts...)
+	if err != nil {
+		return nil, err
 	}
-	for _, o := range opts {
-		if err := o(a); err != nil {
-			return nil, err
-		}
-	}
-	return a, nil
+	return &Activities{stateDir: cfg.StateDir, client: c}, nil
 }
 
 // ResolveBaseImages checks out each target's branch head (reusing a workspace
@@ -77,7 +54,7 @@ func New(cfg config.Config, opts ...Option) (*Activities, error) {
 func (a *Activities) ResolveBaseImages(ctx context.Context, in contract.ResolveBaseImagesInput) (contract.ResolveBaseImagesOutput, error) {
 	out := contract.ResolveBaseImagesOutput{Targets: make([]contract.TargetBases, 0, len(in.Targets))}
 	for i, t := range in.Targets {
-		activity.RecordHeartbeat(ctx, fmt.Sprintf("reading %s %s (%d of %d)", t.Project, t.Branch, i+1, len(in.Targets)))
+		heartbeat.Record(ctx, fmt.Sprintf("reading %s %s (%d of %d)", t.Project, t.Branch, i+1, len(in.Targets)))
 		tb := contract.TargetBases{Target: t}
 		tb.Commit, tb.Images, tb.Error = a.bases(ctx, t)
 		if err := ctx.Err(); err != nil {
@@ -128,11 +105,7 @@ func (a *Activities) ImageDigests(ctx context.Context, in contract.ImageDigestsI
 			out.Digests = append(out.Digests, d)
 			continue
 		}
-		auth := authn.Anonymous
-		if ref.Context().RegistryStr() == a.registry {
-			auth = a.auth
-		}
-		desc, err := remote.Head(ref, remote.WithContext(ctx), remote.WithAuth(auth), remote.WithTransport(a.transport))
+		desc, err := remote.Head(ref, a.client.Options(ctx, ref.Context().Registry)...)
 		if err != nil {
 			if ctx.Err() != nil {
 				return contract.ImageDigestsOutput{}, ctx.Err()

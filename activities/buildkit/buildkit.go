@@ -12,10 +12,10 @@ import (
 	"time"
 
 	bkclient "github.com/moby/buildkit/client"
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 	"github.com/wikimedia/conveyor/internal/lib/blubber"
 	"github.com/wikimedia/conveyor/internal/lib/config"
 	"github.com/wikimedia/conveyor/internal/lib/workspace"
@@ -133,23 +133,12 @@ func (a *Activities) build(ctx context.Context, cfg *blubber.Config, variant str
 			o(p)
 		}
 	}
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		t := time.NewTicker(heartbeatEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				mu.Lock()
-				p := fmt.Sprintf("%d/%d steps, at %s", last.Completed, last.Total, last.Current)
-				mu.Unlock()
-				heartbeat(ctx, p)
-			}
-		}
-	}()
+	stop := heartbeat.Every(ctx, heartbeatEvery, func() any {
+		mu.Lock()
+		defer mu.Unlock()
+		return fmt.Sprintf("%d/%d steps, at %s", last.Completed, last.Total, last.Current)
+	})
+	defer stop()
 	res, err := blubber.Build(ctx, a.client, cfg, variant, opts)
 	if err == nil {
 		return res, nil
@@ -167,13 +156,6 @@ func (a *Activities) build(ctx context.Context, cfg *blubber.Config, variant str
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrInvalidBlubber, err)
 	}
 	return nil, fmt.Errorf("building variant %s: %w", variant, err)
-}
-
-// heartbeat records progress when running as an activity.
-func heartbeat(ctx context.Context, details string) {
-	if activity.IsActivity(ctx) {
-		activity.RecordHeartbeat(ctx, details)
-	}
 }
 
 // testLog keeps the output of the test step from BuildKit's status stream.

@@ -4,11 +4,6 @@ package contract
 // message with the failed step, its output tail and a link to the workflow.
 var PostReview = Activity[ReviewInput, ReviewOutput]{Name: "PostReview"}
 
-// ErrGerritRejected is the type of PostReview's non-retryable failure: Gerrit
-// refused the review (no such change or revision, no permission to vote, bad
-// credentials). Retrying does not help; fixing the configuration does.
-const ErrGerritRejected = "GerritReviewRejected"
-
 // Outcomes of a verification, as ReviewInput.Outcome says them.
 const (
 	OutcomeSucceeded = "succeeded"

@@ -16,11 +16,6 @@ var (
 	MigrationNotify = Activity[MigrationNotifyInput, Nothing]{Name: "MigrationNotify"}
 )
 
-// ErrMigrationTaskFailed is the type of MigrationTask's non-retryable failure: the
-// task cannot succeed without a human fixing something first (a quota, a missing
-// host). The stage then waits for a person to mark the task done.
-const ErrMigrationTaskFailed = "MigrationTaskFailed"
-
 // Kinds of MigrationNotifyInput.
 const (
 	// NotifyReminder lists the open tasks of a stage, sent every reminder interval.

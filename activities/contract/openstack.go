@@ -35,18 +35,6 @@ var (
 	MigrateDeleteSource = Activity[DestinationInput, StepOutput]{Name: "MigrateDeleteSource"}
 )
 
-// Failure types of the VM migration's activities that retrying does not fix.
-const (
-	// ErrServerError says the destination server went to ERROR; the message holds
-	// its fault. The source is kept; fix the cause and retry the VM.
-	ErrServerError = "DestinationServerError"
-	// ErrVerifyFailed says the destination does not match the source.
-	ErrVerifyFailed = "MigrationVerifyFailed"
-	// ErrMigrationInput says the input names something that does not exist (a
-	// deployment, a project, a server) or is inconsistent.
-	ErrMigrationInput = "InvalidMigrationInput"
-)
-
 // Metadata markers the migration leaves on servers and images. Their values name
 // the migration and the other side, so a retried step finds its earlier work.
 const (

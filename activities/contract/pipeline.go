@@ -30,19 +30,6 @@ var (
 	PublishImage = Activity[PublishImageInput, PublishImageOutput]{Name: "PublishImage"}
 )
 
-// Error types of non-retryable failures, stable so that callers and the UI can tell
-// them apart.
-const (
-	ErrInvalidConfig  = "InvalidPipelineConfig"
-	ErrInvalidBlubber = "InvalidBlubberConfig"
-	ErrTestsFailed    = "TestsFailed"
-	ErrBuildFailed    = "BuildStepFailed"
-	ErrE2EFailed      = "E2EFailed"
-	ErrHelmTest       = "HelmTestFailed"
-	ErrChart          = "InvalidChart"
-	ErrSource         = "SourceUnavailable"
-)
-
 // Source is one commit of one repository.
 type Source struct {
 	// Repo is a git URL or a local path.

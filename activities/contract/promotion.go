@@ -36,18 +36,6 @@ var (
 	PromotionNotify = Activity[PromotionNotifyInput, Nothing]{Name: "PromotionNotify"}
 )
 
-// Error types of the promotion's non-retryable failures.
-const (
-	// ErrPromotionConfig: the configuration registry has no valid plan for the
-	// service (the message names the file and field).
-	ErrPromotionConfig = "InvalidPromotionConfig"
-	// ErrSmokeFailed: the release answered its smoke check with an error.
-	ErrSmokeFailed = "SmokeCheckFailed"
-	// ErrReleaseNotReady: a release's or canary's pods fail in a way that waiting
-	// cannot fix (crash loop, missing image); the message lists the pods' reasons.
-	ErrReleaseNotReady = "ReleaseNotReady"
-)
-
 // PromotionConfigInput names the service and the configuration's ref.
 type PromotionConfigInput struct {
 	Service string `json:"service"`

@@ -9,7 +9,6 @@
 package helm
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -24,26 +23,19 @@ import (
 	"github.com/wikimedia/conveyor/internal/lib/e2e"
 )
 
-// ErrNotReady is the type of the non-retryable error DeployCandidate returns when the
-// release's pods fail in a way that waiting longer cannot fix: a container that keeps
-// crashing, an image that does not exist, a container the kubelet cannot create.
-const ErrNotReady = "CandidateNotReady"
-
 // Activities are the deploy pool's activities. The worker builds one with New and
 // registers it as a pointer; its exported methods are the activities, named as in
 // activities/contract, so it has no other exported methods.
 type Activities struct {
-	chartDir     string
-	stateDir     string
-	cluster      *helmkit.Cluster
-	kube         kubernetes.Interface
-	readyTimeout time.Duration
-	testTimeout  time.Duration
-	goneTimeout  time.Duration
-	crashLimit   int32
-	poll         time.Duration
-	e2eOpts      []e2e.Option
-	e2e          *e2e.Runner
+	chartDir    string
+	stateDir    string
+	cluster     *helmkit.Cluster
+	kube        kubernetes.Interface
+	waits       helmkit.Waits
+	testTimeout time.Duration
+	goneTimeout time.Duration
+	e2eOpts     []e2e.Option
+	e2e         *e2e.Runner
 }
 
 // Option configures Activities.
@@ -66,20 +58,14 @@ func WithDefaultChart(dir string) Option {
 // WithReadyTimeout bounds DeployCandidate's wait for the release to become ready; the
 // default is 5 minutes. The activity's own deadline, if earlier, wins.
 func WithReadyTimeout(d time.Duration) Option {
-	return func(a *Activities) error {
-		if d <= 0 {
-			return fmt.Errorf("ready timeout %s is not positive", d)
-		}
-		a.readyTimeout = d
-		return nil
-	}
+	return func(a *Activities) error { return a.waits.SetReadyTimeout(d) }
 }
 
 // WithTestTimeout bounds HelmTest's wait for each test hook; the default is 5 minutes.
 func WithTestTimeout(d time.Duration) Option {
 	return func(a *Activities) error {
-		if d <= 0 {
-			return fmt.Errorf("test timeout %s is not positive", d)
+		if err := helmkit.Positive("test timeout", d); err != nil {
+			return err
 		}
 		a.testTimeout = d
 		return nil
@@ -87,27 +73,15 @@ func WithTestTimeout(d time.Duration) Option {
 }
 
 // WithCrashLoopLimit sets how many restarts of a crash-looping container
-// DeployCandidate waits for before it gives up for good (ErrNotReady); the default
-// is 3.
+// DeployCandidate waits for before it gives up for good
+// (contract.ErrCandidateNotReady); the default is 3.
 func WithCrashLoopLimit(n int) Option {
-	return func(a *Activities) error {
-		if n < 1 {
-			return fmt.Errorf("crash loop limit %d is less than 1", n)
-		}
-		a.crashLimit = int32(n)
-		return nil
-	}
+	return func(a *Activities) error { return a.waits.SetCrashLoopLimit(n) }
 }
 
 // WithPollInterval sets how often the waits look at the cluster; the default is 500ms.
 func WithPollInterval(d time.Duration) Option {
-	return func(a *Activities) error {
-		if d <= 0 {
-			return fmt.Errorf("poll interval %s is not positive", d)
-		}
-		a.poll = d
-		return nil
-	}
+	return func(a *Activities) error { return a.waits.SetPollInterval(d) }
 }
 
 // WithE2EOptions configures RunE2E's checks (retry window, request timeout); the
@@ -127,12 +101,10 @@ func New(cfg config.Config, opts ...Option) (*Activities, error) {
 		return nil, errNoStateDir
 	}
 	a := &Activities{
-		stateDir:     cfg.StateDir,
-		readyTimeout: 5 * time.Minute,
-		testTimeout:  5 * time.Minute,
-		goneTimeout:  5 * time.Minute,
-		crashLimit:   3,
-		poll:         500 * time.Millisecond,
+		stateDir:    cfg.StateDir,
+		waits:       helmkit.Waits{ReadyTimeout: 5 * time.Minute, Poll: 500 * time.Millisecond, CrashLimit: 3},
+		testTimeout: 5 * time.Minute,
+		goneTimeout: 5 * time.Minute,
 	}
 	for _, o := range opts {
 		if err := o(a); err != nil {
@@ -160,35 +132,6 @@ func New(cfg config.Config, opts ...Option) (*Activities, error) {
 
 // Progress is the heartbeat detail of the long activities: what they wait for.
 type Progress = helmkit.Progress
-
-// heartbeatWhile runs fn, which cannot be cancelled, and heartbeats p until it
-// returns. When ctx is done first it returns ctx's error at once and leaves fn to
-// finish on its own: every fn given here is bounded by a Helm timeout.
-func heartbeatWhile[T any](ctx context.Context, p Progress, interval time.Duration, fn func() (T, error)) (T, error) {
-	type result struct {
-		v   T
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		v, err := fn()
-		done <- result{v, err}
-	}()
-	helmkit.Heartbeat(ctx, p)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case r := <-done:
-			return r.v, r.err
-		case <-ctx.Done():
-			var zero T
-			return zero, ctx.Err()
-		case <-t.C:
-			helmkit.Heartbeat(ctx, p)
-		}
-	}
-}
 
 // errNoStateDir refuses a configuration without a state directory: the chart and the
 // workspaces would otherwise be written under the working directory, which may be a

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 	"github.com/wikimedia/conveyor/activities/internal/helmkit"
 )
 
@@ -40,8 +41,8 @@ const maxHistory = 5
 // It is idempotent: a release left by an earlier attempt is upgraded, also when that
 // attempt died half-way. A chart that does not render or values that fail its schema
 // are a non-retryable contract.ErrChart; pods that keep crashing, or whose image does
-// not exist, a non-retryable ErrNotReady; pods that are merely not ready before the
-// ready timeout, a retryable error. Both errors list each pod's reasons.
+// not exist, a non-retryable contract.ErrCandidateNotReady; pods that are merely not
+// ready before the ready timeout, a retryable error. Both errors list each pod's reasons.
 func (a *Activities) DeployCandidate(ctx context.Context, in contract.DeployCandidateInput) (contract.DeployCandidateOutput, error) {
 	ns, name := in.Release.Namespace, in.Release.Name
 	logger := log.With(helmkit.Logger(ctx), "namespace", ns, "release", name)
@@ -68,7 +69,7 @@ func (a *Activities) DeployCandidate(ctx context.Context, in contract.DeployCand
 	if err != nil {
 		return contract.DeployCandidateOutput{}, err
 	}
-	rel, err := heartbeatWhile(ctx, Progress{Step: "installing " + in.Image}, heartbeatEvery, func() (*release.Release, error) {
+	rel, err := heartbeat.While(ctx, heartbeatEvery, Progress{Step: "installing " + in.Image}, func() (*release.Release, error) {
 		return a.installOrUpgrade(ctx, cfg, in.Release, ch, vals, logger)
 	})
 	if err != nil {
@@ -88,6 +89,20 @@ func (a *Activities) DeployCandidate(ctx context.Context, in contract.DeployCand
 	}
 	logger.Info("Candidate ready", "revision", rel.Version, "serviceURL", url)
 	return contract.DeployCandidateOutput{ServiceURL: url, Revision: rel.Version}, nil
+}
+
+// existingRelease is where HelmTest and Teardown start: the release's names
+// checked, a logger naming it, and a Helm configuration for its namespace.
+func (a *Activities) existingRelease(ctx context.Context, r contract.Release) (*action.Configuration, log.Logger, error) {
+	logger := log.With(helmkit.Logger(ctx), "namespace", r.Namespace, "release", r.Name)
+	if err := validateRelease(r); err != nil {
+		return nil, nil, err
+	}
+	cfg, err := a.cluster.ActionConfig(r.Namespace, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, logger, nil
 }
 
 // validateRelease checks the names before they reach the API server.
@@ -130,7 +145,7 @@ func (a *Activities) installOrUpgrade(ctx context.Context, cfg *action.Configura
 		logger.Info("Release exists from an earlier attempt; upgrading it", "revision", last.Version, "status", last.Info.Status)
 	}
 	return helmkit.InstallOrUpgrade(ctx, cfg, last, helmkit.Apply{
-		Name: r.Name, Namespace: r.Namespace, Timeout: helmkit.Within(ctx, a.readyTimeout), MaxHistory: maxHistory,
+		Name: r.Name, Namespace: r.Namespace, Timeout: helmkit.Within(ctx, a.waits.ReadyTimeout), MaxHistory: maxHistory,
 		Interrupted: "interrupted; superseded by a retried deploy",
 	}, ch, vals)
 }

@@ -7,6 +7,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 	"github.com/wikimedia/conveyor/activities/internal/helmkit"
 	"github.com/wikimedia/conveyor/internal/lib/e2e"
 )
@@ -22,10 +23,10 @@ func (a *Activities) RunE2E(ctx context.Context, in contract.RunE2EInput) (contr
 		logger.Info("No e2e checks configured", "baseURL", in.BaseURL)
 		return contract.RunE2EOutput{Results: []contract.CheckResult{}}, nil
 	}
-	helmkit.Heartbeat(ctx, Progress{Step: "running e2e checks", Detail: fmt.Sprintf("0 of %d done", len(in.Checks))})
+	heartbeat.Record(ctx, Progress{Step: "running e2e checks", Detail: fmt.Sprintf("0 of %d done", len(in.Checks))})
 	results, err := a.e2e.Run(ctx, in.BaseURL, in.Checks, func(done int, last contract.CheckResult) {
 		logger.Info("E2E check done", "check", last.Name, "ok", last.OK, "detail", last.Detail)
-		helmkit.Heartbeat(ctx, Progress{Step: "running e2e checks", Detail: fmt.Sprintf("%d of %d done; last: %s", done, len(in.Checks), last.Detail)})
+		heartbeat.Record(ctx, Progress{Step: "running e2e checks", Detail: fmt.Sprintf("%d of %d done; last: %s", done, len(in.Checks), last.Detail)})
 	})
 	if err != nil {
 		if ctx.Err() != nil {

@@ -350,7 +350,7 @@ func TestDeployGivesUpOnACrashingCandidate(t *testing.T) {
 	vals := serviceValues()
 	vals["command"] = []any{"/bin/busybox", "sh", "-c", "echo boom: no configuration >&2; exit 3"}
 	_, err := deploy(t, activityEnv(a), a, deployInput(r, testImage(t, cfg), vals))
-	wantAppError(t, err, ErrNotReady, "CrashLoopBackOff", "last exit code 3", "boom: no configuration")
+	wantAppError(t, err, contract.ErrCandidateNotReady, "CrashLoopBackOff", "last exit code 3", "boom: no configuration")
 }
 
 func TestDeployGivesUpOnAMissingImage(t *testing.T) {
@@ -359,7 +359,7 @@ func TestDeployGivesUpOnAMissingImage(t *testing.T) {
 	r := newRelease(t, a, "noimage")
 	image := cfg.Registry.Address + "/conveyor-test/does-not-exist@sha256:" + strings.Repeat("0", 64)
 	_, err := deploy(t, activityEnv(a), a, deployInput(r, image, serviceValues()))
-	wantAppError(t, err, ErrNotReady, "container app", "not found")
+	wantAppError(t, err, contract.ErrCandidateNotReady, "container app", "not found")
 }
 
 func TestDeployNotReadyInTimeIsRetryable(t *testing.T) {

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
@@ -18,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 	"github.com/wikimedia/conveyor/activities/internal/helmkit"
 )
 
@@ -27,17 +27,13 @@ import (
 // hook that could not even be created (the cluster unreachable) is retried.
 func (a *Activities) HelmTest(ctx context.Context, in contract.HelmTestInput) error {
 	ns, name := in.Release.Namespace, in.Release.Name
-	logger := log.With(helmkit.Logger(ctx), "namespace", ns, "release", name)
-	if err := validateRelease(in.Release); err != nil {
-		return err
-	}
-	cfg, err := a.cluster.ActionConfig(ns, logger)
+	cfg, logger, err := a.existingRelease(ctx, in.Release)
 	if err != nil {
 		return err
 	}
 	rt := action.NewReleaseTesting(cfg)
 	rt.Namespace, rt.Timeout = ns, helmkit.Within(ctx, a.testTimeout)
-	rel, err := heartbeatWhile(ctx, Progress{Step: "running helm test"}, heartbeatEvery, func() (*release.Release, error) {
+	rel, err := heartbeat.While(ctx, heartbeatEvery, Progress{Step: "running helm test"}, func() (*release.Release, error) {
 		return rt.Run(name)
 	})
 	if ctx.Err() != nil {

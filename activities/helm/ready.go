@@ -11,6 +11,8 @@ import (
 	"helm.sh/helm/v3/pkg/kube"
 	"k8s.io/cli-runtime/pkg/resource"
 
+	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 	"github.com/wikimedia/conveyor/activities/internal/helmkit"
 )
 
@@ -20,9 +22,9 @@ import (
 // permanently, and with a retryable error when the ready timeout passes.
 func (a *Activities) waitReady(ctx context.Context, ns string, resources kube.ResourceList, logger log.Logger) error {
 	checker := kube.NewReadyChecker(a.kube, nil, kube.PausedAsReady(true), kube.CheckJobs(true))
-	timeout := helmkit.Within(ctx, a.readyTimeout)
+	timeout := helmkit.Within(ctx, a.waits.ReadyTimeout)
 	deadline := time.Now().Add(timeout)
-	t := time.NewTicker(a.poll)
+	t := time.NewTicker(a.waits.Poll)
 	defer t.Stop()
 	for {
 		var waiting []string
@@ -42,12 +44,12 @@ func (a *Activities) waitReady(ctx context.Context, ns string, resources kube.Re
 			return err
 		}
 		pods, permanent := a.podProblems(ctx, ns, false)
-		helmkit.Heartbeat(ctx, Progress{Step: "waiting for readiness", Detail: "waiting for " + strings.Join(waiting, ", ") + helmkit.PodsDetail(pods)})
+		heartbeat.Record(ctx, Progress{Step: "waiting for readiness", Detail: "waiting for " + strings.Join(waiting, ", ") + helmkit.PodsDetail(pods)})
 		if permanent {
 			pods, _ = a.podProblems(ctx, ns, true)
 			msg := fmt.Sprintf("release in namespace %s cannot become ready: %s", ns, strings.Join(pods, "; "))
 			logger.Warn("Candidate cannot become ready", "pods", pods)
-			return temporal.NewNonRetryableApplicationError(msg, ErrNotReady, nil)
+			return temporal.NewNonRetryableApplicationError(msg, contract.ErrCandidateNotReady, nil)
 		}
 		if time.Now().After(deadline) {
 			pods, _ = a.podProblems(ctx, ns, true)
@@ -73,6 +75,6 @@ func kindOf(info *resource.Info) string {
 // warning events and the log tail of crashed containers.
 func (a *Activities) podProblems(ctx context.Context, ns string, verbose bool) ([]string, bool) {
 	return helmkit.PodProblems(ctx, a.kube, helmkit.PodQuery{
-		Namespace: ns, CrashLimit: a.crashLimit, InitContainers: true, Verbose: verbose,
+		Namespace: ns, CrashLimit: a.waits.CrashLimit, InitContainers: true, Verbose: verbose,
 	})
 }

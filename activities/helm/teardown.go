@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 	"github.com/wikimedia/conveyor/activities/internal/helmkit"
 )
 
@@ -32,16 +33,12 @@ const teardownGrace = time.Second
 // and nothing can recreate them.
 func (a *Activities) Teardown(ctx context.Context, in contract.TeardownInput) error {
 	ns, name := in.Release.Namespace, in.Release.Name
-	logger := log.With(helmkit.Logger(ctx), "namespace", ns, "release", name)
-	if err := validateRelease(in.Release); err != nil {
-		return err
-	}
-	cfg, err := a.cluster.ActionConfig(ns, logger)
+	cfg, logger, err := a.existingRelease(ctx, in.Release)
 	if err != nil {
 		return err
 	}
 	timeout := helmkit.Within(ctx, a.goneTimeout)
-	_, err = heartbeatWhile(ctx, Progress{Step: "uninstalling release " + name}, heartbeatEvery, func() (struct{}, error) {
+	_, err = heartbeat.While(ctx, heartbeatEvery, Progress{Step: "uninstalling release " + name}, func() (struct{}, error) {
 		return struct{}{}, helmkit.Uninstall(cfg, name, timeout)
 	})
 	if ctx.Err() != nil {
@@ -64,7 +61,7 @@ func (a *Activities) deleteNamespace(ctx context.Context, ns string, logger log.
 	}
 	timeout := helmkit.Within(ctx, a.goneTimeout)
 	deadline := time.Now().Add(timeout)
-	t := time.NewTicker(a.poll)
+	t := time.NewTicker(a.waits.Poll)
 	defer t.Stop()
 	for {
 		a.hurryPods(ctx, ns, logger)
@@ -82,7 +79,7 @@ func (a *Activities) deleteNamespace(ctx context.Context, ns string, logger log.
 		} else {
 			detail = namespaceDetail(got)
 		}
-		helmkit.Heartbeat(ctx, Progress{Step: "deleting namespace " + ns, Detail: detail})
+		heartbeat.Record(ctx, Progress{Step: "deleting namespace " + ns, Detail: detail})
 		if time.Now().After(deadline) {
 			return fmt.Errorf("namespace %s still there after %s: %s", ns, timeout.Round(time.Second), detail)
 		}

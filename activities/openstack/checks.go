@@ -14,6 +14,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/pagination"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 )
 
 // The entry checks MigrationCheck knows, by the name a stage's plan gives them.
@@ -68,7 +69,7 @@ func (a *Activities) MigrationCheck(ctx context.Context, in contract.MigrationCh
 		return out, badInput("the check input names no deployments (from %q, to %q)", in.From, in.To)
 	}
 	for _, name := range in.Checks {
-		heartbeat(ctx, "checking "+name)
+		heartbeat.Record(ctx, "checking "+name)
 		r := contract.MigrationCheckResult{Name: name}
 		fn, ok := checks[name]
 		if !ok {

@@ -10,6 +10,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 )
 
 // The stage-5 cleanup's activities and the projects driver's listing: what is
@@ -139,7 +140,7 @@ func (a *Activities) DeleteLeftovers(ctx context.Context, in contract.DeleteLeft
 			if l.Kind != kind {
 				continue
 			}
-			heartbeat(ctx, "deleting "+l.String())
+			heartbeat.Record(ctx, "deleting "+l.String())
 			var err error
 			switch kind {
 			case contract.LeftoverServer:

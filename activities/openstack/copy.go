@@ -15,6 +15,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 )
 
 // MigrateCopyImage copies a snapshot's data from the source deployment's Glance to
@@ -151,7 +152,7 @@ func (c *copyReader) Read(p []byte) (int, error) {
 		}
 		ahead := time.Duration(float64(c.n)/float64(c.rate)*float64(time.Second)) - time.Since(c.start)
 		if ahead > 0 {
-			heartbeat(c.ctx, fmt.Sprintf("copied %d of %d bytes", c.n, c.total))
+			heartbeat.Record(c.ctx, fmt.Sprintf("copied %d of %d bytes", c.n, c.total))
 			select {
 			case <-c.ctx.Done():
 				return 0, c.ctx.Err()
@@ -166,7 +167,7 @@ func (c *copyReader) Read(p []byte) (int, error) {
 		c.n += int64(n)
 		if now := time.Now(); now.Sub(c.last) >= time.Second {
 			c.last = now
-			heartbeat(c.ctx, fmt.Sprintf("copied %d of %d bytes", c.n, c.total))
+			heartbeat.Record(c.ctx, fmt.Sprintf("copied %d of %d bytes", c.n, c.total))
 		}
 	}
 	return n, err

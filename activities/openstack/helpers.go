@@ -11,23 +11,15 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 )
 
 // notFound says err is a 404 from an OpenStack API.
 func notFound(err error) bool {
 	return gophercloud.ResponseCodeIs(err, 404)
-}
-
-// heartbeat records progress when running as an activity; outside one (a dry
-// run from the command line, a library call) it does nothing.
-func heartbeat(ctx context.Context, details ...any) {
-	if activity.IsActivity(ctx) {
-		activity.RecordHeartbeat(ctx, details...)
-	}
 }
 
 // waitFor asks check every poll until it says done or fails, heartbeating what it
@@ -40,7 +32,7 @@ func (a *Activities) waitFor(ctx context.Context, what string, check func() (don
 		if err != nil || done {
 			return err
 		}
-		heartbeat(ctx, what+": "+seen)
+		heartbeat.Record(ctx, what+": "+seen)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for %s (last seen: %s): %w", what, seen, ctx.Err())

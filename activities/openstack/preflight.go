@@ -14,6 +14,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/rules"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
@@ -95,7 +96,7 @@ func (a *Activities) preflight(ctx context.Context, in contract.PreflightInput) 
 	// Flavors, keypairs and groups the destination needs, each once.
 	seen := map[string]bool{}
 	for i, s := range chosen {
-		heartbeat(ctx, fmt.Sprintf("server %d of %d", i+1, len(chosen)))
+		heartbeat.Record(ctx, fmt.Sprintf("server %d of %d", i+1, len(chosen)))
 		sp := contract.ServerPlan{ID: s.ID, Name: s.Name, Status: s.Status, Flavor: flavorName(&s), KeyName: s.KeyName,
 			SecurityGroups: securityGroups(&s), Metadata: userMetadata(s.Metadata), State: contract.ServerToMigrate}
 		switch {

@@ -24,16 +24,7 @@ import (
 // The quota is forced below the project's usage: its servers keep running.
 func (a *Activities) FreezeLegacyQuota(ctx context.Context, in contract.QuotaInput) (contract.QuotaOutput, error) {
 	out := contract.QuotaOutput{Deployment: in.Deployment, Project: in.Project}
-	cl, err := a.adminClients(ctx, in.Deployment)
-	if err != nil {
-		return out, err
-	}
-	p, err := projectByName(ctx, cl.Identity, in.Project)
-	if err != nil {
-		return out, err
-	}
-	out.ProjectID = p.ID
-	cur, err := computeQuota(ctx, cl, p.ID)
+	cl, p, cur, err := a.readQuota(ctx, in, &out)
 	if err != nil {
 		return out, err
 	}
@@ -72,16 +63,7 @@ func (a *Activities) FreezeLegacyQuota(ctx context.Context, in contract.QuotaInp
 // nothing.
 func (a *Activities) ThawLegacyQuota(ctx context.Context, in contract.QuotaInput) (contract.QuotaOutput, error) {
 	out := contract.QuotaOutput{Deployment: in.Deployment, Project: in.Project}
-	cl, err := a.adminClients(ctx, in.Deployment)
-	if err != nil {
-		return out, err
-	}
-	p, err := projectByName(ctx, cl.Identity, in.Project)
-	if err != nil {
-		return out, err
-	}
-	out.ProjectID = p.ID
-	cur, err := computeQuota(ctx, cl, p.ID)
+	cl, p, cur, err := a.readQuota(ctx, in, &out)
 	if err != nil {
 		return out, err
 	}
@@ -108,6 +90,25 @@ func (a *Activities) ThawLegacyQuota(ctx context.Context, in contract.QuotaInput
 	out.Quota = saved
 	out.Detail = fmt.Sprintf("restored the compute quota of %s in %s to %s", in.Project, in.Deployment, quotaString(saved))
 	return out, nil
+}
+
+// readQuota reads what both quota activities start from: the admin clients of
+// in.Deployment, in.Project (its ID goes into out) and its compute quota now.
+func (a *Activities) readQuota(ctx context.Context, in contract.QuotaInput, out *contract.QuotaOutput) (*clients, *projects.Project, contract.ComputeQuota, error) {
+	cl, err := a.adminClients(ctx, in.Deployment)
+	if err != nil {
+		return nil, nil, contract.ComputeQuota{}, err
+	}
+	p, err := projectByName(ctx, cl.Identity, in.Project)
+	if err != nil {
+		return nil, nil, contract.ComputeQuota{}, err
+	}
+	out.ProjectID = p.ID
+	cur, err := computeQuota(ctx, cl, p.ID)
+	if err != nil {
+		return nil, nil, contract.ComputeQuota{}, err
+	}
+	return cl, p, cur, nil
 }
 
 // computeQuota reads a project's compute quota in a deployment.

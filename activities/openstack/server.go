@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 )
 
 // destinationServers lists the destination servers whose migrated-from marker
@@ -91,7 +92,7 @@ func (a *Activities) MigrateCreateServer(ctx context.Context, in contract.Create
 	if err != nil {
 		return contract.ServerOutput{}, err
 	}
-	heartbeat(ctx, fmt.Sprintf("%d earlier servers found", len(found)))
+	heartbeat.Record(ctx, fmt.Sprintf("%d earlier servers found", len(found)))
 	for _, s := range found {
 		if s.Status != "ERROR" {
 			return contract.ServerOutput{ServerID: s.ID, Status: s.Status, Reused: true}, nil
@@ -113,7 +114,7 @@ func (a *Activities) MigrateCreateServer(ctx context.Context, in contract.Create
 	if f == nil {
 		return contract.ServerOutput{}, badInput("flavor %q does not exist in %s: run the preflight (it creates missing flavors) or create it", flavorName(s), dst.Region)
 	}
-	heartbeat(ctx, "creating "+s.Name+" in "+dst.Region)
+	heartbeat.Record(ctx, "creating "+s.Name+" in "+dst.Region)
 	md := userMetadata(s.Metadata)
 	md[contract.MarkerMigratedFrom] = regionRef(src, s.ID)
 	var create servers.CreateOptsBuilder = servers.CreateOpts{

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 	"github.com/wikimedia/conveyor/activities/internal/helmkit"
 )
 
@@ -79,7 +80,7 @@ func (a *Activities) CanaryAnalyze(ctx context.Context, in contract.CanaryAnalyz
 	if err != nil {
 		return contract.Analysis{}, nonRetryable(contract.ErrPromotionConfig, "stable release of %s: %v", in.Service, err)
 	}
-	helmkit.Heartbeat(ctx, Progress{Step: "analysing the canary", Detail: fmt.Sprintf("%d requests to %d canary and %d stable pods", plan.Requests, len(canaryURLs), len(stableURLs))})
+	heartbeat.Record(ctx, Progress{Step: "analysing the canary", Detail: fmt.Sprintf("%d requests to %d canary and %d stable pods", plan.Requests, len(canaryURLs), len(stableURLs))})
 	var canary, stable sample
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -92,7 +93,7 @@ func (a *Activities) CanaryAnalyze(ctx context.Context, in contract.CanaryAnalyz
 	for waiting := true; waiting; {
 		select {
 		case <-tick.C:
-			helmkit.Heartbeat(ctx, Progress{Step: "analysing the canary", Detail: fmt.Sprintf("%d requests to %d canary and %d stable pods", plan.Requests, len(canaryURLs), len(stableURLs))})
+			heartbeat.Record(ctx, Progress{Step: "analysing the canary", Detail: fmt.Sprintf("%d requests to %d canary and %d stable pods", plan.Requests, len(canaryURLs), len(stableURLs))})
 		case <-done:
 			waiting = false
 		}

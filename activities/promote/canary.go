@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 	"github.com/wikimedia/conveyor/activities/internal/helmkit"
 )
 
@@ -39,7 +40,7 @@ func (a *Activities) CanarySet(ctx context.Context, in contract.CanarySetInput) 
 		return contract.CanarySetOutput{}, err
 	}
 	if in.CanaryReplicas < 0 || in.StableReplicas < 0 || in.CanaryReplicas+in.StableReplicas == 0 {
-		return contract.CanarySetOutput{}, nonRetryable(ErrInvalidInput, "CanarySet of %s: canary %d and stable %d replicas: neither may be negative, and together at least 1",
+		return contract.CanarySetOutput{}, nonRetryable(contract.ErrPromotionInput, "CanarySet of %s: canary %d and stable %d replicas: neither may be negative, and together at least 1",
 			in.Service, in.CanaryReplicas, in.StableReplicas)
 	}
 	logger := log.With(helmkit.Logger(ctx), "cluster", c.Name, "namespace", in.Namespace, "service", in.Service)
@@ -54,7 +55,7 @@ func (a *Activities) CanarySet(ctx context.Context, in contract.CanarySetInput) 
 				"service %s has no stable release in namespace %s of cluster %s: deploy it (PromotionDeploy) before a canary", in.Service, in.Namespace, c.Name)
 		}
 	}
-	helmkit.Heartbeat(ctx, Progress{Step: fmt.Sprintf("setting the canary to %d pods of %s", in.CanaryReplicas, in.Image)})
+	heartbeat.Record(ctx, Progress{Step: fmt.Sprintf("setting the canary to %d pods of %s", in.CanaryReplicas, in.Image)})
 	res, err := a.apply(ctx, c, in.Namespace, canaryRelease(in.Service), vals, canaryHistoryMax, logger)
 	if err != nil {
 		return contract.CanarySetOutput{}, err
@@ -97,7 +98,7 @@ func (a *Activities) CanaryRemove(ctx context.Context, in contract.CanaryRemoveI
 		return err
 	}
 	if in.StableReplicas < 0 {
-		return nonRetryable(ErrInvalidInput, "CanaryRemove of %s: stable replicas %d is negative", in.Service, in.StableReplicas)
+		return nonRetryable(contract.ErrPromotionInput, "CanaryRemove of %s: stable replicas %d is negative", in.Service, in.StableReplicas)
 	}
 	logger := log.With(helmkit.Logger(ctx), "cluster", c.Name, "namespace", in.Namespace, "service", in.Service)
 	stable := want{deployment: stableDeployment(in.Service), selector: trackSelector(in.Service, "stable"), replicas: int32(in.StableReplicas)}
@@ -107,11 +108,11 @@ func (a *Activities) CanaryRemove(ctx context.Context, in contract.CanaryRemoveI
 	if _, err := a.waitDeployments(ctx, c, in.Namespace, "restoring the stable release", []want{stable}); err != nil {
 		return err
 	}
-	helmkit.Heartbeat(ctx, Progress{Step: "removing the canary"})
+	heartbeat.Record(ctx, Progress{Step: "removing the canary"})
 	// The kubelet keeps the grace period of a pod's first deletion, so the canary's
 	// objects are deleted orphaning their pods, and the pods then with canaryGrace
 	// (stopCanaryPods) rather than by the garbage collector with the default one.
-	if err := uninstall(ctx, c, in.Namespace, canaryRelease(in.Service), helmkit.Within(ctx, a.readyTimeout), logger); err != nil {
+	if err := uninstall(ctx, c, in.Namespace, canaryRelease(in.Service), helmkit.Within(ctx, a.waits.ReadyTimeout), logger); err != nil {
 		return err
 	}
 	orphan := metav1.DeletePropagationOrphan
@@ -138,10 +139,10 @@ func (a *Activities) CanaryRemove(ctx context.Context, in contract.CanaryRemoveI
 // canaryGrace. Waiting for the pods to disappear as well would only add the
 // kubelet's cleanup to every promotion's critical path.
 func (a *Activities) stopCanaryPods(ctx context.Context, c *cluster, ns, selector string) error {
-	timeout := helmkit.Within(ctx, a.readyTimeout)
+	timeout := helmkit.Within(ctx, a.waits.ReadyTimeout)
 	deadline := time.Now().Add(timeout)
 	grace := int64(canaryGrace / time.Second)
-	t := time.NewTicker(a.poll)
+	t := time.NewTicker(a.waits.Poll)
 	defer t.Stop()
 	for {
 		pods, err := c.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
@@ -162,7 +163,7 @@ func (a *Activities) stopCanaryPods(ctx context.Context, c *cluster, ns, selecto
 		if serving == 0 {
 			return nil
 		}
-		helmkit.Heartbeat(ctx, Progress{Step: "removing the canary", Detail: fmt.Sprintf("%d pods left", serving)})
+		heartbeat.Record(ctx, Progress{Step: "removing the canary", Detail: fmt.Sprintf("%d pods left", serving)})
 		if time.Now().After(deadline) {
 			return fmt.Errorf("the canary's pods in %s of cluster %s are still not terminating after %s", ns, c.Name, timeout.Round(time.Second))
 		}

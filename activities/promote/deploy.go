@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 	"github.com/wikimedia/conveyor/activities/internal/helmkit"
 )
 
@@ -42,7 +43,7 @@ func (a *Activities) PromotionDeploy(ctx context.Context, in contract.PromotionD
 		return contract.PromotionDeployOutput{}, err
 	}
 	if in.Replicas < 1 || in.HistoryMax < 1 {
-		return contract.PromotionDeployOutput{}, nonRetryable(ErrInvalidInput, "PromotionDeploy of %s: replicas %d and historyMax %d must be at least 1", in.Service, in.Replicas, in.HistoryMax)
+		return contract.PromotionDeployOutput{}, nonRetryable(contract.ErrPromotionInput, "PromotionDeploy of %s: replicas %d and historyMax %d must be at least 1", in.Service, in.Replicas, in.HistoryMax)
 	}
 	logger := log.With(helmkit.Logger(ctx), "cluster", c.Name, "namespace", in.Namespace, "service", in.Service)
 	vals, err := releaseValues(in.Values, in.Service, "stable", in.Image, in.Replicas)
@@ -57,7 +58,7 @@ func (a *Activities) PromotionDeploy(ctx context.Context, in contract.PromotionD
 			return out, err
 		}
 	}
-	helmkit.Heartbeat(ctx, Progress{Step: "deploying " + in.Image})
+	heartbeat.Record(ctx, Progress{Step: "deploying " + in.Image})
 	res, err := a.apply(ctx, c, in.Namespace, stableRelease(in.Service), vals, in.HistoryMax, logger)
 	if err != nil {
 		return contract.PromotionDeployOutput{}, err
@@ -157,7 +158,7 @@ func (a *Activities) PromotionSmoke(ctx context.Context, in contract.PromotionSm
 	url += path
 	deadline := time.Now().Add(min(smokeWindow, helmkit.Within(ctx, smokeWindow)))
 	for attempt := 1; ; attempt++ {
-		helmkit.Heartbeat(ctx, Progress{Step: "smoke check", Detail: fmt.Sprintf("GET %s, attempt %d", url, attempt)})
+		heartbeat.Record(ctx, Progress{Step: "smoke check", Detail: fmt.Sprintf("GET %s, attempt %d", url, attempt)})
 		status, body, err := a.get(ctx, url, 5*time.Second)
 		if err == nil && status/100 == 2 {
 			return contract.PromotionSmokeOutput{URL: url, Status: status, Detail: fmt.Sprintf("GET %s: %d", url, status)}, nil

@@ -265,3 +265,23 @@ func TestNewRefusesAnEmptyStateDir(t *testing.T) {
 		t.Fatalf("New without a state directory: %v, want a stateDir error", err)
 	}
 }
+
+func TestNewValidatesOptions(t *testing.T) {
+	cfg := config.Config{StateDir: t.TempDir()}
+	for name, opt := range map[string]Option{
+		"ready": WithReadyTimeout(0),
+		"poll":  WithPollInterval(-time.Second),
+		"crash": WithCrashLoopLimit(0),
+	} {
+		if _, err := New(cfg, opt); err == nil {
+			t.Errorf("%s: an invalid option was accepted", name)
+		}
+	}
+	a, err := New(cfg, WithReadyTimeout(time.Minute), WithPollInterval(time.Second), WithCrashLoopLimit(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (helmkit.Waits{ReadyTimeout: time.Minute, Poll: time.Second, CrashLimit: 2}); a.waits != want {
+		t.Errorf("waits %+v, want %+v", a.waits, want)
+	}
+}

@@ -35,15 +35,13 @@ import (
 // registers it as a pointer; its exported methods are the activities named in
 // activities/contract.
 type Activities struct {
-	clusters     map[string]*cluster
-	order        []string
-	chartDir     string
-	stateDir     string
-	configRepo   string
-	readyTimeout time.Duration
-	poll         time.Duration
-	crashLimit   int32
-	http         *http.Client
+	clusters   map[string]*cluster
+	order      []string
+	chartDir   string
+	stateDir   string
+	configRepo string
+	waits      helmkit.Waits
+	http       *http.Client
 	// fallback says the clusters came from kubernetes.kubeconfig, not from
 	// promotion.clusters.
 	fallback bool
@@ -55,25 +53,20 @@ type Option func(*Activities) error
 // WithReadyTimeout bounds each wait for pods to become ready; the default is 5
 // minutes. The activity's own deadline, if earlier, wins.
 func WithReadyTimeout(d time.Duration) Option {
-	return func(a *Activities) error {
-		if d <= 0 {
-			return fmt.Errorf("ready timeout %s is not positive", d)
-		}
-		a.readyTimeout = d
-		return nil
-	}
+	return func(a *Activities) error { return a.waits.SetReadyTimeout(d) }
 }
 
 // WithPollInterval sets how often the waits look at the cluster; the default is
 // 250ms.
 func WithPollInterval(d time.Duration) Option {
-	return func(a *Activities) error {
-		if d <= 0 {
-			return fmt.Errorf("poll interval %s is not positive", d)
-		}
-		a.poll = d
-		return nil
-	}
+	return func(a *Activities) error { return a.waits.SetPollInterval(d) }
+}
+
+// WithCrashLoopLimit sets how many restarts of a crash-looping container the
+// waits for pods accept before they give up for good (contract.ErrReleaseNotReady);
+// the default is 3.
+func WithCrashLoopLimit(n int) Option {
+	return func(a *Activities) error { return a.waits.SetCrashLoopLimit(n) }
 }
 
 // New builds a client per cluster of cfg.Promotion.Clusters. When that list is
@@ -85,12 +78,10 @@ func New(cfg config.Config, opts ...Option) (*Activities, error) {
 		return nil, errors.New("stateDir is empty: set stateDir in the configuration file (or CONVEYOR_STATE_DIR) to the directory that holds the charts and the configuration registry's checkouts")
 	}
 	a := &Activities{
-		clusters:     map[string]*cluster{},
-		stateDir:     cfg.StateDir,
-		configRepo:   cfg.Promotion.ConfigRepo,
-		readyTimeout: 5 * time.Minute,
-		poll:         250 * time.Millisecond,
-		crashLimit:   3,
+		clusters:   map[string]*cluster{},
+		stateDir:   cfg.StateDir,
+		configRepo: cfg.Promotion.ConfigRepo,
+		waits:      helmkit.Waits{ReadyTimeout: 5 * time.Minute, Poll: 250 * time.Millisecond, CrashLimit: 3},
 		// One fresh connection a request: the analysis measures what a new
 		// client sees, and a pod that stopped answering is not hidden by a
 		// pooled connection.

@@ -23,11 +23,6 @@ import (
 	"github.com/wikimedia/conveyor/activities/internal/helmkit"
 )
 
-// ErrInvalidInput is the type of the non-retryable error an activity returns when
-// its input cannot be right (a malformed image, name or replica count): the
-// workflow that sent it has a bug.
-const ErrInvalidInput = "InvalidPromotionInput"
-
 // canaryHistoryMax bounds the canary release's revisions: each step is one.
 const canaryHistoryMax = 3
 
@@ -35,7 +30,7 @@ const canaryHistoryMax = 3
 func splitImage(image string) (repo, digest string, err error) {
 	repo, digest, ok := helmkit.SplitImage(image)
 	if !ok {
-		return "", "", nonRetryable(ErrInvalidInput, "image %q: want repository@sha256:<64 hex digits>", image)
+		return "", "", nonRetryable(contract.ErrPromotionInput, "image %q: want repository@sha256:<64 hex digits>", image)
 	}
 	return repo, digest, nil
 }
@@ -43,11 +38,11 @@ func splitImage(image string) (repo, digest string, err error) {
 // checkRelease checks the names an activity is given before they reach a cluster.
 func checkRelease(r contract.ServiceRelease) error {
 	if errs := validation.IsDNS1035Label(r.Service); len(errs) > 0 || len(r.Service) > 46 {
-		return nonRetryable(ErrInvalidInput, "service %q: must be a lowercase DNS label of at most 46 characters (it names the Service and, with -canary, a Helm release): %s",
+		return nonRetryable(contract.ErrPromotionInput, "service %q: must be a lowercase DNS label of at most 46 characters (it names the Service and, with -canary, a Helm release): %s",
 			r.Service, strings.Join(errs, "; "))
 	}
 	if errs := validation.IsDNS1123Label(r.Namespace); len(errs) > 0 {
-		return nonRetryable(ErrInvalidInput, "namespace %q of service %s in cluster %s: %s", r.Namespace, r.Service, r.Cluster, strings.Join(errs, "; "))
+		return nonRetryable(contract.ErrPromotionInput, "namespace %q of service %s in cluster %s: %s", r.Namespace, r.Service, r.Cluster, strings.Join(errs, "; "))
 	}
 	return nil
 }
@@ -61,7 +56,7 @@ func releaseValues(envValues, service, track, image string, replicas int) (map[s
 		return nil, err
 	}
 	if replicas < 0 {
-		return nil, nonRetryable(ErrInvalidInput, "%s replicas %d of service %s: must not be negative", track, replicas, service)
+		return nil, nonRetryable(contract.ErrPromotionInput, "%s replicas %d of service %s: must not be negative", track, replicas, service)
 	}
 	vals := map[string]any{}
 	if strings.TrimSpace(envValues) != "" {
@@ -142,7 +137,7 @@ func (a *Activities) apply(ctx context.Context, c *cluster, ns, name string, val
 		logger.Info("Closing an interrupted Helm operation", "release", name, "revision", last.Version, "status", last.Info.Status)
 	}
 	rel, err := helmkit.InstallOrUpgrade(ctx, cfg, last, helmkit.Apply{
-		Name: name, Namespace: ns, Timeout: helmkit.Within(ctx, a.readyTimeout), MaxHistory: historyMax,
+		Name: name, Namespace: ns, Timeout: helmkit.Within(ctx, a.waits.ReadyTimeout), MaxHistory: historyMax,
 		Interrupted: "interrupted; superseded by a retried activity",
 	}, ch, vals)
 	return applied{cfg: cfg, rel: rel, previous: last, changed: true}, installError(c, ns, name, err)

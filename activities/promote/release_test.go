@@ -11,6 +11,7 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/engine"
 
+	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/charts"
 )
 
@@ -77,8 +78,8 @@ func TestReleaseValuesRefuseBadInput(t *testing.T) {
 	for _, image := range []string{"localhost:5000/hello:latest", "@sha256:" + strings.Repeat("a", 64), "hello@sha256:abc"} {
 		_, err := releaseValues("", "hello", "stable", image, 1)
 		var app *temporal.ApplicationError
-		if !errors.As(err, &app) || app.Type() != ErrInvalidInput || !app.NonRetryable() {
-			t.Errorf("image %q: %v, want a non-retryable %s", image, err, ErrInvalidInput)
+		if !errors.As(err, &app) || app.Type() != contract.ErrPromotionInput || !app.NonRetryable() {
+			t.Errorf("image %q: %v, want a non-retryable %s", image, err, contract.ErrPromotionInput)
 		}
 	}
 	if _, err := releaseValues("- a list", "hello", "stable", testImage, 1); err == nil {

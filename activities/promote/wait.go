@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 	"github.com/wikimedia/conveyor/activities/internal/helmkit"
 )
 
@@ -31,9 +32,9 @@ type readyCounts map[string]int32
 // ends the wait with a non-retryable ErrReleaseNotReady; the ready timeout with a
 // retryable error. Both list the pods' reasons.
 func (a *Activities) waitDeployments(ctx context.Context, c *cluster, ns, step string, wants []want) (readyCounts, error) {
-	timeout := helmkit.Within(ctx, a.readyTimeout)
+	timeout := helmkit.Within(ctx, a.waits.ReadyTimeout)
 	deadline := time.Now().Add(timeout)
-	t := time.NewTicker(a.poll)
+	t := time.NewTicker(a.waits.Poll)
 	defer t.Stop()
 	for {
 		ready := readyCounts{}
@@ -61,7 +62,7 @@ func (a *Activities) waitDeployments(ctx context.Context, c *cluster, ns, step s
 			pods, permanent = append(pods, p...), permanent || perm
 		}
 		detail := strings.Join(waiting, "; ") + helmkit.PodsDetail(pods)
-		helmkit.Heartbeat(ctx, Progress{Step: step, Detail: detail})
+		heartbeat.Record(ctx, Progress{Step: step, Detail: detail})
 		if permanent {
 			return ready, nonRetryable(contract.ErrReleaseNotReady, "%s in namespace %s of cluster %s cannot succeed: %s", step, ns, c.Name, detail)
 		}
@@ -114,7 +115,7 @@ func rolloutProblem(d *appsv1.Deployment, replicas int32) string {
 // deleted left out), and says whether one failed in a way that waiting cannot fix.
 func (a *Activities) podProblems(ctx context.Context, c *cluster, ns, selector string) ([]string, bool) {
 	return helmkit.PodProblems(ctx, c.Kube, helmkit.PodQuery{
-		Namespace: ns, Selector: selector, CrashLimit: a.crashLimit, SkipTerminating: true,
+		Namespace: ns, Selector: selector, CrashLimit: a.waits.CrashLimit, SkipTerminating: true,
 	})
 }
 

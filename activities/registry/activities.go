@@ -17,27 +17,15 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
+	"github.com/wikimedia/conveyor/activities/internal/registryclient"
 	"github.com/wikimedia/conveyor/internal/lib/config"
-)
-
-// Error types of PublishImage's non-retryable failures, besides the contract's.
-const (
-	// ErrTagConflict: a tag already points at another digest. Published tags are
-	// never moved.
-	ErrTagConflict = "TagConflict"
-	// ErrCandidateMissing: the candidate is not in the registry (never pushed, or
-	// deleted).
-	ErrCandidateMissing = "CandidateMissing"
-	// ErrInvalidPublish: the input names no valid candidate, repository or tag.
-	ErrInvalidPublish = "InvalidPublishInput"
 )
 
 // tagRE is the OCI distribution specification's tag grammar, which ggcr's name
@@ -48,25 +36,15 @@ var tagRE = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
 // with New and registers it as a pointer; workflows call PublishImage by name
 // (contract.PublishImage.Name).
 type Activities struct {
-	registry  name.Registry
-	auth      authn.Authenticator
-	transport http.RoundTripper
+	client *registryclient.Client
 }
 
 // Option configures Activities.
-type Option func(*Activities) error
+type Option = registryclient.Option
 
 // WithTransport sends the registry requests through t. Default:
 // remote.DefaultTransport.
-func WithTransport(t http.RoundTripper) Option {
-	return func(a *Activities) error {
-		if t == nil {
-			return errors.New("WithTransport: the transport is nil")
-		}
-		a.transport = t
-		return nil
-	}
-}
+func WithTransport(t http.RoundTripper) Option { return registryclient.WithTransport(t) }
 
 // New returns the activities for cfg.Registry: its address, and its credentials
 // for pushing (anonymous when the username is empty).
@@ -74,20 +52,11 @@ func New(cfg config.Config, opts ...Option) (*Activities, error) {
 	if cfg.Registry.Address == "" {
 		return nil, errors.New("the registry address is empty: set registry.address in the configuration or CONVEYOR_REGISTRY")
 	}
-	reg, err := name.NewRegistry(cfg.Registry.Address, name.StrictValidation)
+	c, err := registryclient.New(cfg.Registry, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("parsing the registry address %q: %w", cfg.Registry.Address, err)
+		return nil, err
 	}
-	a := &Activities{registry: reg, auth: authn.Anonymous, transport: remote.DefaultTransport}
-	if cfg.Registry.Username != "" {
-		a.auth = authn.FromConfig(authn.AuthConfig{Username: cfg.Registry.Username, Password: cfg.Registry.Password})
-	}
-	for _, o := range opts {
-		if err := o(a); err != nil {
-			return nil, err
-		}
-	}
-	return a, nil
+	return &Activities{client: c}, nil
 }
 
 // PublishImage writes the candidate in.From (repository@digest) into
@@ -96,28 +65,28 @@ func New(cfg config.Config, opts ...Option) (*Activities, error) {
 //
 // It is idempotent: tags that already point at the candidate's digest are left as
 // they are. A tag that points at another digest is never moved: PublishImage then
-// fails with the non-retryable ErrTagConflict before writing anything.
+// fails with the non-retryable contract.ErrTagConflict before writing anything.
 func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageInput) (contract.PublishImageOutput, error) {
 	from, repo, tags, err := a.parse(in)
 	if err != nil {
-		return contract.PublishImageOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidPublish, nil)
+		return contract.PublishImageOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrInvalidPublish, nil)
 	}
 	logger := activity.GetLogger(ctx)
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(a.transport)}
-	puller, err := remote.NewPuller(append(opts, remote.WithAuth(a.authFor(from.Context().Registry)))...)
+	reg := a.client.Registry()
+	puller, err := remote.NewPuller(a.client.Options(ctx, from.Context().Registry)...)
 	if err != nil {
 		return contract.PublishImageOutput{}, err
 	}
-	pusher, err := remote.NewPusher(append(opts, remote.WithAuth(a.auth))...)
+	pusher, err := remote.NewPusher(a.client.Options(ctx, reg)...)
 	if err != nil {
 		return contract.PublishImageOutput{}, err
 	}
 
 	cand, err := puller.Get(ctx, from)
 	if err != nil {
-		if isNotFound(err) {
+		if registryclient.IsNotFound(err) {
 			return contract.PublishImageOutput{}, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("reading the candidate %s: it is not in the registry (was it pushed, or deleted since?): %v", from, err), ErrCandidateMissing, nil)
+				fmt.Sprintf("reading the candidate %s: it is not in the registry (was it pushed, or deleted since?): %v", from, err), contract.ErrCandidateMissing, nil)
 		}
 		return contract.PublishImageOutput{}, fmt.Errorf("reading the candidate %s: %w", from, err)
 	}
@@ -125,8 +94,8 @@ func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageI
 	if digest != from.DigestStr() {
 		return contract.PublishImageOutput{}, fmt.Errorf("reading the candidate %s: the registry answered with digest %s", from, digest)
 	}
-	if from.Context().Registry != a.registry {
-		logger.Warn("The candidate is in another registry: its layers are copied, not mounted", "from", from.String(), "registry", a.registry.String())
+	if from.Context().Registry != reg {
+		logger.Warn("The candidate is in another registry: its layers are copied, not mounted", "from", from.String(), "registry", reg.String())
 	}
 
 	// Check every tag before writing any, so a conflict leaves the repository as it was.
@@ -135,7 +104,7 @@ func (a *Activities) PublishImage(ctx context.Context, in contract.PublishImageI
 		return contract.PublishImageOutput{}, err
 	}
 	for i, tag := range missing {
-		activity.RecordHeartbeat(ctx, fmt.Sprintf("tagging %s (%d of %d)", tag, i+1, len(missing)))
+		heartbeat.Record(ctx, fmt.Sprintf("tagging %s (%d of %d)", tag, i+1, len(missing)))
 		if err := pusher.Push(ctx, tag, cand); err != nil {
 			return contract.PublishImageOutput{}, fmt.Errorf("publishing %s as %s: %w", from, tag, err)
 		}
@@ -166,7 +135,7 @@ func (a *Activities) parse(in contract.PublishImageInput) (name.Digest, name.Rep
 	if in.Repository == "" || strings.ContainsAny(in.Repository, ":@") {
 		return name.Digest{}, name.Repository{}, nil, fmt.Errorf("the repository %q must be a repository name relative to the registry, without tag or digest (e.g. hello)", in.Repository)
 	}
-	repo, err := name.NewRepository(a.registry.Name()+"/"+in.Repository, name.StrictValidation)
+	repo, err := name.NewRepository(a.client.Registry().Name()+"/"+in.Repository, name.StrictValidation)
 	if err != nil {
 		return name.Digest{}, name.Repository{}, nil, fmt.Errorf("the repository %q is not a valid repository name: %v", in.Repository, err)
 	}
@@ -187,14 +156,14 @@ func (a *Activities) parse(in contract.PublishImageInput) (name.Digest, name.Rep
 }
 
 // missingTags returns the tags that do not exist yet, and a non-retryable
-// ErrTagConflict naming every tag that points at a digest other than digest.
+// contract.ErrTagConflict naming every tag that points at a digest other than digest.
 func (a *Activities) missingTags(ctx context.Context, puller *remote.Puller, tags []name.Tag, digest string) ([]name.Tag, error) {
 	var missing []name.Tag
 	var conflicts []string
 	for _, tag := range tags {
 		desc, err := puller.Head(ctx, tag)
 		switch {
-		case isNotFound(err):
+		case registryclient.IsNotFound(err):
 			missing = append(missing, tag)
 		case err != nil:
 			return nil, fmt.Errorf("looking up %s: %w", tag, err)
@@ -205,21 +174,7 @@ func (a *Activities) missingTags(ctx context.Context, puller *remote.Puller, tag
 	if len(conflicts) > 0 {
 		msg := fmt.Sprintf("refusing to publish %s: %s; published tags are never moved: publish under new tags, or delete the old ones first if they are wrong",
 			digest, strings.Join(conflicts, ", "))
-		return nil, temporal.NewNonRetryableApplicationError(msg, ErrTagConflict, nil)
+		return nil, temporal.NewNonRetryableApplicationError(msg, contract.ErrTagConflict, nil)
 	}
 	return missing, nil
-}
-
-// authFor is the configured credentials for the configured registry, anonymous
-// for another.
-func (a *Activities) authFor(reg name.Registry) authn.Authenticator {
-	if reg == a.registry {
-		return a.auth
-	}
-	return authn.Anonymous
-}
-
-func isNotFound(err error) bool {
-	var terr *transport.Error
-	return errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound
 }

@@ -32,13 +32,19 @@ type recorder struct {
 	mu       sync.Mutex
 	inner    http.RoundTripper
 	requests []*http.Request
+	// after, when set, is called with each request once it is answered.
+	after func(*http.Request)
 }
 
 func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	r.mu.Lock()
 	r.requests = append(r.requests, req)
 	r.mu.Unlock()
-	return r.inner.RoundTrip(req)
+	resp, err := r.inner.RoundTrip(req)
+	if r.after != nil && err == nil {
+		r.after(req)
+	}
+	return resp, err
 }
 
 // take returns the requests recorded since the last call.
@@ -68,9 +74,18 @@ type fixture struct {
 	deleteMu sync.Mutex
 }
 
+// newFixture publishes on the local stack's registry, the real one: only the test
+// of what that registry does (cross-repository mounts, seen in its access log)
+// uses it; memory_test.go covers the activity's logic in memory.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	cfg := stacktest.Config(t)
+	return newFixtureOn(t, stacktest.Config(t))
+}
+
+// newFixtureOn pushes a random candidate into the registry of cfg and builds the
+// activities for it, recording their requests.
+func newFixtureOn(t *testing.T, cfg config.Config) *fixture {
+	t.Helper()
 	b := make([]byte, 6)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
@@ -175,11 +190,14 @@ func applicationError(t *testing.T, err error) *temporal.ApplicationError {
 	return app
 }
 
-func TestPublishMountsTheCandidateAndKeepsItsDigest(t *testing.T) {
-	f := newFixture(t)
-	in := contract.PublishImageInput{From: f.cand.String(), Repository: f.publicRepo(), Tags: []string{"2026-11-26-120000-production", "change-1234-2"}}
+// publishCandidate publishes the candidate under tags into the public
+// repository and checks the output and the tags: each one, once, in order,
+// pointing at the candidate's digest. The requests recorded before it are
+// dropped, so f.rec.take() then returns the publish's.
+func (f *fixture) publishCandidate(t *testing.T, tags ...string) contract.PublishImageOutput {
+	t.Helper()
 	f.rec.take()
-	out, err := f.publish(t, in)
+	out, err := f.publish(t, contract.PublishImageInput{From: f.cand.String(), Repository: f.publicRepo(), Tags: tags})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,15 +205,24 @@ func TestPublishMountsTheCandidateAndKeepsItsDigest(t *testing.T) {
 		t.Errorf("published digest %s, want the candidate's %s", out.Digest, f.cand.DigestStr())
 	}
 	repo := f.cfg.Registry.Address + "/" + f.publicRepo()
-	want := []string{repo + ":2026-11-26-120000-production@" + out.Digest, repo + ":change-1234-2@" + out.Digest}
-	if !slices.Equal(out.Refs, want) {
-		t.Errorf("refs = %v, want %v", out.Refs, want)
-	}
-	for _, tag := range in.Tags {
+	var want []string
+	for _, tag := range tags {
+		if ref := repo + ":" + tag + "@" + out.Digest; !slices.Contains(want, ref) {
+			want = append(want, ref)
+		}
 		if d, ok := f.head(t, f.publicRepo()+":"+tag); !ok || d != out.Digest {
 			t.Errorf("%s points at %q (exists %v), want %s", tag, d, ok, out.Digest)
 		}
 	}
+	if !slices.Equal(out.Refs, want) {
+		t.Errorf("refs = %v, want %v", out.Refs, want)
+	}
+	return out
+}
+
+func TestPublishMountsTheCandidateAndKeepsItsDigest(t *testing.T) {
+	f := newFixture(t)
+	f.publishCandidate(t, "2026-11-26-120000-production", "change-1234-2")
 
 	// Every blob was mounted from the candidate's repository; none was uploaded.
 	var mounted []string
@@ -261,97 +288,12 @@ func (f *fixture) checkAccessLog(t *testing.T, blobs []string) {
 	}
 }
 
-func TestPublishTwiceIsHarmless(t *testing.T) {
-	f := newFixture(t)
-	in := contract.PublishImageInput{From: f.cand.String(), Repository: f.publicRepo(), Tags: []string{"one", "two"}}
-	first, err := f.publish(t, in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.rec.take()
-	second, err := f.publish(t, in)
-	if err != nil {
-		t.Fatalf("publishing again: %v", err)
-	}
-	if second.Digest != first.Digest || !slices.Equal(second.Refs, first.Refs) {
-		t.Errorf("second publish = %+v, want %+v", second, first)
-	}
-	for _, req := range f.rec.take() {
-		if req.Method != http.MethodGet && req.Method != http.MethodHead {
-			t.Errorf("publishing again wrote to the registry: %s %s", req.Method, req.URL)
-		}
-	}
-
-	// A new tag for the same digest is added; the existing ones stay.
-	in.Tags = append(in.Tags, "three")
-	third, err := f.publish(t, in)
-	if err != nil || len(third.Refs) != 3 {
-		t.Fatalf("adding a tag: %+v %v", third, err)
-	}
-	if d, ok := f.head(t, f.publicRepo()+":three"); !ok || d != first.Digest {
-		t.Errorf("three points at %q, want %s", d, first.Digest)
-	}
-}
-
-func TestPublishRefusesToMoveATag(t *testing.T) {
-	f := newFixture(t)
-	other, _ := f.push(t, f.publicRepo()+":taken")
-	in := contract.PublishImageInput{From: f.cand.String(), Repository: f.publicRepo(), Tags: []string{"fresh", "taken"}}
-	_, err := f.publish(t, in)
-	if err == nil {
-		t.Fatal("publishing over a tag of another digest succeeded")
-	}
-	app := applicationError(t, err)
-	if app.Type() != registry.ErrTagConflict || !app.NonRetryable() {
-		t.Errorf("type %s, non-retryable %v, want %s non-retryable", app.Type(), app.NonRetryable(), registry.ErrTagConflict)
-	}
-	for _, want := range []string{":taken points at " + other.DigestStr(), "never moved"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("the error does not say %q: %v", want, err)
-		}
-	}
-	if d, _ := f.head(t, f.publicRepo()+":taken"); d != other.DigestStr() {
-		t.Errorf("taken was moved to %s", d)
-	}
-	if d, ok := f.head(t, f.publicRepo()+":fresh"); ok {
-		t.Errorf("fresh was written (%s) although the publish was refused", d)
-	}
-}
-
-func TestPublishRefusesBadInput(t *testing.T) {
-	f := newFixture(t)
-	missing := f.cand.Context().Digest("sha256:" + strings.Repeat("0", 64))
-	tests := []struct {
-		name string
-		in   contract.PublishImageInput
-		typ  string
-		says string
-	}{
-		{"candidate by tag", contract.PublishImageInput{From: f.cand.Context().Tag("candidate").String(), Repository: "x", Tags: []string{"t"}},
-			registry.ErrInvalidPublish, "repository@sha256:<digest>"},
-		{"repository with tag", contract.PublishImageInput{From: f.cand.String(), Repository: "x:latest", Tags: []string{"t"}},
-			registry.ErrInvalidPublish, `"x:latest"`},
-		{"no tags", contract.PublishImageInput{From: f.cand.String(), Repository: f.publicRepo()},
-			registry.ErrInvalidPublish, "no tags"},
-		{"bad tag", contract.PublishImageInput{From: f.cand.String(), Repository: f.publicRepo(), Tags: []string{"-bad"}},
-			registry.ErrInvalidPublish, `"-bad"`},
-		{"candidate missing", contract.PublishImageInput{From: missing.String(), Repository: f.publicRepo(), Tags: []string{"t"}},
-			registry.ErrCandidateMissing, missing.String()},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := f.publish(t, tt.in)
-			if err == nil {
-				t.Fatal("PublishImage succeeded")
-			}
-			app := applicationError(t, err)
-			if app.Type() != tt.typ || !app.NonRetryable() {
-				t.Errorf("type %s, non-retryable %v, want %s non-retryable: %v", app.Type(), app.NonRetryable(), tt.typ, err)
-			}
-			if !strings.Contains(err.Error(), tt.says) {
-				t.Errorf("the error does not say %q: %v", tt.says, err)
-			}
-		})
+// TestPublishBehavioursOnTheRealRegistry runs each behaviour of memory_test.go
+// once more, end to end, on the local stack's registry (its authentication, its
+// per-repository blob links).
+func TestPublishBehavioursOnTheRealRegistry(t *testing.T) {
+	for _, b := range behaviours {
+		t.Run(b.name, func(t *testing.T) { b.run(t, newFixture(t)) })
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 	"github.com/wikimedia/conveyor/internal/lib/pipelineconfig"
 	"github.com/wikimedia/conveyor/internal/lib/workspace"
 )
@@ -39,7 +40,13 @@ func New(stateDir string) *Activities {
 // line. Other failures (network, disk) are retried by policy.
 func (a *Activities) PrepareSource(ctx context.Context, in contract.PrepareSourceInput) (contract.PrepareSourceOutput, error) {
 	logger := activity.GetLogger(ctx)
-	stop := keepHeartbeating(ctx, "fetching "+in.Ref+" from "+in.Repo)
+	// A fetch of a large repository may outlast the activity's heartbeat timeout.
+	detail := "fetching " + in.Ref + " from " + in.Repo
+	stop := func() {}
+	if every := heartbeat.ForTimeout(ctx, time.Second); every > 0 {
+		heartbeat.Record(ctx, detail)
+		stop = heartbeat.Every(ctx, every, func() any { return detail })
+	}
 	src, dir, err := workspace.Ensure(ctx, a.stateDir, in.Repo, in.Ref)
 	stop()
 	if err != nil {
@@ -61,36 +68,6 @@ func (a *Activities) PrepareSource(ctx context.Context, in contract.PrepareSourc
 	logger.Info("Prepared source", "repo", src.Repo, "ref", in.Ref, "commit", src.Commit, "workspace", dir,
 		"testVariant", parsed.Settings.TestVariant, "productionVariant", parsed.Settings.ProductionVariant, "image", parsed.Settings.Image)
 	return contract.PrepareSourceOutput{Source: contract.Source(src), Settings: parsed.Settings, Variants: parsed.Variants}, nil
-}
-
-// keepHeartbeating heartbeats with detail until the returned function is called:
-// a fetch of a large repository may outlast the activity's heartbeat timeout.
-func keepHeartbeating(ctx context.Context, detail string) (stop func()) {
-	timeout := activity.GetInfo(ctx).HeartbeatTimeout
-	if timeout <= 0 {
-		return func() {}
-	}
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		tick := time.NewTicker(max(timeout/3, time.Second))
-		defer tick.Stop()
-		for {
-			activity.RecordHeartbeat(ctx, detail)
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		<-finished
-	}
 }
 
 func shortCommit(c string) string {

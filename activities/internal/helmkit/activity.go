@@ -25,13 +25,6 @@ func Logger(ctx context.Context) log.Logger {
 	return log.NewStructuredLogger(slog.New(slog.DiscardHandler))
 }
 
-// Heartbeat records p when ctx is an activity's.
-func Heartbeat(ctx context.Context, p Progress) {
-	if activity.IsActivity(ctx) {
-		activity.RecordHeartbeat(ctx, p)
-	}
-}
-
 // Within returns d, shortened so that it ends a little before ctx's deadline: the
 // activity should report its own timeout, with its reasons, before Temporal's fires.
 func Within(ctx context.Context, d time.Duration) time.Duration {

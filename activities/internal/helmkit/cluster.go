@@ -3,7 +3,8 @@
 // cluster's clients read once from a kubeconfig, Helm action configurations built on
 // them, installing or upgrading a release that an earlier attempt may have left
 // half-done, explaining pods that are not ready, and the activity helpers their long
-// waits use (heartbeats, a timeout that ends before the activity's own).
+// waits use (the heartbeat detail Progress, a timeout that ends before the
+// activity's own; the heartbeats themselves are package heartbeat's).
 //
 // It holds no Temporal activity itself; the activity packages keep their names,
 // inputs, outputs and error types.
