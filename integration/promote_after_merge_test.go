@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/internal/client/launch"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/internal/dev/gittest"
@@ -126,8 +127,8 @@ func TestMergeStartsPromotion(t *testing.T) {
 	}
 	err = c.GetWorkflow(ctx, build.Promotion, "").Get(ctx, nil)
 	var app *temporal.ApplicationError
-	if !errors.As(err, &app) || app.Type() != promotions.ErrPromotionRejected {
-		t.Fatalf("promotion ended with %v, want %s", err, promotions.ErrPromotionRejected)
+	if !errors.As(err, &app) || app.Type() != contract.ErrPromotionRejected {
+		t.Fatalf("promotion ended with %v, want %s", err, contract.ErrPromotionRejected)
 	}
 	if _, err := kube.CoreV1().Namespaces().Get(ctx, service, metav1.GetOptions{}); err == nil {
 		t.Errorf("namespace %s exists in production after a reject", service)

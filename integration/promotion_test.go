@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/internal/client/launch"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 	"github.com/wikimedia/conveyor/workflows/promotions"
@@ -73,7 +74,7 @@ func TestPromotionBadCanaryRollsBack(t *testing.T) {
 		t.Fatalf("bob's approve: %v", err)
 	}
 	st, err := pc.result(run, 10*time.Minute)
-	wantFailure(t, err, promotions.ErrPromotionRolledBack, "failed its analysis", "error ratio 1.000 is above maxErrorRatio 0.05", "broken on purpose")
+	wantFailure(t, err, contract.ErrPromotionRolledBack, "failed its analysis", "error ratio 1.000 is above maxErrorRatio 0.05", "broken on purpose")
 	stacktest.RecordHistory(t, pc.c, run.GetID(), run.GetRunID(), "promotion-bad-canary.json")
 	if st.Stage != promotions.PromotionStageRolledBack {
 		t.Errorf("stage %s, want %s", st.Stage, promotions.PromotionStageRolledBack)
@@ -116,7 +117,7 @@ func TestPromotionGateRefusesNonApproverAndRejectKeepsProduction(t *testing.T) {
 	if _, err := pc.decide(run, promotions.PromoteReject, "bob"); err != nil {
 		t.Fatalf("bob's reject: %v", err)
 	}
-	pc.wantAborted(run, 5*time.Minute, promotions.PromotionStageRejected, imgs.v1, promotions.ErrPromotionRejected, "rejected by bob")
+	pc.wantAborted(run, 5*time.Minute, promotions.PromotionStageRejected, imgs.v1, contract.ErrPromotionRejected, "rejected by bob")
 }
 
 // TestPromotionPauseTimeoutAborts lets the gate wait past the plan's
@@ -129,7 +130,7 @@ func TestPromotionPauseTimeoutAborts(t *testing.T) {
 	if gate.Deadline.IsZero() {
 		t.Errorf("the gate's status has no deadline: %+v", gate)
 	}
-	pc.wantAborted(run, 3*time.Minute, promotions.PromotionStageTimedOut, imgs.v1, promotions.ErrPromotionTimedOut, "pause timeout of 20s")
+	pc.wantAborted(run, 3*time.Minute, promotions.PromotionStageTimedOut, imgs.v1, contract.ErrPromotionTimedOut, "pause timeout of 20s")
 }
 
 // TestPromotionSurvivesWorkerKill kills the worker (SIGKILL) while the first

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/workflows"
 )
@@ -85,7 +86,7 @@ func ping(c *cli.Context) error {
 		}
 		// The workflow's own errors say what went wrong; the SDK's wrapping does not.
 		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && (appErr.Type() == workflows.ErrorTypePoolUnavailable || appErr.Type() == workflows.ErrorTypeInvalidPool) {
+		if errors.As(err, &appErr) && (appErr.Type() == contract.ErrPoolUnavailable || appErr.Type() == contract.ErrInvalidPool) {
 			return fmt.Errorf("ping failed: %s\n%s", appErr.Message(), hint)
 		}
 		return fmt.Errorf("ping failed: %w\n%s", err, hint)

@@ -26,14 +26,6 @@ type PingResult struct {
 	Answers []contract.PingAnswer `json:"answers"`
 }
 
-// Application error types of Ping, for callers that tell its failures apart.
-const (
-	// ErrorTypeInvalidPool: the input names a pool that does not exist.
-	ErrorTypeInvalidPool = "InvalidPool"
-	// ErrorTypePoolUnavailable: no worker of a pool answered in PingActivityTimeout.
-	ErrorTypePoolUnavailable = "PoolUnavailable"
-)
-
 // PingActivityTimeout bounds each pool's answer, including the time spent waiting
 // for a worker of that pool to pick the activity up: a pool with no worker fails the
 // ping instead of leaving it waiting forever.
@@ -51,7 +43,7 @@ func Ping(ctx workflow.Context, in PingInput) (PingResult, error) {
 		if TaskQueue(p) == "" {
 			return PingResult{}, temporal.NewNonRetryableApplicationError(
 				fmt.Sprintf("unknown pool %q: valid pools are %s", p, strings.Join(Pools, ", ")),
-				ErrorTypeInvalidPool, nil)
+				contract.ErrInvalidPool, nil)
 		}
 	}
 
@@ -68,7 +60,7 @@ func Ping(ctx workflow.Context, in PingInput) (PingResult, error) {
 			if errors.As(err, &timeout) {
 				return PingResult{}, temporal.NewNonRetryableApplicationError(
 					fmt.Sprintf("pool %s did not answer within %s: no worker serves task queue %s", p, PingActivityTimeout, TaskQueue(p)),
-					ErrorTypePoolUnavailable, err)
+					contract.ErrPoolUnavailable, err)
 			}
 			return PingResult{}, fmt.Errorf("pinging pool %s on task queue %s: %w", p, TaskQueue(p), err)
 		}

@@ -89,7 +89,7 @@ func TestPingRejectsAnUnknownPoolWithoutRunningAnything(t *testing.T) {
 
 	err := env.GetWorkflowError()
 	var appErr *temporal.ApplicationError
-	if !errors.As(err, &appErr) || appErr.Type() != workflows.ErrorTypeInvalidPool || !appErr.NonRetryable() {
+	if !errors.As(err, &appErr) || appErr.Type() != contract.ErrInvalidPool || !appErr.NonRetryable() {
 		t.Fatalf("Ping failed with %v, want a non-retryable InvalidPool application error", err)
 	}
 	for _, want := range []string{`"biuld"`, "build, deploy, migrate"} {
@@ -129,7 +129,7 @@ func TestPingSaysWhichPoolHasNoWorker(t *testing.T) {
 	env.ExecuteWorkflow(workflows.Ping, workflows.PingInput{Pools: []string{"build", "migrate"}})
 
 	var appErr *temporal.ApplicationError
-	if err := env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != workflows.ErrorTypePoolUnavailable {
+	if err := env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != contract.ErrPoolUnavailable {
 		t.Fatalf("Ping failed with %v, want a PoolUnavailable application error", err)
 	}
 	if want := "pool migrate did not answer within 30s: no worker serves task queue conveyor-migrate"; appErr.Message() != want {

@@ -118,3 +118,25 @@ const (
 	// test battery). Fix the input or the source server.
 	ErrMigrationInput = "InvalidMigrationInput"
 )
+
+// Error types the workflows fail with themselves (not an activity's): a caller of
+// the workflow, the CLI or a parent workflow tells these failures apart by them.
+const (
+	// ErrInvalidPool: Ping's input names a pool that does not exist.
+	ErrInvalidPool = "InvalidPool"
+	// ErrPoolUnavailable: no worker of a pool answered Ping in time.
+	ErrPoolUnavailable = "PoolUnavailable"
+	// ErrPromotionRejected: an approver rejected the promotion at its gate.
+	ErrPromotionRejected = "PromotionRejected"
+	// ErrPromotionTimedOut: nobody decided before the plan's pause timeout.
+	ErrPromotionTimedOut = "PromotionTimedOut"
+	// ErrPromotionRolledBack: a canary failed its analysis, or someone asked for a
+	// rollback; the canary was removed and the stable release left as it was.
+	ErrPromotionRolledBack = "PromotionRolledBack"
+	// ErrBatteryFailed: a test of TestBattery failed; the details hold the
+	// BatteryReport.
+	ErrBatteryFailed = "BatteryFailed"
+	// ErrVMStepFailed: a step of VMMigration failed; the details hold the
+	// VMProgress of the step, the cause the step's error.
+	ErrVMStepFailed = "VMMigrationStepFailed"
+)

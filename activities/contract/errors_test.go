@@ -28,6 +28,13 @@ func TestErrorTypesAreStable(t *testing.T) {
 		ErrServerError:         "DestinationServerError",
 		ErrVerifyFailed:        "MigrationVerifyFailed",
 		ErrMigrationInput:      "InvalidMigrationInput",
+		ErrInvalidPool:         "InvalidPool",
+		ErrPoolUnavailable:     "PoolUnavailable",
+		ErrPromotionRejected:   "PromotionRejected",
+		ErrPromotionTimedOut:   "PromotionTimedOut",
+		ErrPromotionRolledBack: "PromotionRolledBack",
+		ErrBatteryFailed:       "BatteryFailed",
+		ErrVMStepFailed:        "VMMigrationStepFailed",
 	} {
 		if got != want {
 			t.Errorf("error type %q, want %q", got, want)

@@ -15,10 +15,6 @@ import (
 	"github.com/wikimedia/conveyor/activities/contract"
 )
 
-// ErrBatteryFailed is the type of TestBattery's failure when a test failed; its
-// details hold the BatteryReport.
-const ErrBatteryFailed = "BatteryFailed"
-
 // BatteryInput is one run of the stage-3 test battery.
 type BatteryInput struct {
 	// From is the legacy deployment, To the new one.
@@ -71,7 +67,7 @@ var batteryTestOptions = workflow.ActivityOptions{
 // RunBatteryTest activity per test (a failed test is a result, not a stop), then
 // records the run with RecordBatteryReport in the pair's report file, which keeps
 // every run, and compares it with the runs before. A run with a failed test ends
-// in ErrBatteryFailed carrying the report, so the stage's task waits for a person.
+// in contract.ErrBatteryFailed carrying the report, so the stage's task waits for a person.
 // Resources the tests create are named after the run (conveyor-battery-<run id>).
 func TestBattery(ctx workflow.Context, in BatteryInput) (BatteryReport, error) {
 	tests := in.Tests
@@ -119,7 +115,7 @@ func TestBattery(ctx workflow.Context, in BatteryInput) (BatteryReport, error) {
 	}
 	rep.Summary = batterySummary(rep)
 	if !rep.Passed {
-		return rep, temporal.NewNonRetryableApplicationError(rep.Summary, ErrBatteryFailed, nil, rep)
+		return rep, temporal.NewNonRetryableApplicationError(rep.Summary, contract.ErrBatteryFailed, nil, rep)
 	}
 	return rep, nil
 }

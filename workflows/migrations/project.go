@@ -356,11 +356,11 @@ func ProjectMigration(ctx workflow.Context, in ProjectMigrationInput) (ProjectSt
 	return st, nil
 }
 
-// failedStep returns the step a VMMigration's failure names (ErrVMStepFailed).
+// failedStep returns the step a VMMigration's failure names (contract.ErrVMStepFailed).
 func failedStep(err error) (VMProgress, bool) {
 	var app *temporal.ApplicationError
 	var p VMProgress
-	if !errors.As(err, &app) || app.Type() != ErrVMStepFailed || !app.HasDetails() {
+	if !errors.As(err, &app) || app.Type() != contract.ErrVMStepFailed || !app.HasDetails() {
 		return p, false
 	}
 	return p, app.Details(&p) == nil

@@ -373,8 +373,8 @@ func TestTestBatteryFailsWithItsReport(t *testing.T) {
 	env.ExecuteWorkflow(TestBattery, BatteryInput{From: "eqiad1", To: "eqiad2"})
 	var app *temporal.ApplicationError
 	err := env.GetWorkflowError()
-	if !errors.As(err, &app) || app.Type() != ErrBatteryFailed || !strings.Contains(err.Error(), "4/5 test(s) passed; failed: server (fake server)") {
-		t.Fatalf("error %v, want %s naming the server test", err, ErrBatteryFailed)
+	if !errors.As(err, &app) || app.Type() != contract.ErrBatteryFailed || !strings.Contains(err.Error(), "4/5 test(s) passed; failed: server (fake server)") {
+		t.Fatalf("error %v, want %s naming the server test", err, contract.ErrBatteryFailed)
 	}
 	var rep BatteryReport
 	if err := app.Details(&rep); err != nil || len(rep.Run.Results) != 5 || len(sf.recorded) != 1 {

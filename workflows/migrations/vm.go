@@ -40,10 +40,6 @@ const SignalVMProgress = "vm-progress"
 // QueryVMProgress returns a running VMMigration's VMProgress: its step now.
 const QueryVMProgress = "vm-progress"
 
-// ErrVMStepFailed is the error type of a failed VMMigration; the error's details
-// hold the VMProgress of the step that failed, its cause the step's error.
-const ErrVMStepFailed = "VMMigrationStepFailed"
-
 // versionVMProgressQuery marks VMMigration runs that answer QueryVMProgress
 // instead of signalling every step to their parent (a signal wakes both
 // workflows: two workflow tasks per step), and skip switch-dns without a zone.
@@ -111,7 +107,7 @@ var (
 //
 // QueryVMProgress answers with the step it is in. It signals its parent
 // ProjectMigration (if any) once, when the grace period starts; a failure's
-// error (ErrVMStepFailed) says which step failed.
+// error (contract.ErrVMStepFailed) says which step failed.
 func VMMigration(ctx workflow.Context, in VMMigrationInput) (VMMigrationResult, error) {
 	res := VMMigrationResult{ServerID: in.VM.ServerID}
 	if in.VM.Key == "" {
@@ -139,7 +135,7 @@ func VMMigration(ctx workflow.Context, in VMMigrationInput) (VMMigrationResult, 
 		if signalEveryStep {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		return temporal.NewApplicationErrorWithOptions(name, ErrVMStepFailed, temporal.ApplicationErrorOptions{
+		return temporal.NewApplicationErrorWithOptions(name, contract.ErrVMStepFailed, temporal.ApplicationErrorOptions{
 			NonRetryable: true, Cause: err,
 			Details: []any{VMProgress{ServerID: in.VM.ServerID, Step: name, DestinationID: res.DestinationID}},
 		})

@@ -147,7 +147,7 @@ func (r *promotionRun) runStep(ctx workflow.Context, rel contract.ServiceRelease
 	st.LastAnalysis = &AnalysisRecord{Analysis: an, Cluster: rel.Cluster, Step: st.Step, Weight: step.Weight, At: workflow.Now(ctx)}
 	if !an.Passed {
 		return temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("step %d (%d %%) failed its analysis: %s", st.Step, step.Weight, an.Reason), ErrPromotionRolledBack, nil)
+			fmt.Sprintf("step %d (%d %%) failed its analysis: %s", st.Step, step.Weight, an.Reason), contract.ErrPromotionRolledBack, nil)
 	}
 	r.event(ctx, fmt.Sprintf("%s step %d/%d analysis passed: %s", rel.Cluster, st.Step, len(plan.Steps), an.Reason))
 	r.s.Step++
@@ -216,7 +216,7 @@ func (r *promotionRun) rollbackCluster(ctx workflow.Context, rel contract.Servic
 		}
 	}
 	r.event(ctx, msg)
-	return temporal.NewNonRetryableApplicationError(msg, ErrPromotionRolledBack, nil)
+	return temporal.NewNonRetryableApplicationError(msg, contract.ErrPromotionRolledBack, nil)
 }
 
 // removeCanary runs CanaryRemove even when the workflow is being cancelled.

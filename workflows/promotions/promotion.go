@@ -68,20 +68,6 @@ const (
 	ClusterFailed     = "failed"
 )
 
-// Error types of the promotion's own failures.
-const (
-	// ErrPromotionRejected: an approver rejected the promotion at its gate.
-	ErrPromotionRejected = "PromotionRejected"
-	// ErrPromotionTimedOut: nobody decided before the plan's pause timeout.
-	ErrPromotionTimedOut = "PromotionTimedOut"
-	// ErrPromotionRolledBack: a canary failed its analysis, or someone asked
-	// for a rollback; the canary was removed and the stable release left as it
-	// was.
-	ErrPromotionRolledBack = "PromotionRolledBack"
-	// ErrInvalidPromotion: the input names no service or no image by digest.
-	ErrInvalidPromotion = "InvalidPromotionInput"
-)
-
 // DefaultPromotionMaxHistory is the history length at which a promotion that is
 // waiting (at its gate, paused, or at an indefinite step) continues as new.
 const DefaultPromotionMaxHistory = 400
@@ -329,11 +315,11 @@ func Promotion(ctx workflow.Context, in PromotionInput) (PromotionStatus, error)
 		switch {
 		case temporal.IsCanceledError(err) || ctx.Err() != nil:
 			r.s.Status.Stage = PromotionStageCancelled
-		case isApplicationErrorType(err, ErrPromotionRejected):
+		case isApplicationErrorType(err, contract.ErrPromotionRejected):
 			r.s.Status.Stage = PromotionStageRejected
-		case isApplicationErrorType(err, ErrPromotionTimedOut):
+		case isApplicationErrorType(err, contract.ErrPromotionTimedOut):
 			r.s.Status.Stage = PromotionStageTimedOut
-		case isApplicationErrorType(err, ErrPromotionRolledBack):
+		case isApplicationErrorType(err, contract.ErrPromotionRolledBack):
 			r.s.Status.Stage = PromotionStageRolledBack
 		default:
 			r.s.Status.Stage = PromotionStageFailed

@@ -295,8 +295,8 @@ func TestPromotionRejectLeavesProductionUnchanged(t *testing.T) {
 	p.update(2*time.Hour, PromoteReject, "bob", "not during the freeze", false)
 	st, err := p.run()
 	var app *temporal.ApplicationError
-	if !errors.As(err, &app) || app.Type() != ErrPromotionRejected || !strings.Contains(app.Error(), "not during the freeze") {
-		t.Fatalf("error %v, want %s", err, ErrPromotionRejected)
+	if !errors.As(err, &app) || app.Type() != contract.ErrPromotionRejected || !strings.Contains(app.Error(), "not during the freeze") {
+		t.Fatalf("error %v, want %s", err, contract.ErrPromotionRejected)
 	}
 	if n := len(p.f.matching("lookup")) + len(p.f.matching("set")) + len(p.f.matching("deploy eqiad")) + len(p.f.matching("remove")); n != 0 {
 		t.Errorf("production was touched: %q", p.f.calls)
@@ -321,8 +321,8 @@ func TestPromotionPauseTimeoutAborts(t *testing.T) {
 	start := p.env.Now()
 	st, err := p.run()
 	var app *temporal.ApplicationError
-	if !errors.As(err, &app) || app.Type() != ErrPromotionTimedOut || !strings.Contains(app.Error(), "6h0m0s") {
-		t.Fatalf("error %v, want %s", err, ErrPromotionTimedOut)
+	if !errors.As(err, &app) || app.Type() != contract.ErrPromotionTimedOut || !strings.Contains(app.Error(), "6h0m0s") {
+		t.Fatalf("error %v, want %s", err, contract.ErrPromotionTimedOut)
 	}
 	if got := st.Finished.Sub(start); got < 6*time.Hour || got > 6*time.Hour+time.Minute {
 		t.Errorf("gave up after %s, want 6h", got)
@@ -341,8 +341,8 @@ func TestPromotionFailedAnalysisRollsBack(t *testing.T) {
 	p.update(time.Minute, PromoteApprove, "alice", "", false)
 	st, err := p.run()
 	var app *temporal.ApplicationError
-	if !errors.As(err, &app) || app.Type() != ErrPromotionRolledBack || !strings.Contains(app.Error(), "error ratio 1.00 > 0.01") {
-		t.Fatalf("error %v, want %s with the analysis' reason", err, ErrPromotionRolledBack)
+	if !errors.As(err, &app) || app.Type() != contract.ErrPromotionRolledBack || !strings.Contains(app.Error(), "error ratio 1.00 > 0.01") {
+		t.Fatalf("error %v, want %s with the analysis' reason", err, contract.ErrPromotionRolledBack)
 	}
 	want := []string{"lookup eqiad", "set eqiad 1/3", "analyze eqiad", "set eqiad 2/2", "analyze eqiad", "remove eqiad 4"}
 	var prod []string
@@ -369,7 +369,7 @@ func TestPromotionRollbackDuringStepPause(t *testing.T) {
 	p.update(5*time.Minute, PromoteRollback, "carol", "latency alerts", false)
 	st, err := p.run()
 	var app *temporal.ApplicationError
-	if !errors.As(err, &app) || app.Type() != ErrPromotionRolledBack || !strings.Contains(app.Error(), "carol asked for a rollback: latency alerts") {
+	if !errors.As(err, &app) || app.Type() != contract.ErrPromotionRolledBack || !strings.Contains(app.Error(), "carol asked for a rollback: latency alerts") {
 		t.Fatalf("error %v", err)
 	}
 	if n := len(p.f.matching("analyze eqiad")); n != 1 {

@@ -52,7 +52,7 @@ func (r *promotionRun) planned() bool { return r.s.Status.ConfigCommit != "" }
 func (r *promotionRun) run(ctx workflow.Context) error {
 	if r.s.Status.Runs == 1 {
 		if err := r.in.Validate(); err != nil {
-			return temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidPromotion, nil)
+			return temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrPromotionInput, nil)
 		}
 		attrs := []temporal.SearchAttributeUpdate{workflows.StageKey.ValueSet(PromotionStageConfig)}
 		if r.in.Source.Project != "" {
@@ -160,11 +160,11 @@ func (r *promotionRun) gate(ctx workflow.Context) error {
 	case r.rejected != nil:
 		msg := fmt.Sprintf("rejected by %s at the gate: %s; production is unchanged", r.rejected.Approver, orNoReason(r.rejected.Reason))
 		r.event(ctx, msg)
-		return temporal.NewNonRetryableApplicationError(msg, ErrPromotionRejected, nil)
+		return temporal.NewNonRetryableApplicationError(msg, contract.ErrPromotionRejected, nil)
 	case timedOut && st.ApprovedBy == "":
 		msg := fmt.Sprintf("nobody approved within the pause timeout of %s; production is unchanged", r.s.Plan.PauseTimeout)
 		r.event(ctx, msg)
-		return temporal.NewNonRetryableApplicationError(msg, ErrPromotionTimedOut, nil)
+		return temporal.NewNonRetryableApplicationError(msg, contract.ErrPromotionTimedOut, nil)
 	}
 	r.notify(ctx, "approved", fmt.Sprintf("%s %s was approved by %s: production starts", r.in.Service, r.in.Image, st.ApprovedBy))
 	return nil
