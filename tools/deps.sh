@@ -13,7 +13,7 @@ pkgs+=(python3-keystone python3-glance python3-nova python3-placement python3-ne
        python3-openstackclient python3-pymysql uwsgi-core uwsgi-plugin-python3
        rabbitmq-server mariadb-server)
 # The services' paste ini files live in the *-common packages: only their files are
-# taken (apt-get download + dpkg-deb -x), into $paste (internal/dev/devstack/openstack.go).
+# taken (apt-get download + dpkg-deb -x), into $paste (internal/dev/devstack/openstack/rig.go).
 paste=/usr/local/share/conveyor/openstack
 pastepkgs=(nova-common glance-common neutron-common)
 pastefiles=(nova/api-paste.ini glance/glance-api-paste.ini neutron/api-paste.ini)
