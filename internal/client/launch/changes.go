@@ -54,13 +54,15 @@ func RefPipelineID(project, ref, rev string) string {
 }
 
 // RefPipeline starts the pipeline for a ref's update to the commit rev, with the
-// id RefPipelineID(in.Project, in.Ref, rev) and PolicyJoinOrRefuse: a
+// id RefPipelineID(in.Project, in.Ref, rev), the project as its one search
+// attribute, and PolicyJoinOrRefuse: a
 // redelivery of the update while it runs joins it, one after it finished starts
 // nothing and gets an error for which temporal.IsWorkflowExecutionAlreadyStartedError
 // holds. It runs on the build pool's queue unless an option says another.
 func RefPipeline(ctx context.Context, s Starter, in changes.PipelineInput, rev string, opts ...Option) (client.WorkflowRun, error) {
 	id := RefPipelineID(in.Project, in.Ref, rev)
-	o, err := startOptions(id, workflows.TaskQueueBuild, PolicyJoinOrRefuse, pipelineAttributes(in), opts)
+	o, err := startOptions(id, workflows.TaskQueueBuild, PolicyJoinOrRefuse,
+		[]temporal.SearchAttributeUpdate{workflows.ProjectKey.ValueSet(in.Project)}, opts)
 	if err != nil {
 		return nil, err
 	}
