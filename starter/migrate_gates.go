@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"go.temporal.io/sdk/client"
 
+	"github.com/wikimedia/conveyor/internal/client/launch"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 )
 
@@ -98,8 +99,8 @@ func approveStage(ctx context.Context, cl client.Client, w io.Writer, from, to, 
 	if s.State == migrations.StageDone {
 		return fmt.Errorf("stage %s was already approved by %s on %s", s.Name, s.ApprovedBy, day(s.Finished))
 	}
-	var res migrations.StageStatus
-	if err := update(ctx, cl, id, migrations.UpdateApproveStage, "stage "+s.Name, a, &res); err != nil {
+	res, err := update[migrations.StageStatus](ctx, cl, id, migrations.UpdateApproveStage, "stage "+s.Name, a)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "stage %s approved by %s on %s\n", res.Name, res.ApprovedBy, day(res.Finished))
@@ -191,37 +192,27 @@ func taskDone(ctx context.Context, cl client.Client, w io.Writer, from, to, stag
 	if s.State == migrations.StagePending && s.Started.IsZero() {
 		return fmt.Errorf("stage %s has not started yet (the current stage is %s): its tasks can be marked once it runs", s.Name, st.Stages[min(st.Current, len(st.Stages)-1)].Name)
 	}
-	var t migrations.TaskStatus
-	if err := update(ctx, cl, id, migrations.UpdateTaskDone, "stage "+s.Name, d, &t); err != nil {
+	t, err := update[migrations.TaskStatus](ctx, cl, id, migrations.UpdateTaskDone, "stage "+s.Name, d)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "task %q of stage %s done by %s on %s\n", t.Name, s.Name, t.By, day(t.Done))
 	return nil
 }
 
-// update sends update name with arg to workflow id, waits for its result and
-// decodes it into out (nil ignores it). what names the workflow in errors.
-func update(ctx context.Context, cl client.Client, id, name, what string, arg, out any) error {
-	h, err := cl.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: id, UpdateName: name, Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err == nil {
-		err = h.Get(ctx, out)
+// update sends update name with arg to workflow id with launch.Update and
+// returns its result. what names the workflow in errors: a refusal says
+// "<what> refused: " and the workflow's own reason.
+func update[Out any](ctx context.Context, u launch.Updater, id, name, what string, arg any) (Out, error) {
+	out, err := launch.Update[Out](ctx, u, id, name, arg)
+	var r *launch.RefusedError
+	switch {
+	case errors.As(err, &r):
+		return out, fmt.Errorf("%s refused: %s", what, r.Reason)
+	case err != nil:
+		return out, explainNotFound(err, id, what+" is not running")
 	}
-	if err != nil {
-		return refused(err, id, what)
-	}
-	return nil
-}
-
-// refused explains an update's failure: a validator's refusal is the workflow's
-// own message.
-func refused(err error, id, what string) error {
-	var appErr interface{ Message() string }
-	if errors.As(err, &appErr) {
-		return fmt.Errorf("%s refused: %s", what, appErr.Message())
-	}
-	return explainNotFound(err, id, what+" is not running")
+	return out, nil
 }
 
 // projectDone marks a project of stage 4's driver done: UpdateTaskDone with the
@@ -239,8 +230,8 @@ func projectDone(ctx context.Context, cl client.Client, w io.Writer, from, to st
 		fmt.Fprintf(w, "dry run: would send %s {task: %q, by: %q, note: %q} to %s\n", migrations.UpdateTaskDone, d.Task, d.By, d.Note, id)
 		return nil
 	}
-	var p migrations.ProjectProgress
-	if err := update(ctx, cl, id, migrations.UpdateTaskDone, "the projects driver", d, &p); err != nil {
+	p, err := update[migrations.ProjectProgress](ctx, cl, id, migrations.UpdateTaskDone, "the projects driver", d)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "project %s marked %s by %s on %s\n", p.Name, p.State, p.By, day(p.Finished))
@@ -272,7 +263,7 @@ func approveCleanup(ctx context.Context, cl client.Client, w io.Writer, from, to
 		}
 		return nil
 	}
-	if err := update(ctx, cl, id, migrations.UpdateApproveCleanup, "the cleanup", a, nil); err != nil {
+	if _, err := update[migrations.CleanupReport](ctx, cl, id, migrations.UpdateApproveCleanup, "the cleanup", a); err != nil {
 		return err
 	}
 	kept := 0

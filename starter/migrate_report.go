@@ -19,6 +19,7 @@ import (
 
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/activities/openstack"
+	"github.com/wikimedia/conveyor/internal/client/launch"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 )
 
@@ -134,11 +135,11 @@ func queryCleanup(ctx context.Context, cl client.Client, st migrations.Migration
 	if err != nil {
 		return rep, err
 	}
-	v, err := cl.QueryWorkflow(ctx, id, "", migrations.QueryCleanup)
+	rep, err = launch.Query[migrations.CleanupReport](ctx, cl, id, "", migrations.QueryCleanup)
 	if err != nil {
 		return rep, explainNotFound(err, id, "the cleanup is not running")
 	}
-	return rep, v.Get(&rep)
+	return rep, nil
 }
 
 // renderBattery compares the recorded battery runs, oldest first.
