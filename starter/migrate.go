@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/wikimedia/conveyor/internal/client/launch"
+	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 )
 
 func migrateCommand() *cli.Command {
@@ -48,6 +49,28 @@ func pairFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "from", Usage: "the deployment (`NAME`) migrated from, e.g. codfw1dev"},
 		&cli.StringFlag{Name: "to", Usage: "the deployment (`NAME`) migrated to, e.g. codfw2dev"},
+	}
+}
+
+// pairCommandFlags are the flags of a verb that asks a migration's workflows:
+// --from and --to, flags, and the Temporal client's.
+func pairCommandFlags(flags ...cli.Flag) []cli.Flag {
+	return append(append(pairFlags(), flags...), temporalclient.Flags()...)
+}
+
+// pairAction is the action of a verb that takes only flags and names a
+// migration with --from and --to: it refuses arguments and checks the pair, then
+// runs act with it.
+func pairAction(act func(c *cli.Context, from, to string) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if err := noArgs(c); err != nil {
+			return err
+		}
+		from, to, err := pairOf(c)
+		if err != nil {
+			return err
+		}
+		return act(c, from, to)
 	}
 }
 

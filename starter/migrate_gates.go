@@ -14,7 +14,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/wikimedia/conveyor/internal/client/launch"
-	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 )
 
 func migrateApproveCommand() *cli.Command {
@@ -33,22 +32,15 @@ func migrateApproveCommand() *cli.Command {
 			"   conveyor migrate approve --from codfw1dev --to codfw2dev --approver bob --reason 'racks in place'\n" +
 			"   conveyor migrate approve --from codfw1dev --to codfw2dev --stage procure --approver bob --dry-run\n" +
 			"   conveyor migrate approve --from codfw1dev --to codfw2dev --cleanup --approver bob --keep 5f1c…   # stage 5's deletion",
-		Flags: append(append(pairFlags(),
+		Flags: pairCommandFlags(
 			&cli.StringFlag{Name: "stage", Usage: "the stage `NAME` to approve", DefaultText: "the current stage"},
 			&cli.StringFlag{Name: "approver", Usage: "who approves (`NAME`), recorded in the history"},
 			&cli.StringFlag{Name: "reason", Usage: "why, in a few words (`TEXT`)"},
 			&cli.BoolFlag{Name: "cleanup", Usage: "instead of a stage's gate, let stage 5's cleanup delete the leftovers it listed"},
 			&cli.StringSliceFlag{Name: "keep", Usage: "with --cleanup, do not delete this leftover (`ID`); repeatable"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "say what would be sent, send nothing"},
-		), temporalclient.Flags()...),
-		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			from, to, err := pairOf(c)
-			if err != nil {
-				return err
-			}
+		),
+		Action: pairAction(func(c *cli.Context, from, to string) error {
 			if len(c.StringSlice("keep")) > 0 && !c.Bool("cleanup") {
 				return errors.New("--keep goes with --cleanup: it names leftovers the cleanup must not delete")
 			}
@@ -67,7 +59,7 @@ func migrateApproveCommand() *cli.Command {
 			}
 			return approveStage(c.Context, cl, c.App.Writer, from, to, c.String("stage"),
 				migrations.StageApproval{By: who, Reason: c.String("reason")}, c.Bool("dry-run"))
-		},
+		}),
 	}
 }
 
@@ -122,22 +114,15 @@ func migrateTaskDoneCommand() *cli.Command {
 			"   conveyor migrate task-done --from codfw1dev --to codfw2dev --task 'hardware ordered' --by alice\n" +
 			"   conveyor migrate task-done --from codfw1dev --to codfw2dev --stage bootstrap --task 'openstack-helm deployed' --by alice --note 'chart 1.2'\n" +
 			"   conveyor migrate task-done --from eqiad1 --to eqiad2 --project tools --by alice   # a manual project of stage 4",
-		Flags: append(append(pairFlags(),
+		Flags: pairCommandFlags(
 			&cli.StringFlag{Name: "stage", Usage: "the stage `NAME` the task belongs to", DefaultText: "the current stage"},
 			&cli.StringFlag{Name: "task", Usage: "the task's `NAME`, as status lists it"},
 			&cli.StringFlag{Name: "project", Usage: "instead of a task, mark stage 4's project `NAME` migrated (manual mode, or a failed project)"},
 			&cli.StringFlag{Name: "by", Usage: "who did the task (`NAME`)"},
 			&cli.StringFlag{Name: "note", Usage: "a note (`TEXT`), e.g. a ticket"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "say what would be sent, send nothing"},
-		), temporalclient.Flags()...),
-		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			from, to, err := pairOf(c)
-			if err != nil {
-				return err
-			}
+		),
+		Action: pairAction(func(c *cli.Context, from, to string) error {
 			d := migrations.TaskCompletion{Task: strings.TrimSpace(c.String("task")), By: strings.TrimSpace(c.String("by")), Note: c.String("note")}
 			project := strings.TrimSpace(c.String("project"))
 			switch {
@@ -159,7 +144,7 @@ func migrateTaskDoneCommand() *cli.Command {
 				return projectDone(c.Context, cl, c.App.Writer, from, to, d, c.Bool("dry-run"))
 			}
 			return taskDone(c.Context, cl, c.App.Writer, from, to, c.String("stage"), d, c.Bool("dry-run"))
-		},
+		}),
 	}
 }
 

@@ -19,7 +19,6 @@ import (
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/activities/openstack"
 	"github.com/wikimedia/conveyor/internal/client/launch"
-	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 )
 
 // migrateProjectCommand is pause, resume or retry of one project's automatic
@@ -40,11 +39,11 @@ func migrateProjectCommand(verb string) *cli.Command {
 			"snapshot, the copied image, the destination server) and goes on from there; the\n" +
 			"source is still never deleted before the destination is verified.",
 	}[verb]
-	flags := append(pairFlags(),
+	flags := []cli.Flag{
 		&cli.StringFlag{Name: "project", Usage: "the project's `NAME` (Keystone's)"},
 		&cli.StringFlag{Name: "by", Usage: "who you are (`NAME`), recorded in the history"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "say what would be sent and to which VMs, send nothing"},
-	)
+	}
 	example := "   conveyor migrate " + verb + " --from eqiad1 --to eqiad2 --project tools --by alice"
 	switch verb {
 	case "retry":
@@ -61,15 +60,8 @@ func migrateProjectCommand(verb string) *cli.Command {
 		Usage:       usage,
 		UsageText:   "conveyor migrate " + verb + " --from NAME --to NAME --project NAME --by WHO [--dry-run]",
 		Description: desc + " --dry-run sends nothing.\n\nExample:\n\n" + example,
-		Flags:       append(flags, temporalclient.Flags()...),
-		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			from, to, err := pairOf(c)
-			if err != nil {
-				return err
-			}
+		Flags:       pairCommandFlags(flags...),
+		Action: pairAction(func(c *cli.Context, from, to string) error {
 			project, by := strings.TrimSpace(c.String("project")), strings.TrimSpace(c.String("by"))
 			switch {
 			case project == "":
@@ -87,7 +79,7 @@ func migrateProjectCommand(verb string) *cli.Command {
 				arg = migrations.RetryRequest{Servers: c.StringSlice("server"), By: by}
 			}
 			return updateProject(c.Context, cl, c.App.Writer, from, to, project, verb, arg, c.Bool("dry-run"))
-		},
+		}),
 	}
 }
 

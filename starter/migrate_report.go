@@ -20,7 +20,6 @@ import (
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/activities/openstack"
 	"github.com/wikimedia/conveyor/internal/client/launch"
-	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 )
 
 func migrateReportCommand() *cli.Command {
@@ -41,19 +40,12 @@ func migrateReportCommand() *cli.Command {
 			"   conveyor migrate report --from codfw1dev --to codfw2dev\n" +
 			"   conveyor migrate report --from codfw1dev --to codfw2dev --battery\n" +
 			"   conveyor migrate report --from codfw1dev --to codfw2dev --final --json",
-		Flags: append(append(pairFlags(),
+		Flags: pairCommandFlags(
 			&cli.BoolFlag{Name: "battery", Usage: "compare the recorded test battery runs"},
 			&cli.BoolFlag{Name: "final", Usage: "the cleanup's final report"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report's data as JSON"},
-		), temporalclient.Flags()...),
-		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			from, to, err := pairOf(c)
-			if err != nil {
-				return err
-			}
+		),
+		Action: pairAction(func(c *cli.Context, from, to string) error {
 			if c.Bool("battery") && c.Bool("final") {
 				return errors.New("--battery and --final are two reports: ask for one at a time")
 			}
@@ -101,7 +93,7 @@ func migrateReportCommand() *cli.Command {
 			}
 			renderReport(c.App.Writer, st, time.Now())
 			return nil
-		},
+		}),
 	}
 }
 
