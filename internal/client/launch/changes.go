@@ -33,15 +33,9 @@ func Pipeline(ctx context.Context, s Starter, in changes.PipelineInput, opts ...
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
-	o, err := startOptions(changes.PipelineID(in.Project, in.Ref), workflows.TaskQueueBuild, PolicyJoinOrRerun, pipelineAttributes(in), opts)
-	if err != nil {
-		return nil, err
-	}
-	run, err := s.ExecuteWorkflow(ctx, o, changes.Pipeline, in)
-	if err != nil {
-		return nil, fmt.Errorf("starting the pipeline for %s at %s: %w", in.Project, in.Ref, err)
-	}
-	return run, nil
+	return start{id: changes.PipelineID(in.Project, in.Ref), queue: workflows.TaskQueueBuild, policy: PolicyJoinOrRerun,
+		attrs: pipelineAttributes(in), workflow: changes.Pipeline, input: in,
+		what: fmt.Sprintf("the pipeline for %s at %s", in.Project, in.Ref)}.execute(ctx, s, opts)
 }
 
 // RefPipelineID is the workflow id of the pipeline run for a ref update:
@@ -61,16 +55,9 @@ func RefPipelineID(project, ref, rev string) string {
 // holds. It runs on the build pool's queue unless an option says another.
 func RefPipeline(ctx context.Context, s Starter, in changes.PipelineInput, rev string, opts ...Option) (client.WorkflowRun, error) {
 	id := RefPipelineID(in.Project, in.Ref, rev)
-	o, err := startOptions(id, workflows.TaskQueueBuild, PolicyJoinOrRefuse,
-		[]temporal.SearchAttributeUpdate{workflows.ProjectKey.ValueSet(in.Project)}, opts)
-	if err != nil {
-		return nil, err
-	}
-	run, err := s.ExecuteWorkflow(ctx, o, changes.Pipeline, in)
-	if err != nil {
-		return nil, fmt.Errorf("starting %s: %w", id, err)
-	}
-	return run, nil
+	return start{id: id, queue: workflows.TaskQueueBuild, policy: PolicyJoinOrRefuse,
+		attrs:    []temporal.SearchAttributeUpdate{workflows.ProjectKey.ValueSet(in.Project)},
+		workflow: changes.Pipeline, input: in, what: id}.execute(ctx, s, opts)
 }
 
 // ScheduledPipeline is the action of a schedule (id) that runs the pipeline for
@@ -106,15 +93,8 @@ func Verification(ctx context.Context, s Starter, in changes.VerifyInput, key st
 	id := changes.VerifyID(t.Project, t.Change, t.Patchset, key)
 	attrs := []temporal.SearchAttributeUpdate{workflows.ProjectKey.ValueSet(t.Project),
 		workflows.ChangeKey.ValueSet(int64(t.Change)), workflows.PatchsetKey.ValueSet(int64(t.Patchset))}
-	o, err := startOptions(id, workflows.TaskQueueBuild, PolicyJoinOrRefuse, attrs, opts)
-	if err != nil {
-		return nil, err
-	}
-	run, err := s.ExecuteWorkflow(ctx, o, changes.ChangeVerification, in)
-	if err != nil {
-		return nil, fmt.Errorf("starting %s: %w", id, err)
-	}
-	return run, nil
+	return start{id: id, queue: workflows.TaskQueueBuild, policy: PolicyJoinOrRefuse, attrs: attrs,
+		workflow: changes.ChangeVerification, input: in, what: id}.execute(ctx, s, opts)
 }
 
 // MergeSignal tells the merge batcher of target's branch (changes.BatcherID)

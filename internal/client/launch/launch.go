@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
@@ -102,6 +103,33 @@ func OnTaskQueue(queue string) Option {
 		s.queue = queue
 		return nil
 	}
+}
+
+// start is one ExecuteWorkflow of a start function.
+type start struct {
+	id, queue string
+	policy    Policy
+	attrs     []temporal.SearchAttributeUpdate
+	workflow  any
+	input     any
+	// what names the workflow in the error of a failed start: "starting <what>".
+	what string
+	// timeout is the workflow's execution timeout; 0 for none.
+	timeout time.Duration
+}
+
+// execute starts st with its options changed by opts.
+func (st start) execute(ctx context.Context, s Starter, opts []Option) (client.WorkflowRun, error) {
+	o, err := startOptions(st.id, st.queue, st.policy, st.attrs, opts)
+	if err != nil {
+		return nil, err
+	}
+	o.WorkflowExecutionTimeout = st.timeout
+	run, err := s.ExecuteWorkflow(ctx, o, st.workflow, st.input)
+	if err != nil {
+		return nil, fmt.Errorf("starting %s: %w", st.what, err)
+	}
+	return run, nil
 }
 
 // startOptions are the options of a start of id on queue (unless an option says

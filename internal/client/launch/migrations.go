@@ -2,7 +2,6 @@ package launch
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/wikimedia/conveyor/workflows/migrations"
 
@@ -18,15 +17,8 @@ import (
 // pool's queue unless an option says another.
 func CloudMigration(ctx context.Context, s Starter, p migrations.MigrationPlan, opts ...Option) (client.WorkflowRun, error) {
 	id := migrations.MigrationID(p.From, p.To)
-	o, err := startOptions(id, workflows.TaskQueueMigrate, PolicyOnce, nil, opts)
-	if err != nil {
-		return nil, err
-	}
-	run, err := s.ExecuteWorkflow(ctx, o, migrations.CloudMigration, p)
-	if err != nil {
-		return nil, fmt.Errorf("starting %s: %w", id, err)
-	}
-	return run, nil
+	return start{id: id, queue: workflows.TaskQueueMigrate, policy: PolicyOnce,
+		workflow: migrations.CloudMigration, input: p, what: id}.execute(ctx, s, opts)
 }
 
 // ProjectMigration starts the automatic migration of a project's servers, with
@@ -35,13 +27,6 @@ func CloudMigration(ctx context.Context, s Starter, p migrations.MigrationPlan, 
 // holds. It runs on the migrate pool's queue unless an option says another.
 func ProjectMigration(ctx context.Context, s Starter, in migrations.ProjectMigrationInput, opts ...Option) (client.WorkflowRun, error) {
 	id := migrations.ProjectMigrationID(in.From, in.To, in.Project)
-	o, err := startOptions(id, workflows.TaskQueueMigrate, PolicyRefuseRunning, nil, opts)
-	if err != nil {
-		return nil, err
-	}
-	run, err := s.ExecuteWorkflow(ctx, o, migrations.ProjectMigration, in)
-	if err != nil {
-		return nil, fmt.Errorf("starting %s: %w", id, err)
-	}
-	return run, nil
+	return start{id: id, queue: workflows.TaskQueueMigrate, policy: PolicyRefuseRunning,
+		workflow: migrations.ProjectMigration, input: in, what: id}.execute(ctx, s, opts)
 }

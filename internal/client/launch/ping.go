@@ -2,7 +2,6 @@ package launch
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -28,14 +27,6 @@ func Ping(ctx context.Context, s Starter, id string, timeout time.Duration, in w
 	if id == "" {
 		id = PingID(time.Now())
 	}
-	o, err := startOptions(id, workflows.TaskQueue(first), PolicyServerDefault, nil, nil)
-	if err != nil {
-		return nil, err
-	}
-	o.WorkflowExecutionTimeout = timeout
-	run, err := s.ExecuteWorkflow(ctx, o, workflows.Ping, in)
-	if err != nil {
-		return nil, fmt.Errorf("starting the Ping workflow: %w", err)
-	}
-	return run, nil
+	return start{id: id, queue: workflows.TaskQueue(first), policy: PolicyServerDefault,
+		workflow: workflows.Ping, input: in, what: "the Ping workflow", timeout: timeout}.execute(ctx, s, nil)
 }

@@ -26,15 +26,8 @@ func Promotion(ctx context.Context, s Starter, in promotions.PromotionInput, opt
 	if in.Source.Project != "" {
 		attrs = append(attrs, workflows.ProjectKey.ValueSet(in.Source.Project))
 	}
-	o, err := startOptions(promotions.PromotionID(in.Service, in.Image), workflows.TaskQueueDeploy, PolicyJoinOrRerun, attrs, opts)
-	if err != nil {
-		return nil, err
-	}
-	run, err := s.ExecuteWorkflow(ctx, o, promotions.Promotion, in)
-	if err != nil {
-		return nil, fmt.Errorf("starting the promotion of %s: %w", in.Image, err)
-	}
-	return run, nil
+	return start{id: promotions.PromotionID(in.Service, in.Image), queue: workflows.TaskQueueDeploy, policy: PolicyJoinOrRerun,
+		attrs: attrs, workflow: promotions.Promotion, input: in, what: "the promotion of " + in.Image}.execute(ctx, s, opts)
 }
 
 // PromotionStatus asks a promotion for its status query.
