@@ -68,10 +68,7 @@ func TestGerritHookStartsAVerification(t *testing.T) {
 func TestGerritHookArgumentErrors(t *testing.T) {
 	triggersFile := filepath.Join(t.TempDir(), "triggers.yaml")
 	_ = os.WriteFile(triggersFile, []byte("projects: []\n"), 0o600)
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
+	wantCLIErrors(t, []cliError{
 		{[]string{"gerrit", "hook", "--triggers", triggersFile}, "give the event's name"},
 		{[]string{"gerrit", "hook", "--triggers", triggersFile, "patchset-created", "--change"}, "--change has no value"},
 		{[]string{"gerrit", "hook", "--triggers", triggersFile, "patchset-created", "stray"}, `"stray" at position 1 is not an option`},
@@ -79,12 +76,7 @@ func TestGerritHookArgumentErrors(t *testing.T) {
 		{[]string{"trigger", "pause", "nope"}, `"nope" names no trigger: want nightly/<project>/<branch>, batch/<project>/<branch> or basecheck`},
 		{[]string{"trigger", "resume", "--address", "127.0.0.1:1", "batch/p/main"}, "cannot reach Temporal"},
 		{[]string{"trigger", "run", "batch/p/main", "extra"}, "give one trigger id"},
-	} {
-		_, err := runConveyor(t, tc.args...)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("conveyor %s: error %v, want one containing %q", strings.Join(tc.args, " "), err, tc.want)
-		}
-	}
+	})
 }
 
 // TestGerritServeAcceptsAnEvent runs `conveyor gerrit serve` against the dev server

@@ -29,11 +29,36 @@ func runConveyor(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
+// cliError is a command line and a part of the error it must end with.
+type cliError struct {
+	args []string
+	want string
+}
+
+// wantCLIErrors runs each command line and fails t unless it ends with an error
+// containing its want.
+func wantCLIErrors(t *testing.T, cases []cliError) {
+	t.Helper()
+	for _, tc := range cases {
+		_, err := runConveyor(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("conveyor %s: error %v, want one containing %q", strings.Join(tc.args, " "), err, tc.want)
+		}
+	}
+}
+
+// wantLines fails t for each of wants that out, the output of what, lacks.
+func wantLines(t *testing.T, what, out string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(out, want) {
+			t.Errorf("%s lacks %q:\n%s", what, want, out)
+		}
+	}
+}
+
 func TestCommandLineErrorsSayWhatIsValid(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
+	wantCLIErrors(t, []cliError{
 		{[]string{"ping", "--pools", "build,biuld"}, `--pools: unknown pool "biuld": valid pools are build, deploy, migrate`},
 		{[]string{"ping", "extra"}, `unexpected arguments ["extra"]`},
 		{[]string{"--config", "/nonexistent/conveyor.yaml", "ping"}, "reading configuration"},
@@ -42,12 +67,7 @@ func TestCommandLineErrorsSayWhatIsValid(t *testing.T) {
 		{[]string{"dev", "logs", "temporal", "registry"}, "want one component"},
 		// -f after the component is the follow flag, not a second component.
 		{[]string{"dev", "logs", "temporal", "-f", "registry"}, "want one component (a NAME from `conveyor dev status`), got 2"},
-	} {
-		_, err := runConveyor(t, tc.args...)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("conveyor %s: error %v, want one containing %q", strings.Join(tc.args, " "), err, tc.want)
-		}
-	}
+	})
 }
 
 func TestVersion(t *testing.T) {
@@ -87,11 +107,7 @@ func TestHelpTeaches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"Example", `(default: "build", "deploy", "migrate")`, "--timeout", "(default: 1m0s)", "TEMPORAL_ADDRESS"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("ping --help lacks %q:\n%s", want, out)
-		}
-	}
+	wantLines(t, "ping --help", out, "Example", `(default: "build", "deploy", "migrate")`, "--timeout", "(default: 1m0s)", "TEMPORAL_ADDRESS")
 }
 
 func TestStatusTableAndExitCode(t *testing.T) {

@@ -11,6 +11,9 @@ import (
 	"github.com/urfave/cli/v2"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+
+	"github.com/wikimedia/conveyor/internal/client/launch"
+	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 )
 
 func migrateCommand() *cli.Command {
@@ -49,6 +52,28 @@ func pairFlags() []cli.Flag {
 	}
 }
 
+// pairCommandFlags are the flags of a verb that asks a migration's workflows:
+// --from and --to, flags, and the Temporal client's.
+func pairCommandFlags(flags ...cli.Flag) []cli.Flag {
+	return append(append(pairFlags(), flags...), temporalclient.Flags()...)
+}
+
+// pairAction is the action of a verb that takes only flags and names a
+// migration with --from and --to: it refuses arguments and checks the pair, then
+// runs act with it.
+func pairAction(act func(c *cli.Context, from, to string) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if err := noArgs(c); err != nil {
+			return err
+		}
+		from, to, err := pairOf(c)
+		if err != nil {
+			return err
+		}
+		return act(c, from, to)
+	}
+}
+
 // pairOf returns --from and --to, both required.
 func pairOf(c *cli.Context) (from, to string, err error) {
 	from, to = strings.TrimSpace(c.String("from")), strings.TrimSpace(c.String("to"))
@@ -71,19 +96,17 @@ func noArgs(c *cli.Context) error {
 
 // queryPlan asks the migration of a pair for its MigrationStatus.
 func queryPlan(ctx context.Context, cl client.Client, from, to string) (migrations.MigrationStatus, error) {
-	var st migrations.MigrationStatus
 	id := migrations.MigrationID(from, to)
-	v, err := cl.QueryWorkflow(ctx, id, "", migrations.QueryPlan)
+	st, err := launch.Query[migrations.MigrationStatus](ctx, cl, id, "", migrations.QueryPlan)
 	if err != nil {
 		return st, explainNotFound(err, id, "the migration of "+from+" to "+to+" has not been started: `conveyor migrate start --from "+from+" --to "+to+"`")
-	}
-	if err := v.Get(&st); err != nil {
-		return st, fmt.Errorf("decoding the plan of %s: %w", id, err)
 	}
 	return st, nil
 }
 
-// explainNotFound turns Temporal's not-found error into what to do.
+// explainNotFound turns Temporal's not-found error, and a query or update nobody
+// answered, into what to do; any other error (which names the workflow) is
+// returned as it is.
 func explainNotFound(err error, id, hint string) error {
 	var nf *serviceerror.NotFound
 	var timeout *serviceerror.DeadlineExceeded
@@ -93,7 +116,7 @@ func explainNotFound(err error, id, hint string) error {
 	case errors.As(err, &timeout) || errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("asking %s: no answer in time: a migrate worker answers queries and updates (conveyor-worker --pools migrate); is one running, in this namespace, and keeping up? (%w)", id, err)
 	}
-	return fmt.Errorf("asking %s: %w", id, err)
+	return err
 }
 
 // stageIndex finds a stage of the plan by name; an empty name means the

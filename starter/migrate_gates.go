@@ -13,7 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"go.temporal.io/sdk/client"
 
-	"github.com/wikimedia/conveyor/internal/client/temporalclient"
+	"github.com/wikimedia/conveyor/internal/client/launch"
 )
 
 func migrateApproveCommand() *cli.Command {
@@ -32,22 +32,15 @@ func migrateApproveCommand() *cli.Command {
 			"   conveyor migrate approve --from codfw1dev --to codfw2dev --approver bob --reason 'racks in place'\n" +
 			"   conveyor migrate approve --from codfw1dev --to codfw2dev --stage procure --approver bob --dry-run\n" +
 			"   conveyor migrate approve --from codfw1dev --to codfw2dev --cleanup --approver bob --keep 5f1c…   # stage 5's deletion",
-		Flags: append(append(pairFlags(),
+		Flags: pairCommandFlags(
 			&cli.StringFlag{Name: "stage", Usage: "the stage `NAME` to approve", DefaultText: "the current stage"},
 			&cli.StringFlag{Name: "approver", Usage: "who approves (`NAME`), recorded in the history"},
 			&cli.StringFlag{Name: "reason", Usage: "why, in a few words (`TEXT`)"},
 			&cli.BoolFlag{Name: "cleanup", Usage: "instead of a stage's gate, let stage 5's cleanup delete the leftovers it listed"},
 			&cli.StringSliceFlag{Name: "keep", Usage: "with --cleanup, do not delete this leftover (`ID`); repeatable"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "say what would be sent, send nothing"},
-		), temporalclient.Flags()...),
-		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			from, to, err := pairOf(c)
-			if err != nil {
-				return err
-			}
+		),
+		Action: pairAction(func(c *cli.Context, from, to string) error {
 			if len(c.StringSlice("keep")) > 0 && !c.Bool("cleanup") {
 				return errors.New("--keep goes with --cleanup: it names leftovers the cleanup must not delete")
 			}
@@ -66,7 +59,7 @@ func migrateApproveCommand() *cli.Command {
 			}
 			return approveStage(c.Context, cl, c.App.Writer, from, to, c.String("stage"),
 				migrations.StageApproval{By: who, Reason: c.String("reason")}, c.Bool("dry-run"))
-		},
+		}),
 	}
 }
 
@@ -98,8 +91,8 @@ func approveStage(ctx context.Context, cl client.Client, w io.Writer, from, to, 
 	if s.State == migrations.StageDone {
 		return fmt.Errorf("stage %s was already approved by %s on %s", s.Name, s.ApprovedBy, day(s.Finished))
 	}
-	var res migrations.StageStatus
-	if err := update(ctx, cl, id, migrations.UpdateApproveStage, "stage "+s.Name, a, &res); err != nil {
+	res, err := update[migrations.StageStatus](ctx, cl, id, migrations.UpdateApproveStage, "stage "+s.Name, a)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "stage %s approved by %s on %s\n", res.Name, res.ApprovedBy, day(res.Finished))
@@ -121,22 +114,15 @@ func migrateTaskDoneCommand() *cli.Command {
 			"   conveyor migrate task-done --from codfw1dev --to codfw2dev --task 'hardware ordered' --by alice\n" +
 			"   conveyor migrate task-done --from codfw1dev --to codfw2dev --stage bootstrap --task 'openstack-helm deployed' --by alice --note 'chart 1.2'\n" +
 			"   conveyor migrate task-done --from eqiad1 --to eqiad2 --project tools --by alice   # a manual project of stage 4",
-		Flags: append(append(pairFlags(),
+		Flags: pairCommandFlags(
 			&cli.StringFlag{Name: "stage", Usage: "the stage `NAME` the task belongs to", DefaultText: "the current stage"},
 			&cli.StringFlag{Name: "task", Usage: "the task's `NAME`, as status lists it"},
 			&cli.StringFlag{Name: "project", Usage: "instead of a task, mark stage 4's project `NAME` migrated (manual mode, or a failed project)"},
 			&cli.StringFlag{Name: "by", Usage: "who did the task (`NAME`)"},
 			&cli.StringFlag{Name: "note", Usage: "a note (`TEXT`), e.g. a ticket"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "say what would be sent, send nothing"},
-		), temporalclient.Flags()...),
-		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			from, to, err := pairOf(c)
-			if err != nil {
-				return err
-			}
+		),
+		Action: pairAction(func(c *cli.Context, from, to string) error {
 			d := migrations.TaskCompletion{Task: strings.TrimSpace(c.String("task")), By: strings.TrimSpace(c.String("by")), Note: c.String("note")}
 			project := strings.TrimSpace(c.String("project"))
 			switch {
@@ -158,7 +144,7 @@ func migrateTaskDoneCommand() *cli.Command {
 				return projectDone(c.Context, cl, c.App.Writer, from, to, d, c.Bool("dry-run"))
 			}
 			return taskDone(c.Context, cl, c.App.Writer, from, to, c.String("stage"), d, c.Bool("dry-run"))
-		},
+		}),
 	}
 }
 
@@ -191,37 +177,27 @@ func taskDone(ctx context.Context, cl client.Client, w io.Writer, from, to, stag
 	if s.State == migrations.StagePending && s.Started.IsZero() {
 		return fmt.Errorf("stage %s has not started yet (the current stage is %s): its tasks can be marked once it runs", s.Name, st.Stages[min(st.Current, len(st.Stages)-1)].Name)
 	}
-	var t migrations.TaskStatus
-	if err := update(ctx, cl, id, migrations.UpdateTaskDone, "stage "+s.Name, d, &t); err != nil {
+	t, err := update[migrations.TaskStatus](ctx, cl, id, migrations.UpdateTaskDone, "stage "+s.Name, d)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "task %q of stage %s done by %s on %s\n", t.Name, s.Name, t.By, day(t.Done))
 	return nil
 }
 
-// update sends update name with arg to workflow id, waits for its result and
-// decodes it into out (nil ignores it). what names the workflow in errors.
-func update(ctx context.Context, cl client.Client, id, name, what string, arg, out any) error {
-	h, err := cl.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: id, UpdateName: name, Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err == nil {
-		err = h.Get(ctx, out)
+// update sends update name with arg to workflow id with launch.Update and
+// returns its result. what names the workflow in errors: a refusal says
+// "<what> refused: " and the workflow's own reason.
+func update[Out any](ctx context.Context, u launch.Updater, id, name, what string, arg any) (Out, error) {
+	out, err := launch.Update[Out](ctx, u, id, name, arg)
+	var r *launch.RefusedError
+	switch {
+	case errors.As(err, &r):
+		return out, fmt.Errorf("%s refused: %s", what, r.Reason)
+	case err != nil:
+		return out, explainNotFound(err, id, what+" is not running")
 	}
-	if err != nil {
-		return refused(err, id, what)
-	}
-	return nil
-}
-
-// refused explains an update's failure: a validator's refusal is the workflow's
-// own message.
-func refused(err error, id, what string) error {
-	var appErr interface{ Message() string }
-	if errors.As(err, &appErr) {
-		return fmt.Errorf("%s refused: %s", what, appErr.Message())
-	}
-	return explainNotFound(err, id, what+" is not running")
+	return out, nil
 }
 
 // projectDone marks a project of stage 4's driver done: UpdateTaskDone with the
@@ -239,8 +215,8 @@ func projectDone(ctx context.Context, cl client.Client, w io.Writer, from, to st
 		fmt.Fprintf(w, "dry run: would send %s {task: %q, by: %q, note: %q} to %s\n", migrations.UpdateTaskDone, d.Task, d.By, d.Note, id)
 		return nil
 	}
-	var p migrations.ProjectProgress
-	if err := update(ctx, cl, id, migrations.UpdateTaskDone, "the projects driver", d, &p); err != nil {
+	p, err := update[migrations.ProjectProgress](ctx, cl, id, migrations.UpdateTaskDone, "the projects driver", d)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "project %s marked %s by %s on %s\n", p.Name, p.State, p.By, day(p.Finished))
@@ -272,7 +248,7 @@ func approveCleanup(ctx context.Context, cl client.Client, w io.Writer, from, to
 		}
 		return nil
 	}
-	if err := update(ctx, cl, id, migrations.UpdateApproveCleanup, "the cleanup", a, nil); err != nil {
+	if _, err := update[migrations.CleanupReport](ctx, cl, id, migrations.UpdateApproveCleanup, "the cleanup", a); err != nil {
 		return err
 	}
 	kept := 0

@@ -12,10 +12,9 @@ import (
 	"github.com/wikimedia/conveyor/workflows/migrations"
 
 	"github.com/urfave/cli/v2"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
+	"github.com/wikimedia/conveyor/internal/client/launch"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/workflows"
 )
@@ -217,19 +216,12 @@ func migrateStartCommand() *cli.Command {
 				return err
 			}
 			defer cl.Close()
-			run, err := cl.ExecuteWorkflow(c.Context, client.StartWorkflowOptions{
-				ID:                                       id,
-				TaskQueue:                                workflows.TaskQueueMigrate,
-				WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-				WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-				WorkflowExecutionErrorWhenAlreadyStarted: true,
-			}, migrations.CloudMigration, p)
+			run, err := launch.CloudMigration(c.Context, cl, p)
+			if temporal.IsWorkflowExecutionAlreadyStartedError(err) {
+				return fmt.Errorf("the migration %s was already started: see `conveyor migrate status --from %s --to %s`", id, p.From, p.To)
+			}
 			if err != nil {
-				var started *serviceerror.WorkflowExecutionAlreadyStarted
-				if errors.As(err, &started) {
-					return fmt.Errorf("the migration %s was already started: see `conveyor migrate status --from %s --to %s`", id, p.From, p.To)
-				}
-				return fmt.Errorf("starting %s: %w", id, err)
+				return err
 			}
 			fmt.Fprintf(c.App.Writer, "started %s (run %s)\n", id, run.GetRunID())
 			if u := cfg.Temporal.WorkflowURL(run.GetID(), run.GetRunID()); u != "" {

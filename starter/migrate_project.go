@@ -13,14 +13,12 @@ import (
 	"github.com/wikimedia/conveyor/workflows/migrations"
 
 	"github.com/urfave/cli/v2"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/activities/openstack"
-	"github.com/wikimedia/conveyor/internal/client/temporalclient"
-	"github.com/wikimedia/conveyor/workflows"
+	"github.com/wikimedia/conveyor/internal/client/launch"
 )
 
 // migrateProjectCommand is pause, resume or retry of one project's automatic
@@ -41,11 +39,11 @@ func migrateProjectCommand(verb string) *cli.Command {
 			"snapshot, the copied image, the destination server) and goes on from there; the\n" +
 			"source is still never deleted before the destination is verified.",
 	}[verb]
-	flags := append(pairFlags(),
+	flags := []cli.Flag{
 		&cli.StringFlag{Name: "project", Usage: "the project's `NAME` (Keystone's)"},
 		&cli.StringFlag{Name: "by", Usage: "who you are (`NAME`), recorded in the history"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "say what would be sent and to which VMs, send nothing"},
-	)
+	}
 	example := "   conveyor migrate " + verb + " --from eqiad1 --to eqiad2 --project tools --by alice"
 	switch verb {
 	case "retry":
@@ -62,15 +60,8 @@ func migrateProjectCommand(verb string) *cli.Command {
 		Usage:       usage,
 		UsageText:   "conveyor migrate " + verb + " --from NAME --to NAME --project NAME --by WHO [--dry-run]",
 		Description: desc + " --dry-run sends nothing.\n\nExample:\n\n" + example,
-		Flags:       append(flags, temporalclient.Flags()...),
-		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			from, to, err := pairOf(c)
-			if err != nil {
-				return err
-			}
+		Flags:       pairCommandFlags(flags...),
+		Action: pairAction(func(c *cli.Context, from, to string) error {
 			project, by := strings.TrimSpace(c.String("project")), strings.TrimSpace(c.String("by"))
 			switch {
 			case project == "":
@@ -88,7 +79,7 @@ func migrateProjectCommand(verb string) *cli.Command {
 				arg = migrations.RetryRequest{Servers: c.StringSlice("server"), By: by}
 			}
 			return updateProject(c.Context, cl, c.App.Writer, from, to, project, verb, arg, c.Bool("dry-run"))
-		},
+		}),
 	}
 }
 
@@ -121,15 +112,15 @@ func updateProject(ctx context.Context, cl client.Client, w io.Writer, from, to,
 		return nil
 	}
 	if verb == "retry" {
-		var queued []string
-		if err := update(ctx, cl, id, verb, "project "+project, arg, &queued); err != nil {
+		queued, err := update[[]string](ctx, cl, id, verb, "project "+project, arg)
+		if err != nil {
 			return err
 		}
 		fmt.Fprintf(w, "project %s: queued again: %s\n", project, strings.Join(queued, ", "))
 		return nil
 	}
-	var res migrations.ProjectStatus
-	if err := update(ctx, cl, id, verb, "project "+project, arg, &res); err != nil {
+	res, err := update[migrations.ProjectStatus](ctx, cl, id, verb, "project "+project, arg)
+	if err != nil {
 		return err
 	}
 	state := "running"
@@ -142,15 +133,11 @@ func updateProject(ctx context.Context, cl client.Client, w io.Writer, from, to,
 
 // queryProject asks a project's migration for its progress.
 func queryProject(ctx context.Context, cl client.Client, from, to, project string) (migrations.ProjectStatus, error) {
-	var st migrations.ProjectStatus
 	id := migrations.ProjectMigrationID(from, to, project)
-	v, err := cl.QueryWorkflow(ctx, id, "", migrations.QueryProgress)
+	st, err := launch.Query[migrations.ProjectStatus](ctx, cl, id, "", migrations.QueryProgress)
 	if err != nil {
 		return st, explainNotFound(err, id, "project "+project+" is not being migrated automatically from "+from+" to "+to+
 			" (see the projects of `conveyor migrate status`; start one with `conveyor migrate start --project`)")
-	}
-	if err := v.Get(&st); err != nil {
-		return st, fmt.Errorf("decoding the progress of %s: %w", id, err)
 	}
 	// The project learns a VM's step only at its grace period and its end; the
 	// running VM migrations say where they are now.
@@ -159,8 +146,7 @@ func queryProject(ctx context.Context, cl client.Client, from, to, project strin
 		if vm.State != migrations.VMRunning || vm.Step == migrations.VMStepGrace || vm.WorkflowID == "" {
 			continue
 		}
-		var p migrations.VMProgress
-		if v, err := cl.QueryWorkflow(ctx, vm.WorkflowID, "", migrations.QueryVMProgress); err == nil && v.Get(&p) == nil {
+		if p, err := launch.Query[migrations.VMProgress](ctx, cl, vm.WorkflowID, "", migrations.QueryVMProgress); err == nil {
 			vm.Step, vm.Detail = p.Step, p.Detail
 			if p.DestinationID != "" {
 				vm.DestinationID = p.DestinationID
@@ -316,17 +302,12 @@ func startProjects(c *cli.Context, from, to string, projects []string) error {
 	for _, p := range projects {
 		in.Project = p
 		id := migrations.ProjectMigrationID(from, to, p)
-		run, err := cl.ExecuteWorkflow(c.Context, client.StartWorkflowOptions{
-			ID: id, TaskQueue: workflows.TaskQueueMigrate,
-			WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-			WorkflowExecutionErrorWhenAlreadyStarted: true,
-		}, migrations.ProjectMigration, in)
+		run, err := launch.ProjectMigration(c.Context, cl, in)
+		if temporal.IsWorkflowExecutionAlreadyStartedError(err) {
+			return fmt.Errorf("project %s is already being migrated (%s): see `conveyor migrate status --from %s --to %s --project %s`", p, id, from, to, p)
+		}
 		if err != nil {
-			var started *serviceerror.WorkflowExecutionAlreadyStarted
-			if errors.As(err, &started) {
-				return fmt.Errorf("project %s is already being migrated (%s): see `conveyor migrate status --from %s --to %s --project %s`", p, id, from, to, p)
-			}
-			return fmt.Errorf("starting %s: %w", id, err)
+			return err
 		}
 		fmt.Fprintf(c.App.Writer, "started %s (run %s)\n  follow it: conveyor migrate status --from %s --to %s --project %s --watch\n",
 			id, run.GetRunID(), from, to, shellQuote(p))

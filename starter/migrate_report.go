@@ -19,7 +19,7 @@ import (
 
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/activities/openstack"
-	"github.com/wikimedia/conveyor/internal/client/temporalclient"
+	"github.com/wikimedia/conveyor/internal/client/launch"
 )
 
 func migrateReportCommand() *cli.Command {
@@ -40,19 +40,12 @@ func migrateReportCommand() *cli.Command {
 			"   conveyor migrate report --from codfw1dev --to codfw2dev\n" +
 			"   conveyor migrate report --from codfw1dev --to codfw2dev --battery\n" +
 			"   conveyor migrate report --from codfw1dev --to codfw2dev --final --json",
-		Flags: append(append(pairFlags(),
+		Flags: pairCommandFlags(
 			&cli.BoolFlag{Name: "battery", Usage: "compare the recorded test battery runs"},
 			&cli.BoolFlag{Name: "final", Usage: "the cleanup's final report"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report's data as JSON"},
-		), temporalclient.Flags()...),
-		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			from, to, err := pairOf(c)
-			if err != nil {
-				return err
-			}
+		),
+		Action: pairAction(func(c *cli.Context, from, to string) error {
 			if c.Bool("battery") && c.Bool("final") {
 				return errors.New("--battery and --final are two reports: ask for one at a time")
 			}
@@ -100,7 +93,7 @@ func migrateReportCommand() *cli.Command {
 			}
 			renderReport(c.App.Writer, st, time.Now())
 			return nil
-		},
+		}),
 	}
 }
 
@@ -134,11 +127,11 @@ func queryCleanup(ctx context.Context, cl client.Client, st migrations.Migration
 	if err != nil {
 		return rep, err
 	}
-	v, err := cl.QueryWorkflow(ctx, id, "", migrations.QueryCleanup)
+	rep, err = launch.Query[migrations.CleanupReport](ctx, cl, id, "", migrations.QueryCleanup)
 	if err != nil {
 		return rep, explainNotFound(err, id, "the cleanup is not running")
 	}
-	return rep, v.Get(&rep)
+	return rep, nil
 }
 
 // renderBattery compares the recorded battery runs, oldest first.

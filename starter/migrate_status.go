@@ -16,8 +16,6 @@ import (
 	"github.com/urfave/cli/v2"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
-
-	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 )
 
 func migrateStatusCommand() *cli.Command {
@@ -34,21 +32,14 @@ func migrateStatusCommand() *cli.Command {
 			"   conveyor migrate status --from codfw1dev --to codfw2dev\n" +
 			"   conveyor migrate status --from codfw1dev --to codfw2dev --all --watch\n" +
 			"   conveyor migrate status --from codfw1dev --to codfw2dev --project tools",
-		Flags: append(append(pairFlags(),
+		Flags: pairCommandFlags(
 			&cli.BoolFlag{Name: "all", Usage: "list the tasks of every stage, not only the current one"},
 			&cli.StringFlag{Name: "project", Usage: "show the migration of project `NAME`, VM by VM"},
 			&cli.BoolFlag{Name: "watch", Aliases: []string{"w"}, Usage: "redraw until it finishes"},
 			&cli.DurationFlag{Name: "interval", Value: 2 * time.Second, Usage: "with --watch, redraw every `DURATION`"},
 			&cli.BoolFlag{Name: "json", Usage: "print the query's answer as JSON"},
-		), temporalclient.Flags()...),
-		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			from, to, err := pairOf(c)
-			if err != nil {
-				return err
-			}
+		),
+		Action: pairAction(func(c *cli.Context, from, to string) error {
 			if c.Bool("watch") && c.Duration("interval") <= 0 {
 				return fmt.Errorf("--interval %s: give a positive duration, e.g. 2s", c.Duration("interval"))
 			}
@@ -70,7 +61,7 @@ func migrateStatusCommand() *cli.Command {
 				return err
 			}
 			return watch(c.Context, c.App.Writer, c.Duration("interval"), view)
-		},
+		}),
 	}
 }
 

@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/internal/client/launch"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/workflows"
 )
@@ -61,16 +61,12 @@ func ping(c *cli.Context) error {
 
 	id := c.String("workflow-id")
 	if id == "" {
-		id = "conveyor-ping-" + time.Now().UTC().Format("20060102T150405.000")
+		id = launch.PingID(time.Now())
 	}
-	run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:        id,
-		TaskQueue: workflows.TaskQueue(pools[0]),
-		// A ping nobody serves should not stay open after the command gave up.
-		WorkflowExecutionTimeout: timeout,
-	}, workflows.Ping, workflows.PingInput{Pools: pools, Message: c.String("message")})
+	// The workflow times out with the command: a ping nobody serves does not stay open.
+	run, err := launch.Ping(ctx, cl, id, timeout, workflows.PingInput{Pools: pools, Message: c.String("message")})
 	if err != nil {
-		return fmt.Errorf("starting the Ping workflow: %w", err)
+		return err
 	}
 	fmt.Fprintf(c.App.ErrWriter, "Started workflow %s on %s\n", id, workflows.TaskQueue(pools[0]))
 	if u := cfg.Temporal.WorkflowURL(run.GetID(), run.GetRunID()); u != "" {

@@ -16,10 +16,7 @@ import (
 // arguments before dialing Temporal, with a message that says what to give.
 func TestPromoteArgumentErrors(t *testing.T) {
 	const id = "promote/hello/3f2a9c0d1e4b"
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
+	wantCLIErrors(t, []cliError{
 		{[]string{"promote", "approve", id}, "--approver is required: give your name as the promotion plan's approvers list it"},
 		{[]string{"promote", "reject", id, "--approver", "  "}, "--approver is required"},
 		{[]string{"promote", "rollback", "--approver", "alice"}, "give one promotion id, e.g. promote/hello/3f2a9c0d1e4b"},
@@ -33,12 +30,7 @@ func TestPromoteArgumentErrors(t *testing.T) {
 		// Flags after the id are read: the approver passes, the address is used.
 		{[]string{"promote", "approve", id, "--approver", "alice", "--reason", "ok", "--address", "127.0.0.1:1"}, "cannot reach Temporal at 127.0.0.1:1"},
 		{[]string{"promote", "approve", id, "--approver", "alice", "--bogus"}, "flag provided but not defined: -bogus"},
-	} {
-		_, err := runConveyor(t, tc.args...)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("conveyor %s: error %v, want one containing %q", strings.Join(tc.args, " "), err, tc.want)
-		}
-	}
+	})
 }
 
 func TestPromoteHasEveryVerb(t *testing.T) {
@@ -73,15 +65,11 @@ func TestRenderPromotion(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := b.String()
-	for _, want := range []string{
+	wantLines(t, "status", out,
 		"production (codfw, step 2 of 4)", "commit c0ffee", "10 % wanted: canary 1 pods (1 ready), stable 3 (3 ready): canary gets 25.0 % of ready pods",
 		"codfw step 1 (1 %) passed", "codfw (simulated: readiness only)", "ignored: \"mallory\" is not an approver", "staging ok",
 		"second", "third",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("status lacks %q:\n%s", want, out)
-		}
-	}
+	)
 	if !regexp.MustCompile(`(?m)^approved by +alice$`).MatchString(out) {
 		t.Errorf("status does not say who approved:\n%s", out)
 	}

@@ -2,14 +2,12 @@ package launch
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/wikimedia/conveyor/workflows/promotions"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -17,8 +15,10 @@ import (
 )
 
 // Promotion starts the promotion of in.Image, or returns the one already running
-// for the same image: the workflow id comes from the service and the digest.
-func Promotion(ctx context.Context, c client.Client, in promotions.PromotionInput) (client.WorkflowRun, error) {
+// for the same image: the workflow id comes from the service and the digest
+// (promotions.PromotionID), and PolicyJoinOrRerun applies. It runs on the deploy
+// pool's queue unless an option says another.
+func Promotion(ctx context.Context, s Starter, in promotions.PromotionInput, opts ...Option) (client.WorkflowRun, error) {
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
@@ -26,59 +26,22 @@ func Promotion(ctx context.Context, c client.Client, in promotions.PromotionInpu
 	if in.Source.Project != "" {
 		attrs = append(attrs, workflows.ProjectKey.ValueSet(in.Source.Project))
 	}
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       promotions.PromotionID(in.Service, in.Image),
-		TaskQueue:                workflows.TaskQueueDeploy,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		TypedSearchAttributes:    temporal.NewSearchAttributes(attrs...),
-	}, promotions.Promotion, in)
-	if err != nil {
-		return nil, fmt.Errorf("starting the promotion of %s: %w", in.Image, err)
-	}
-	return run, nil
+	return start{id: promotions.PromotionID(in.Service, in.Image), queue: workflows.TaskQueueDeploy, policy: PolicyJoinOrRerun,
+		attrs: attrs, workflow: promotions.Promotion, input: in, what: "the promotion of " + in.Image}.execute(ctx, s, opts)
 }
 
 // PromotionStatus asks a promotion for its status query.
-func PromotionStatus(ctx context.Context, c client.Client, workflowID, runID string) (promotions.PromotionStatus, error) {
-	var st promotions.PromotionStatus
-	v, err := c.QueryWorkflow(ctx, workflowID, runID, workflows.QueryStatus)
-	if err != nil {
-		return st, fmt.Errorf("querying %s: %w", workflowID, err)
-	}
-	if err := v.Get(&st); err != nil {
-		return st, fmt.Errorf("decoding the status of %s: %w", workflowID, err)
-	}
-	return st, nil
+func PromotionStatus(ctx context.Context, q Querier, workflowID, runID string) (promotions.PromotionStatus, error) {
+	return Query[promotions.PromotionStatus](ctx, q, workflowID, runID, workflows.QueryStatus)
 }
-
-// ErrRefused wraps a promotion's refusal of a verb (its update validator's
-// answer): nothing was recorded.
-var ErrRefused = errors.New("refused")
 
 // PromotionDecide sends verb (approve, reject, pause, resume, promote-full,
 // rollback) to a running promotion as an update and returns the status after
-// it was applied. A refusal is an error wrapping ErrRefused with the reason.
-func PromotionDecide(ctx context.Context, c client.Client, workflowID, verb string, d promotions.PromotionDecision) (promotions.PromotionStatus, error) {
-	var st promotions.PromotionStatus
+// it was applied. A refusal is a *RefusedError (errors.Is ErrRefused) with the
+// reason.
+func PromotionDecide(ctx context.Context, u Updater, workflowID, verb string, d promotions.PromotionDecision) (promotions.PromotionStatus, error) {
 	if !slices.Contains(promotions.PromotionVerbs, verb) {
-		return st, fmt.Errorf("unknown verb %q: want one of %s", verb, strings.Join(promotions.PromotionVerbs, ", "))
+		return promotions.PromotionStatus{}, fmt.Errorf("unknown verb %q: want one of %s", verb, strings.Join(promotions.PromotionVerbs, ", "))
 	}
-	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID:   workflowID,
-		UpdateName:   verb,
-		Args:         []any{d},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err == nil {
-		err = h.Get(ctx, &st)
-	}
-	if err != nil {
-		var app *temporal.ApplicationError
-		if errors.As(err, &app) {
-			return st, fmt.Errorf("%w: %s", ErrRefused, app.Message())
-		}
-		return st, fmt.Errorf("sending %s to %s: %w", verb, workflowID, err)
-	}
-	return st, nil
+	return Update[promotions.PromotionStatus](ctx, u, workflowID, verb, d)
 }

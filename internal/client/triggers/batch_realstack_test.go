@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -50,21 +49,12 @@ func TestTwentyMergesOneBuildOnTheDevServer(t *testing.T) {
 	batcher := changes.BatcherID(project, "main")
 	t.Cleanup(func() { _ = c.TerminateWorkflow(context.Background(), batcher, "", "test cleanup") })
 
-	h, err := NewHandler(c, cfg, WithLogger(quietLogger()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := NewServer(h, testSecret, WithServerLogger(quietLogger()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
+	url := serveEvents(t, c, cfg)
 	tmpl := strings.ReplaceAll(string(webhookSample(t, "change-merged.json")), "mediawiki/services/hello", project)
 	for i := 1; i <= 20; i++ {
 		body := strings.ReplaceAll(tmpl, `"number": 1234`, fmt.Sprintf(`"number": %d`, 5000+i))
 		for range 1 + i%3 { // some events twice or three times, as the plugin's retries do
-			code, err := fakegerrit.Deliver(ctx, http.DefaultClient, ts.URL+EventsPath+"/"+testSecret, "https://gerrit.example.org/r/", []byte(body))
+			code, err := fakegerrit.Deliver(ctx, http.DefaultClient, url, "https://gerrit.example.org/r/", []byte(body))
 			if err != nil || code != http.StatusAccepted {
 				t.Fatalf("merge %d: %d %v", i, code, err)
 			}

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/wikimedia/conveyor/internal/client/launch"
 	"github.com/wikimedia/conveyor/workflows"
 )
 
@@ -58,14 +59,13 @@ func Sync(ctx context.Context, c client.Client, cfg *Config, taskQueue string) (
 			id := NightlyScheduleID(p.Name, branch)
 			want = append(want, id)
 			spec := client.ScheduleSpec{CronExpressions: []string{cfg.NightlyCron}, TimeZoneName: "UTC"}
-			action := &client.ScheduleWorkflowAction{
-				ID:                    id,
-				Workflow:              changes.Pipeline,
-				Args:                  []any{changes.PipelineInput{Project: p.Name, Repo: p.Repo, Ref: "refs/heads/" + branch, Publish: p.PublishOnMerge}},
-				TaskQueue:             taskQueue,
-				TypedSearchAttributes: temporal.NewSearchAttributes(workflows.ProjectKey.ValueSet(p.Name)),
+			action, err := launch.ScheduledPipeline(id,
+				changes.PipelineInput{Project: p.Name, Repo: p.Repo, Ref: "refs/heads/" + branch, Publish: p.PublishOnMerge},
+				launch.OnTaskQueue(taskQueue))
+			if err != nil {
+				return rep, err
 			}
-			_, err := sc.Create(ctx, client.ScheduleOptions{
+			_, err = sc.Create(ctx, client.ScheduleOptions{
 				ID: id, Spec: spec, Action: action,
 				// A build missed by more than a few hours waits for the next night.
 				CatchupWindow: 6 * time.Hour,
@@ -114,12 +114,11 @@ func Sync(ctx context.Context, c client.Client, cfg *Config, taskQueue string) (
 			bc.Targets = append(bc.Targets, changes.RebuildTarget{Project: p.Name, Repo: p.Repo, Branch: b, Publish: p.PublishOnMerge})
 		}
 	}
-	if _, err := c.SignalWithStartWorkflow(ctx, changes.BaseCheckID, changes.SignalBaseCheckConfig, bc,
-		client.StartWorkflowOptions{ID: changes.BaseCheckID, TaskQueue: taskQueue},
-		changes.BaseImageCheck, changes.BaseCheckInput{Config: bc}); err != nil {
-		return rep, fmt.Errorf("starting the base image check: %w", err)
+	id, err := launch.BaseCheck(ctx, c, bc, launch.OnTaskQueue(taskQueue))
+	if err != nil {
+		return rep, err
 	}
-	rep.BaseCheck = changes.BaseCheckID
+	rep.BaseCheck = id
 	return rep, nil
 }
 
@@ -260,10 +259,7 @@ func setPaused(ctx context.Context, c client.Client, id, note string, paused boo
 	if paused {
 		signal = workflows.SignalPause
 	}
-	if err := c.SignalWorkflow(ctx, id, "", signal, nil); err != nil {
-		return fmt.Errorf("signalling %s to %s: %w", id, signal, err)
-	}
-	return nil
+	return launch.Signal(ctx, c, id, signal, nil)
 }
 
 // Run makes a trigger act now: a schedule starts its build, the base image check
@@ -279,9 +275,7 @@ func Run(ctx context.Context, c client.Client, id string) error {
 			return fmt.Errorf("triggering the schedule %s: %w", id, err)
 		}
 	case KindBaseCheck:
-		if err := c.SignalWorkflow(ctx, id, "", changes.SignalCheckNow, nil); err != nil {
-			return fmt.Errorf("asking %s to check now: %w", id, err)
-		}
+		return launch.Signal(ctx, c, id, changes.SignalCheckNow, nil)
 	default:
 		return fmt.Errorf("%s is a merge batcher: it builds when its batch is due, and cannot be run by hand (use conveyor pipeline run --publish)", id)
 	}

@@ -9,22 +9,26 @@ import (
 
 	"github.com/wikimedia/conveyor/workflows/changes"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/wikimedia/conveyor/internal/client/launch"
 	"github.com/wikimedia/conveyor/internal/lib/gerrit"
 	"github.com/wikimedia/conveyor/workflows"
 )
 
-// Starter starts workflows: the part of client.Client the Handler uses.
+// Starter starts workflows: the part of client.Client the Handler uses, which it
+// hands to launch.
 type Starter interface {
 	ExecuteWorkflow(ctx context.Context, options client.StartWorkflowOptions, workflow any, args ...any) (client.WorkflowRun, error)
 	SignalWithStartWorkflow(ctx context.Context, workflowID, signalName string, signalArg any,
 		options client.StartWorkflowOptions, workflow any, workflowArgs ...any) (client.WorkflowRun, error)
 }
 
-var _ Starter = client.Client(nil)
+var (
+	_ Starter        = client.Client(nil)
+	_ launch.Starter = Starter(nil)
+)
 
 // What the Handler did with an event (Result.Action).
 const (
@@ -64,9 +68,9 @@ type EventHandler interface {
 //     merges it has seen;
 //   - ref-updated: the project's rule for the ref, if any.
 //
-// Verifications and ref pipelines are started with the conflict policy
-// USE_EXISTING (a delivery during the run joins it) and the reuse policy
-// REJECT_DUPLICATE (a delivery after the run starts nothing): Result.Duplicate.
+// Verifications and ref pipelines are started with launch.PolicyJoinOrRefuse (a
+// delivery during the run joins it, a delivery after the run starts nothing:
+// Result.Duplicate).
 type Handler struct {
 	starter   Starter
 	cfg       *Config
@@ -215,24 +219,16 @@ func (h *Handler) verify(ctx context.Context, p *Project, e gerrit.Event, key st
 	if action == ActionRecheck {
 		in.Trigger = changes.TriggerRecheck
 	}
-	id := changes.VerifyID(p.Name, change, ps, key)
-	opts := h.startOptions(id, p.Name)
-	opts.TypedSearchAttributes = temporal.NewSearchAttributes(workflows.ProjectKey.ValueSet(p.Name),
-		workflows.ChangeKey.ValueSet(int64(change)), workflows.PatchsetKey.ValueSet(int64(ps)))
-	return h.start(ctx, action, opts, changes.ChangeVerification, in)
+	_, err := launch.Verification(ctx, h.starter, in, key, launch.OnTaskQueue(h.taskQueue))
+	return started(action, changes.VerifyID(p.Name, change, ps, key), err)
 }
 
 // batch signals the branch's merge batcher, starting it if needed.
 func (h *Handler) batch(ctx context.Context, p *Project, branch string, m changes.MergedChange) (Result, error) {
 	target := changes.BatchTarget{Project: p.Name, Repo: p.Repo, Branch: branch, Publish: true, Settings: p.Batch}
-	id := changes.BatcherID(p.Name, branch)
-	opts := h.startOptions(id, p.Name)
-	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
-	opts.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_UNSPECIFIED
-	_, err := h.starter.SignalWithStartWorkflow(ctx, id, changes.SignalMerged, changes.MergeSignal{Target: target, Change: m},
-		opts, changes.MergeBatcher, changes.BatcherInput{Target: target})
+	id, err := launch.MergeSignal(ctx, h.starter, target, m, launch.OnTaskQueue(h.taskQueue))
 	if err != nil {
-		return Result{}, fmt.Errorf("signalling the merge batcher %s: %w", id, err)
+		return Result{}, err
 	}
 	return Result{Action: ActionBatch, WorkflowID: id}, nil
 }
@@ -251,43 +247,22 @@ func (h *Handler) refUpdated(ctx context.Context, p *Project, e gerrit.Event) (R
 	if action == RefBatch {
 		return h.batch(ctx, p, gerrit.ShortBranch(ref), changes.MergedChange{Key: "ref/" + rev, Revision: rev})
 	}
-	id := RefPipelineID(p.Name, ref, rev)
-	opts := h.startOptions(id, p.Name)
 	in := changes.PipelineInput{Project: p.Name, Repo: p.Repo, Ref: ref, Publish: action == RefPublish}
-	return h.start(ctx, ActionPublish, opts, changes.Pipeline, in)
+	_, err := launch.RefPipeline(ctx, h.starter, in, rev, launch.OnTaskQueue(h.taskQueue))
+	return started(ActionPublish, launch.RefPipelineID(p.Name, ref, rev), err)
 }
 
-// RefPipelineID is the workflow id of the pipeline run for a ref update:
-// pipeline/<project>/<ref>@<first 12 digits of the new commit>.
-func RefPipelineID(project, ref, rev string) string {
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	return fmt.Sprintf("pipeline/%s/%s@%s", project, strings.TrimPrefix(ref, "refs/heads/"), rev)
-}
-
-// startOptions are the options of an event-derived workflow id: join a running
-// workflow, refuse to run a finished one again.
-func (h *Handler) startOptions(id, project string) client.StartWorkflowOptions {
-	return client.StartWorkflowOptions{
-		ID:                       id,
-		TaskQueue:                h.taskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.ProjectKey.ValueSet(project)),
-	}
-}
-
-func (h *Handler) start(ctx context.Context, action string, opts client.StartWorkflowOptions, wf any, in any) (Result, error) {
-	res := Result{Action: action, WorkflowID: opts.ID}
-	_, err := h.starter.ExecuteWorkflow(ctx, opts, wf, in)
+// started is the Result of the start of workflow id for action, which returned
+// err: an event-derived id is started under launch.PolicyJoinOrRefuse, whose
+// refusal says the event's workflow has already run.
+func started(action, id string, err error) (Result, error) {
+	res := Result{Action: action, WorkflowID: id}
 	switch {
 	case err == nil:
 	case temporal.IsWorkflowExecutionAlreadyStartedError(err):
-		// The reuse policy refused: this event's workflow has already run.
 		res.Duplicate = true
 	default:
-		return Result{}, fmt.Errorf("starting %s: %w", opts.ID, err)
+		return Result{}, err
 	}
 	return res, nil
 }

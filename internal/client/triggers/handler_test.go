@@ -3,7 +3,6 @@ package triggers
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -102,7 +101,7 @@ func newTestHandler(t *testing.T, s Starter) *Handler {
 
 func sample(t *testing.T, name string) gerrit.Event {
 	t.Helper()
-	e, err := gerrit.ParseEvent(mustRead(t, filepath.Join("..", "gerrit", "testdata", name)))
+	e, err := gerrit.ParseEvent(mustRead(t, gerritTestdata(name)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +111,7 @@ func sample(t *testing.T, name string) gerrit.Event {
 func streamSamples(t *testing.T) []gerrit.Event {
 	t.Helper()
 	var out []gerrit.Event
-	for _, line := range strings.Split(strings.TrimSpace(string(mustRead(t, filepath.Join("..", "gerrit", "testdata", "stream", "events.jsonl")))), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(string(mustRead(t, gerritTestdata("stream", "events.jsonl")))), "\n") {
 		e, err := gerrit.ParseEvent([]byte(line))
 		if err != nil {
 			t.Fatal(err)

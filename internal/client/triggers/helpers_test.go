@@ -2,8 +2,14 @@ package triggers
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 )
+
+// gerritTestdata is the path of a sample of internal/lib/gerrit's testdata.
+func gerritTestdata(elem ...string) string {
+	return filepath.Join(append([]string{"..", "..", "lib", "gerrit", "testdata"}, elem...)...)
+}
 
 func mustRead(t testing.TB, path string) []byte {
 	t.Helper()

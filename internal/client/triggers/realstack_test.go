@@ -51,6 +51,24 @@ func dial(t testing.TB, ns string) client.Client {
 	return c
 }
 
+// serveEvents serves the webhooks endpoint of a Handler of cfg that starts
+// workflows through c, until the test ends, and returns the URL to deliver events
+// to.
+func serveEvents(t testing.TB, c client.Client, cfg *Config) string {
+	t.Helper()
+	h, err := NewHandler(c, cfg, WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := NewServer(h, testSecret, WithServerLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	return ts.URL + EventsPath + "/" + testSecret
+}
+
 // waitUntil polls cond until it returns nil or timeout passes.
 func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
@@ -90,17 +108,7 @@ func TestDuplicateDeliveriesStartOneWorkflow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := NewHandler(c, cfg, WithLogger(quietLogger()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := NewServer(h, testSecret, WithServerLogger(quietLogger()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
-	url := ts.URL + EventsPath + "/" + testSecret
+	url := serveEvents(t, c, cfg)
 	body := []byte(strings.ReplaceAll(string(webhookSample(t, "patchset-created.json")), "mediawiki/services/hello", project))
 	id := changes.VerifyID(project, 1234, 2, "")
 	ctx := context.Background()

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -51,7 +50,7 @@ func post(t *testing.T, url string, body []byte, setup ...func(*http.Request)) (
 }
 
 func webhookSample(t *testing.T, name string) []byte {
-	return mustRead(t, filepath.Join("..", "gerrit", "testdata", "webhook", name))
+	return mustRead(t, gerritTestdata("webhook", name))
 }
 
 func TestWebhookAnswers(t *testing.T) {

@@ -66,7 +66,7 @@ type failingReader struct{}
 func (*failingReader) Read([]byte) (int, error) { return 0, errors.New("connection reset by peer") }
 
 func TestStreamReconnectsAndReadsEveryEvent(t *testing.T) {
-	lines := strings.Split(strings.TrimSpace(string(mustRead(t, filepath.Join("..", "gerrit", "testdata", "stream", "events.jsonl")))), "\n")
+	lines := strings.Split(strings.TrimSpace(string(mustRead(t, gerritTestdata("stream", "events.jsonl")))), "\n")
 	src := &flakySource{conns: []any{
 		lines[0] + "\n" + "not json\n" + lines[1] + "\n",
 		errors.New("ssh: connect to host gerrit.example.org port 29418: Connection refused"),
@@ -95,7 +95,7 @@ func TestStreamReconnectsAndReadsEveryEvent(t *testing.T) {
 
 func TestStreamFromAReaderEndsWithIt(t *testing.T) {
 	h := &recordingHandler{}
-	in := string(mustRead(t, filepath.Join("..", "gerrit", "testdata", "stream", "events.jsonl")))
+	in := string(mustRead(t, gerritTestdata("stream", "events.jsonl")))
 	stats, err := Stream(context.Background(), ReaderSource(strings.NewReader(in)), h, WithStreamLogger(quietLogger()))
 	if err != nil || stats.Connections != 1 || len(h.events) != 6 {
 		t.Errorf("stats %+v, %d events, %v", stats, len(h.events), err)
@@ -114,7 +114,7 @@ func TestStreamSkipsOverlongLines(t *testing.T) {
 
 func TestStreamRunsACommand(t *testing.T) {
 	h := &recordingHandler{}
-	file := filepath.Join("..", "gerrit", "testdata", "stream", "events.jsonl")
+	file := gerritTestdata("stream", "events.jsonl")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// The first run prints the events and exits (a lost connection); the next
