@@ -56,7 +56,7 @@ func invalid(t *testing.T, err error) *InvalidError {
 }
 
 func TestHelloExampleSettings(t *testing.T) {
-	p, err := ParseSettings(filepath.Join("..", "..", "examples", "hello"), "mediawiki/services/hello")
+	p, err := ParseSettings(filepath.Join("..", "..", "..", "examples", "hello"), "mediawiki/services/hello")
 	if err != nil {
 		t.Fatal(err)
 	}
