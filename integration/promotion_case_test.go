@@ -35,7 +35,7 @@ import (
 	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
-// The promotion tests drive workflows.Promotion on a real worker (its own Temporal
+// The promotion tests drive promotions.Promotion on a real worker (its own Temporal
 // namespace, its own configuration registry) against the stack's two production
 // clusters: eqiad, whose pods run and answer the canary analysis' traffic, and the
 // simulated codfw. Each test promotes a service of its own over a stable release

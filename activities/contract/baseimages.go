@@ -1,6 +1,6 @@
 package contract
 
-// Activities of the base image check (workflows.BaseImageCheck).
+// Activities of the base image check (changes.BaseImageCheck).
 var (
 	// ResolveBaseImages reads, for each target branch, the base images its
 	// pipeline's variants build on (the Blubber config's base, per stage).

@@ -10,7 +10,7 @@ package contract
 // Each type says which activities raise it, what it means, and what the user
 // does about it. The error's message names the file, field or object.
 
-// Error types of the change pipeline (workflows.Pipeline): PrepareSource,
+// Error types of the change pipeline (changes.Pipeline): PrepareSource,
 // BuildVariant, RunTests, DeployCandidate, HelmTest, RunE2E, PublishImage.
 const (
 	// ErrInvalidConfig: the repository's pipeline settings (.pipeline/config.yaml)
@@ -74,7 +74,7 @@ const (
 	ErrGerritRejected = "GerritReviewRejected"
 )
 
-// Error types of the staged promotion (workflows.Promotion): PromotionConfig,
+// Error types of the staged promotion (promotions.Promotion): PromotionConfig,
 // PromotionDeploy, PromotionSmoke, CanarySet, CanaryAnalyze, CanaryRemove.
 const (
 	// ErrPromotionConfig: the configuration registry has no valid plan for the
@@ -96,8 +96,8 @@ const (
 	ErrReleaseNotReady = "ReleaseNotReady"
 )
 
-// Error types of the OpenStack parallel-cloud migration (workflows.CloudMigration,
-// workflows.MigrationStage, workflows.ProjectMigration, workflows.VMMigration).
+// Error types of the OpenStack parallel-cloud migration (migrations.CloudMigration,
+// migrations.MigrationStage, migrations.ProjectMigration, migrations.VMMigration).
 const (
 	// ErrMigrationTaskFailed: an automated task of a stage cannot succeed without
 	// a person fixing something first (a quota, a missing host), or is not one

@@ -2,8 +2,8 @@ package contract
 
 import "time"
 
-// Activities of the OpenStack parallel-cloud migration (workflows.CloudMigration and
-// workflows.MigrationStage). They run on the migrate pool.
+// Activities of the OpenStack parallel-cloud migration (migrations.CloudMigration and
+// migrations.MigrationStage). They run on the migrate pool.
 var (
 	// MigrationCheck runs a stage's entry checks against both deployments.
 	MigrationCheck = Activity[MigrationCheckInput, MigrationCheckOutput]{Name: "MigrationCheck"}

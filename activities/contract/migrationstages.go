@@ -3,8 +3,8 @@ package contract
 import "time"
 
 // Activities of the migration's stage workflows: the stage-3 test battery
-// (workflows.TestBattery), the stage-4 projects driver (workflows.ProjectsMigration)
-// and the stage-5 cleanup (workflows.Cleanup). activities/openstack implements them
+// (migrations.TestBattery), the stage-4 projects driver (migrations.ProjectsMigration)
+// and the stage-5 cleanup (migrations.Cleanup). activities/openstack implements them
 // on the migrate pool; each is idempotent.
 var (
 	// FreezeLegacyQuota sets a project's compute quota (instances, cores, RAM) in

@@ -1,7 +1,7 @@
 package contract
 
-// Activities of the automatic per-project VM migration (workflows.ProjectMigration
-// and workflows.VMMigration), implemented by activities/openstack on the migrate
+// Activities of the automatic per-project VM migration (migrations.ProjectMigration
+// and migrations.VMMigration), implemented by activities/openstack on the migrate
 // pool. Each is idempotent: it finds its own earlier work by the markers below and
 // reuses it, so a retry after a worker crash never creates a second image or server.
 var (

@@ -2,7 +2,7 @@ package contract
 
 import "time"
 
-// Activities of the staged promotion (workflows.Promotion). They run on the deploy
+// Activities of the staged promotion (promotions.Promotion). They run on the deploy
 // pool: its hosts reach the clusters' API servers and their pods.
 var (
 	// PromotionConfig reads a service's promotion plan and per-environment Helm

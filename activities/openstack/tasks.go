@@ -16,7 +16,7 @@ import (
 // Tasks that need hands or tools conveyor does not drive (ordering hardware,
 // installing Kubernetes or openstack-helm) are human tasks of the plan; the test
 // battery, the projects' migration and the cleanup of leftovers run as child
-// workflows of their stage (workflows.TestBattery, ProjectsMigration, Cleanup).
+// workflows of their stage (migrations.TestBattery, ProjectsMigration, Cleanup).
 const (
 	// TaskOldHostsDrained disables every nova-compute service of the legacy
 	// deployment, once it has no servers left, so nothing is scheduled there again.

@@ -1,4 +1,4 @@
-// Package promote holds the staged promotion's activities (workflows.Promotion): it
+// Package promote holds the staged promotion's activities (promotions.Promotion): it
 // reads a service's promotion plan and Helm values from the configuration registry (a
 // git repository), deploys the stable release with Helm in one cluster, runs a
 // canary Deployment of the new image beside it behind the same Service, analyses the

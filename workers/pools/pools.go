@@ -56,7 +56,7 @@ type Entry struct {
 }
 
 // Registry says what runs on which pool. Add a line per workflow or activities
-// package; a test checks every workflow in workflows.All is here.
+// package; a test checks every workflow in all.Workflows is here.
 var Registry = []Entry{
 	{
 		// The change pipeline's workflow runs on the build pool, with the

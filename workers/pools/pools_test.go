@@ -29,7 +29,7 @@ func TestEveryWorkflowRunsOnSomePool(t *testing.T) {
 	}
 	for _, w := range all.Workflows() {
 		if !slices.Contains(registered, funcName(w)) {
-			t.Errorf("workflow %s is in workflows.All but on no pool: add it to pools.Registry", funcName(w))
+			t.Errorf("workflow %s is in all.Workflows but on no pool: add it to pools.Registry", funcName(w))
 		}
 	}
 }

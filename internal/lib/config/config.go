@@ -117,7 +117,7 @@ type OpenStackDeployment struct {
 	Region string `yaml:"region"`
 }
 
-// Promotion is what the staged promotion (workflows.Promotion) reads.
+// Promotion is what the staged promotion (promotions.Promotion) reads.
 type Promotion struct {
 	// ConfigRepo is the git repository (a path or URL) of the configuration
 	// registry: Helm values and a promotion plan per environment and service.
