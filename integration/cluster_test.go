@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/wikimedia/conveyor/internal/dev/devstack"
+	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 )
 
 // TestBuildPushDeployServe is the foundation's promise: an image built by buildkitd
@@ -89,7 +90,7 @@ func TestBuildPushDeployServe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 3*time.Minute, "deployment available", func() error {
+	stacktest.WaitFor(t, 3*time.Minute, "deployment available", func() error {
 		d, err := cs.AppsV1().Deployments(ns).Get(ctx, "foundation", metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -103,7 +104,7 @@ func TestBuildPushDeployServe(t *testing.T) {
 	// Serve: the Service's ClusterIP answers from the host, through kube-proxy.
 	url := fmt.Sprintf("http://%s/index.html", svc.Spec.ClusterIP)
 	var body string
-	waitFor(t, time.Minute, "GET "+url, func() error {
+	stacktest.WaitFor(t, time.Minute, "GET "+url, func() error {
 		body, err = httpGet(ctx, url)
 		return err
 	})
@@ -152,7 +153,7 @@ func deleteNamespace(t *testing.T, cs *kubernetes.Clientset, ns string) {
 		t.Errorf("deleting namespace %s: %v", ns, err)
 		return
 	}
-	waitFor(t, 2*time.Minute, "namespace "+ns+" deleted", func() error {
+	stacktest.WaitFor(t, 2*time.Minute, "namespace "+ns+" deleted", func() error {
 		_, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return nil

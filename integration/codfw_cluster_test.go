@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/wikimedia/conveyor/charts"
+	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
@@ -81,7 +82,7 @@ func TestCodfwCluster(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 3*time.Minute, "codfw deployment ready", func() error {
+	stacktest.WaitFor(t, 3*time.Minute, "codfw deployment ready", func() error {
 		return codfwDeploymentReady(ctx, codfw, ns, "sim", replicas)
 	})
 
@@ -108,7 +109,7 @@ func TestCodfwCluster(t *testing.T) {
 	}
 
 	// The Service's endpoints are exactly those pods, all ready.
-	waitFor(t, time.Minute, "codfw service endpoints", func() error {
+	stacktest.WaitFor(t, time.Minute, "codfw service endpoints", func() error {
 		return codfwServiceEndpoints(ctx, codfw, ns, "sim", ips)
 	})
 
@@ -121,7 +122,7 @@ func TestCodfwCluster(t *testing.T) {
 	if _, err := codfw.AppsV1().Deployments(ns).UpdateScale(ctx, "sim", scale, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Minute, "codfw scaled down to 2 pods", func() error {
+	stacktest.WaitFor(t, 2*time.Minute, "codfw scaled down to 2 pods", func() error {
 		ps, err := codfw.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return err
@@ -171,7 +172,7 @@ func testCodfwHelm(ctx context.Context, t *testing.T, codfwCfg, eqiadCfg config.
 	if rel.Info.Status != release.StatusDeployed {
 		t.Fatalf("release status %s, want deployed", rel.Info.Status)
 	}
-	waitFor(t, time.Minute, "codfw deployment complete after the install", func() error {
+	stacktest.WaitFor(t, time.Minute, "codfw deployment complete after the install", func() error {
 		return codfwDeploymentReady(ctx, codfw, ns, "hello-stable", 4)
 	})
 
@@ -194,7 +195,7 @@ func testCodfwHelm(ctx context.Context, t *testing.T, codfwCfg, eqiadCfg config.
 	}
 	// Helm's wait counts a Deployment ready with up to maxUnavailable pods still
 	// missing; the last of them follows.
-	waitFor(t, time.Minute, "codfw deployment complete after the upgrade", func() error {
+	stacktest.WaitFor(t, time.Minute, "codfw deployment complete after the upgrade", func() error {
 		return codfwDeploymentReady(ctx, codfw, ns, "hello-stable", 4)
 	})
 

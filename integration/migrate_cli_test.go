@@ -89,7 +89,7 @@ stages:
 	must("started migration/"+from+"-"+to, "start", "--plan", plan)
 	refused("was already started", "start", "--plan", plan)
 
-	waitFor(t, time.Minute, "stage prepare open", func() error {
+	stacktest.WaitFor(t, time.Minute, "stage prepare open", func() error {
 		got, err := migrate(with("status")...)
 		if err != nil || !strings.Contains(got, "1 prepare: open") {
 			return fmt.Errorf("%v\n%s", err, got)
@@ -103,7 +103,7 @@ stages:
 	refused(`task "order racks" is already done (by alice`, with("task-done", "--task", "order racks", "--by", "alice")...)
 	must(`task "sign off" of stage prepare done by carol`, with("task-done", "--stage", "prepare", "--task", "sign off", "--by", "carol")...)
 
-	waitFor(t, time.Minute, "stage prepare awaiting approval", func() error {
+	stacktest.WaitFor(t, time.Minute, "stage prepare awaiting approval", func() error {
 		got, err := migrate(with("status")...)
 		if err != nil || !strings.Contains(got, "waiting for the gate: conveyor migrate approve") {
 			return fmt.Errorf("%v\n%s", err, got)
@@ -113,7 +113,7 @@ stages:
 	must("stage prepare awaits approval: it would pass its gate", with("approve", "--approver", "bob", "--dry-run")...)
 	must("stage prepare approved by bob", with("approve", "--approver", "bob", "--reason", "racks in place")...)
 
-	waitFor(t, time.Minute, "stage finish open", func() error {
+	stacktest.WaitFor(t, time.Minute, "stage finish open", func() error {
 		got, err := migrate(with("status", "--json")...)
 		if err != nil {
 			return fmt.Errorf("%v\n%s", err, got)
@@ -139,7 +139,7 @@ stages:
 		}
 		watchDone <- got
 	}()
-	waitFor(t, time.Minute, "approving stage finish", func() error {
+	stacktest.WaitFor(t, time.Minute, "approving stage finish", func() error {
 		got, err := migrate(with("approve", "--stage", "finish", "--approver", "dave")...)
 		if err != nil || !strings.Contains(got, "stage finish approved by dave") {
 			return fmt.Errorf("%v\n%s", err, got)

@@ -145,7 +145,7 @@ func modesWorker(t *testing.T) (client.Client, string, *syncBuffer) {
 func queryUntil[T any](t *testing.T, c client.Client, id, query string, timeout time.Duration, what string, ok func(T) bool) T {
 	t.Helper()
 	var v T
-	waitFor(t, timeout, what, func() error {
+	stacktest.WaitFor(t, timeout, what, func() error {
 		res, err := c.QueryWorkflow(context.Background(), id, "", query)
 		if err != nil {
 			return err
@@ -207,7 +207,7 @@ func (r *modesRig) bootable(t *testing.T, p *projects.Project) bootKit {
 	if err := imagedata.Upload(ctx, k.images, im.ID, bytes.NewReader(make([]byte, 4096))).ExtractErr(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "the image to become active", func() error {
+	stacktest.WaitFor(t, time.Minute, "the image to become active", func() error {
 		g, err := glance.Get(ctx, k.images, im.ID).Extract()
 		if err == nil && g.Status != glance.ImageStatusActive {
 			err = errors.New(string(g.Status))
@@ -501,7 +501,7 @@ func TestCleanupOnTheRig(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = servers.Delete(context.Background(), compute, srv.ID).ExtractErr() })
-	waitFor(t, 2*time.Minute, "the leftover server to become ACTIVE", func() error {
+	stacktest.WaitFor(t, 2*time.Minute, "the leftover server to become ACTIVE", func() error {
 		s, err := servers.Get(ctx, compute, srv.ID).Extract()
 		if err == nil && s.Status != "ACTIVE" {
 			if s.Status == "ERROR" {
@@ -620,7 +620,7 @@ func TestAutomaticModeRunsProjectMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Minute, "the server to become ACTIVE", func() error {
+	stacktest.WaitFor(t, 2*time.Minute, "the server to become ACTIVE", func() error {
 		s, err := servers.Get(ctx, k.compute, srv.ID).Extract()
 		if err == nil && s.Status != "ACTIVE" {
 			if s.Status == "ERROR" {
@@ -640,7 +640,7 @@ func TestAutomaticModeRunsProjectMigration(t *testing.T) {
 	// A failed VM waits in ProjectMigration for a retry: fail the test then
 	// rather than wait for it.
 	child := migrations.ProjectMigrationID(modesFrom, modesTo, p.Name)
-	waitFor(t, 5*time.Minute, "the projects driver to finish", func() error {
+	stacktest.WaitFor(t, 5*time.Minute, "the projects driver to finish", func() error {
 		d, err := tc.DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID())
 		if err != nil {
 			return err

@@ -259,7 +259,7 @@ func (pr *vmProject) cleanup(t *testing.T) {
 func vmWaitStatus(t *testing.T, r vmRegion, id, status string) servers.Server {
 	t.Helper()
 	var s *servers.Server
-	waitFor(t, 5*time.Minute, "server "+id+" in "+r.name+" to be "+status, func() error {
+	stacktest.WaitFor(t, 5*time.Minute, "server "+id+" in "+r.name+" to be "+status, func() error {
 		var err error
 		s, err = servers.Get(context.Background(), r.compute, id).Extract()
 		if err != nil {

@@ -167,7 +167,7 @@ func TestProjectMigrationSurvivesWorkerKill(t *testing.T) {
 				migrations.VMStepCopy:   {contract.MigrateCopyImage.Name},
 				migrations.VMStepCreate: {contract.MigrateCreateServer.Name, contract.MigrateWaitActive.Name},
 			}[step]
-			waitFor(t, 5*time.Minute, "the VM migration running "+strings.Join(want, " or "), func() error {
+			stacktest.WaitFor(t, 5*time.Minute, "the VM migration running "+strings.Join(want, " or "), func() error {
 				st, err := vmProgress(c, run)
 				if err != nil {
 					return err
@@ -263,7 +263,7 @@ func TestProjectMigrationErrorKeepsSource(t *testing.T) {
 
 	run := startProjectMigration(t, c, pr, 1)
 	var failed migrations.VMStatus
-	waitFor(t, 5*time.Minute, "the VM migration failing", func() error {
+	stacktest.WaitFor(t, 5*time.Minute, "the VM migration failing", func() error {
 		st, err := vmProgress(c, run)
 		if err != nil {
 			return err

@@ -88,7 +88,7 @@ func runPipelineCase(t *testing.T, c client.Client, pc pipelineCase) (changes.Pi
 		t.Fatal(err)
 	}
 	if pc.during != nil {
-		waitFor(t, 5*time.Minute, "pipeline reaching "+pc.duringStep, func() error {
+		stacktest.WaitFor(t, 5*time.Minute, "pipeline reaching "+pc.duringStep, func() error {
 			st, err := launch.PipelineStatus(ctx, c, run.GetID(), run.GetRunID())
 			if err != nil {
 				return err

@@ -80,7 +80,7 @@ func TestMergeStartsPromotion(t *testing.T) {
 	}
 
 	var build *changes.BatchBuild
-	waitFor(t, 15*time.Minute, "the batch's pipeline and its promotion", func() error {
+	stacktest.WaitFor(t, 15*time.Minute, "the batch's pipeline and its promotion", func() error {
 		v, err := c.QueryWorkflow(ctx, batcher, "", changes.QueryBatcher)
 		if err != nil {
 			return err
@@ -102,7 +102,7 @@ func TestMergeStartsPromotion(t *testing.T) {
 	}
 
 	var st promotions.PromotionStatus
-	waitFor(t, 5*time.Minute, "the promotion waiting at its gate", func() error {
+	stacktest.WaitFor(t, 5*time.Minute, "the promotion waiting at its gate", func() error {
 		st, err = launch.PromotionStatus(ctx, c, build.Promotion, "")
 		if err != nil {
 			return err

@@ -314,7 +314,7 @@ func (pc *promotionCase) start(image string) client.WorkflowRun {
 func (pc *promotionCase) waitStatus(run client.WorkflowRun, timeout time.Duration, what string, cond func(promotions.PromotionStatus) error) promotions.PromotionStatus {
 	pc.t.Helper()
 	var st promotions.PromotionStatus
-	waitFor(pc.t, timeout, what, func() error {
+	stacktest.WaitFor(pc.t, timeout, what, func() error {
 		var err error
 		if st, err = launch.PromotionStatus(context.Background(), pc.c, run.GetID(), run.GetRunID()); err != nil {
 			return err

@@ -24,8 +24,5 @@ func (f Future[Out]) Get(ctx workflow.Context, out *Out) error {
 	return f.f.Get(ctx, out)
 }
 
-// IsReady says whether the activity has finished.
-func (f Future[Out]) IsReady() bool { return f.f.IsReady() }
-
 // Untyped is the underlying workflow.Future, for a workflow.Selector.
 func (f Future[Out]) Untyped() workflow.Future { return f.f }

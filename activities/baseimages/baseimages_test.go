@@ -3,9 +3,6 @@ package baseimages
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -18,37 +15,6 @@ import (
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 )
-
-// helloRepo makes a git repository of examples/hello whose Blubber config builds
-// on base, with the branch main.
-func helloRepo(t *testing.T, base string) string {
-	t.Helper()
-	root, err := stacktest.RepoDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("cp", "-a", filepath.Join(root, "examples", "hello")+"/.", dir).CombinedOutput(); err != nil {
-		t.Fatalf("copying the example: %v: %s", err, out)
-	}
-	bf := filepath.Join(dir, ".pipeline", "blubber.yaml")
-	b, err := os.ReadFile(bf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bf, []byte(strings.Replace(string(b), "base: localhost:5000/conveyor/busybox:latest", "base: "+base, 1)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "-A"},
-		{"-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-q", "-m", "base " + base}} {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v: %s", args, err, out)
-		}
-	}
-	return dir
-}
 
 func TestBaseImagesAndDigestsOnTheRealRegistry(t *testing.T) {
 	cfg := stacktest.Config(t)
@@ -79,7 +45,7 @@ func TestBaseImagesAndDigestsOnTheRealRegistry(t *testing.T) {
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(a)
 
-	repo := helloRepo(t, base)
+	repo := stacktest.HelloOnBase(t, base)
 	v, err := env.ExecuteActivity(contract.ResolveBaseImages.Name, contract.ResolveBaseImagesInput{Targets: []contract.BaseTarget{
 		{Project: "hello", Repo: repo, Branch: "main"},
 		{Project: "missing", Repo: repo, Branch: "no-such-branch"},

@@ -152,22 +152,6 @@ func httpGet(url string) (string, error) {
 	return string(b), err
 }
 
-// waitFor polls cond until it returns nil or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %s: %v", what, timeout, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // TestCandidateLifecycle walks one release through the deploy step as the pipeline
 // does, retries included: deploy, deploy again, resume an interrupted deploy, helm
 // test, e2e checks passing and failing, a failing helm test, and teardown twice.
@@ -187,7 +171,7 @@ func TestCandidateLifecycle(t *testing.T) {
 	if !strings.HasPrefix(out.ServiceURL, "http://") || !strings.HasSuffix(out.ServiceURL, ":8080") || out.Revision != 1 {
 		t.Fatalf("DeployCandidate = %+v, want http://<ClusterIP>:8080 at revision 1", out)
 	}
-	waitFor(t, 30*time.Second, "GET "+out.ServiceURL, func() error {
+	stacktest.WaitFor(t, 30*time.Second, "GET "+out.ServiceURL, func() error {
 		body, err := httpGet(out.ServiceURL + "/")
 		if err == nil && body != testPage {
 			err = fmt.Errorf("body %q, want %q", body, testPage)
@@ -496,7 +480,7 @@ func TestDeployWithTheRepositorysChart(t *testing.T) {
 		if err != nil {
 			t.Fatalf("DeployCandidate with chart.path deploy/chart: %v", err)
 		}
-		waitFor(t, 30*time.Second, "GET "+out.ServiceURL, func() error {
+		stacktest.WaitFor(t, 30*time.Second, "GET "+out.ServiceURL, func() error {
 			_, err := httpGet(out.ServiceURL + "/")
 			return err
 		})

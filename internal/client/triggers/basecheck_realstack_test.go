@@ -3,10 +3,6 @@ package triggers
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,7 +18,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/wikimedia/conveyor/activities/baseimages"
-	"github.com/wikimedia/conveyor/internal/dev/gittest"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 	"github.com/wikimedia/conveyor/workflows"
 )
@@ -52,7 +47,7 @@ func TestBaseImageCheckOnTheRealStack(t *testing.T) {
 		return d.String()
 	}
 	first := push()
-	repo := repoOnBase(t, base)
+	repo := stacktest.HelloOnBase(t, base)
 
 	acts, err := baseimages.New(cfg)
 	if err != nil {
@@ -85,7 +80,7 @@ func TestBaseImageCheckOnTheRealStack(t *testing.T) {
 	status := func(checks int) changes.BaseCheckStatus {
 		t.Helper()
 		var st changes.BaseCheckStatus
-		waitUntil(t, 2*time.Minute, fmt.Sprintf("check %d", checks), func() error {
+		stacktest.WaitFor(t, 2*time.Minute, fmt.Sprintf("check %d", checks), func() error {
 			v, err := c.QueryWorkflow(ctx, id, "", changes.QueryBaseCheck)
 			if err != nil {
 				return err
@@ -118,7 +113,7 @@ func TestBaseImageCheckOnTheRealStack(t *testing.T) {
 	if rb.From != first || rb.To != second || rb.WorkflowID != changes.RebuildID(project, "main", second) || rb.Error != "" {
 		t.Errorf("rebuild %+v, want %s -> %s", rb, first, second)
 	}
-	waitUntil(t, time.Minute, "the rebuild", func() error {
+	stacktest.WaitFor(t, time.Minute, "the rebuild", func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(builds) != 1 {
@@ -132,26 +127,4 @@ func TestBaseImageCheckOnTheRealStack(t *testing.T) {
 	if err := c.TerminateWorkflow(ctx, id, "", "the test is over"); err == nil {
 		stacktest.RecordHistory(t, c, id, "", "basecheck-rebuild.json")
 	}
-}
-
-// repoOnBase makes a git repository of examples/hello whose Blubber config builds
-// on base, with the branch main.
-func repoOnBase(t *testing.T, base string) string {
-	t.Helper()
-	root, err := stacktest.RepoDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("cp", "-a", filepath.Join(root, "examples", "hello")+"/.", dir).CombinedOutput(); err != nil {
-		t.Fatalf("copying the example: %v: %s", err, out)
-	}
-	bf := filepath.Join(dir, ".pipeline", "blubber.yaml")
-	b, err := os.ReadFile(bf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, bf, strings.Replace(string(b), "base: localhost:5000/conveyor/busybox:latest", "base: "+base, 1))
-	gittest.Commit(t, dir, "on "+base)
-	return dir
 }

@@ -62,7 +62,7 @@ func TestTwentyMergesOneBuildOnTheDevServer(t *testing.T) {
 	}
 
 	var st changes.BatcherStatus
-	waitUntil(t, 90*time.Second, "the batch build", func() error {
+	stacktest.WaitFor(t, 90*time.Second, "the batch build", func() error {
 		v, err := c.QueryWorkflow(ctx, batcher, "", changes.QueryBatcher)
 		if err != nil {
 			return err
@@ -89,7 +89,7 @@ func TestTwentyMergesOneBuildOnTheDevServer(t *testing.T) {
 	if err := Pause(ctx, c, batcher, "test"); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 30*time.Second, "the paused batcher in the listing", func() error {
+	stacktest.WaitFor(t, 30*time.Second, "the paused batcher in the listing", func() error {
 		all, err := List(ctx, c)
 		if err != nil {
 			return err

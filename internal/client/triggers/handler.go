@@ -9,7 +9,6 @@ import (
 
 	"github.com/wikimedia/conveyor/workflows/changes"
 
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/wikimedia/conveyor/internal/client/launch"
@@ -18,17 +17,8 @@ import (
 )
 
 // Starter starts workflows: the part of client.Client the Handler uses, which it
-// hands to launch.
-type Starter interface {
-	ExecuteWorkflow(ctx context.Context, options client.StartWorkflowOptions, workflow any, args ...any) (client.WorkflowRun, error)
-	SignalWithStartWorkflow(ctx context.Context, workflowID, signalName string, signalArg any,
-		options client.StartWorkflowOptions, workflow any, workflowArgs ...any) (client.WorkflowRun, error)
-}
-
-var (
-	_ Starter        = client.Client(nil)
-	_ launch.Starter = Starter(nil)
-)
+// hands to launch (tests give it a fake).
+type Starter = launch.Starter
 
 // What the Handler did with an event (Result.Action).
 const (

@@ -69,22 +69,6 @@ func serveEvents(t testing.TB, c client.Client, cfg *Config) string {
 	return ts.URL + EventsPath + "/" + testSecret
 }
 
-// waitUntil polls cond until it returns nil or timeout passes.
-func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %s: %v", what, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // runsOf lists the executions with workflow id id.
 func runsOf(ctx context.Context, c client.Client, id string) ([]string, error) {
 	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: fmt.Sprintf("WorkflowId = '%s'", id)})
@@ -141,7 +125,7 @@ func TestDuplicateDeliveriesStartOneWorkflow(t *testing.T) {
 		}
 	}
 	var runs []string
-	waitUntil(t, 30*time.Second, "the terminated run in the visibility store", func() error {
+	stacktest.WaitFor(t, 30*time.Second, "the terminated run in the visibility store", func() error {
 		runs, err = runsOf(ctx, c, id)
 		if err == nil && (len(runs) == 0 || !strings.HasSuffix(runs[0], " "+enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED.String())) {
 			err = fmt.Errorf("runs %v", runs)
@@ -208,7 +192,7 @@ func TestNightlyScheduleIsRegisteredAndTriggerable(t *testing.T) {
 		t.Fatal(err)
 	}
 	var started string
-	waitUntil(t, 30*time.Second, "the triggered nightly build", func() error {
+	stacktest.WaitFor(t, 30*time.Second, "the triggered nightly build", func() error {
 		d, err := h.Describe(ctx)
 		if err != nil {
 			return err
@@ -249,7 +233,7 @@ func TestNightlyScheduleIsRegisteredAndTriggerable(t *testing.T) {
 		t.Error("not paused")
 	}
 	var listed bool
-	waitUntil(t, 30*time.Second, "the paused schedule in the listing", func() error {
+	stacktest.WaitFor(t, 30*time.Second, "the paused schedule in the listing", func() error {
 		all, err := List(ctx, c)
 		if err != nil {
 			return err
@@ -277,7 +261,7 @@ func TestNightlyScheduleIsRegisteredAndTriggerable(t *testing.T) {
 		t.Errorf("second sync %+v, %v: want an update", rep, err)
 	}
 	none, _ := Parse([]byte("projects: [{name: "+project+", repo: /srv/nowhere}]"), "")
-	waitUntil(t, 30*time.Second, "the schedule's deletion", func() error {
+	stacktest.WaitFor(t, 30*time.Second, "the schedule's deletion", func() error {
 		rep, err := Sync(ctx, c, none, "")
 		if err != nil {
 			return err
