@@ -25,6 +25,7 @@ import (
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/internal/dev/gittest"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
+	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
 // serviceRepo makes a git repository of its own from examples/hello, lets edit change
@@ -55,11 +56,17 @@ func serviceRepo(t *testing.T, image string, change int, edit func(dir string)) 
 
 func temporalClient(t *testing.T) client.Client {
 	t.Helper()
+	return dialTemporal(t, cfg.Temporal)
+}
+
+// dialTemporal connects to the Temporal tc names; the test's cleanup closes it.
+func dialTemporal(t *testing.T, tc config.Temporal) client.Client {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := temporalclient.Dial(ctx, cfg.Temporal, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	c, err := temporalclient.Dial(ctx, tc, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
-		t.Fatalf("Temporal (make up): %v", err)
+		t.Fatalf("Temporal at %s (make up): %v", tc.Address, err)
 	}
 	t.Cleanup(c.Close)
 	return c

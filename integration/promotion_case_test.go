@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,7 +28,6 @@ import (
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/activities/promote"
 	"github.com/wikimedia/conveyor/internal/client/launch"
-	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/internal/dev/gittest"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 	"github.com/wikimedia/conveyor/internal/lib/config"
@@ -147,7 +145,13 @@ type planOptions struct {
 // in every production cluster.
 func newPromotionCase(t *testing.T, opts planOptions) *promotionCase {
 	t.Helper()
-	pc := &promotionCase{t: t, cfg: stacktest.Namespace(t, promotionNamespace), service: "pr-" + randomHex(t)[:8], kube: map[string]kubernetes.Interface{}}
+	return newPromotionCaseOn(t, stacktest.Namespace(t, promotionNamespace), opts)
+}
+
+// newPromotionCaseOn is newPromotionCase on the Temporal and namespace of cfg.
+func newPromotionCaseOn(t *testing.T, cfg config.Config, opts planOptions) *promotionCase {
+	t.Helper()
+	pc := &promotionCase{t: t, cfg: cfg, service: "pr-" + randomHex(t)[:8], kube: map[string]kubernetes.Interface{}}
 	pc.prod = pc.cfg.Promotion.Clusters
 	if len(pc.prod) < 2 || !slices.ContainsFunc(pc.prod, func(c config.Cluster) bool { return c.Simulated }) {
 		t.Fatalf("the promotion tests need two production clusters in promotion.clusters, eqiad and the simulated codfw (make up starts both); the stack has %+v", pc.prod)
@@ -248,23 +252,15 @@ resources:
 	}
 }
 
-func (pc *promotionCase) dial() client.Client {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := temporalclient.Dial(ctx, pc.cfg.Temporal, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err != nil {
-		pc.t.Fatalf("Temporal (make up): %v", err)
-	}
-	pc.t.Cleanup(c.Close)
-	return c
-}
+func (pc *promotionCase) dial() client.Client { return dialTemporal(pc.t, pc.cfg.Temporal) }
 
 // startWorker runs conveyor-worker's deploy pool in the tests' namespace, reading
 // the test's configuration registry.
 func (pc *promotionCase) startWorker() {
 	pc.out = &syncBuffer{}
 	cmd := exec.Command(filepath.Join(binDir, "conveyor-worker"), "--config", stackConfigPath(), "--pools", "deploy")
-	cmd.Env = append(os.Environ(), "TEMPORAL_NAMESPACE="+promotionNamespace, "CONVEYOR_CONFIG_REPO="+pc.repo)
+	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+pc.cfg.Temporal.Address,
+		"TEMPORAL_NAMESPACE="+pc.cfg.Temporal.Namespace, "CONVEYOR_CONFIG_REPO="+pc.repo)
 	cmd.Stdout, cmd.Stderr = pc.out, pc.out
 	if err := cmd.Start(); err != nil {
 		pc.t.Fatal(err)

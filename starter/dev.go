@@ -52,10 +52,18 @@ func devUpCommand() *cli.Command {
 			"image localhost:5000/conveyor/debian:bookworm with debootstrap (minutes, once);\n" +
 			"`openstack` runs a two-region OpenStack (regions eqiad1 and eqiad2, Keystone on\n" +
 			"127.0.0.1:5050) from Debian's packages for the cloud migration (about 4 minutes\n" +
-			"the first time, ~2.4 GiB; `make deps` installs the packages).\n\n" +
-			"Example:\n\n   conveyor dev up\n   conveyor dev up --with debian\n   conveyor dev up --with openstack\n   conveyor --state-dir /tmp/stack dev up",
+			"the first time, ~2.4 GiB; `make deps` installs the packages);\n" +
+			"`temporal-postgres` runs the production Temporal beside the dev server.\n\n" +
+			"--temporal postgres runs Temporal as production does instead of the CLI's dev\n" +
+			"server: Temporal's own server (frontend, history, matching and worker as four\n" +
+			"processes) on PostgreSQL 15, its schema created and upgraded by a one-shot step,\n" +
+			"conveyor's namespace and search attributes registered, and the Temporal UI server\n" +
+			"(frontend 127.0.0.1:7333, UI http://127.0.0.1:8333). The state directory\n" +
+			"remembers the choice; --temporal dev goes back to the dev server.\n\n" +
+			"Example:\n\n   conveyor dev up\n   conveyor dev up --temporal postgres\n   conveyor dev up --with debian\n   conveyor dev up --with openstack\n   conveyor --state-dir /tmp/stack dev up",
 		Flags: []cli.Flag{
-			&cli.StringSliceFlag{Name: "with", Usage: "also start the optional component `NAME` (debian, openstack); repeatable"},
+			&cli.StringSliceFlag{Name: "with", Usage: "also start the optional component `NAME` (debian, openstack, temporal-postgres); repeatable"},
+			&cli.StringFlag{Name: "temporal", Usage: "the Temporal to run and point the configuration at: `KIND` dev or postgres (default: what the state directory last ran, else dev)"},
 			&cli.BoolFlag{Name: "rebuild", Usage: "build the optional components of --with again even when their image exists"},
 		},
 		Action: func(c *cli.Context) error {
@@ -63,7 +71,7 @@ func devUpCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			o.With, o.Rebuild = c.StringSlice("with"), c.Bool("rebuild")
+			o.With, o.Rebuild, o.Temporal = c.StringSlice("with"), c.Bool("rebuild"), c.String("temporal")
 			if o.Rebuild && len(o.With) == 0 {
 				return cli.Exit("--rebuild needs --with NAME: it rebuilds optional components only", 2)
 			}

@@ -38,6 +38,7 @@ func commands() []*cli.Command {
 		pipelineCommand(),
 		pingCommand(),
 		promoteCommand(),
+		temporalCommand(),
 		triggerCommand(),
 		versionCommand(),
 	}

@@ -3,7 +3,7 @@
 # outside the clone: $CONVEYOR_CACHE/tools/<name>-<version>/bin (default
 # ~/.cache/conveyor). A finished build is never redone; a half-finished one is.
 #
-#   tools/build.sh [all|temporal|buildkit|etcd|kubernetes|kwok]...   build what is missing
+#   tools/build.sh [all|temporal|temporal-server|buildkit|etcd|kubernetes|kwok]...   build what is missing
 #   tools/build.sh helm crane                                   the raw tools bench/ compares with
 #   tools/build.sh --print-dir NAME                             print a tool's bin dir
 set -euo pipefail
@@ -17,13 +17,14 @@ export GOFLAGS="${GOFLAGS:-} -trimpath"
 version_of() {
   case $1 in
     temporal) echo "$TEMPORAL_CLI_VERSION" ;;
+    temporal-server) echo "$TEMPORAL_SERVER_VERSION-ui-$TEMPORAL_UI_SERVER_VERSION" ;;
     buildkit) echo "$BUILDKIT_VERSION" ;;
     etcd) echo "$ETCD_VERSION" ;;
     kubernetes) echo "$KUBERNETES_VERSION" ;;
     kwok) echo "$KWOK_VERSION" ;;
     helm) echo "$HELM_VERSION" ;;
     crane) echo "$CRANE_VERSION" ;;
-    *) echo "tools/build.sh: unknown tool '$1' (known: temporal buildkit etcd kubernetes kwok helm crane)" >&2; exit 2 ;;
+    *) echo "tools/build.sh: unknown tool '$1' (known: temporal temporal-server buildkit etcd kubernetes kwok helm crane)" >&2; exit 2 ;;
   esac
 }
 
@@ -31,6 +32,15 @@ dir_of() { echo "$cache/tools/$1-$(version_of "$1")"; }
 
 build_temporal() {
   GOBIN="$1/bin" go install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION"
+}
+
+# The production Temporal: the server (its four services run as separate
+# processes), the schema tool and the UI server, from the wrapper module.
+build_temporal-server() {
+  (cd "$here/temporal-server" &&
+    go build -o "$1/bin/temporal-server" go.temporal.io/server/cmd/server &&
+    go build -o "$1/bin/temporal-sql-tool" go.temporal.io/server/cmd/tools/sql &&
+    go build -o "$1/bin/temporal-ui-server" github.com/temporalio/ui-server/v2/cmd/server)
 }
 
 # kwok simulates the nodes of the second cluster (codfw); its go.mod has no
@@ -100,6 +110,6 @@ mkdir -p "$cache/tools"
 exec 9>"$cache/tools/.lock"
 flock 9
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] && [ "${targets[0]}" != all ] || targets=(temporal buildkit etcd kubernetes kwok)
+[ ${#targets[@]} -gt 0 ] && [ "${targets[0]}" != all ] || targets=(temporal temporal-server buildkit etcd kubernetes kwok)
 for t in "${targets[@]}"; do version_of "$t" >/dev/null; done
 for t in "${targets[@]}"; do build "$t"; done

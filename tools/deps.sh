@@ -6,6 +6,9 @@ set -euo pipefail
 pkgs=(runc containerd containernetworking-plugins iptables conntrack docker-registry
       nginx-light busybox-static iproute2 git ca-certificates debootstrap
       chromium)  # chromium: the browser test of the Temporal UI (tools/playwright.sh drives it)
+# The production Temporal's database (`conveyor dev up --temporal postgres`); the
+# stack runs its own cluster in its state directory, never the package's.
+pkgs+=(postgresql-15)
 # The optional two-region OpenStack (`conveyor dev up --with openstack`, which the
 # migration's integration tests use): the library packages, not the service packages,
 # which would pull debconf, dbconfig-common and init scripts.

@@ -32,6 +32,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
+	"github.com/wikimedia/conveyor/internal/client/temporalsetup"
 	"github.com/wikimedia/conveyor/internal/lib/config"
 	"github.com/wikimedia/conveyor/workflows"
 )
@@ -110,7 +111,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	if err := temporalclient.EnsureNamespace(ctx, admin, o.namespace, "conveyor migration scale benchmark"); err != nil {
+	if err := temporalsetup.Register(ctx, admin, temporalsetup.RegisterOptions{Namespace: o.namespace, Description: "conveyor migration scale benchmark", Retention: 24 * time.Hour}); err != nil {
 		admin.Close()
 		return err
 	}

@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/client"
 	"k8s.io/client-go/kubernetes"
@@ -36,6 +37,7 @@ import (
 	"github.com/wikimedia/conveyor/activities/promote"
 	"github.com/wikimedia/conveyor/charts"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
+	"github.com/wikimedia/conveyor/internal/client/temporalsetup"
 	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
@@ -213,5 +215,5 @@ func ensureNamespace(ctx context.Context, t config.Temporal, logger *slog.Logger
 		return fmt.Errorf("Temporal (make up): %w", err)
 	}
 	defer c.Close()
-	return temporalclient.EnsureNamespace(ctx, c, benchNamespace, "conveyor's promotion benchmark")
+	return temporalsetup.Register(ctx, c, temporalsetup.RegisterOptions{Namespace: benchNamespace, Description: "conveyor's promotion benchmark", Retention: 24 * time.Hour})
 }

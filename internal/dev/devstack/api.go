@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,6 +39,12 @@ type Options struct {
 	// Rebuild makes the optional components of With build their result again even
 	// when it exists. Default false.
 	Rebuild bool
+	// Temporal is the Temporal the stack runs and its configuration file points
+	// at: "dev" (the CLI's dev server, fast to start) or "postgres" (Temporal's
+	// own server on PostgreSQL, as production runs it). Empty means what the
+	// state directory last ran, else "dev". With "temporal-postgres" starts the
+	// production Temporal beside the dev server without pointing at it.
+	Temporal string
 }
 
 // ComponentStatus is one line of `conveyor dev status`.
@@ -61,6 +68,8 @@ type stack struct {
 	only     []string          // Options.Components
 	with     []string          // Options.With
 	rebuild  bool              // Options.Rebuild
+	profile  string            // Options.Temporal, resolved
+	explicit bool              // Options.Temporal was given
 }
 
 func newStack(o Options) (*stack, error) {
@@ -85,12 +94,24 @@ func newStack(o Options) (*stack, error) {
 		o.Progress = io.Discard
 	}
 	s := &stack{dir: dir, cache: o.CacheDir, repo: o.RepoDir, progress: o.Progress, procs: map[string]bool{},
-		only: o.Components, with: o.With, rebuild: o.Rebuild}
+		only: o.Components, with: o.With, rebuild: o.Rebuild, profile: o.Temporal, explicit: o.Temporal != ""}
+	if s.profile == "" {
+		s.profile = TemporalProfileDev
+		if b, err := os.ReadFile(s.profileFile()); err == nil {
+			s.profile = strings.TrimSpace(string(b))
+		}
+	}
+	if s.profile != TemporalProfileDev && s.profile != TemporalProfilePostgres {
+		return nil, fmt.Errorf("--temporal %q: want %s or %s", s.profile, TemporalProfileDev, TemporalProfilePostgres)
+	}
 	var names, optional []string
 	for _, c := range s.components() {
 		names = append(names, c.name)
 		if c.optional {
 			optional = append(optional, c.name)
+			if c.group != "" && !slices.Contains(optional, c.group) {
+				optional = append(optional, c.group)
+			}
 		}
 		if c.process {
 			s.procs[c.name] = true
@@ -112,10 +133,28 @@ func newStack(o Options) (*stack, error) {
 // wanted says whether Up starts c: an optional component only when named in With or
 // Components, any other when Components is empty or names it.
 func (s *stack) wanted(c component) bool {
-	if c.optional {
-		return slices.Contains(s.with, c.name) || slices.Contains(s.only, c.name)
+	named := slices.Contains(s.only, c.name)
+	if c.group == prodGroup && s.profile == TemporalProfilePostgres && len(s.only) == 0 {
+		return true
 	}
-	return len(s.only) == 0 || slices.Contains(s.only, c.name)
+	if c.name == "temporal" && s.profile == TemporalProfilePostgres {
+		return named
+	}
+	if c.optional {
+		return slices.Contains(s.with, c.name) || (c.group != "" && slices.Contains(s.with, c.group)) || named
+	}
+	return len(s.only) == 0 || named
+}
+
+// profileFile remembers the Temporal a state directory runs (Options.Temporal).
+func (s *stack) profileFile() string { return s.path("temporal.profile") }
+
+// stateName is the directory under the state directory that shows c was asked for.
+func (c component) stateName() string {
+	if c.group != "" {
+		return c.group
+	}
+	return c.name
 }
 
 func (s *stack) isProcess(name string) bool { return s.procs[name] }
@@ -144,6 +183,11 @@ func Up(ctx context.Context, o Options) (string, error) {
 		return "", err
 	}
 	defer unlock()
+	if s.explicit {
+		if err := os.WriteFile(s.profileFile(), []byte(s.profile+"\n"), 0o644); err != nil {
+			return "", err
+		}
+	}
 	var cs []component
 	for _, c := range s.components() {
 		if s.wanted(c) {
@@ -233,7 +277,7 @@ func Down(ctx context.Context, o Options) error {
 			}
 		}
 		if c.process {
-			stopped, err := s.stop(c.name, c.grace())
+			stopped, err := s.stopComponent(c)
 			if err != nil {
 				errs = append(errs, err)
 			} else if stopped {
@@ -261,7 +305,7 @@ func Status(ctx context.Context, o Options) ([]ComponentStatus, error) {
 			continue
 		}
 		// An optional component shows once it was asked for: its state directory exists.
-		if _, err := os.Stat(s.path(c.name)); c.optional && !s.wanted(c) && err != nil {
+		if _, err := os.Stat(s.path(c.stateName())); c.optional && !s.wanted(c) && err != nil {
 			continue
 		}
 		st := ComponentStatus{Name: c.name, Address: c.address(s)}
@@ -317,4 +361,39 @@ func (s *stack) lock() (func(), error) {
 		return nil, fmt.Errorf("locking state directory: %w", err)
 	}
 	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+}
+
+// Restart stops the named process component and starts it again, waiting until it
+// is ready: the fault tests restart PostgreSQL under a running pipeline with it.
+func Restart(ctx context.Context, o Options, name string) error {
+	s, err := newStack(o)
+	if err != nil {
+		return err
+	}
+	unlock, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := s.locateTools(ctx); err != nil {
+		return err
+	}
+	for _, c := range s.components() {
+		if c.name != name {
+			continue
+		}
+		if !c.process {
+			return fmt.Errorf("%s is a step, not a process: nothing to restart", name)
+		}
+		stopped, err := s.stopComponent(c)
+		if err != nil {
+			return err
+		}
+		if !stopped {
+			return fmt.Errorf("%s was not running: start it with `conveyor dev up`", name)
+		}
+		s.say("%-24s stopped", name)
+		return s.up(ctx, c)
+	}
+	return fmt.Errorf("no component %q", name)
 }

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/wikimedia/conveyor/internal/dev/devstack/proc"
@@ -25,6 +26,9 @@ type component struct {
 	process bool
 	// optional components start only when asked for (Options.With).
 	optional bool
+	// group, when set, is a name in Options.With that starts this component with
+	// the others of its group; its state lives in the group's directory.
+	group string
 	// tool is the pinned tool build the component runs, if any.
 	tool    string
 	address func(*stack) string
@@ -36,7 +40,9 @@ type component struct {
 	// beforeStop and cleanup run during Down, before and after the process stops.
 	beforeStop func(context.Context, *stack) error
 	cleanup    func(*stack) error
-	// stopGrace is how long Down waits after SIGTERM. Default 10s.
+	// stopSignal is what Down sends first. Default SIGTERM.
+	stopSignal syscall.Signal
+	// stopGrace is how long Down waits after stopSignal. Default 10s.
 	stopGrace time.Duration
 }
 
@@ -49,8 +55,9 @@ func (c component) grace() time.Duration {
 
 // components lists the stack in start order; Down walks it backwards.
 func (s *stack) components() []component {
-	return []component{
+	return append(append([]component{
 		temporalComponent(),
+	}, prodComponents()...), []component{
 		registryComponent(),
 		registryProxyComponent(),
 		imagesComponent(),
@@ -75,7 +82,7 @@ func (s *stack) components() []component {
 		configRepoComponent(),
 		debianComponent(),
 		openstackComponent(),
-	}
+	}...)
 }
 
 // config is the configuration file that workers and the CLI use to reach this stack.
@@ -83,6 +90,9 @@ func (s *stack) config() config.Config {
 	c := config.Defaults()
 	c.Temporal.Address = temporalAddr
 	c.Temporal.UIURL = "http://" + temporalUIAddr
+	if s.profile == TemporalProfilePostgres {
+		c.Temporal = ProdTemporal()
+	}
 	c.Buildkit.Address = "unix://" + s.buildkitSocket()
 	c.Registry = config.Registry{Address: registryAddr, Username: registryUser, Password: s.secret("registry-password")}
 	c.Kubernetes.Kubeconfig = s.kubeconfigPath("admin")
@@ -133,6 +143,9 @@ func (s *stack) secret(name string) string {
 // tool returns the path of a binary of a pinned tool build.
 func (s *stack) tool(name, bin string) string { return filepath.Join(s.tools[name], bin) }
 
+// pinnedTools are the tools/build.sh builds the stack runs.
+var pinnedTools = []string{"temporal", "temporal-server", "buildkit", "etcd", "kubernetes", "kwok"}
+
 // ensureTools builds any pinned tool that cs need and that is not in the cache yet
 // (tools/build.sh), and records where each one is.
 func (s *stack) ensureTools(ctx context.Context, cs []component) error {
@@ -146,7 +159,7 @@ func (s *stack) ensureTools(ctx context.Context, cs []component) error {
 		}
 	}
 	var missing []string
-	for _, n := range []string{"temporal", "buildkit", "etcd", "kubernetes", "kwok"} {
+	for _, n := range pinnedTools {
 		if _, err := os.Stat(s.tools[n]); needed[n] && err != nil {
 			missing = append(missing, n)
 		}
@@ -170,7 +183,7 @@ func (s *stack) ensureTools(ctx context.Context, cs []component) error {
 // locateTools records where each pinned tool's binaries are (built or not).
 func (s *stack) locateTools(ctx context.Context) error {
 	s.tools = map[string]string{}
-	for _, n := range []string{"temporal", "buildkit", "etcd", "kubernetes", "kwok"} {
+	for _, n := range pinnedTools {
 		dir, err := s.toolDir(ctx, n)
 		if err != nil {
 			return err

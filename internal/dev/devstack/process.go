@@ -3,6 +3,7 @@ package devstack
 import (
 	"context"
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/wikimedia/conveyor/internal/dev/devstack/proc"
@@ -27,9 +28,14 @@ func (s *stack) start(p process) (int, error) { return s.procDir().Start(p) }
 // for it is still alive.
 func (s *stack) running(name string) (int, bool) { return s.procDir().Running(name) }
 
-// stop ends the named component's process group: SIGTERM, then SIGKILL after grace.
-func (s *stack) stop(name string, grace time.Duration) (bool, error) {
-	return s.procDir().Stop(name, grace)
+// stopComponent ends c's process group with its own stop signal, then SIGKILL
+// after its grace.
+func (s *stack) stopComponent(c component) (bool, error) {
+	sig := c.stopSignal
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	return s.procDir().StopWith(c.name, sig, c.grace())
 }
 
 // logTail returns the last n lines of a component's log.

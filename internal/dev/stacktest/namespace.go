@@ -7,7 +7,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
-	"github.com/wikimedia/conveyor/internal/client/temporalclient"
+	"github.com/wikimedia/conveyor/internal/client/temporalsetup"
 	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
@@ -26,7 +26,7 @@ func Namespace(t testing.TB, ns string) config.Config {
 		t.Fatalf("Temporal at %s (make up): %v", cfg.Temporal.Address, err)
 	}
 	defer c.Close()
-	if err := temporalclient.EnsureNamespace(ctx, c, ns, "conveyor tests"); err != nil {
+	if err := temporalsetup.Register(ctx, c, temporalsetup.RegisterOptions{Namespace: ns, Description: "conveyor tests", Retention: 24 * time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	cfg.Temporal.Namespace = ns

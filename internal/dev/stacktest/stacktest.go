@@ -68,10 +68,7 @@ func up(with ...string) (config.Config, error) {
 	if err != nil {
 		return config.Config{}, err
 	}
-	stateDir := os.Getenv("CONVEYOR_STATE_DIR")
-	if stateDir == "" {
-		stateDir = filepath.Join(repo, config.DefaultStateDir)
-	}
+	stateDir := cfgStateDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer

@@ -22,6 +22,9 @@ type Process struct {
 	Bin  string
 	Args []string
 	Env  []string // added to the environment of the stack's own process
+	// User, when set, runs the process as that uid and gid (PostgreSQL refuses
+	// to run as root).
+	User *syscall.Credential
 }
 
 // Dir is a stack's state directory, where its processes' pid files and logs are.
@@ -52,7 +55,7 @@ func (d Dir) Start(p Process) (int, error) {
 	cmd.Dir = string(d)
 	cmd.Env = append(os.Environ(), p.Env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: p.User}
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("starting %s: %w", p.Bin, err)
 	}
@@ -128,13 +131,18 @@ func statFields(pid int) ([]string, error) {
 // Stop ends the named component's process group: SIGTERM, then SIGKILL after
 // grace. It reports whether there was a process to stop.
 func (d Dir) Stop(name string, grace time.Duration) (bool, error) {
+	return d.StopWith(name, syscall.SIGTERM, grace)
+}
+
+// StopWith is Stop with another signal than SIGTERM first.
+func (d Dir) StopWith(name string, sig syscall.Signal, grace time.Duration) (bool, error) {
 	pid, ok := d.Running(name)
 	defer os.Remove(d.PidFile(name))
 	if !ok {
 		return false, nil
 	}
-	_ = syscall.Kill(-pid, syscall.SIGTERM)
-	_ = syscall.Kill(pid, syscall.SIGTERM)
+	_ = syscall.Kill(-pid, sig)
+	_ = syscall.Kill(pid, sig)
 	deadline := time.Now().Add(grace)
 	for time.Now().Before(deadline) {
 		if _, ok := d.Running(name); !ok {

@@ -1,0 +1,168 @@
+package temporalsetup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/wikimedia/conveyor/workflows"
+)
+
+// RegisterOptions configures Register.
+type RegisterOptions struct {
+	// Namespace is conveyor's namespace, created when absent.
+	Namespace string
+	// Description is the new namespace's description. Default "conveyor's workflows".
+	Description string
+	// Retention is how long a new namespace keeps closed workflows' histories.
+	// Default 30 days: long enough for an SRE to replay last month's promotions.
+	Retention time.Duration
+	// SearchAttributes are the custom search attributes to register. Default
+	// workflows.SearchAttributes.
+	SearchAttributes []workflows.SearchAttribute
+	// Usable is how long to wait for a new namespace to be served by the
+	// frontend with its search attributes. Default 45s.
+	Usable time.Duration
+	// Progress receives one line per decision. Default io.Discard.
+	Progress io.Writer
+}
+
+// ErrSearchAttributeType says a search attribute exists with another type than
+// conveyor needs; Temporal cannot change a type, so a person must decide.
+var ErrSearchAttributeType = errors.New("search attribute registered with another type")
+
+// Register creates o.Namespace when it does not exist, adds the search attributes
+// it lacks, and returns once the namespace is usable (workflows can be listed in
+// it). c must reach the frontend; its own namespace does not matter.
+func Register(ctx context.Context, c client.Client, o RegisterOptions) error {
+	if o.Namespace == "" {
+		return errors.New("register: no namespace given")
+	}
+	if o.Description == "" {
+		o.Description = "conveyor's workflows"
+	}
+	if o.Retention == 0 {
+		o.Retention = 30 * 24 * time.Hour
+	}
+	if o.SearchAttributes == nil {
+		o.SearchAttributes = workflows.SearchAttributes
+	}
+	if o.Usable == 0 {
+		o.Usable = 45 * time.Second
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	say := func(format string, args ...any) { fmt.Fprintf(o.Progress, "temporal register: "+format+"\n", args...) }
+	want := map[string]enumspb.IndexedValueType{}
+	for _, sa := range o.SearchAttributes {
+		t, err := enumspb.IndexedValueTypeFromString(sa.Type)
+		if err != nil {
+			return fmt.Errorf("search attribute %s: type %q: %w", sa.Name, sa.Type, err)
+		}
+		want[sa.Name] = t
+	}
+
+	_, err := c.WorkflowService().RegisterNamespace(ctx, &workflowservice.RegisterNamespaceRequest{
+		Namespace:                        o.Namespace,
+		Description:                      o.Description,
+		WorkflowExecutionRetentionPeriod: durationpb.New(o.Retention),
+	})
+	var exists *serviceerror.NamespaceAlreadyExists
+	switch {
+	case errors.As(err, &exists):
+		say("namespace %s exists", o.Namespace)
+	case err != nil:
+		return fmt.Errorf("creating the namespace %s: %w", o.Namespace, err)
+	default:
+		say("namespace %s created (retention %s)", o.Namespace, o.Retention)
+	}
+	// The frontend learns of a new namespace on its next cache refresh, and a
+	// search attribute can only be added once the namespace is known.
+	deadline := time.Now().Add(o.Usable)
+	for {
+		var added []string
+		added, err = addMissing(ctx, c, o.Namespace, want)
+		if errors.Is(err, ErrSearchAttributeType) {
+			return err
+		}
+		if err == nil {
+			if len(added) > 0 {
+				say("search attributes added: %v", added)
+			}
+			_, err = c.WorkflowService().CountWorkflowExecutions(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: o.Namespace})
+		}
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the namespace %s is not usable after %s: %w", o.Namespace, o.Usable, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// addMissing adds the attributes of want that namespace lacks and returns their
+// names; an attribute there with another type is ErrSearchAttributeType.
+func addMissing(ctx context.Context, c client.Client, namespace string, want map[string]enumspb.IndexedValueType) ([]string, error) {
+	have, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return nil, err
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	var names []string
+	for name, typ := range want {
+		got, ok := have.GetCustomAttributes()[name]
+		if !ok {
+			missing[name] = typ
+			names = append(names, name)
+			continue
+		}
+		if got != typ {
+			return nil, fmt.Errorf("namespace %s: %s is a %s, conveyor needs a %s: %w", namespace, name, got, typ, ErrSearchAttributeType)
+		}
+	}
+	if len(missing) == 0 {
+		return nil, nil
+	}
+	slices.Sort(names)
+	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: missing})
+	var already *serviceerror.AlreadyExists
+	if err != nil && !errors.As(err, &already) {
+		return nil, err
+	}
+	return names, nil
+}
+
+// Dial connects to the frontend with o, retrying until it answers a health check
+// or ctx ends. Unlike temporalclient.Dial it does not need o's namespace to exist.
+func Dial(ctx context.Context, o client.Options) (client.Client, error) {
+	for {
+		c, err := client.DialContext(ctx, o)
+		if err == nil {
+			if _, err = c.CheckHealth(ctx, &client.CheckHealthRequest{}); err == nil {
+				return c, nil
+			}
+			c.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("Temporal's frontend at %s did not answer: %w", o.HostPort, err)
+		case <-time.After(time.Second):
+		}
+	}
+}
