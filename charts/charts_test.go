@@ -53,50 +53,61 @@ type manifests struct {
 	notes       string
 }
 
-func loadChart(t *testing.T) *chart.Chart {
+func loadChart(t *testing.T, dir string) *chart.Chart {
 	t.Helper()
-	c, err := loader.Load(serviceChart)
+	c, err := loader.Load(dir)
 	if err != nil {
-		t.Fatalf("loading chart %s: %v", serviceChart, err)
+		t.Fatalf("loading chart %s: %v", dir, err)
 	}
 	return c
 }
 
-// renderChart renders the chart as `helm install release` would; it returns the error
-// of schema validation or rendering.
-func renderChart(t *testing.T, release string, overrides map[string]any) (*manifests, error) {
+// renderDocs renders the chart in dir as `helm install release` would, in namespace
+// conveyor-test, and calls add with every YAML document but NOTES.txt, which it
+// returns; it returns the error of schema validation or rendering, and a document add
+// refuses fails the test.
+func renderDocs(t *testing.T, dir, release string, overrides map[string]any, add func(doc []byte) error) (notes string, err error) {
 	t.Helper()
-	c := loadChart(t)
+	c := loadChart(t, dir)
 	if !chartutil.IsCompatibleRange(c.Metadata.KubeVersion, kubeVersion.Version) {
-		t.Fatalf("chart kubeVersion %q refuses Kubernetes %s", c.Metadata.KubeVersion, kubeVersion.Version)
+		t.Fatalf("chart %s: kubeVersion %q refuses Kubernetes %s", dir, c.Metadata.KubeVersion, kubeVersion.Version)
 	}
 	caps := chartutil.DefaultCapabilities.Copy()
 	caps.KubeVersion = kubeVersion
 	opts := chartutil.ReleaseOptions{Name: release, Namespace: "conveyor-test", Revision: 1, IsInstall: true}
 	vals, err := chartutil.ToRenderValues(c, overrides, opts, caps)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	files, err := engine.Render(c, vals)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	m := &manifests{}
 	for name, content := range files {
 		if path.Base(name) == "NOTES.txt" {
-			m.notes = content
+			notes = content
 			continue
 		}
 		for _, doc := range strings.Split(content, "\n---") {
 			if strings.TrimSpace(doc) == "" {
 				continue
 			}
-			if err := m.add([]byte(doc)); err != nil {
+			if err := add([]byte(doc)); err != nil {
 				t.Fatalf("%s: %v\n%s", name, err, doc)
 			}
 		}
 	}
-	return m, nil
+	return notes, nil
+}
+
+// renderChart renders the service chart as `helm install release` would; it returns
+// the error of schema validation or rendering.
+func renderChart(t *testing.T, release string, overrides map[string]any) (*manifests, error) {
+	t.Helper()
+	m := &manifests{}
+	var err error
+	m.notes, err = renderDocs(t, serviceChart, release, overrides, m.add)
+	return m, err
 }
 
 // mustRender renders the chart and fails the test on any error.
@@ -153,23 +164,27 @@ func selects(selector, podLabels map[string]string) bool {
 	return len(selector) > 0 && labels.SelectorFromSet(selector).Matches(labels.Set(podLabels))
 }
 
+// lintClean lints the chart in dir with vals as the helm binary does by default and
+// with the cluster version, and fails the test on any warning or error.
+func lintClean(t *testing.T, dir string, vals map[string]any) {
+	t.Helper()
+	for _, l := range []support.Linter{
+		lint.All(dir, vals, "default", false),
+		lint.AllWithKubeVersion(dir, vals, "default", &kubeVersion),
+	} {
+		for _, msg := range l.Messages {
+			if msg.Severity >= support.WarningSev {
+				t.Errorf("lint: %s", msg)
+			} else {
+				t.Logf("lint: %s", msg)
+			}
+		}
+	}
+}
+
 func TestLintHasNoWarnings(t *testing.T) {
 	for name, overrides := range variants {
-		t.Run(name, func(t *testing.T) {
-			// Once as the helm binary lints by default, once with the cluster version.
-			for _, l := range []support.Linter{
-				lint.All(serviceChart, overrides, "default", false),
-				lint.AllWithKubeVersion(serviceChart, overrides, "default", &kubeVersion),
-			} {
-				for _, msg := range l.Messages {
-					if msg.Severity >= support.WarningSev {
-						t.Errorf("lint: %s", msg)
-					} else {
-						t.Logf("lint: %s", msg)
-					}
-				}
-			}
-		})
+		t.Run(name, func(t *testing.T) { lintClean(t, serviceChart, overrides) })
 	}
 }
 

@@ -9,5 +9,11 @@
 // <APPNAME>_SERVICE_HOST and <APPNAME>_SERVICE_PORT variables, so it needs no cluster DNS.
 // values.schema.json documents and checks every value.
 //
+// charts/conveyor installs conveyor itself: a Deployment, PodDisruptionBudget,
+// ServiceAccount and NetworkPolicy per worker pool, the Gerrit receiver, each
+// component's conveyor.yaml in a ConfigMap with Secrets mounted as files, and the
+// deploy pool's RBAC (docs/production.md). Its tests render and lint every value set
+// under charts/conveyor/ci.
+//
 // ExtractService gives workers the scaffold chart embedded in their binary.
 package charts
