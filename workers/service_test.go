@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -74,28 +73,6 @@ func write(t *testing.T, path, content string) {
 	}
 }
 
-// status requests url and returns its status code and body (0 and the error
-// when nothing answers).
-func status(url string) (int, string) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
-func answers(url string, code int, want string) func() error {
-	return func() error {
-		got, body := status(url)
-		if got != code || !strings.Contains(body, want) {
-			return fmt.Errorf("GET %s = %d %q, want %d with %q", url, got, body, code, want)
-		}
-		return nil
-	}
-}
-
 // postReview runs one PostReview on the build pool's task queue, as a
 // verification does: it holds an activity on the worker under test.
 func postReview(ctx workflow.Context) (contract.ReviewOutput, error) {
@@ -130,22 +107,7 @@ func TestWorkerServiceReadinessAndDrain(t *testing.T) {
 	base := "http://" + p.WaitForMatch(t, healthAddr, time.Minute)
 	live, ready := base+"/healthz", base+"/readyz"
 
-	step := func(what string, code int, want string) {
-		t.Helper()
-		stacktest.WaitFor(t, time.Minute, what, answers(ready, code, want))
-		if err := answers(live, http.StatusOK, "ok")(); err != nil {
-			t.Errorf("%s: %v", what, err)
-		}
-	}
-	step("/readyz once every pool polls", http.StatusOK, "ready")
-	if err := srv.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	step("/readyz while Temporal is down", http.StatusServiceUnavailable, "temporal: ")
-	if err := srv.Restart(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	step("/readyz once Temporal is back on "+srv.Address, http.StatusOK, "ready")
+	stacktest.ReadinessThroughOutage(t, srv, base)
 
 	// An activity in flight on the worker under test.
 	cl, err := client.Dial(client.Options{HostPort: srv.Address, Logger: log.NewStructuredLogger(slog.New(slog.DiscardHandler))})
@@ -173,8 +135,8 @@ func TestWorkerServiceReadinessAndDrain(t *testing.T) {
 	}
 
 	p.Signal(t, syscall.SIGTERM)
-	stacktest.WaitFor(t, 10*time.Second, "/readyz after SIGTERM", answers(ready, http.StatusServiceUnavailable, "shutting down"))
-	if err := answers(live, http.StatusServiceUnavailable, "shutting down")(); err != nil {
+	stacktest.WaitFor(t, 10*time.Second, "/readyz after SIGTERM", stacktest.Answers(ready, http.StatusServiceUnavailable, "shutting down"))
+	if err := stacktest.Answers(live, http.StatusServiceUnavailable, "shutting down")(); err != nil {
 		t.Error(err)
 	}
 	if p.Exited() {

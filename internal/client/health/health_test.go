@@ -3,7 +3,6 @@ package health_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -33,29 +32,6 @@ func devServer(t *testing.T) *devstack.DevServer {
 	return s
 }
 
-// get requests url and returns the status and body, or the error as the body.
-func get(url string) (int, string) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
-// expect returns a condition for stacktest.WaitFor: url answers status with a
-// body containing want.
-func expect(url string, status int, want string) func() error {
-	return func() error {
-		code, body := get(url)
-		if code != status || !strings.Contains(body, want) {
-			return fmt.Errorf("GET %s = %d %q, want %d with %q", url, code, body, status, want)
-		}
-		return nil
-	}
-}
-
 func TestReadinessFollowsTemporalAndRecoversWithoutARestart(t *testing.T) {
 	srv := devServer(t)
 	if err := srv.Stop(); err != nil {
@@ -78,30 +54,18 @@ func TestReadinessFollowsTemporalAndRecoversWithoutARestart(t *testing.T) {
 	defer hs.Close()
 	live, ready := hs.URL+health.LivePath, hs.URL+health.ReadyPath
 
-	step := func(what string, status int, want string) {
-		t.Helper()
-		stacktest.WaitFor(t, 30*time.Second, what, expect(ready, status, want))
-		if err := expect(live, http.StatusOK, "ok")(); err != nil {
-			t.Errorf("%s: %v", what, err)
-		}
+	stacktest.WaitFor(t, 30*time.Second, "/readyz before Temporal is up", stacktest.Answers(ready, http.StatusServiceUnavailable, "temporal: "))
+	if err := stacktest.Answers(live, http.StatusOK, "ok")(); err != nil {
+		t.Error(err)
 	}
-	step("/readyz before Temporal is up", http.StatusServiceUnavailable, "temporal: ")
 	if err := srv.Restart(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	step("/readyz once Temporal is up", http.StatusOK, "ready")
-	if err := srv.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	step("/readyz after Temporal stopped", http.StatusServiceUnavailable, "temporal: ")
-	if err := srv.Restart(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	step("/readyz after Temporal came back on "+srv.Address, http.StatusOK, "ready")
+	stacktest.ReadinessThroughOutage(t, srv, hs.URL)
 
 	probe.Drain()
 	for _, url := range []string{live, ready} {
-		if err := expect(url, http.StatusServiceUnavailable, "shutting down")(); err != nil {
+		if err := stacktest.Answers(url, http.StatusServiceUnavailable, "shutting down")(); err != nil {
 			t.Errorf("after Drain: %v", err)
 		}
 	}
@@ -131,9 +95,9 @@ func TestReadinessNamesTheFailingCheck(t *testing.T) {
 	go probe.Run(ctx)
 	hs := httptest.NewServer(probe.Handler())
 	defer hs.Close()
-	stacktest.WaitFor(t, 10*time.Second, "a failing check", expect(hs.URL+health.ReadyPath, http.StatusServiceUnavailable, "not ready:\npool build: no pollers yet\n"))
+	stacktest.WaitFor(t, 10*time.Second, "a failing check", stacktest.Answers(hs.URL+health.ReadyPath, http.StatusServiceUnavailable, "not ready:\npool build: no pollers yet\n"))
 	broken.Store(false)
-	stacktest.WaitFor(t, 10*time.Second, "the check passing", expect(hs.URL+health.ReadyPath, http.StatusOK, "ready"))
+	stacktest.WaitFor(t, 10*time.Second, "the check passing", stacktest.Answers(hs.URL+health.ReadyPath, http.StatusOK, "ready"))
 }
 
 func TestPollersCheckWaitsForTheWorkersPollers(t *testing.T) {
