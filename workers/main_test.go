@@ -45,7 +45,7 @@ func TestWorkerHelpListsPoolsAndTheirDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"--pools", `(default: "build", "deploy", "migrate")`, "--log-format", "--address", "TEMPORAL_ADDRESS", "Example"} {
+	for _, want := range []string{"--pools", `(default: "build", "deploy", "migrate")`, "--log-format", "--address", "TEMPORAL_ADDRESS", "Example", "--health-listen", "CONVEYOR_HEALTH_LISTEN", "/readyz", "--shutdown-timeout 5m"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("--help does not mention %q:\n%s", want, out)
 		}
