@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"path/filepath"
 
 	"github.com/urfave/cli/v2"
@@ -20,6 +21,9 @@ func loadConfig(c *cli.Context) (config.Config, error) {
 		path = filepath.Join(stateDir, config.FileName)
 	}
 	cfg, err := config.Load(config.Path(path), explicit)
+	if err != nil && explicit {
+		return config.Config{}, fmt.Errorf("--config: %w", err)
+	}
 	if err != nil {
 		return config.Config{}, err
 	}

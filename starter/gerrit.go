@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -17,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"go.temporal.io/sdk/client"
 
+	"github.com/wikimedia/conveyor/internal/client/health"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/internal/client/triggers"
 	"github.com/wikimedia/conveyor/internal/lib/config"
@@ -48,15 +47,20 @@ func gerritServeCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "serve",
 		Usage:     "serve the endpoint of Gerrit's webhooks plugin",
-		UsageText: "conveyor gerrit serve --triggers FILE [--listen ADDR] [--no-sync]",
+		UsageText: "conveyor gerrit serve --triggers FILE [--listen ADDR] [--no-sync] [--shutdown-timeout DURATION]",
 		Description: "Listens for the webhooks plugin's POSTs on /gerrit/events/<secret> (or, with\n" +
 			"webhook.auth: basic, /gerrit/events with basic auth), the secret coming from\n" +
 			"webhook.secretFile or CONVEYOR_WEBHOOK_SECRET. At start it syncs the nightly\n" +
 			"schedules and the base image check with the triggers file (like `conveyor\n" +
-			"trigger sync`). Stops gracefully on SIGINT or SIGTERM.\n\n" +
+			"trigger sync`).\n\n" +
+			"The same address serves GET /healthz (200 while the process runs and is not\n" +
+			"shutting down) and GET /readyz (200 while Temporal answers, re-checked every 3s;\n" +
+			"503 with the reason otherwise). On SIGINT or SIGTERM /readyz answers 503, the\n" +
+			"listener closes and the requests in flight get --shutdown-timeout to finish.\n\n" +
 			"Example:\n\n" +
 			"   CONVEYOR_WEBHOOK_SECRET=$(cat /etc/conveyor/webhook-secret) \\\n" +
-			"     conveyor gerrit serve --triggers /etc/conveyor/triggers.yaml --listen :8080\n\n" +
+			"     conveyor gerrit serve --triggers /etc/conveyor/triggers.yaml --listen :8080\n" +
+			"   curl -i http://127.0.0.1:8080/readyz\n\n" +
 			"and in the project's webhooks.config on refs/meta/config:\n\n" +
 			"   [remote \"conveyor\"]\n" +
 			"     url = https://conveyor.example.org/gerrit/events/<secret>\n" +
@@ -65,6 +69,8 @@ func gerritServeCommand() *cli.Command {
 			triggersFlag(),
 			&cli.StringFlag{Name: "listen", Value: ":8080", Usage: "`ADDR`ess to listen on, host:port"},
 			&cli.BoolFlag{Name: "no-sync", Usage: "do not sync the schedules and the base image check at start"},
+			&cli.DurationFlag{Name: "shutdown-timeout", Value: 10 * time.Second,
+				Usage: "on SIGINT/SIGTERM, how long (`DURATION`) the requests in flight get to finish"},
 		}, temporalclient.Flags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -76,7 +82,11 @@ func gerritServeCommand() *cli.Command {
 				return err
 			}
 			defer cl.Close()
-			opts := []triggers.ServerOption{triggers.WithMaxBodyBytes(tc.Webhook.MaxBodyBytes), triggers.WithServerLogger(logger)}
+			probe, err := health.New(cl)
+			if err != nil {
+				return err
+			}
+			opts := []triggers.ServerOption{triggers.WithMaxBodyBytes(tc.Webhook.MaxBodyBytes), triggers.WithServerLogger(logger), triggers.WithProbe(probe)}
 			if tc.Webhook.Auth == triggers.AuthBasic {
 				opts = append(opts, triggers.WithBasicAuth(tc.Webhook.Username))
 			}
@@ -91,27 +101,28 @@ func gerritServeCommand() *cli.Command {
 					return err
 				}
 			}
-			ln, err := net.Listen("tcp", c.String("listen"))
+			pctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go probe.Run(pctx)
+			hs, err := health.Listen(c.String("listen"), srv.Handler(), logger)
 			if err != nil {
 				return fmt.Errorf("--listen: %w", err)
 			}
-			hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-				WriteTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 			path := triggers.EventsPath + "/<secret>"
 			if tc.Webhook.Auth == triggers.AuthBasic {
 				path = triggers.EventsPath + " (basic auth, user " + tc.Webhook.Username + ")"
 			}
-			fmt.Fprintf(c.App.ErrWriter, "listening on http://%s%s\n", ln.Addr(), path)
-			done := make(chan error, 1)
-			go func() { done <- hs.Serve(ln) }()
+			fmt.Fprintf(c.App.ErrWriter, "listening on http://%s%s, health on %s and %s\n", hs.Addr(), path, health.LivePath, health.ReadyPath)
 			select {
-			case err := <-done:
+			case err := <-hs.Done():
 				return err
 			case <-ctx.Done():
 			}
-			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			return hs.Shutdown(sctx)
+			// Readiness goes false first; then the listener closes and the requests
+			// in flight get --shutdown-timeout to finish.
+			probe.Drain()
+			fmt.Fprintf(c.App.ErrWriter, "draining: /readyz answers 503, finishing the requests in flight (up to %s)\n", c.Duration("shutdown-timeout"))
+			return hs.Shutdown(c.Duration("shutdown-timeout"))
 		},
 	}
 }
@@ -213,7 +224,7 @@ func triggersSetup(c *cli.Context) (config.Config, *triggers.Config, client.Clie
 	}
 	tc, err := triggers.LoadFile(c.String("triggers"), cfg.Gerrit.URL)
 	if err != nil {
-		return cfg, nil, nil, err
+		return cfg, nil, nil, fmt.Errorf("--triggers: %w", err)
 	}
 	cl, err := temporalclient.Dial(c.Context, cfg.Temporal, slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {

@@ -33,11 +33,18 @@ func newApp() *cli.App {
 		Name:      "conveyor-worker",
 		Version:   version,
 		Usage:     "run conveyor's Temporal workers",
-		UsageText: "conveyor-worker [--config FILE] [--pools POOL,...] [--log-format text|json] [Temporal connection flags]",
+		UsageText: "conveyor-worker [--config FILE] [--pools POOL,...] [--health-listen ADDR] [--log-format text|json] [Temporal connection flags]",
 		Description: "Starts one worker per selected pool (task queues " + queues() + ")\n" +
-			"and runs until SIGINT or SIGTERM, then stops them gracefully.\n\n" +
-			"Example, against the local stack started by `conveyor dev up`:\n\n" +
-			"   conveyor-worker --config .local/conveyor.yaml --pools build,deploy",
+			"and runs until SIGINT or SIGTERM, then drains: /readyz answers 503, every pool\n" +
+			"stops polling at once and running activities get --shutdown-timeout to finish;\n" +
+			"after a clean drain the process exits 0.\n\n" +
+			"With --health-listen it serves GET /healthz (200 while the process runs and is not\n" +
+			"shutting down) and GET /readyz (200 while Temporal answers, re-checked every 3s, and\n" +
+			"every pool's pollers have reached it; 503 with what is not ready otherwise).\n\n" +
+			"Examples, against the local stack started by `conveyor dev up`:\n\n" +
+			"   conveyor-worker --config .local/conveyor.yaml --pools build,deploy\n" +
+			"   conveyor-worker --config /etc/conveyor/conveyor.yaml --health-listen :8081 --shutdown-timeout 5m\n" +
+			"   curl -i http://127.0.0.1:8081/readyz",
 		HideHelpCommand: true,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "config", EnvVars: []string{"CONVEYOR_CONFIG"},
@@ -46,6 +53,8 @@ func newApp() *cli.App {
 				Usage: "comma-separated `POOL`s to serve: " + strings.Join(workflows.Pools, ", ")},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: 10 * time.Second,
 				Usage: "on SIGINT/SIGTERM, how long (`DURATION`) running activities get to finish before they are cancelled"},
+			&cli.StringFlag{Name: "health-listen", EnvVars: []string{"CONVEYOR_HEALTH_LISTEN"},
+				Usage: "serve /healthz and /readyz on `ADDR` (host:port, e.g. :8081); empty: no health endpoints"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log `FORMAT`: text or json"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "minimum log `LEVEL`: debug, info, warn or error"},
 		}, temporalclient.Flags()...),

@@ -1,24 +1,35 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/wikimedia/conveyor/internal/client/health"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/internal/lib/config"
 	"github.com/wikimedia/conveyor/workers/pools"
 	"github.com/wikimedia/conveyor/workflows"
 )
 
+// interrupt delivers SIGINT and SIGTERM; a test replaces it.
+var interrupt = worker.InterruptCh
+
 // run is conveyor-worker's action: flags and environment, configuration, client,
-// one worker per pool, then wait for a signal.
+// one worker per pool, then wait for a signal and drain.
 func run(c *cli.Context) error {
+	// Listening for the signals first means one that arrives during the start is
+	// not lost: it drains whatever has started.
+	stop := interrupt()
 	if c.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q: conveyor-worker takes only flags (see --help)", c.Args().Slice())
 	}
@@ -33,7 +44,7 @@ func run(c *cli.Context) error {
 	cfgPath := c.String("config")
 	cfg, err := config.Load(config.Path(cfgPath), cfgPath != "")
 	if err != nil {
-		return err
+		return fmt.Errorf("--config: %w", err)
 	}
 	temporalclient.ApplyFlags(c, &cfg.Temporal)
 
@@ -42,19 +53,11 @@ func run(c *cli.Context) error {
 		host = "unknown-host"
 	}
 	base := fmt.Sprintf("%d@%s@conveyor-worker", os.Getpid(), host)
-	cl, err := temporalclient.Dial(c.Context, cfg.Temporal, logger, temporalclient.WithIdentity(base))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-
-	fatal := make(chan error, len(selected))
-	var workers []worker.Worker
+	// The activities are built before Temporal is dialed: a configuration they
+	// cannot use (a secret file that is missing, a kubeconfig that does not load)
+	// stops the start whether Temporal is up or not.
 	var sets []pools.Set
 	defer func() {
-		for i := len(workers) - 1; i >= 0; i-- {
-			workers[i].Stop()
-		}
 		for _, s := range sets {
 			if err := s.Close(); err != nil {
 				logger.Warn("Closing activities", "error", err)
@@ -62,35 +65,93 @@ func run(c *cli.Context) error {
 		}
 	}()
 	for _, p := range selected {
-		id := base + "/" + p
-		set, err := pools.For(c.Context, p, pools.Deps{Pool: p, Identity: id, Config: cfg, Logger: logger.With("pool", p)})
+		set, err := pools.For(c.Context, p, pools.Deps{Pool: p, Identity: base + "/" + p, Config: cfg, Logger: logger.With("pool", p)})
 		if err != nil {
 			return err
 		}
 		sets = append(sets, set)
+	}
+	cl, err := temporalclient.Dial(c.Context, cfg.Temporal, logger, temporalclient.WithIdentity(base))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+
+	started := make([]atomic.Bool, len(selected))
+	var checks []health.Option
+	for i, p := range selected {
+		checks = append(checks, health.WithCheck("pool "+p, health.PollersCheck(cl, workflows.TaskQueue(p), base+"/"+p, &started[i])))
+	}
+	probe, err := health.New(cl, checks...)
+	if err != nil {
+		return err
+	}
+	if addr := c.String("health-listen"); addr != "" {
+		srv, err := health.Listen(addr, probe.Handler(), logger)
+		if err != nil {
+			return fmt.Errorf("--health-listen: %w", err)
+		}
+		defer func() {
+			if err := srv.Shutdown(5 * time.Second); err != nil {
+				logger.Warn("Stopping the health endpoints", "error", err)
+			}
+		}()
+		pctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go probe.Run(pctx)
+		logger.Info("Serving health endpoints", "address", srv.Addr().String(), "live", health.LivePath, "ready", health.ReadyPath)
+	}
+
+	fatal := make(chan error, len(selected))
+	var workers []worker.Worker
+	// Readiness goes false before anything stops, so that no new traffic is routed
+	// here; all pools stop together, each giving its running activities
+	// --shutdown-timeout. The activities close after (the defer above).
+	defer func() {
+		probe.Drain()
+		stopAll(workers)
+	}()
+	for i, p := range selected {
+		id := base + "/" + p
 		w := worker.New(cl, workflows.TaskQueue(p), worker.Options{
 			Identity:          id,
 			WorkerStopTimeout: c.Duration("shutdown-timeout"),
 			OnFatalError:      func(err error) { fatal <- fmt.Errorf("worker for pool %s stopped: %w", p, err) },
 		})
-		set.Register(w)
+		sets[i].Register(w)
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("starting the worker for pool %s: %w", p, err)
 		}
 		workers = append(workers, w)
+		started[i].Store(true)
 		logger.Info("Worker started", "pool", p, "taskQueue", workflows.TaskQueue(p), "identity", id)
 	}
 	logger.Info("Serving", "version", version, "pools", strings.Join(selected, ","), "address", cfg.Temporal.Address, "namespace", cfg.Temporal.Namespace)
 
 	select {
-	case <-worker.InterruptCh():
-		logger.Info("Stopping workers: signal received")
+	case <-stop:
+		logger.Info("Draining: signal received; /readyz answers 503, the workers stop polling and running activities get --shutdown-timeout",
+			"shutdownTimeout", c.Duration("shutdown-timeout").String())
 		return nil
 	case err := <-fatal:
 		return err
 	case <-c.Context.Done():
 		return nil
 	}
+}
+
+// stopAll stops the workers at once, so that none keeps polling while another
+// drains, and returns when all have stopped.
+func stopAll(workers []worker.Worker) {
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.Stop()
+		}()
+	}
+	wg.Wait()
 }
 
 // newLogger returns the process's logger, writing to w in format ("text" or "json")

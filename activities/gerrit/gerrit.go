@@ -62,7 +62,8 @@ func WithHTTPClient(c *http.Client) Option {
 
 // New returns the activities for cfg.Gerrit, linking to workflows in the Web UI of
 // cfg.Temporal. An incomplete Gerrit section is not an error here: PostReview then
-// fails, non-retryably, saying which setting is missing.
+// fails, non-retryably, saying which setting is missing. A gerrit.passwordFile
+// that cannot be read is: the worker refuses to start.
 func New(cfg config.Config, opts ...Option) (*Activities, error) {
 	a := &Activities{
 		base:     strings.TrimRight(cfg.Gerrit.URL, "/"),
@@ -75,9 +76,11 @@ func New(cfg config.Config, opts ...Option) (*Activities, error) {
 			return nil, err
 		}
 	}
-	a.password, a.err = cfg.Gerrit.HTTPPassword()
+	var err error
+	if a.password, err = cfg.Gerrit.HTTPPassword(); err != nil {
+		return nil, err
+	}
 	switch {
-	case a.err != nil:
 	case a.base == "":
 		a.err = errors.New("gerrit.url is not configured (or CONVEYOR_GERRIT_URL): the worker cannot report to Gerrit")
 	case a.username == "" || a.password == "":

@@ -124,7 +124,7 @@ func New(cfg config.Config, opts ...Option) (*Activities, error) {
 		return nil, fmt.Errorf("configuring the e2e checks: %w", err)
 	}
 	if a.cluster, err = helmkit.NewCluster("", cfg.Kubernetes.Kubeconfig); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("kubernetes.kubeconfig: %w", err)
 	}
 	a.kube = a.cluster.Kube
 	return a, nil

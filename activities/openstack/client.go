@@ -85,8 +85,15 @@ func WithCopyRate(bytesPerSecond int64) Option {
 const CopyRateEnv = "CONVEYOR_OPENSTACK_COPY_RATE"
 
 // New returns the activities for the deployments in c.OpenStack. It does not
-// contact Keystone: the first activity does.
+// contact Keystone: the first activity does. An openstack.passwordFile that cannot
+// be read is an error now, so that the worker refuses to start; the file is read
+// again at each authentication, so a rotated password needs no restart.
 func New(c config.Config, opts ...Option) (*Activities, error) {
+	if c.OpenStack.Password == "" && c.OpenStack.PasswordFile != "" {
+		if _, err := password(c.OpenStack); err != nil {
+			return nil, err
+		}
+	}
 	a := &Activities{cfg: c.OpenStack, poll: 2 * time.Second, stateDir: c.StateDir, providers: map[string]*gophercloud.ProviderClient{}}
 	if v := os.Getenv(CopyRateEnv); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -146,7 +153,7 @@ func password(c config.OpenStack) (string, error) {
 	}
 	b, err := os.ReadFile(c.PasswordFile)
 	if err != nil {
-		return "", fmt.Errorf("reading openstack.passwordFile: %w", err)
+		return "", fmt.Errorf("openstack.passwordFile: %w", err)
 	}
 	p := strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
 	if p == "" {

@@ -99,10 +99,10 @@ func run(o options) error {
 		if err != nil {
 			return err
 		}
-		defer srv.stop()
-		serverPID = srv.cmd.Process.Pid
-		cfg.Temporal.Address = srv.address
-		fmt.Printf("started a Temporal dev server of its own at %s (in memory; log %s)\n", srv.address, srv.logPath)
+		defer srv.Stop() //nolint:errcheck
+		serverPID = srv.Pid()
+		cfg.Temporal.Address = srv.Address
+		fmt.Printf("started a Temporal dev server of its own at %s (in memory; log %s)\n", srv.Address, srv.LogPath)
 	default:
 		cfg.Temporal.Address = o.server
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/wikimedia/conveyor/internal/client/health"
 	"github.com/wikimedia/conveyor/internal/lib/gerrit"
 )
 
@@ -36,6 +37,7 @@ type Server struct {
 	maxBody  int64
 	timeout  time.Duration
 	logger   *slog.Logger
+	probe    *health.Probe
 }
 
 // ServerOption configures a Server.
@@ -88,6 +90,19 @@ func WithServerLogger(l *slog.Logger) ServerOption {
 	}
 }
 
+// WithProbe serves p's health.LivePath and health.ReadyPath beside the events, so
+// that the receiver's readiness follows its Temporal connection and its drain.
+// Default: GET /healthz answers ok while the process runs, and there is no /readyz.
+func WithProbe(p *health.Probe) ServerOption {
+	return func(s *Server) error {
+		if p == nil {
+			return errors.New("triggers.WithProbe: nil probe")
+		}
+		s.probe = p
+		return nil
+	}
+}
+
 // NewServer returns the endpoint for h, accepting requests that carry secret
 // (at least MinSecretLength characters).
 func NewServer(h EventHandler, secret string, opts ...ServerOption) (*Server, error) {
@@ -103,12 +118,17 @@ func NewServer(h EventHandler, secret string, opts ...ServerOption) (*Server, er
 	return s, nil
 }
 
-// Handler returns the HTTP handler: EventsPath[/<secret>] and GET /healthz.
+// Handler returns the HTTP handler: POST EventsPath[/<secret>], and GET /healthz
+// and (WithProbe) GET /readyz.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+EventsPath, s.events)
 	mux.HandleFunc("POST "+EventsPath+"/{secret}", s.events)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	if s.probe != nil {
+		s.probe.Register(mux)
+		return mux
+	}
+	mux.HandleFunc("GET "+health.LivePath, func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	return mux

@@ -50,6 +50,12 @@ type Server struct {
 	reviews []Review
 	fail    []int
 	changed chan struct{}
+	held    *hold
+}
+
+// hold is a review request made to wait (Hold).
+type hold struct {
+	arrived, release chan struct{}
 }
 
 // New starts a fake Gerrit that accepts username and password, stopped when the
@@ -74,6 +80,18 @@ func (s *Server) FailNext(codes ...int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.fail = append(s.fail, codes...)
+}
+
+// Hold makes the next review request wait, once it has arrived (arrived is then
+// closed), until release is called: a review in flight, for tests of a worker's
+// drain.
+func (s *Server) Hold() (arrived <-chan struct{}, release func()) {
+	h := &hold{arrived: make(chan struct{}), release: make(chan struct{})}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held = h
+	var once sync.Once
+	return h.arrived, func() { once.Do(func() { close(h.release) }) }
 }
 
 // Reviews returns the reviews recorded so far, oldest first.
@@ -120,7 +138,17 @@ func (s *Server) review(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "fake failure", code)
 		return
 	}
+	h := s.held
+	s.held = nil
 	s.mu.Unlock()
+	if h != nil {
+		close(h.arrived)
+		select {
+		case <-h.release:
+		case <-r.Context().Done():
+			return
+		}
+	}
 
 	var in struct {
 		Message string         `json:"message"`

@@ -161,7 +161,7 @@ func (g Gerrit) HTTPPassword() (string, error) {
 	}
 	b, err := os.ReadFile(g.PasswordFile)
 	if err != nil {
-		return "", fmt.Errorf("reading the Gerrit HTTP password (gerrit.passwordFile): %w", err)
+		return "", fmt.Errorf("gerrit.passwordFile: %w", err)
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	if line = strings.TrimSpace(line); line == "" {
