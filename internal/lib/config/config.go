@@ -86,6 +86,9 @@ type Registry struct {
 	Address  string `yaml:"address"`
 	Username string `yaml:"username,omitempty"`
 	Password string `yaml:"password,omitempty"`
+	// PasswordFile holds the password on its first line (a mounted Secret); Load
+	// reads it into Password when Password is empty.
+	PasswordFile string `yaml:"passwordFile,omitempty"`
 }
 
 // Kubernetes says which cluster deploys go to.
@@ -159,15 +162,7 @@ func (g Gerrit) HTTPPassword() (string, error) {
 	if g.Password != "" || g.PasswordFile == "" {
 		return g.Password, nil
 	}
-	b, err := os.ReadFile(g.PasswordFile)
-	if err != nil {
-		return "", fmt.Errorf("gerrit.passwordFile: %w", err)
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	if line = strings.TrimSpace(line); line == "" {
-		return "", fmt.Errorf("gerrit.passwordFile %s is empty: it should hold the HTTP password on one line", g.PasswordFile)
-	}
-	return line, nil
+	return firstLine("gerrit.passwordFile", g.PasswordFile)
 }
 
 // Defaults returns the configuration of a local stack in the default state directory.
@@ -200,6 +195,7 @@ func envOverrides(c *Config) []struct {
 		{"CONVEYOR_REGISTRY", &c.Registry.Address},
 		{"CONVEYOR_REGISTRY_USERNAME", &c.Registry.Username},
 		{"CONVEYOR_REGISTRY_PASSWORD", &c.Registry.Password},
+		{"CONVEYOR_REGISTRY_PASSWORD_FILE", &c.Registry.PasswordFile},
 		{"KUBECONFIG", &c.Kubernetes.Kubeconfig},
 		{"CONVEYOR_GERRIT_URL", &c.Gerrit.URL},
 		{"CONVEYOR_GERRIT_USERNAME", &c.Gerrit.Username},
@@ -252,7 +248,25 @@ func Load(path string, explicit bool) (Config, error) {
 			*o.dst = v
 		}
 	}
+	if c.Registry.Password == "" && c.Registry.PasswordFile != "" {
+		if c.Registry.Password, err = firstLine("registry.passwordFile", c.Registry.PasswordFile); err != nil {
+			return Config{}, err
+		}
+	}
 	return c, nil
+}
+
+// firstLine reads the secret on the first line of the file that key names.
+func firstLine(key, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", key, err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	if line = strings.TrimSpace(line); line == "" {
+		return "", fmt.Errorf("%s %s is empty: it should hold the secret on one line", key, path)
+	}
+	return line, nil
 }
 
 // Write stores c at path (mode 0600: it holds the registry password).
