@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # Integration tests bring the stack up themselves when it is not up.
 TESTFLAGS ?= -count=1 -timeout 80m
 
-.PHONY: all deps tools bin up up-openstack down status demo test lint clean bench-migration bench-promotion
+.PHONY: all deps tools bin up up-openstack down status demo images test lint clean bench-migration bench-promotion
 
 all: bin
 
@@ -34,6 +34,10 @@ status: bin
 
 demo: up ## the main job on the local stack
 	tools/demo.sh
+
+images: up ## conveyor's own images (.pipeline/blubber.yaml), built on the stack and pushed as localhost:5000/conveyor/conveyor{,-worker}:$(VERSION) and :latest
+	$(BIN)/conveyor dev up --with debian
+	VERSION=$(VERSION) tools/images.sh
 
 test: tools ## unit tests + integration tests on the real stack
 	$(GO) test $(TESTFLAGS) ./...

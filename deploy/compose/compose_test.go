@@ -94,7 +94,7 @@ func TestEveryPoolHasAWorker(t *testing.T) {
 			t.Errorf("pool %s has no service %s", pool, name)
 			continue
 		}
-		want := []string{"conveyor-worker", "--pools", pool, "--health-listen", ":8081", "--config", "/etc/conveyor/conveyor.yaml"}
+		want := []string{"--pools", pool, "--health-listen", ":8081", "--config", "/etc/conveyor/conveyor.yaml"}
 		if len(s.Command) < len(want) || !slices.Equal([]string(s.Command[:len(want)]), want) {
 			t.Errorf("service %s runs %q, want it to start with %q", name, s.Command, want)
 		}

@@ -110,6 +110,9 @@ func writeRun(b *strings.Builder, s *RunStep) {
 }
 
 func writeImageConfig(b *strings.Builder, img ImageConfig) {
+	if img.User != "" {
+		fmt.Fprintf(b, "USER %s\n", img.User)
+	}
 	if len(img.Entrypoint) > 0 {
 		fmt.Fprintf(b, "ENTRYPOINT %s\n", jsonArray(img.Entrypoint))
 	}

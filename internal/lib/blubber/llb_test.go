@@ -159,7 +159,7 @@ func TestFinalStageCarriesOnlyCopies(t *testing.T) {
 	if !slices.Equal(cfg.Entrypoint, []string{"./service"}) || !slices.Equal(cfg.Cmd, []string{"--config", "/etc/service/config.yaml"}) {
 		t.Errorf("entrypoint %q cmd %q", cfg.Entrypoint, cfg.Cmd)
 	}
-	if cfg.User != "900:900" || cfg.WorkingDir != "/srv/service" {
+	if cfg.User != "900" || cfg.WorkingDir != "/srv/service" {
 		t.Errorf("user %q workdir %q", cfg.User, cfg.WorkingDir)
 	}
 	if cfg.Labels["blubber.variant"] != "production" || cfg.Labels["blubber.version"] != Version {
@@ -283,7 +283,7 @@ variants:
 	if got := strings.Join(e.Meta.Args, " "); got != "make test -j2" {
 		t.Errorf("args %q", got)
 	}
-	if e.Meta.Cwd != "/srv/app" || e.Meta.User != "900:900" || !slices.Contains(e.Meta.Env, "GREETING=hi") {
+	if e.Meta.Cwd != "/srv/app" || e.Meta.User != "900" || !slices.Contains(e.Meta.Env, "GREETING=hi") {
 		t.Errorf("cwd %q user %q env %q", e.Meta.Cwd, e.Meta.User, e.Meta.Env)
 	}
 	none := mustParse(t, "version: v4\nbase: debian:bookworm\nvariants:\n  test: {}\n")

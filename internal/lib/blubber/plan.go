@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -30,7 +31,7 @@ type Stage struct {
 // ImageConfig is what the stage sets in the OCI image configuration; the base
 // image's own configuration lies beneath it.
 type ImageConfig struct {
-	User       string // uid:gid
+	User       string // uid, or uid:gid on scratch
 	WorkingDir string
 	// Env is every variable the stage sets, in order, values unexpanded.
 	Env        []EnvVar
@@ -214,8 +215,15 @@ func (c *Config) planStage(r *Resolved) (*Stage, error) {
 		workdir = path.Clean(r.Runs.In)
 		st.Steps = append(st.Steps, &WorkdirStep{Path: workdir})
 	}
+	// As upstream Blubber writes it, the image's user is the bare uid: the privileged
+	// phase put it in /etc/passwd with its gid. A scratch stage has no /etc/passwd, so
+	// the gid is spelt out.
+	imageUser := fmt.Sprintf("%d:%d", final.uid, final.gid)
+	if st.Base != "" {
+		imageUser = strconv.Itoa(final.uid)
+	}
 	st.Image = ImageConfig{
-		User:       fmt.Sprintf("%d:%d", final.uid, final.gid),
+		User:       imageUser,
 		WorkingDir: workdir,
 		Env:        stageEnv(st.Steps),
 		Entrypoint: r.Entrypoint,

@@ -23,5 +23,6 @@ ENV HOME="/home/somebody"
 WORKDIR /srv/app
 USER 900:900
 ENV HOME="/home/runuser"
+USER 900
 ENTRYPOINT ["kafkacat"]
 LABEL blubber.variant="kafka" blubber.version="conveyor-0.1.0"

@@ -23,5 +23,6 @@ RUN --mount=type=bind,source=.,target=/srv/app,rw make all && make check
 COPY --chown=65533:65533 [".", "/srv/app"]
 USER 900:900
 ENV HOME="/home/runuser"
+USER 900
 ENTRYPOINT ["php", "bin/run.php"]
 LABEL blubber.variant="mixed" blubber.version="conveyor-0.1.0"

@@ -17,4 +17,5 @@ COPY --chown=65533:65533 ["src/", "/src/src/"]
 RUN npm run build
 USER 900:900
 ENV HOME="/home/runuser"
+USER 900
 LABEL blubber.variant="assets" blubber.version="conveyor-0.1.0"

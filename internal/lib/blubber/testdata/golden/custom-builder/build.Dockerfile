@@ -38,4 +38,5 @@ go build -o /srv/app/server ./cmd/server
 EOF
 USER 900:900
 ENV HOME="/home/runuser"
+USER 900
 LABEL blubber.variant="build" blubber.version="conveyor-0.1.0"

@@ -48,5 +48,6 @@ ENV CGO_ENABLED="0" \
 COPY --from=build --chown=65533:65533 ["/srv/app/server", "/server"]
 USER 900:900
 ENV HOME="/home/runuser"
+USER 900:900
 ENTRYPOINT ["/server"]
 LABEL blubber.variant="production" blubber.version="conveyor-0.1.0"

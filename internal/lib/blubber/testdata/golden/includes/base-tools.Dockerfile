@@ -14,4 +14,5 @@ ENV LEVEL="base-tools" \
 COPY --chown=65533:65533 [".", "/srv/app"]
 USER 900:900
 ENV HOME="/home/runuser"
+USER 900
 LABEL blubber.variant="base-tools" blubber.version="conveyor-0.1.0"

@@ -15,4 +15,5 @@ ENV DEV="1" \
 COPY --chown=65533:65533 [".", "/srv/app"]
 USER 900:900
 ENV HOME="/home/runuser"
+USER 900
 LABEL blubber.variant="dev-tools" blubber.version="conveyor-0.1.0"

@@ -15,5 +15,6 @@ ENV DEV="1" \
 COPY --chown=65533:65533 [".", "/srv/app"]
 USER 900:900
 ENV HOME="/home/runuser"
+USER 900
 ENTRYPOINT ["make", "run"]
 LABEL blubber.variant="development" blubber.version="conveyor-0.1.0"

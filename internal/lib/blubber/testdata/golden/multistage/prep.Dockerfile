@@ -15,4 +15,5 @@ RUN make dist
 COPY --chown=65533:65533 [".", "/srv/service"]
 USER 900:900
 ENV HOME="/home/runuser"
+USER 900
 LABEL blubber.variant="prep" blubber.version="conveyor-0.1.0"

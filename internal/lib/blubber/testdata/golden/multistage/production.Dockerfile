@@ -44,6 +44,7 @@ COPY --from=build --chown=65533:65533 ["/srv/service/bin/tool", "/usr/local/bin/
 COPY --from=docker-registry.wikimedia.org/wikimedia-ca:latest --chown=65533:65533 ["/etc/ssl/certs/wmf-ca.pem", "/etc/ssl/certs/wmf-ca.pem"]
 USER 900:900
 ENV HOME="/home/runuser"
+USER 900
 ENTRYPOINT ["./service"]
 CMD ["--config", "/etc/service/config.yaml"]
 LABEL blubber.variant="production" blubber.version="conveyor-0.1.0"

@@ -14,4 +14,5 @@ RUN npm ci
 COPY --chown=65533:65533 [".", "/srv/service"]
 USER 900:900
 ENV HOME="/home/runuser"
+USER 900
 LABEL blubber.variant="build" blubber.version="conveyor-0.1.0"

@@ -14,5 +14,6 @@ ENV NODE_ENV="production"
 COPY --chown=65533:65533 [".", "/srv/service"]
 USER 900:900
 ENV HOME="/home/runuser"
+USER 900
 ENTRYPOINT ["node", "server.js"]
 LABEL blubber.variant="production" blubber.version="conveyor-0.1.0"

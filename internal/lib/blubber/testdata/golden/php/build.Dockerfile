@@ -13,4 +13,5 @@ COPY --chown=65533:65533 ["composer.lock", "/srv/app/composer.lock"]
 RUN composer install --no-scripts --no-dev
 USER 33:33
 ENV HOME="/home/runuser"
+USER 33
 LABEL blubber.variant="build" blubber.version="conveyor-0.1.0"

@@ -26,4 +26,5 @@ COPY --chown=65533:65533 ["src", "/srv/app/src"]
 COPY --chown=65533:65533 [".pipeline/entrypoint.php", "/srv/app/index.php"]
 USER 33:33
 ENV HOME="/home/runuser"
+USER 33
 LABEL blubber.variant="prod" blubber.version="conveyor-0.1.0"

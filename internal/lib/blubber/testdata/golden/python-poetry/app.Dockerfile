@@ -20,5 +20,6 @@ RUN poetry install --no-root --without dev
 COPY --chown=65533:65533 [".", "/srv/app"]
 USER 900:900
 ENV HOME="/home/runuser"
+USER 900
 ENTRYPOINT ["poetry", "run", "python3", "app.py"]
 LABEL blubber.variant="app" blubber.version="conveyor-0.1.0"

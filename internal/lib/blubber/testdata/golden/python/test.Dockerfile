@@ -17,5 +17,6 @@ RUN python3 -m pip install -U setuptools wheel tox==4.11.0 'pip<24'
 RUN python3 -m pip install --no-deps -r requirements.txt -r test-requirements.txt
 RUN python3 -m pip check
 COPY --chown=65533:65533 [".", "/srv/app"]
+USER 65533
 ENTRYPOINT ["tox"]
 LABEL blubber.variant="test" blubber.version="conveyor-0.1.0"

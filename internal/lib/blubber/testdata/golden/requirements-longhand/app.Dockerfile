@@ -32,4 +32,5 @@ RUN chmod 0444 /srv/app/config/config.json
 COPY --chown=65533:65533 [".", "/srv/app"]
 USER 900:900
 ENV HOME="/home/runuser"
+USER 900
 LABEL blubber.variant="app" blubber.version="conveyor-0.1.0"

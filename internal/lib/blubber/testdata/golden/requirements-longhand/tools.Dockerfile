@@ -12,4 +12,5 @@ COPY --chown=65533:65533 ["Makefile", "/srv/app/Makefile"]
 RUN ["make", "tools"]
 USER 900:900
 ENV HOME="/home/runuser"
+USER 900
 LABEL blubber.variant="tools" blubber.version="conveyor-0.1.0"

@@ -11,6 +11,7 @@ WORKDIR /srv/app
 ENV PATH_EXTRA="$HOME/bin"
 COPY --chown=1000:1000 [".", "/srv/app"]
 WORKDIR /srv/app/run
+USER 1000
 ENTRYPOINT ["./run.sh"]
 CMD ["--port", "8080"]
 LABEL blubber.variant="insecure" blubber.version="conveyor-0.1.0"

@@ -13,6 +13,7 @@ COPY --chown=1000:1000 [".", "/srv/app"]
 USER 1001:1001
 ENV HOME="/home/app"
 WORKDIR /srv/app/run
+USER 1001
 ENTRYPOINT ["./run.sh"]
 CMD ["--port", "8080"]
 LABEL blubber.variant="secure" blubber.version="conveyor-0.1.0"

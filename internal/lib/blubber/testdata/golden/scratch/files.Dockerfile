@@ -8,5 +8,6 @@ WORKDIR /srv/app
 COPY --chown=65533:65533 --exclude=**/*.map ["dist/", "/www/"]
 USER 900:900
 ENV HOME="/home/runuser"
+USER 900:900
 ENTRYPOINT ["/www/server"]
 LABEL blubber.variant="files" blubber.version="conveyor-0.1.0"
