@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # Integration tests bring the stack up themselves when it is not up.
 TESTFLAGS ?= -count=1 -timeout 80m
 
-.PHONY: all deps tools bin up up-openstack down status demo images test lint clean bench-migration bench-promotion
+.PHONY: all deps tools bin up up-openstack down status demo images test lint clean bench-migration bench-promotion bench-pipelines
 
 all: bin
 
@@ -48,6 +48,9 @@ bench-migration: tools ## the migration's scale benchmark: 10,000 VMs in 1,000 p
 bench-promotion: up ## approval -> 100 % in both production clusters through the Promotion workflow, against helm upgrade --wait (BENCHFLAGS to change)
 	tools/build.sh helm
 	$(GO) run ./bench/promotion $(BENCHFLAGS)
+
+bench-pipelines: ## P5: 1,000 stubbed pipelines in flight on the production Temporal (PostgreSQL) and the dev server, against a trivial workflow; needs `conveyor dev up --with temporal-postgres` (BENCHFLAGS to change)
+	$(GO) run ./bench/pipelines $(BENCHFLAGS)
 
 lint:
 	gofmt -l . | (! grep .)

@@ -31,6 +31,7 @@ import (
 
 	"go.temporal.io/sdk/worker"
 
+	"github.com/wikimedia/conveyor/bench/internal/procstat"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/internal/client/temporalsetup"
 	"github.com/wikimedia/conveyor/internal/lib/config"
@@ -154,8 +155,8 @@ func run(o options) error {
 	fmt.Printf("migrating %d VMs in %d projects: %s, %d VMs at once per project; namespace %s\n",
 		o.vms, o.projects, mode, o.perProject, o.namespace)
 	start := time.Now()
-	cpu0, _ := cpuTime(0)
-	srvCPU0, _ := cpuTime(serverPID)
+	cpu0, _ := procstat.CPUTime(0)
+	srvCPU0, _ := procstat.CPUTime(serverPID)
 	type result struct {
 		notDone []string
 		err     error
@@ -179,7 +180,7 @@ wait:
 		case res = <-finished:
 			break wait
 		case <-tick.C:
-			rss, _ := peakRSS()
+			rss, _ := procstat.PeakRSS(0)
 			fmt.Printf("  %6s  %5d/%d VMs migrated, %d activities, peak RSS %d MB\n", time.Since(start).Round(time.Second),
 				st.deleted.Load(), o.vms, st.calls.Load(), rss>>20)
 		case <-ctx.Done():
@@ -187,9 +188,9 @@ wait:
 		}
 	}
 	wall := time.Since(start)
-	cpu1, _ := cpuTime(0)
-	srvCPU1, srvErr := cpuTime(serverPID)
-	rss, err := peakRSS()
+	cpu1, _ := procstat.CPUTime(0)
+	srvCPU1, srvErr := procstat.CPUTime(serverPID)
+	rss, err := procstat.PeakRSS(0)
 	if err != nil {
 		return err
 	}
