@@ -80,6 +80,11 @@ func newStack(o Options) (*stack, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The real path: the stack's mounts and processes are found by their paths, so
+	// a state directory reached through a symlink must name them as they are.
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
 	if o.CacheDir == "" {
 		o.CacheDir = os.Getenv("CONVEYOR_CACHE")
 	}
