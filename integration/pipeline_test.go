@@ -119,6 +119,23 @@ func runPipelineCase(t *testing.T, c client.Client, pc pipelineCase) (changes.Pi
 	return st, run, werr
 }
 
+// wantPublished checks that image was published exactly once, at the deployed
+// digest: its two public tags (the timestamp-production tag and the change tag)
+// both name it. It returns the tags.
+func wantPublished(t *testing.T, image, deployed string) map[string]string {
+	t.Helper()
+	tags := publicTags(t, image)
+	if len(tags) != 2 {
+		t.Errorf("%s: public tags %v, want exactly the timestamp-production tag and the change tag", image, tags)
+	}
+	for tag, d := range tags {
+		if d != deployed {
+			t.Errorf("published %s:%s = %s, want the deployed digest %s", image, tag, d, deployed)
+		}
+	}
+	return tags
+}
+
 // publicTags lists the tags of the public repository of image (none if it does not exist).
 func publicTags(t *testing.T, image string) map[string]string {
 	t.Helper()
@@ -169,15 +186,7 @@ func TestPipelinePublishesTestedImage(t *testing.T) {
 	if deployed == "" || !strings.HasSuffix(st.Candidate, deployed) {
 		t.Fatalf("deployed digest %q, candidate %q", deployed, st.Candidate)
 	}
-	tags := publicTags(t, image)
-	if len(tags) != 2 {
-		t.Fatalf("public tags %v, want the timestamp-production tag and the change tag", tags)
-	}
-	for tag, d := range tags {
-		if d != deployed {
-			t.Errorf("published %s:%s = %s, want the deployed digest %s", image, tag, d, deployed)
-		}
-	}
+	tags := wantPublished(t, image, deployed)
 	if _, ok := tags["change-4101-1"]; !ok {
 		t.Errorf("no change tag in %v", tags)
 	}

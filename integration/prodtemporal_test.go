@@ -43,16 +43,7 @@ func TestPipelineOnProductionTemporalSurvivesPostgresRestart(t *testing.T) {
 			t.Errorf("step %s is %s (%s), want succeeded", step, s.State, s.Detail)
 		}
 	}
-	deployed := st.Step(changes.StepDeploy).Digest
-	tags := publicTags(t, image)
-	if len(tags) != 2 {
-		t.Fatalf("public tags %v, want the timestamp-production tag and the change tag", tags)
-	}
-	for tag, d := range tags {
-		if d != deployed {
-			t.Errorf("published %s:%s = %s, want the deployed digest %s", image, tag, d, deployed)
-		}
-	}
+	wantPublished(t, image, st.Step(changes.StepDeploy).Digest)
 	namespaceGone(t, st.Namespace)
 }
 

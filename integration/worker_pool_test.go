@@ -122,16 +122,7 @@ func TestBuildPoolWorkersShareABurstAndSurviveAKill(t *testing.T) {
 		if err := r.run.Get(ctx, &st); err != nil {
 			t.Fatalf("pipeline %s: %v\n%+v", r.run.GetID(), err, st)
 		}
-		tags := publicTags(t, r.image)
-		if len(tags) != 2 {
-			t.Errorf("%s: public tags %v, want exactly the timestamp-production tag and the change tag", r.image, tags)
-		}
-		deployed := st.Step(changes.StepDeploy).Digest
-		for tag, d := range tags {
-			if d != deployed {
-				t.Errorf("published %s:%s = %s, want the deployed digest %s", r.image, tag, d, deployed)
-			}
-		}
+		wantPublished(t, r.image, st.Step(changes.StepDeploy).Digest)
 	}
 
 	// The killed activity ran again, on the other worker; both workers took work

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/internal/client/temporalsetup"
+	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
 func temporalCommand() *cli.Command {
@@ -64,11 +63,10 @@ func temporalSchemaCommand() *cli.Command {
 				Database: c.String("database"), VisibilityDatabase: c.String("visibility-database"),
 			}
 			if f := c.String("postgres-password-file"); f != "" {
-				b, err := os.ReadFile(f)
-				if err != nil {
-					return fmt.Errorf("--postgres-password-file: %w", err)
+				var err error
+				if pg.Password, err = config.SecretFile("--postgres-password-file", f); err != nil {
+					return err
 				}
-				pg.Password = strings.TrimRight(string(b), "\r\n")
 			}
 			ctx, stop := signalContext(c)
 			defer stop()

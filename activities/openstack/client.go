@@ -151,15 +151,7 @@ func password(c config.OpenStack) (string, error) {
 	if c.Password != "" {
 		return c.Password, nil
 	}
-	b, err := os.ReadFile(c.PasswordFile)
-	if err != nil {
-		return "", fmt.Errorf("openstack.passwordFile: %w", err)
-	}
-	p := strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
-	if p == "" {
-		return "", fmt.Errorf("openstack.passwordFile %s is empty: it should hold the password on one line", c.PasswordFile)
-	}
-	return p, nil
+	return config.SecretFile("openstack.passwordFile", c.PasswordFile)
 }
 
 // provider returns an authenticated provider whose token is scoped to project, or

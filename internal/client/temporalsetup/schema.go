@@ -105,8 +105,9 @@ func Schema(ctx context.Context, o SchemaOptions) error {
 	// Check every database before changing any: a newer schema anywhere means this
 	// release must not touch the cluster at all.
 	current := make([]string, len(stores))
+	exists := make([]bool, len(stores))
 	for i, st := range stores {
-		v, err := schemaVersion(ctx, pg, st.db, o.Wait)
+		v, ok, err := schemaVersion(ctx, pg, st.db, o.Wait)
 		if err != nil {
 			return err
 		}
@@ -120,26 +121,23 @@ func Schema(ctx context.Context, o SchemaOptions) error {
 					st.db, v, st.want, ErrSchemaNewer)
 			}
 		}
-		current[i] = v
+		current[i], exists[i] = v, ok
 	}
 	for i, st := range stores {
-		if err := upgrade(ctx, o, pg, st, current[i]); err != nil {
+		if err := upgrade(ctx, o, pg, st, current[i], exists[i]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// upgrade brings one database from version cur ("" = no schema yet) to st.want.
-func upgrade(ctx context.Context, o SchemaOptions, pg Postgres, st store, cur string) error {
+// upgrade brings one database from version cur ("" = no schema yet) to st.want;
+// exists says whether the database is there at all.
+func upgrade(ctx context.Context, o SchemaOptions, pg Postgres, st store, cur string, exists bool) error {
 	say := func(format string, args ...any) { fmt.Fprintf(o.Progress, "temporal schema: "+format+"\n", args...) }
 	if cur == st.want {
 		say("%s is at version %s: nothing to do", st.db, cur)
 		return nil
-	}
-	exists, err := databaseExists(ctx, pg, st.db, o.Wait)
-	if err != nil {
-		return err
 	}
 	if !exists {
 		if err := createDatabase(ctx, pg, st.db); err != nil {
@@ -156,7 +154,7 @@ func upgrade(ctx context.Context, o SchemaOptions, pg Postgres, st store, cur st
 	if err := sqlTool(ctx, o, pg, st.db, "update-schema", "--schema-name", st.schemaName, "--version", st.want); err != nil {
 		return err
 	}
-	got, err := schemaVersion(ctx, pg, st.db, o.Wait)
+	got, _, err := schemaVersion(ctx, pg, st.db, o.Wait)
 	if err != nil {
 		return err
 	}
@@ -252,13 +250,19 @@ func createDatabase(ctx context.Context, pg Postgres, db string) error {
 	return nil
 }
 
-// schemaVersion reads db's schema version; "" when the database or its version
-// table does not exist yet.
-func schemaVersion(ctx context.Context, pg Postgres, db string, wait time.Duration) (string, error) {
+// schemaVersion reads db's schema version ("" when its version table does not
+// exist yet) and whether the database exists.
+func schemaVersion(ctx context.Context, pg Postgres, db string, wait time.Duration) (string, bool, error) {
 	exists, err := databaseExists(ctx, pg, db, wait)
 	if err != nil || !exists {
-		return "", err
+		return "", false, err
 	}
+	v, err := tableVersion(ctx, pg, db, wait)
+	return v, true, err
+}
+
+// tableVersion reads the version in db's schema_version table, "" when there is none.
+func tableVersion(ctx context.Context, pg Postgres, db string, wait time.Duration) (string, error) {
 	c, err := connect(ctx, pg, db, wait)
 	if err != nil {
 		return "", err

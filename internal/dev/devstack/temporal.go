@@ -75,17 +75,23 @@ func temporalComponent() component {
 			return &process{Name: "temporal", Bin: s.tool("temporal", "temporal"), Args: args}, nil
 		},
 		ready: func(ctx context.Context, s *stack) error {
-			c, err := client.DialContext(ctx, client.Options{HostPort: temporalAddr, Logger: quietLogger{}})
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if _, err := c.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+			if err := frontendHealthy(ctx, temporalAddr); err != nil {
 				return err
 			}
 			return httpOK(ctx, nil, "http://"+temporalUIAddr+"/")
 		},
 	}
+}
+
+// frontendHealthy checks that the Temporal frontend at addr answers CheckHealth.
+func frontendHealthy(ctx context.Context, addr string) error {
+	c, err := client.DialContext(ctx, client.Options{HostPort: addr, Logger: quietLogger{}})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.CheckHealth(ctx, &client.CheckHealthRequest{})
+	return err
 }
 
 // quietLogger keeps the SDK from logging every failed readiness probe.

@@ -234,15 +234,7 @@ func prodServiceComponent(svc prodService) component {
 	}
 	if svc.name == "frontend" {
 		c.address = func(*stack) string { return prodFrontendAddr }
-		c.ready = func(ctx context.Context, s *stack) error {
-			cl, err := client.DialContext(ctx, client.Options{HostPort: prodFrontendAddr, Logger: quietLogger{}})
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			_, err = cl.CheckHealth(ctx, &client.CheckHealthRequest{})
-			return err
-		}
+		c.ready = func(ctx context.Context, s *stack) error { return frontendHealthy(ctx, prodFrontendAddr) }
 	}
 	return c
 }

@@ -162,7 +162,7 @@ func (g Gerrit) HTTPPassword() (string, error) {
 	if g.Password != "" || g.PasswordFile == "" {
 		return g.Password, nil
 	}
-	return firstLine("gerrit.passwordFile", g.PasswordFile)
+	return SecretFile("gerrit.passwordFile", g.PasswordFile)
 }
 
 // Defaults returns the configuration of a local stack in the default state directory.
@@ -249,15 +249,16 @@ func Load(path string, explicit bool) (Config, error) {
 		}
 	}
 	if c.Registry.Password == "" && c.Registry.PasswordFile != "" {
-		if c.Registry.Password, err = firstLine("registry.passwordFile", c.Registry.PasswordFile); err != nil {
+		if c.Registry.Password, err = SecretFile("registry.passwordFile", c.Registry.PasswordFile); err != nil {
 			return Config{}, err
 		}
 	}
 	return c, nil
 }
 
-// firstLine reads the secret on the first line of the file that key names.
-func firstLine(key, path string) (string, error) {
+// SecretFile reads the secret on the first line of the file that key (a
+// configuration key or a flag, for the error) names.
+func SecretFile(key, path string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", key, err)
