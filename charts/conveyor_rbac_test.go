@@ -11,6 +11,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
 // The deploy pool's rules, derived from the calls of activities/helm, activities/promote
@@ -111,34 +114,74 @@ func checkRBAC(t *testing.T, m *conveyorManifests, vals chartutil.Values) {
 		t.Errorf("Roles in namespaces %v, want rbac.managedNamespaces %v", roleNamespaces, managed)
 	}
 	wide := releaseRightsWide(t, vals)
+	// selfBind: the deploy pool binds the release ClusterRole itself in each ci-…
+	// namespace it creates (kubernetes.releaseClusterRole), which takes create on
+	// rolebindings and bind on that one role.
+	kubeconfigSecret, _ := vals.PathValue("secrets.kubeconfig.secretName")
+	selfBind := !wide && kubeconfigSecret == ""
+	releaseRole := release + "-worker-deploy-releases-conveyor-test"
+	wantNamespaceRules := namespaceRules
+	if selfBind {
+		wantNamespaceRules = slices.Concat(namespaceRules, []rbacv1.PolicyRule{
+			{APIGroups: []string{"rbac.authorization.k8s.io"}, Resources: []string{"rolebindings"}, Verbs: []string{"create"}},
+			{APIGroups: []string{"rbac.authorization.k8s.io"}, Resources: []string{"clusterroles"}, Verbs: []string{"bind"}, ResourceNames: []string{releaseRole}},
+		})
+	}
 	for _, cr := range m.clusterRoles {
-		want := namespaceRules
-		if strings.Contains(cr.Name, "-releases-") && wide {
+		want := wantNamespaceRules
+		if cr.Name == releaseRole {
 			want = slices.Concat(releaseRules, extraRules(t, vals))
 		}
 		if !reflect.DeepEqual(cr.Rules, want) {
 			t.Errorf("ClusterRole %s rules:\n%s\nwant:\n%s", cr.Name, rulesText(cr.Rules), rulesText(want))
 		}
-		if !bound(m, "ClusterRole", cr.Name, "") {
-			t.Errorf("ClusterRole %s is bound by no ClusterRoleBinding", cr.Name)
+		if b := bound(m, "ClusterRole", cr.Name, ""); b != (cr.Name != releaseRole || wide) {
+			t.Errorf("ClusterRole %s bound by a ClusterRoleBinding: %v, want %v", cr.Name, b, !b)
 		}
 	}
-	if want := 1 + boolInt(wide); len(m.clusterRoles) != want {
-		t.Errorf("%d ClusterRoles, want %d", len(m.clusterRoles), want)
+	if len(m.clusterRoles) != 2 {
+		t.Errorf("%d ClusterRoles, want 2 (the namespaces' and the release rules)", len(m.clusterRoles))
 	}
+	cm := one(t, "ConfigMap", m.configMaps)
+	var deployCfg config.Config
+	if err := yaml.Unmarshal([]byte(cm.Data["deploy.yaml"]), &deployCfg); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[bool]string{true: releaseRole}[selfBind]; deployCfg.Kubernetes.ReleaseClusterRole != want {
+		t.Errorf("deploy.yaml kubernetes.releaseClusterRole %q, want %q", deployCfg.Kubernetes.ReleaseClusterRole, want)
+	}
+	policies := map[string]bool{}
 	for _, p := range m.admission {
+		policies[p.Name] = true
 		expr := p.Spec.Validations[0].Expression
-		for _, ns := range managed {
-			if !strings.Contains(expr, "'"+ns+"'") {
-				t.Errorf("ValidatingAdmissionPolicy %s does not let the deploy pool create managed namespace %s: %s", p.Name, ns, expr)
+		if strings.Contains(p.Name, "-bindings-") {
+			for _, want := range []string{"'ci-'", "'" + releaseRole + "'", "'" + deploySA.Name + "'"} {
+				if !strings.Contains(expr, want) {
+					t.Errorf("ValidatingAdmissionPolicy %s does not check %s: %s", p.Name, want, expr)
+				}
+			}
+		} else {
+			for _, ns := range managed {
+				if !strings.Contains(expr, "'"+ns+"'") {
+					t.Errorf("ValidatingAdmissionPolicy %s does not let the deploy pool create managed namespace %s: %s", p.Name, ns, expr)
+				}
 			}
 		}
 		if !strings.Contains(p.Spec.MatchConditions[0].Expression, "system:serviceaccount:conveyor-test:"+deploySA.Name) {
 			t.Errorf("ValidatingAdmissionPolicy %s matches %s, want the deploy pool's ServiceAccount", p.Name, p.Spec.MatchConditions[0].Expression)
 		}
-		if len(m.admissionBinds) != 1 || m.admissionBinds[0].Spec.PolicyName != p.Name {
-			t.Errorf("ValidatingAdmissionPolicy %s is not bound exactly once", p.Name)
+		n := 0
+		for _, b := range m.admissionBinds {
+			if b.Spec.PolicyName == p.Name {
+				n++
+			}
 		}
+		if n != 1 {
+			t.Errorf("ValidatingAdmissionPolicy %s is bound %d times, want once", p.Name, n)
+		}
+	}
+	if len(m.admission) > 0 && selfBind && len(policies) != 2 {
+		t.Errorf("admission policies %v, want the namespaces' and the bindings'", policies)
 	}
 }
 

@@ -202,6 +202,9 @@ func (m *conveyorManifests) deployment(name string) *appsv1.Deployment {
 func checkWorkers(t *testing.T, m *conveyorManifests, vals chartutil.Values) {
 	t.Helper()
 	want := 0
+	// On the host network, the receiver's :8080 and each pool's health port share
+	// the node's ports.
+	hostPorts := map[int]string{8080: release + "-receiver"}
 	for _, pool := range workflows.Pools {
 		name := release + "-worker-" + pool
 		d := m.deployment(name)
@@ -224,8 +227,20 @@ func checkWorkers(t *testing.T, m *conveyorManifests, vals chartutil.Values) {
 		}
 		c := d.Spec.Template.Spec.Containers[0]
 		args := flagValues(c.Args)
-		if args["--pools"] != pool || args["--health-listen"] != ":8081" || args["--config"] != "/etc/conveyor/conveyor.yaml" {
-			t.Errorf("Deployment %s args %q, want --pools=%s --health-listen=:8081 --config=/etc/conveyor/conveyor.yaml", name, c.Args, pool)
+		port := healthPort(t, vals, pool)
+		if args["--pools"] != pool || args["--health-listen"] != fmt.Sprintf(":%d", port) || args["--config"] != "/etc/conveyor/conveyor.yaml" {
+			t.Errorf("Deployment %s args %q, want --pools=%s --health-listen=:%d --config=/etc/conveyor/conveyor.yaml", name, c.Args, pool, port)
+		}
+		if hostNet, _ := vals.PathValue("hostNetwork"); d.Spec.Template.Spec.HostNetwork != (hostNet == true) {
+			t.Errorf("Deployment %s hostNetwork %v, want the value hostNetwork (%v)", name, d.Spec.Template.Spec.HostNetwork, hostNet)
+		} else if hostNet == true {
+			if d.Spec.Template.Spec.DNSPolicy != corev1.DNSClusterFirstWithHostNet {
+				t.Errorf("Deployment %s on the host network has dnsPolicy %q, want ClusterFirstWithHostNet", name, d.Spec.Template.Spec.DNSPolicy)
+			}
+			if other, taken := hostPorts[port]; taken {
+				t.Errorf("Deployments %s and %s both listen on host port %d", other, name, port)
+			}
+			hostPorts[port] = name
 		}
 		if !slices.Equal(c.Command, []string{"/usr/bin/conveyor-worker"}) {
 			t.Errorf("Deployment %s command %q, want /usr/bin/conveyor-worker", name, c.Command)
@@ -235,7 +250,7 @@ func checkWorkers(t *testing.T, m *conveyorManifests, vals chartutil.Values) {
 		if err != nil || grace == nil || *grace <= int64(timeout) {
 			t.Errorf("Deployment %s: terminationGracePeriodSeconds %v, want more than --shutdown-timeout %q", name, grace, args["--shutdown-timeout"])
 		}
-		checkProbes(t, name, c, "health", 8081)
+		checkProbes(t, name, c, "health", int32(port))
 		if got := d.Spec.Template.Labels["conveyor.wikimedia.org/pool"]; got != pool {
 			t.Errorf("Deployment %s pod label conveyor.wikimedia.org/pool = %q, want %s", name, got, pool)
 		}
@@ -254,6 +269,28 @@ func checkWorkers(t *testing.T, m *conveyorManifests, vals chartutil.Values) {
 }
 
 // boolText prints an optional bool.
+// healthPort is the pool's health port: its own healthPort, else workerDefaults'.
+func healthPort(t *testing.T, vals chartutil.Values, pool string) int {
+	t.Helper()
+	for _, path := range []string{"pools." + pool + ".healthPort", "workerDefaults.healthPort"} {
+		v, err := vals.PathValue(path)
+		if err != nil {
+			continue
+		}
+		if n, ok := v.(float64); ok && n != 0 {
+			return int(n)
+		}
+		if n, ok := v.(int64); ok && n != 0 {
+			return int(n)
+		}
+		if n, ok := v.(int); ok && n != 0 {
+			return n
+		}
+	}
+	t.Fatalf("pool %s: no healthPort in pools.%s or workerDefaults", pool, pool)
+	return 0
+}
+
 func boolText(b *bool) string {
 	if b == nil {
 		return "unset"

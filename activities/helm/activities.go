@@ -36,6 +36,9 @@ type Activities struct {
 	goneTimeout time.Duration
 	e2eOpts     []e2e.Option
 	e2e         *e2e.Runner
+	// releaseRole is kubernetes.releaseClusterRole: bound in each namespace
+	// DeployCandidate creates (ensureReleaseBinding).
+	releaseRole string
 }
 
 // Option configures Activities.
@@ -105,6 +108,7 @@ func New(cfg config.Config, opts ...Option) (*Activities, error) {
 		waits:       helmkit.Waits{ReadyTimeout: 5 * time.Minute, Poll: 500 * time.Millisecond, CrashLimit: 3},
 		testTimeout: 5 * time.Minute,
 		goneTimeout: 5 * time.Minute,
+		releaseRole: cfg.Kubernetes.ReleaseClusterRole,
 	}
 	for _, o := range opts {
 		if err := o(a); err != nil {

@@ -65,6 +65,11 @@ func (a *Activities) DeployCandidate(ctx context.Context, in contract.DeployCand
 	if err := a.ensureNamespace(ctx, ns, in.Labels); err != nil {
 		return contract.DeployCandidateOutput{}, err
 	}
+	if a.releaseRole != "" {
+		if err := ensureReleaseBinding(ctx, a.kube, a.releaseRole, ns); err != nil {
+			return contract.DeployCandidateOutput{}, err
+		}
+	}
 	cfg, err := a.cluster.ActionConfig(ns, logger)
 	if err != nil {
 		return contract.DeployCandidateOutput{}, err

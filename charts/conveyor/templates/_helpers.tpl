@@ -113,7 +113,11 @@ that component uses, and the paths of the secrets mounted into it. It takes
 {{- if $s.kubeconfig.secretName -}}
 {{- $kubeconfig = include "conveyor.secretPath" (list "kubeconfig" "kubeconfig") -}}
 {{- end -}}
-{{- $_ := set $cfg "kubernetes" (dict "kubeconfig" $kubeconfig) -}}
+{{- $kubernetes := dict "kubeconfig" $kubeconfig -}}
+{{- if and $v.rbac.create (not $v.rbac.releaseRightsInEveryNamespace) (not $s.kubeconfig.secretName) -}}
+{{- $_ := set $kubernetes "releaseClusterRole" (include "conveyor.releaseRole" .root) -}}
+{{- end -}}
+{{- $_ := set $cfg "kubernetes" $kubernetes -}}
 {{- $promotion := dict -}}
 {{- with $v.config.promotion.configRepo }}{{ $_ := set $promotion "configRepo" . }}{{ end -}}
 {{- $clusters := list -}}
@@ -283,6 +287,16 @@ readinessProbe:
 {{/*
 conveyor.deploySubject is the deploy pool's ServiceAccount as RBAC names it.
 */}}
+{{/*
+conveyor.releaseRole names the ClusterRole of charts/service's release rules: bound in
+rbac.managedNamespaces' stead by the deploy pool itself in each ci-… namespace it
+creates (kubernetes.releaseClusterRole), or cluster-wide with
+rbac.releaseRightsInEveryNamespace.
+*/}}
+{{- define "conveyor.releaseRole" -}}
+{{- printf "%s-worker-deploy-releases-%s" (include "conveyor.fullname" .) .Release.Namespace -}}
+{{- end -}}
+
 {{- define "conveyor.deploySubject" -}}
 kind: ServiceAccount
 name: {{ include "conveyor.fullname" . }}-worker-deploy

@@ -10,6 +10,19 @@ namespace it deploys to. RBAC cannot limit the names: rbac.namespacePolicy does.
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [get, create, delete]
+{{- if and (not .Values.rbac.releaseRightsInEveryNamespace) (not .Values.secrets.kubeconfig.secretName) }}
+# DeployCandidate binds the release ClusterRole to the pool's own ServiceAccount in
+# each ci-… namespace it creates (kubernetes.releaseClusterRole); the API server
+# allows that binding only with bind on that one ClusterRole. The namespace policy
+# keeps these bindings to ci-… namespaces, that role and this account.
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [rolebindings]
+  verbs: [create]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [clusterroles]
+  verbs: [bind]
+  resourceNames: [{{ include "conveyor.releaseRole" . }}]
+{{- end }}
 {{- end -}}
 
 {{/*

@@ -94,6 +94,10 @@ type Registry struct {
 // Kubernetes says which cluster deploys go to.
 type Kubernetes struct {
 	Kubeconfig string `yaml:"kubeconfig"`
+	// ReleaseClusterRole, when set, is a ClusterRole that the deploy pool binds to
+	// its own identity in each ci-… namespace it creates, before installing there
+	// (charts/conveyor sets it: docs/production.md, "RBAC").
+	ReleaseClusterRole string `yaml:"releaseClusterRole,omitempty"`
 }
 
 // OpenStack is the Keystone a pair of deployments share and the deployments (regions)
