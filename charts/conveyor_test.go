@@ -455,13 +455,6 @@ func checkConfigs(t *testing.T, m *conveyorManifests) {
 		if err := yaml.Unmarshal([]byte(text), &raw); err != nil {
 			t.Fatalf("%s.yaml: %v", component, err)
 		}
-		// internal/lib/config has no registry.passwordFile yet (docs/production.md):
-		// the one field the chart writes that the program does not read.
-		var registryPasswordFile string
-		if r, ok := raw["registry"].(map[string]any); ok {
-			registryPasswordFile, _ = r["passwordFile"].(string)
-			delete(r, "passwordFile")
-		}
 		b, _ := yaml.Marshal(raw)
 		dec := yaml.NewDecoder(bytes.NewReader(b))
 		dec.KnownFields(true)
@@ -477,7 +470,7 @@ func checkConfigs(t *testing.T, m *conveyorManifests) {
 			mounted[vm.MountPath] = true
 		}
 		files := []string{cfg.Temporal.TLSCert, cfg.Temporal.TLSKey, cfg.Temporal.TLSCA, cfg.Temporal.APIKeyFile,
-			cfg.Gerrit.PasswordFile, cfg.OpenStack.PasswordFile, cfg.Kubernetes.Kubeconfig, registryPasswordFile}
+			cfg.Gerrit.PasswordFile, cfg.OpenStack.PasswordFile, cfg.Kubernetes.Kubeconfig, cfg.Registry.PasswordFile}
 		for _, c := range cfg.Promotion.Clusters {
 			files = append(files, c.Kubeconfig)
 		}

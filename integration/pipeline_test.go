@@ -75,10 +75,13 @@ func dialTemporal(t *testing.T, tc config.Temporal) client.Client {
 // pipelineCase is one pipeline run on the real stack.
 type pipelineCase struct {
 	// record names the recorded history (CONVEYOR_RECORD_HISTORIES).
-	record  string
-	image   string
-	change  int
-	edit    func(dir string)
+	record string
+	image  string
+	change int
+	edit   func(dir string)
+	// serve, when set, serves the change's repository (in dir) and returns the
+	// URL the pipeline fetches it from; by default the pipeline reads dir itself.
+	serve   func(dir string) string
 	publish bool
 	// during, when set, runs once the pipeline is in the named step.
 	duringStep string
@@ -88,9 +91,13 @@ type pipelineCase struct {
 func runPipelineCase(t *testing.T, c client.Client, pc pipelineCase) (changes.PipelineStatus, client.WorkflowRun, error) {
 	t.Helper()
 	dir, ref := serviceRepo(t, pc.image, pc.change, pc.edit)
+	repo := dir
+	if pc.serve != nil {
+		repo = pc.serve(dir)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	run, err := launch.Pipeline(ctx, c, changes.PipelineInput{Project: pc.image, Repo: dir, Ref: ref, Publish: pc.publish})
+	run, err := launch.Pipeline(ctx, c, changes.PipelineInput{Project: pc.image, Repo: repo, Ref: ref, Publish: pc.publish})
 	if err != nil {
 		t.Fatal(err)
 	}

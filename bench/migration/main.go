@@ -11,6 +11,7 @@
 //	make tools && go run ./bench/migration               # 10,000 VMs in 1,000 projects
 //	go run ./bench/migration -vms 1000 -projects 100     # a smaller run
 //	go run ./bench/migration -server stack               # on the local stack's dev server
+//	go run ./bench/migration -server postgres            # on the stack's production Temporal (PostgreSQL)
 //
 // With its own dev server, BENCH_DYNAMIC_CONFIG ("key=json-value ...") adds
 // dynamic configuration to the stack's (devstack.TemporalDynamicConfig) and
@@ -34,6 +35,7 @@ import (
 	"github.com/wikimedia/conveyor/bench/internal/procstat"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/internal/client/temporalsetup"
+	"github.com/wikimedia/conveyor/internal/dev/devstack"
 	"github.com/wikimedia/conveyor/internal/lib/config"
 	"github.com/wikimedia/conveyor/workflows"
 )
@@ -66,7 +68,7 @@ func main() {
 	flag.IntVar(&o.vms, "vms", 10000, "servers to migrate, spread evenly over the projects")
 	flag.IntVar(&o.projects, "projects", 1000, "projects, one ProjectMigration each")
 	flag.StringVar(&o.namespace, "namespace", "conveyor-bench-migration", "Temporal namespace of the run (created if missing)")
-	flag.StringVar(&o.server, "server", "own", "Temporal to run on: own (a dev server of its own, in memory), stack (the local stack's, from -state-dir), or `HOST:PORT`")
+	flag.StringVar(&o.server, "server", "own", "Temporal to run on: own (a dev server of its own, in memory), stack (the local stack's, from -state-dir), postgres (the stack's production Temporal: `conveyor dev up --with temporal-postgres`), or `HOST:PORT`")
 	flag.StringVar(&o.stateDir, "state-dir", config.DefaultStateDir, "the local stack's state directory (`conveyor dev up`)")
 	flag.IntVar(&o.perProject, "per-project", 5, "VMs of one project migrated at once")
 	flag.IntVar(&o.cache, "cache", 2000, "the worker's sticky workflow cache size (workflows kept in memory)")
@@ -93,8 +95,16 @@ func run(o options) error {
 		return fmt.Errorf("%v (run `make up` first, or use -server own)", err)
 	}
 	serverPID := -1
+	// serverCPU is the CPU the Temporal server's processes have used so far.
+	serverCPU := func() (time.Duration, error) { return procstat.CPUTime(serverPID) }
+	serverName := "the dev server"
 	switch o.server {
 	case "stack":
+	case "postgres":
+		cfg.Temporal.Address = devstack.ProdTemporal().Address
+		serverPID, serverName = 1, "Temporal's services and PostgreSQL"
+		serverCPU = func() (time.Duration, error) { return prodServerCPU(o.stateDir) }
+		fmt.Printf("on the stack's production Temporal at %s (PostgreSQL)\n", cfg.Temporal.Address)
 	case "own":
 		srv, err := startDevServer(ctx)
 		if err != nil {
@@ -156,7 +166,7 @@ func run(o options) error {
 		o.vms, o.projects, mode, o.perProject, o.namespace)
 	start := time.Now()
 	cpu0, _ := procstat.CPUTime(0)
-	srvCPU0, _ := procstat.CPUTime(serverPID)
+	srvCPU0, _ := serverCPU()
 	type result struct {
 		notDone []string
 		err     error
@@ -189,7 +199,7 @@ wait:
 	}
 	wall := time.Since(start)
 	cpu1, _ := procstat.CPUTime(0)
-	srvCPU1, srvErr := procstat.CPUTime(serverPID)
+	srvCPU1, srvErr := serverCPU()
 	rss, err := procstat.PeakRSS(0)
 	if err != nil {
 		return err
@@ -230,7 +240,7 @@ wait:
 	}
 	fmt.Fprintf(tw, "CPU used by the worker process\t%s (%.1f ms per VM)\t\t\n", (cpu1 - cpu0).Round(time.Second), float64((cpu1-cpu0).Milliseconds())/float64(o.vms))
 	if srvErr == nil && serverPID > 0 {
-		fmt.Fprintf(tw, "CPU used by the dev server\t%s (%.1f ms per VM)\t\t\n", (srvCPU1 - srvCPU0).Round(time.Second), float64((srvCPU1-srvCPU0).Milliseconds())/float64(o.vms))
+		fmt.Fprintf(tw, "CPU used by %s\t%s (%.1f ms per VM)\t\t\n", serverName, (srvCPU1 - srvCPU0).Round(time.Second), float64((srvCPU1-srvCPU0).Milliseconds())/float64(o.vms))
 		fmt.Fprintf(tw, "share of the %d cores they got\t%.0f%%\t\t\n", runtime.NumCPU(), 100*(cpu1-cpu0+srvCPU1-srvCPU0).Seconds()/wall.Seconds()/float64(runtime.NumCPU()))
 	}
 	fmt.Fprintf(tw, "VMs migrated (sources deleted)\t%d\t%d\t%s\n", st.deleted.Load(), o.vms, yes(st.deleted.Load() == int64(o.vms)))

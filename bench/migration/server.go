@@ -2,10 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
+	"github.com/wikimedia/conveyor/bench/internal/procstat"
 	"github.com/wikimedia/conveyor/internal/dev/devstack"
+	"github.com/wikimedia/conveyor/internal/dev/devstack/proc"
 )
 
 // startDevServer starts the benchmark's own Temporal dev server: the stack's, in
@@ -18,4 +25,61 @@ func startDevServer(ctx context.Context) (*devstack.DevServer, error) {
 		opts = append(opts, devstack.WithServerEnv("GOGC="+g))
 	}
 	return devstack.StartDevServer(ctx, opts...)
+}
+
+// prodServices are the stack's processes of the production Temporal.
+var prodServices = []string{"temporal-frontend", "temporal-history", "temporal-matching", "temporal-worker", "postgresql"}
+
+// prodServerCPU is the CPU used so far by the production Temporal's processes in
+// stateDir (their pid files) and PostgreSQL's backends (the postmaster's children,
+// which live as long as their connections).
+func prodServerCPU(stateDir string) (time.Duration, error) {
+	var total time.Duration
+	var pids []int
+	for _, name := range prodServices {
+		b, err := os.ReadFile(proc.Dir(stateDir).PidFile(name))
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w (is the stack up with --with temporal-postgres?)", name, err)
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			return 0, fmt.Errorf("pid file of %s: %w", name, err)
+		}
+		pids = append(pids, pid)
+		if name == "postgresql" {
+			pids = append(pids, children(pid)...)
+		}
+	}
+	var errs []error
+	for _, pid := range pids {
+		d, err := procstat.CPUTime(pid)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+		total += d
+	}
+	return total, errors.Join(errs...)
+}
+
+// children are the pids whose parent is pid.
+func children(pid int) []int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var out []int
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(string(b[i+2:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			if c, err := strconv.Atoi(filepath.Base(filepath.Dir(f))); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
 }

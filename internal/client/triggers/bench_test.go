@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,8 +25,13 @@ import (
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/internal/client/triggers"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
+	"github.com/wikimedia/conveyor/internal/lib/config"
 	"github.com/wikimedia/conveyor/internal/lib/gerrit"
 )
+
+// benchTemporal picks the server: the stack's dev server, or the production
+// Temporal on PostgreSQL (`conveyor dev up --with temporal-postgres`).
+var benchTemporal = flag.String("bench-temporal", "dev", "the Temporal of BenchmarkEventToWorkflowStarted: dev or postgres")
 
 // benchRate is the offered load: events a second; warmup events go first,
 // unmeasured.
@@ -46,8 +52,17 @@ const (
 // with, e.g.,
 //
 //	go test ./internal/client/triggers -run '^$' -bench EventToWorkflowStarted -benchtime 1000x
+//	go test ./internal/client/triggers -run '^$' -bench EventToWorkflowStarted -benchtime 1000x -args -bench-temporal=postgres
 func BenchmarkEventToWorkflowStarted(b *testing.B) {
-	cfg := stacktest.Namespace(b, "conveyor-triggers-bench")
+	var cfg config.Config
+	switch *benchTemporal {
+	case "dev":
+		cfg = stacktest.Namespace(b, "conveyor-triggers-bench")
+	case "postgres":
+		cfg = stacktest.ProdNamespace(b, "conveyor-triggers-bench")
+	default:
+		b.Fatalf("-bench-temporal %q: want dev or postgres", *benchTemporal)
+	}
 	ctx := context.Background()
 	c, err := temporalclient.Dial(ctx, cfg.Temporal, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

@@ -18,7 +18,17 @@ import (
 // use a namespace of their own.
 func Namespace(t testing.TB, ns string) config.Config {
 	t.Helper()
-	cfg := Config(t)
+	return namespaceOn(t, Config(t), ns)
+}
+
+// ProdNamespace is Namespace on the production Temporal (ProdTemporal).
+func ProdNamespace(t testing.TB, ns string) config.Config {
+	t.Helper()
+	return namespaceOn(t, ProdTemporal(t), ns)
+}
+
+func namespaceOn(t testing.TB, cfg config.Config, ns string) config.Config {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c, err := client.DialContext(ctx, client.Options{HostPort: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace})
