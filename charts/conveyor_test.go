@@ -373,6 +373,19 @@ func checkReceiver(t *testing.T, m *conveyorManifests, vals chartutil.Values) {
 		t.Errorf("receiver runs %q %q, want /usr/bin/conveyor … gerrit serve --triggers=/etc/conveyor/triggers.yaml --listen=:8080", c.Command, c.Args)
 	}
 	checkProbes(t, d.Name, c, "http", 8080)
+	// A deleted pod serves on while the Service drops it, and the kubelet's grace
+	// covers that sleep plus the drain.
+	sleep, _ := vals.PathValue("receiver.preStopSleepSeconds")
+	var got int64
+	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Sleep != nil {
+		got = c.Lifecycle.PreStop.Sleep.Seconds
+	}
+	if want, _ := sleep.(float64); got != int64(want) {
+		t.Errorf("receiver preStop sleep %ds, want receiver.preStopSleepSeconds %v", got, sleep)
+	}
+	if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g != nil && *g <= got+10 {
+		t.Errorf("receiver terminationGracePeriodSeconds %d, want more than the preStop sleep %ds and --shutdown-timeout 10s", *g, got)
+	}
 	checkPDB(t, m, d)
 	s := one(t, "Service", m.services)
 	if !selects(s.Spec.Selector, d.Spec.Template.Labels) || len(s.Spec.Ports) != 1 || s.Spec.Ports[0].TargetPort.String() != "http" {
