@@ -98,12 +98,21 @@ func run(o options) error {
 	// serverCPU is the CPU the Temporal server's processes have used so far.
 	serverCPU := func() (time.Duration, error) { return procstat.CPUTime(serverPID) }
 	serverName := "the dev server"
+	// byService holds the production Temporal's CPU by process, at the start and
+	// at the end.
+	var byService []map[string]time.Duration
 	switch o.server {
 	case "stack":
 	case "postgres":
 		cfg.Temporal.Address = devstack.ProdTemporal().Address
 		serverPID, serverName = 1, "Temporal's services and PostgreSQL"
-		serverCPU = func() (time.Duration, error) { return prodServerCPU(o.stateDir) }
+		serverCPU = func() (time.Duration, error) {
+			by, err := prodServerCPU(o.stateDir)
+			if err == nil {
+				byService = append(byService, by)
+			}
+			return total(by), err
+		}
 		fmt.Printf("on the stack's production Temporal at %s (PostgreSQL)\n", cfg.Temporal.Address)
 	case "own":
 		srv, err := startDevServer(ctx)
@@ -242,6 +251,12 @@ wait:
 	if srvErr == nil && serverPID > 0 {
 		fmt.Fprintf(tw, "CPU used by %s\t%s (%.1f ms per VM)\t\t\n", serverName, (srvCPU1 - srvCPU0).Round(time.Second), float64((srvCPU1-srvCPU0).Milliseconds())/float64(o.vms))
 		fmt.Fprintf(tw, "share of the %d cores they got\t%.0f%%\t\t\n", runtime.NumCPU(), 100*(cpu1-cpu0+srvCPU1-srvCPU0).Seconds()/wall.Seconds()/float64(runtime.NumCPU()))
+	}
+	if len(byService) == 2 {
+		for _, name := range prodServices {
+			d := byService[1][name] - byService[0][name]
+			fmt.Fprintf(tw, "  of which %s\t%s (%.1f ms per VM)\t\t\n", name, d.Round(time.Second), float64(d.Milliseconds())/float64(o.vms))
+		}
 	}
 	fmt.Fprintf(tw, "VMs migrated (sources deleted)\t%d\t%d\t%s\n", st.deleted.Load(), o.vms, yes(st.deleted.Load() == int64(o.vms)))
 	fmt.Fprintf(tw, "projects not done\t%d\t0\t%s\n", len(res.notDone), yes(len(res.notDone) == 0))

@@ -31,34 +31,43 @@ func startDevServer(ctx context.Context) (*devstack.DevServer, error) {
 var prodServices = []string{"temporal-frontend", "temporal-history", "temporal-matching", "temporal-worker", "postgresql"}
 
 // prodServerCPU is the CPU used so far by the production Temporal's processes in
-// stateDir (their pid files) and PostgreSQL's backends (the postmaster's children,
-// which live as long as their connections).
-func prodServerCPU(stateDir string) (time.Duration, error) {
-	var total time.Duration
-	var pids []int
+// stateDir (their pid files), by process; PostgreSQL's includes its backends (the
+// postmaster's children, which live as long as their connections; one that has
+// exited is not counted).
+func prodServerCPU(stateDir string) (map[string]time.Duration, error) {
+	out := map[string]time.Duration{}
+	var errs []error
 	for _, name := range prodServices {
 		b, err := os.ReadFile(proc.Dir(stateDir).PidFile(name))
 		if err != nil {
-			return 0, fmt.Errorf("%s: %w (is the stack up with --with temporal-postgres?)", name, err)
+			return nil, fmt.Errorf("%s: %w (is the stack up with --with temporal-postgres?)", name, err)
 		}
 		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
 		if err != nil {
-			return 0, fmt.Errorf("pid file of %s: %w", name, err)
+			return nil, fmt.Errorf("pid file of %s: %w", name, err)
 		}
-		pids = append(pids, pid)
+		pids := []int{pid}
 		if name == "postgresql" {
 			pids = append(pids, children(pid)...)
 		}
-	}
-	var errs []error
-	for _, pid := range pids {
-		d, err := procstat.CPUTime(pid)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
+		for _, p := range pids {
+			d, err := procstat.CPUTime(p)
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+			out[name] += d
 		}
-		total += d
 	}
-	return total, errors.Join(errs...)
+	return out, errors.Join(errs...)
+}
+
+// total is the sum of a prodServerCPU reading.
+func total(by map[string]time.Duration) time.Duration {
+	var t time.Duration
+	for _, d := range by {
+		t += d
+	}
+	return t
 }
 
 // children are the pids whose parent is pid.
