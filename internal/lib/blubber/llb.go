@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"runtime"
@@ -56,6 +57,7 @@ type compileOptions struct {
 	contextID   string
 	excludes    []string
 	epoch       time.Time
+	buildArgs   map[string]string
 }
 
 // WithImageResolver resolves base images' configurations (environment, working
@@ -131,6 +133,21 @@ func WithSourceDateEpoch(t time.Time) CompileOption {
 	}
 }
 
+// WithBuildArgs gives build arguments values that override the defaults of
+// the config's `arguments`; default none (every argument keeps its default).
+// Compile fails on a name that no stage of the variant declares.
+func WithBuildArgs(args map[string]string) CompileOption {
+	return func(o *compileOptions) error {
+		for name := range args {
+			if !envNameRE.MatchString(name) {
+				return fmt.Errorf("WithBuildArgs: %q is not a valid argument name", name)
+			}
+		}
+		o.buildArgs = maps.Clone(args)
+		return nil
+	}
+}
+
 // Compile plans the variant and compiles the plan to LLB.
 func (c *Config) Compile(ctx context.Context, variant string, opts ...CompileOption) (*Compiled, error) {
 	o := compileOptions{
@@ -148,6 +165,9 @@ func (c *Config) Compile(ctx context.Context, variant string, opts ...CompileOpt
 	}
 	plan, err := c.Plan(variant)
 	if err != nil {
+		return nil, err
+	}
+	if err := plan.CheckBuildArgs(o.buildArgs); err != nil {
 		return nil, err
 	}
 	cp := &compiler{opts: o, stages: map[string]*stageState{}}
@@ -177,6 +197,7 @@ type stageState struct {
 	state    llb.State
 	image    ocispecs.Image
 	env      []EnvVar
+	args     []EnvVar // build arguments declared so far, with their values
 	uid, gid int
 	dir      string
 }
@@ -225,9 +246,8 @@ func (cp *compiler) stage(ctx context.Context, st *Stage) (*stageState, error) {
 	cfg.User = st.Image.User
 	cfg.WorkingDir = st.Image.WorkingDir
 	if st.Image.Entrypoint != nil {
-		cfg.Entrypoint, cfg.Cmd = st.Image.Entrypoint, st.Image.Cmd
-	} else if st.Image.Cmd != nil {
-		cfg.Cmd = st.Image.Cmd
+		// As in a Dockerfile, an entrypoint resets the base image's CMD.
+		cfg.Entrypoint, cfg.Cmd = st.Image.Entrypoint, nil
 	}
 	if cfg.Labels == nil {
 		cfg.Labels = map[string]string{}
@@ -294,6 +314,13 @@ func (cp *compiler) step(s *stageState, step Step) error {
 		s.dir = st.Path
 		s.state = s.state.File(llb.Mkdir(st.Path, 0o755, llb.WithParents(true), llb.WithUIDGID(s.uid, s.gid),
 			llb.WithCreatedTime(epoch)), llb.WithCustomName("WORKDIR "+st.Path)).Dir(st.Path)
+	case *ArgStep:
+		for _, v := range st.Vars {
+			if given, ok := cp.opts.buildArgs[v.Name]; ok {
+				v.Value = given
+			}
+			s.args = append(s.args, v)
+		}
 	case *EnvStep:
 		for _, v := range st.Vars {
 			s.setenv(v.Name, os.Expand(v.Value, s.getenv))
@@ -356,6 +383,9 @@ func (cp *compiler) source(src Source) (llb.State, error) {
 
 func (cp *compiler) run(s *stageState, st *RunStep) error {
 	opts := []llb.RunOption{llb.WithCustomName(st.Name)}
+	for _, a := range s.args {
+		opts = append(opts, llb.AddEnv(a.Name, a.Value))
+	}
 	switch {
 	case st.Script != "":
 		script := llb.Scratch().File(llb.Mkfile("/script", 0o755, []byte(st.Script), llb.WithCreatedTime(cp.opts.epoch)))
