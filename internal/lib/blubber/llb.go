@@ -4,8 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path"
+	"maps"
 	"runtime"
 	"strings"
 	"time"
@@ -45,6 +44,107 @@ func (c *Compiled) Definition(ctx context.Context) (*llb.Definition, error) {
 
 // ImageConfigJSON is the image configuration as the image exporter wants it.
 func (c *Compiled) ImageConfigJSON() ([]byte, error) { return json.Marshal(c.Image) }
+
+// CompileOption configures Compile.
+type CompileOption func(*compileOptions) error
+
+type compileOptions struct {
+	resolver    llb.ImageMetaResolver
+	platform    ocispecs.Platform
+	contextName string
+	contextID   string
+	excludes    []string
+	epoch       time.Time
+	buildArgs   map[string]string
+}
+
+// WithImageResolver resolves base images' configurations (environment, working
+// directory, user) so that steps and the image inherit them, and pins each base
+// image to the digest resolved. By default nothing is resolved: steps get a
+// standard PATH and the image configuration holds only what the variant sets.
+func WithImageResolver(r llb.ImageMetaResolver) CompileOption {
+	return func(o *compileOptions) error {
+		if r == nil {
+			return fmt.Errorf("WithImageResolver: resolver is nil")
+		}
+		o.resolver = r
+		return nil
+	}
+}
+
+// WithPlatform sets the platform to build for; default linux on the running
+// architecture.
+func WithPlatform(p ocispecs.Platform) CompileOption {
+	return func(o *compileOptions) error {
+		if p.OS == "" || p.Architecture == "" {
+			return fmt.Errorf("WithPlatform: OS and architecture are required, got %q/%q", p.OS, p.Architecture)
+		}
+		o.platform = p
+		return nil
+	}
+}
+
+// WithContextName names the local source of the build context; default
+// DefaultContextName.
+func WithContextName(name string) CompileOption {
+	return func(o *compileOptions) error {
+		if name == "" {
+			return fmt.Errorf("WithContextName: name is empty")
+		}
+		o.contextName = name
+		return nil
+	}
+}
+
+// WithContextID sets the unique ID of the build context's local source, which
+// buildkitd uses to reuse what it synced of that directory before; default
+// "blubber-" plus the context name. Build derives it from the context path.
+func WithContextID(id string) CompileOption {
+	return func(o *compileOptions) error {
+		if id == "" {
+			return fmt.Errorf("WithContextID: id is empty")
+		}
+		o.contextID = id
+		return nil
+	}
+}
+
+// WithDockerignore excludes these .dockerignore patterns from the build context;
+// default none. ReadDockerignore reads them from a context directory.
+func WithDockerignore(patterns []string) CompileOption {
+	return func(o *compileOptions) error {
+		o.excludes = append([]string(nil), patterns...)
+		return nil
+	}
+}
+
+// WithSourceDateEpoch sets the time given to every file the build copies or
+// writes and to the image's creation; default the Unix epoch (0), so that the
+// same configuration and context always give the same image.
+func WithSourceDateEpoch(t time.Time) CompileOption {
+	return func(o *compileOptions) error {
+		if t.Before(time.Unix(0, 0)) {
+			return fmt.Errorf("WithSourceDateEpoch: %s is before 1970", t)
+		}
+		o.epoch = t.UTC()
+		return nil
+	}
+}
+
+// WithBuildArgs gives build arguments values that override the defaults of
+// the config's `arguments`; default none (every argument keeps its default).
+// Compile fails on a name that no stage of the variant declares.
+func WithBuildArgs(args map[string]string) CompileOption {
+	return func(o *compileOptions) error {
+		for name := range args {
+			if !envNameRE.MatchString(name) {
+				return fmt.Errorf("WithBuildArgs: %q is not a valid argument name", name)
+			}
+		}
+		o.buildArgs = maps.Clone(args)
+		return nil
+	}
+}
 
 // Compile plans the variant and compiles the plan to LLB.
 func (c *Config) Compile(ctx context.Context, variant string, opts ...CompileOption) (*Compiled, error) {
@@ -198,121 +298,5 @@ func (cp *compiler) base(ctx context.Context, st *Stage, s *stageState) error {
 	if s.image.Config.User != "" {
 		s.state = s.state.User(s.image.Config.User)
 	}
-	return nil
-}
-
-func (cp *compiler) step(s *stageState, step Step) error {
-	epoch := cp.opts.epoch
-	switch st := step.(type) {
-	case *UserStep:
-		s.uid, s.gid = st.UID, st.GID
-		s.state = s.state.User(fmt.Sprintf("%d:%d", st.UID, st.GID))
-		s.setenv("HOME", st.Home)
-	case *WorkdirStep:
-		s.dir = st.Path
-		s.state = s.state.File(llb.Mkdir(st.Path, 0o755, llb.WithParents(true), llb.WithUIDGID(s.uid, s.gid),
-			llb.WithCreatedTime(epoch)), llb.WithCustomName("WORKDIR "+st.Path)).Dir(st.Path)
-	case *ArgStep:
-		for _, v := range st.Vars {
-			if given, ok := cp.opts.buildArgs[v.Name]; ok {
-				v.Value = given
-			}
-			s.args = append(s.args, v)
-		}
-	case *EnvStep:
-		for _, v := range st.Vars {
-			s.setenv(v.Name, os.Expand(v.Value, s.getenv))
-		}
-	case *FileStep:
-		s.state = s.state.File(llb.Mkdir(path.Dir(st.Path), 0o755, llb.WithParents(true), llb.WithCreatedTime(epoch)).
-			Mkfile(st.Path, os.FileMode(st.Mode), []byte(st.Content), llb.WithCreatedTime(epoch)),
-			llb.WithCustomName("write "+st.Path))
-	case *CopyStep:
-		from, err := cp.source(st.From)
-		if err != nil {
-			return err
-		}
-		chown := llb.ChownOpt{User: &llb.UserOpt{UID: st.UID}, Group: &llb.UserOpt{UID: st.GID}}
-		var fa *llb.FileAction
-		for _, src := range st.Sources {
-			if st.From.Kind == FromContext {
-				src = path.Join("/", src)
-			}
-			info := &llb.CopyInfo{
-				CopyDirContentsOnly: true, FollowSymlinks: true, AllowWildcard: true, CreateDestPath: true,
-				ExcludePatterns: st.Exclude, ChownOpt: &chown, CreatedTime: &epoch,
-			}
-			if fa == nil {
-				fa = llb.Copy(from, src, st.Dest, info)
-			} else {
-				fa = fa.Copy(from, src, st.Dest, info)
-			}
-		}
-		s.state = s.state.File(fa, llb.WithCustomName(copyName(st)))
-	case *RunStep:
-		return cp.run(s, st)
-	default:
-		return fmt.Errorf("unknown step %T", step)
-	}
-	return nil
-}
-
-func copyName(st *CopyStep) string {
-	from := "context"
-	if st.From.Kind != FromContext {
-		from = st.From.Name
-	}
-	return fmt.Sprintf("COPY from %s %s to %s", from, strings.Join(st.Sources, " "), st.Dest)
-}
-
-func (cp *compiler) source(src Source) (llb.State, error) {
-	switch src.Kind {
-	case FromContext:
-		return cp.local, nil
-	case FromStage:
-		st, ok := cp.stages[src.Name]
-		if !ok {
-			return llb.State{}, fmt.Errorf("variant %q is not compiled yet", src.Name)
-		}
-		return st.state, nil
-	}
-	return llb.Image(src.Name, llb.Platform(cp.opts.platform)), nil
-}
-
-func (cp *compiler) run(s *stageState, st *RunStep) error {
-	opts := []llb.RunOption{llb.WithCustomName(st.Name)}
-	for _, a := range s.args {
-		opts = append(opts, llb.AddEnv(a.Name, a.Value))
-	}
-	switch {
-	case st.Script != "":
-		script := llb.Scratch().File(llb.Mkfile("/script", 0o755, []byte(st.Script), llb.WithCreatedTime(cp.opts.epoch)))
-		opts = append(opts, llb.AddMount("/run/blubber", script, llb.Readonly), llb.Args([]string{"/run/blubber/script"}))
-	case st.Shell != "":
-		opts = append(opts, llb.Args([]string{"/bin/sh", "-c", st.Shell}))
-	default:
-		opts = append(opts, llb.Args(st.Args))
-	}
-	for _, m := range st.Mounts {
-		from, err := cp.source(m.From)
-		if err != nil {
-			return err
-		}
-		opts = append(opts, llb.AddMount(m.Target, from, llb.SourcePath(m.Source), llb.ForceNoOutput))
-	}
-	for _, c := range st.Caches {
-		target := os.Expand(c.Target, s.getenv)
-		if target == "" || strings.Contains(target, "$") {
-			return fmt.Errorf("cache destination %q expands to %q; set the variables it uses in runs.environment", c.Target, target)
-		}
-		target = inDir(s.dir, target)
-		owned := llb.Scratch().File(llb.Mkdir("/cache", 0o755, llb.WithUIDGID(c.UID, c.GID), llb.WithCreatedTime(cp.opts.epoch)))
-		sharing := map[string]llb.CacheMountSharingMode{
-			"shared": llb.CacheMountShared, "private": llb.CacheMountPrivate, "locked": llb.CacheMountLocked,
-		}[c.Sharing]
-		id := os.Expand(c.ID, s.getenv)
-		opts = append(opts, llb.AddMount(target, owned, llb.SourcePath("/cache"), llb.AsPersistentCacheDir(id, sharing)))
-	}
-	s.state = s.state.Run(opts...).Root()
 	return nil
 }
