@@ -119,7 +119,7 @@ func pythonSteps(p *PythonBuilder, livesIn string) []Step {
 	}
 	setuptools := pinned("setuptools", p.SetuptoolsVersion)
 	if p.SetuptoolsVersion == "" {
-		// Upstream's pin: 60.9.0 broke installing packages in a venv.
+		// Upstream's default pin, kept so that the images match.
 		setuptools = "setuptools!=60.9.0"
 	}
 	tools := []string{setuptools, pinned("wheel", p.WheelVersion),
