@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -38,7 +40,9 @@ func blubberLintCommand() *cli.Command {
 		ArgsUsage: "FILE",
 		Description: "Checks the config in three passes (schema, unknown fields, references and\n" +
 			"names) and prints every problem, one per line as FILE:LINE: FIELD: PROBLEM, then\n" +
-			"exits 1. A valid config prints its variants and exits 0.\n\n" +
+			"exits 1. A valid config prints what its build will ignore (as upstream Blubber\n" +
+			"does, e.g. apt on a variant without a base) as FILE:LINE: notice: ..., then its\n" +
+			"variants, and exits 0.\n\n" +
 			"Example:\n\n   conveyor blubber lint .pipeline/blubber.yaml",
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -49,6 +53,13 @@ func blubberLintCommand() *cli.Command {
 			if err != nil {
 				printConfigErrors(c.App.Writer, file, err)
 				return cli.Exit("", 1)
+			}
+			for _, n := range cfg.Notices() {
+				if n.Line > 0 {
+					fmt.Fprintf(c.App.Writer, "%s:%d: notice: %s\n", file, n.Line, n)
+				} else {
+					fmt.Fprintf(c.App.Writer, "%s: notice: %s\n", file, n)
+				}
 			}
 			fmt.Fprintf(c.App.Writer, "%s: valid Blubber %s config with %d variants:\n", file, blubber.ConfigVersion, len(cfg.Variants))
 			for _, v := range cfg.VariantNames() {
@@ -108,15 +119,18 @@ func blubberBuildCommand() *cli.Command {
 			"files and creation time are set to $SOURCE_DATE_EPOCH (default 0). With --tag it\n" +
 			"is exported under that name and, with --push, pushed; the digest is printed.\n" +
 			"With --test the variant's entrypoint runs as a build step instead, and a failure\n" +
-			"prints its output.\n\n" +
+			"prints its output. --build-arg NAME=VALUE (repeatable) overrides the default of a\n" +
+			"build argument the config declares under `arguments`.\n\n" +
 			"Examples:\n\n" +
 			"   conveyor blubber build .pipeline/blubber.yaml production --tag localhost:5000/app:dev --push\n" +
+			"   conveyor blubber build .pipeline/blubber.yaml make --build-arg MAKE_TARGET=bar\n" +
 			"   conveyor blubber build .pipeline/blubber.yaml test --test --context ~/src/app",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "context", Value: ".", Usage: "build context `DIR` (its .dockerignore is honoured)"},
 			&cli.StringFlag{Name: "tag", Usage: "image `REF` to export to, e.g. localhost:5000/app:dev"},
 			&cli.BoolFlag{Name: "push", Usage: "push the image to --tag's registry"},
 			&cli.BoolFlag{Name: "test", Usage: "run the variant's entrypoint as a build step instead of exporting"},
+			&cli.GenericFlag{Name: "build-arg", Value: &buildArgs{}, Usage: "set build argument `NAME=VALUE` (repeatable)"},
 		},
 		Action: blubberBuild,
 	}
@@ -135,6 +149,13 @@ func blubberBuild(c *cli.Context) error {
 	if flags.push && tag == "" {
 		return errors.New("--push needs --tag REF, e.g. --tag localhost:5000/app:dev")
 	}
+	plan, err := cfg.Plan(variant)
+	if err != nil {
+		return err
+	}
+	if err := plan.CheckBuildArgs(flags.buildArgs); err != nil {
+		return fmt.Errorf("--build-arg: %w", err)
+	}
 	conf, err := loadConfig(c)
 	if err != nil {
 		return err
@@ -147,6 +168,7 @@ func blubberBuild(c *cli.Context) error {
 		Tag:        tag,
 		Push:       flags.push,
 		Test:       flags.test,
+		BuildArgs:  flags.buildArgs,
 		Registry:   conf.Registry.Address,
 		Username:   conf.Registry.Username,
 		Password:   conf.Registry.Password,
@@ -184,12 +206,47 @@ func blubberBuild(c *cli.Context) error {
 type buildFlags struct {
 	context, tag string
 	push, test   bool
+	buildArgs    map[string]string
+}
+
+// buildArgs is the value of the repeatable --build-arg NAME=VALUE flag. Unlike
+// a string slice flag, it does not split values on commas.
+type buildArgs map[string]string
+
+// Set adds one NAME=VALUE.
+func (b *buildArgs) Set(s string) error {
+	name, value, ok := strings.Cut(s, "=")
+	if !ok || name == "" {
+		return fmt.Errorf("--build-arg %q: want NAME=VALUE, e.g. --build-arg VERSION=1.2", s)
+	}
+	if *b == nil {
+		*b = buildArgs{}
+	}
+	(*b)[name] = value
+	return nil
+}
+
+func (b *buildArgs) String() string {
+	if b == nil {
+		return ""
+	}
+	parts := make([]string, 0, len(*b))
+	for k, v := range *b {
+		parts = append(parts, k+"="+v)
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, " ")
 }
 
 // trailingFlags reads build's flags from after FILE VARIANT too: urfave/cli stops
 // at the first argument, and `build FILE VARIANT --tag REF` is the natural order.
 func trailingFlags(args []string, c *cli.Context) ([]string, buildFlags, error) {
 	f := buildFlags{context: c.String("context"), tag: c.String("tag"), push: c.Bool("push"), test: c.Bool("test")}
+	bargs := buildArgs{}
+	if flagged, ok := c.Generic("build-arg").(*buildArgs); ok && flagged != nil {
+		maps.Copy(bargs, *flagged)
+	}
+	f.buildArgs = bargs
 	var rest []string
 	for i := 0; i < len(args); i++ {
 		name, value, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
@@ -212,7 +269,7 @@ func trailingFlags(args []string, c *cli.Context) ([]string, buildFlags, error) 
 			} else {
 				f.test = b
 			}
-		case "context", "tag":
+		case "context", "tag", "build-arg":
 			if !hasValue {
 				if i+1 >= len(args) {
 					return nil, f, fmt.Errorf("--%s needs a value", name)
@@ -220,10 +277,15 @@ func trailingFlags(args []string, c *cli.Context) ([]string, buildFlags, error) 
 				i++
 				value = args[i]
 			}
-			if name == "context" {
+			switch name {
+			case "context":
 				f.context = value
-			} else {
+			case "tag":
 				f.tag = value
+			default:
+				if err := bargs.Set(value); err != nil {
+					return nil, f, err
+				}
 			}
 		default:
 			return nil, f, fmt.Errorf("unknown flag %s (see `conveyor blubber build --help`)", args[i])

@@ -47,6 +47,10 @@ type BuildOptions struct {
 	// SourceDateEpoch is the time given to files and to the image; zero means
 	// the Unix epoch, so that the same config and context give the same digest.
 	SourceDateEpoch time.Time
+	// BuildArgs override the defaults of the config's `arguments`; a name that
+	// no stage of the variant declares fails the build before it starts.
+	// Default none.
+	BuildArgs map[string]string
 	// Test runs the variant's entrypoint as a step (see Compiled.TestState)
 	// instead of exporting an image; Tag and Push are then ignored.
 	Test bool
@@ -109,6 +113,13 @@ func Build(ctx context.Context, s Solver, cfg *Config, variant string, opts Buil
 	if opts.ContextDir == "" {
 		return nil, errors.New("building: no context directory given")
 	}
+	plan, err := cfg.Plan(variant)
+	if err != nil {
+		return nil, err
+	}
+	if err := plan.CheckBuildArgs(opts.BuildArgs); err != nil {
+		return nil, err
+	}
 	excludes, err := ReadDockerignore(opts.ContextDir)
 	if err != nil {
 		return nil, err
@@ -142,7 +153,8 @@ func Build(ctx context.Context, s Solver, cfg *Config, variant string, opts Buil
 	}
 	var imageConfig []byte
 	buildFunc := func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
-		copts := []CompileOption{WithImageResolver(c), WithDockerignore(excludes), WithSourceDateEpoch(epoch), WithContextID(contextID)}
+		copts := []CompileOption{WithImageResolver(c), WithDockerignore(excludes), WithSourceDateEpoch(epoch),
+			WithContextID(contextID), WithBuildArgs(opts.BuildArgs)}
 		if w := c.BuildOpts().Workers; len(w) > 0 && len(w[0].Platforms) > 0 {
 			copts = append(copts, WithPlatform(w[0].Platforms[0]))
 		}

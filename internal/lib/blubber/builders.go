@@ -2,21 +2,22 @@ package blubber
 
 import (
 	"fmt"
-	"net/url"
 	"os"
 	"path"
-	"sort"
 	"strings"
 )
 
 // builderSteps lays out the builders: the `builders` list in order, or else the
-// standalone python, node, php and builder keys in that order. Each builder's
-// requirements are copied just before it runs, so that a change to other files
-// reuses the layers that installed dependencies.
+// standalone node, php, python and builder keys in that order (upstream's).
+// Each builder's requirements are copied just before it runs, so that a change
+// to other files reuses the layers that installed dependencies. As upstream
+// does, a Python builder runs only when it has a version and requirements
+// (possibly an empty list), and a custom builder only when it has a command or
+// script: otherwise their requirements are not copied either.
 func (c *Config) builderSteps(r *Resolved, lives user, livesIn string) ([]Step, error) {
 	entries := r.Builders
 	if len(entries) == 0 {
-		entries = []BuilderEntry{{Python: r.Python}, {Node: r.Node}, {PHP: r.PHP}, {Custom: r.Builder}}
+		entries = []BuilderEntry{{Node: r.Node}, {PHP: r.PHP}, {Python: r.Python}, {Custom: r.Builder}}
 	}
 	var steps []Step
 	for _, b := range entries {
@@ -24,20 +25,23 @@ func (c *Config) builderSteps(r *Resolved, lives user, livesIn string) ([]Step, 
 		var run []Step
 		switch {
 		case b.Python != nil:
+			if !pythonEnabled(b.Python) {
+				continue
+			}
 			reqs, run = b.Python.Requirements, pythonSteps(b.Python, livesIn)
 		case b.Node != nil:
 			reqs, run = b.Node.Requirements, nodeSteps(b.Node)
 		case b.PHP != nil:
 			reqs, run = b.PHP.Requirements, phpSteps(b.PHP)
 		case b.Custom != nil:
-			reqs = b.Custom.Requirements
 			rs, err := c.customStep(b.Custom, lives, livesIn, r.Runs.Environment)
 			if err != nil {
 				return nil, err
 			}
-			if rs != nil {
-				run = []Step{rs}
+			if rs == nil {
+				continue
 			}
+			reqs, run = b.Custom.Requirements, []Step{rs}
 		default:
 			continue
 		}
@@ -71,7 +75,9 @@ func nodeSteps(n *NodeBuilder) []Step {
 			steps = append(steps, &RunStep{Name: "install npm dependencies", Shell: install})
 		}
 	}
-	if n.Env != "" {
+	// As upstream does, installing dependencies sets NODE_ENV even when env
+	// is not given (to the empty string).
+	if n.Env != "" || len(n.Requirements) > 0 {
 		steps = append(steps, &EnvStep{Vars: []EnvVar{{Name: "NODE_ENV", Value: n.Env}}})
 	}
 	return steps
@@ -88,16 +94,17 @@ func phpSteps(p *PHPBuilder) []Step {
 	return []Step{&RunStep{Name: "install composer dependencies", Shell: cmd}}
 }
 
+// pythonEnabled reports whether the Python builder runs: upstream's rule is a
+// version and requirements, an empty list included.
+func pythonEnabled(p *PythonBuilder) bool {
+	return p != nil && p.Version != "" && p.Requirements != nil
+}
+
 // pythonSteps makes a virtualenv, activates it for later steps and the image,
-// and installs the requirements with pip or Poetry.
+// installs the build tools, and installs the requirements with pip or, when a
+// Poetry version is given, Poetry.
 func pythonSteps(p *PythonBuilder, livesIn string) []Step {
-	if len(p.Requirements) == 0 && p.Poetry == nil {
-		return nil
-	}
 	py := p.Version
-	if py == "" {
-		py = "python3"
-	}
 	venv := p.Venv
 	if venv == "" {
 		venv = LocalLibPrefix + "/venv"
@@ -110,27 +117,41 @@ func pythonSteps(p *PythonBuilder, livesIn string) []Step {
 	if strings.HasPrefix(py, "python2") {
 		pip = "pip<21"
 	}
-	tools := []string{pinned("setuptools", p.SetuptoolsVersion), pinned("wheel", p.WheelVersion),
+	setuptools := pinned("setuptools", p.SetuptoolsVersion)
+	if p.SetuptoolsVersion == "" {
+		// Upstream's default pin, kept so that the images match.
+		setuptools = "setuptools!=60.9.0"
+	}
+	tools := []string{setuptools, pinned("wheel", p.WheelVersion),
 		pinned("tox", p.ToxVersion), pinned(pip, p.PipVersion)}
 	steps := []Step{
 		&RunStep{Name: "create the Python virtualenv", Shell: mkvenv},
 		&EnvStep{Vars: []EnvVar{{Name: "VIRTUAL_ENV", Value: venv}, {Name: "PATH", Value: venv + "/bin:$PATH"}}},
 		&RunStep{Name: "install Python build tools", Shell: py + " -m pip install -U " + shellJoin(tools)},
 	}
-	if p.Poetry != nil {
+	if p.Poetry != nil && p.Poetry.Version != "" {
 		args := "poetry install --no-root"
-		switch {
-		case p.Poetry.Only != "":
+		if p.Poetry.Only != "" {
 			args += " --only " + shellQuote(p.Poetry.Only)
-		case p.Poetry.Without != "":
+		}
+		if p.Poetry.Without != "" {
 			args += " --without " + shellQuote(p.Poetry.Without)
-		case !boolValue(p.Poetry.Devel):
-			args += " --only main"
+		}
+		if p.Poetry.Only == "" && p.Poetry.Without == "" && !boolValue(p.Poetry.Devel) {
+			// Poetry 2 removed --no-dev; --only arrived in 1.2.
+			if poetryBefore12(p.Poetry.Version) {
+				args += " --no-dev"
+			} else {
+				args += " --only main"
+			}
 		}
 		steps = append(steps,
 			&EnvStep{Vars: []EnvVar{{Name: "POETRY_VIRTUALENVS_PATH", Value: LocalLibPrefix + "/poetry"}}},
 			&RunStep{Name: "install Poetry", Shell: py + " -m pip install -U " + shellQuote(pinned("poetry", p.Poetry.Version))},
 			&RunStep{Name: "install Python dependencies with Poetry", Shell: args})
+		return steps
+	}
+	if len(p.Requirements) == 0 {
 		return steps
 	}
 	install := py + " -m pip install"
@@ -145,6 +166,27 @@ func pythonSteps(p *PythonBuilder, livesIn string) []Step {
 		steps = append(steps, &RunStep{Name: "check Python dependencies", Shell: py + " -m pip check"})
 	}
 	return steps
+}
+
+// poetryBefore12 reports whether a Poetry version pin selects a release before
+// 1.2 (==1.1.15, ~=1.1, 1.0.10, <1.2): those know --no-dev and not --only. A
+// pin it cannot place (>=1.0) counts as a later release, which is what pip
+// installs for it.
+func poetryBefore12(spec string) bool {
+	spec = strings.TrimSpace(strings.Split(spec, ",")[0])
+	op := spec[:len(spec)-len(strings.TrimLeft(spec, "<>=!~ "))]
+	v := strings.Split(strings.TrimSpace(spec[len(op):]), ".")
+	major, minor := v[0], ""
+	if len(v) > 1 {
+		minor = v[1]
+	}
+	switch strings.TrimSpace(op) {
+	case "", "==", "~=", "<=":
+		return major == "0" || major == "1" && (minor == "0" || minor == "1")
+	case "<":
+		return major == "0" || major == "1" && (minor == "" || minor == "0" || minor == "1" || minor == "2")
+	}
+	return false
 }
 
 // pinned writes a pip requirement: a bare version becomes ==version.
@@ -274,60 +316,6 @@ func relTo(dir, p string) string {
 		return strings.TrimPrefix(p, dir+"/")
 	}
 	return p
-}
-
-// aptSteps writes the sources, proxies and keys, then installs the packages of
-// each release.
-func aptSteps(a Apt) []Step {
-	var steps []Step
-	for i, s := range a.Sources {
-		opt := ""
-		if s.SignedBy != "" {
-			key := fmt.Sprintf("/etc/apt/keyrings/blubber-%d.asc", i)
-			steps = append(steps, &FileStep{Path: key, Content: strings.TrimSpace(s.SignedBy) + "\n", Mode: 0o644})
-			opt = "[signed-by=" + key + "] "
-		}
-		line := fmt.Sprintf("deb %s%s %s %s", opt, s.URL, s.Distribution, strings.Join(s.Components, " "))
-		steps = append(steps, &FileStep{Path: fmt.Sprintf("/etc/apt/sources.list.d/blubber-%d.list", i),
-			Content: strings.TrimSpace(line) + "\n", Mode: 0o644})
-	}
-	if len(a.Proxies) > 0 {
-		var conf strings.Builder
-		for _, p := range a.Proxies {
-			proto := "http"
-			if strings.HasPrefix(p.URL, "https:") {
-				proto = "https"
-			}
-			if p.Source == "" {
-				fmt.Fprintf(&conf, "Acquire::%s::Proxy %q;\n", proto, p.URL)
-				continue
-			}
-			host := p.Source
-			if u, err := url.Parse(p.Source); err == nil && u.Host != "" {
-				host, proto = u.Host, u.Scheme
-			}
-			fmt.Fprintf(&conf, "Acquire::%s::Proxy::%s %q;\n", proto, host, p.URL)
-		}
-		steps = append(steps, &FileStep{Path: "/etc/apt/apt.conf.d/99blubber-proxies", Content: conf.String(), Mode: 0o644})
-	}
-	if len(a.Packages) == 0 {
-		return steps
-	}
-	releases := make([]string, 0, len(a.Packages))
-	for r := range a.Packages {
-		releases = append(releases, r)
-	}
-	sort.Strings(releases)
-	cmds := []string{"apt-get update"}
-	for _, r := range releases {
-		install := "DEBIAN_FRONTEND=noninteractive apt-get install -y"
-		if r != "" {
-			install += " -t " + shellQuote(r)
-		}
-		cmds = append(cmds, install+" "+shellJoin(a.Packages[r]))
-	}
-	cmds = append(cmds, "rm -rf /var/lib/apt/lists/*")
-	return append(steps, &RunStep{Name: "install APT packages", Shell: strings.Join(cmds, " && ")})
 }
 
 func shellJoin(words []string) string {

@@ -43,7 +43,14 @@ type Config struct {
 
 	// source maps a field path to its line in the file, for error messages.
 	lines map[string]int
+	// notices are what Parse accepted but the build will ignore.
+	notices Errors
 }
+
+// Notices returns what a valid configuration asks for that the build ignores,
+// as upstream Blubber does: apt, builders and the environment of a variant
+// without a base image (scratch). Lint shows them; they are not errors.
+func (c *Config) Notices() Errors { return c.notices }
 
 // Common holds the keys allowed both at the top level and in a variant.
 type Common struct {
@@ -59,7 +66,10 @@ type Common struct {
 	Lives      Lives          `yaml:"lives"`
 	Runs       Runs           `yaml:"runs"`
 	Entrypoint []string       `yaml:"entrypoint"`
-	Arguments  []string       `yaml:"arguments"`
+	// Arguments are the build arguments (ARG) and their defaults; a build
+	// overrides them with BuildOptions.BuildArgs. Builders see them as
+	// environment variables; the image does not keep them.
+	Arguments map[string]string `yaml:"arguments"`
 }
 
 // Variant is one buildable image: the common keys plus includes and copies.
@@ -71,8 +81,9 @@ type Variant struct {
 
 // Apt installs Debian packages in the privileged phase.
 type Apt struct {
-	// Packages maps a target release to packages; "" is the default release. The
-	// list form of the file fills the "" key.
+	// Packages maps a target release to packages; "" is the default release,
+	// written `default` in the map form of the file. The list form fills the
+	// "" key.
 	Packages map[string][]string `yaml:"-"`
 	Sources  []AptSource         `yaml:"sources"`
 	Proxies  []AptProxy          `yaml:"proxies"`

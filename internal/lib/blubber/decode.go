@@ -30,9 +30,18 @@ func (a *Apt) UnmarshalYAML(n *yaml.Node) error {
 		if err := raw.Packages.Decode(&a.Packages); err != nil {
 			return err
 		}
+		// `default` names the default release, as the list form does.
+		if pkgs, ok := a.Packages[aptDefaultRelease]; ok {
+			delete(a.Packages, aptDefaultRelease)
+			a.Packages[""] = append(a.Packages[""], pkgs...)
+		}
 	}
 	return nil
 }
+
+// aptDefaultRelease is the key of the packages map that stands for the base
+// image's default release (no -t).
+const aptDefaultRelease = "default"
 
 // UnmarshalYAML reads a proxy URL or a {url, source} mapping.
 func (p *AptProxy) UnmarshalYAML(n *yaml.Node) error {
@@ -54,20 +63,15 @@ func (c *Command) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // UnmarshalYAML reads a requirement: a bare path (copied from the build context to
-// the same relative path) or the {from, source, destination, exclude} longhand.
+// the same relative path) or the {from, source, destination, exclude} longhand,
+// whose from is required (validate says so when it is missing).
 func (a *Artifact) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind == yaml.ScalarNode {
 		*a = Artifact{From: LocalContext, Source: n.Value}
 		return nil
 	}
 	type plain Artifact
-	if err := n.Decode((*plain)(a)); err != nil {
-		return err
-	}
-	if a.From == "" {
-		a.From = LocalContext
-	}
-	return nil
+	return n.Decode((*plain)(a))
 }
 
 // UnmarshalYAML reads a copies entry: `local`, a variant name, or the longhand.
@@ -77,13 +81,7 @@ func (c *Copy) UnmarshalYAML(n *yaml.Node) error {
 		return nil
 	}
 	type plain Artifact
-	if err := n.Decode((*plain)(&c.Artifact)); err != nil {
-		return err
-	}
-	if c.From == "" {
-		c.From = LocalContext
-	}
-	return nil
+	return n.Decode((*plain)(&c.Artifact))
 }
 
 // UnmarshalYAML reads a mount: a bare variant, image or `local`, or the longhand.

@@ -48,6 +48,10 @@ func writeStep(b *strings.Builder, s Step) {
 	case *UserStep:
 		fmt.Fprintf(b, "USER %d:%d\n", s.UID, s.GID)
 		fmt.Fprintf(b, "ENV HOME=%s\n", dockerQuote(s.Home))
+	case *ArgStep:
+		for _, v := range s.Vars {
+			fmt.Fprintf(b, "ARG %s=%s\n", v.Name, dockerQuote(v.Value))
+		}
 	case *WorkdirStep:
 		fmt.Fprintf(b, "WORKDIR %s\n", s.Path)
 	case *EnvStep:
@@ -115,9 +119,6 @@ func writeImageConfig(b *strings.Builder, img ImageConfig) {
 	}
 	if len(img.Entrypoint) > 0 {
 		fmt.Fprintf(b, "ENTRYPOINT %s\n", jsonArray(img.Entrypoint))
-	}
-	if len(img.Cmd) > 0 {
-		fmt.Fprintf(b, "CMD %s\n", jsonArray(img.Cmd))
 	}
 	keys := make([]string, 0, len(img.Labels))
 	for k := range img.Labels {

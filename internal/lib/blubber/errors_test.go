@@ -38,11 +38,13 @@ func TestErrorMessages(t *testing.T) {
 		{"unknown variant in shorthand copies", head + "variants:\n  production:\n    copies: [prep]\n",
 			[]string{`variants.production.copies[0]: references an unknown variant "prep"`}},
 		{"builders with node", head + "variants:\n  test:\n    node: { requirements: [package.json] }\n    builders: [{custom: {command: make}}]\n",
-			[]string{`variants.test.builders: is not allowed if any of field(s) "node" is declared/included`}},
+			[]string{`variants.test.builders: is not allowed if any of field(s) "node" is declared/included; move them into builders as entries, or drop builders`}},
 		{"builders with included builder and python", head + "python: { version: python3 }\nvariants:\n  aaa:\n    builder: { command: make }\n  test:\n    includes: [aaa]\n    builders: [{custom: {command: make}}]\n",
-			[]string{`variants.test.builders: is not allowed if any of field(s) "builder", "python" is declared/included`}},
+			[]string{`variants.test.builders: is not allowed if any of field(s) "builder", "python" is declared/included; move them into builders as entries, or drop builders`}},
+		{"builders with node at the top level", head + "node: { requirements: [package.json] }\nbuilders: [{custom: {command: make}}]\n",
+			[]string{`builders: is not allowed if any of field(s) "node" is declared/included; move them into builders as entries, or drop builders`}},
 		{"predefined builder twice", head + "variants:\n  test:\n    builders: [{node: {requirements: [a.json]}}, {node: {requirements: [b.json]}}]\n",
-			[]string{`variants.test.builders: has 2 "node" entries (counting includes and the top level); a predefined builder may appear only once, so merge them`}},
+			[]string{`variants.test.builders: has 2 "node" entries; a predefined builder may appear only once in a list (custom ones may repeat), so merge them`}},
 		{"builders entry with two builders", head + "variants:\n  test:\n    builders: [{node: {}, php: {}}]\n",
 			[]string{"variants.test.builders[0]: must hold exactly one of custom, node, python or php; split it into one entry per builder"}},
 		{"includes cycle", head + "variants:\n  aaa:\n    includes: [bbb]\n  bbb:\n    includes: [ccc]\n  ccc:\n    includes: [aaa]\n",
@@ -86,14 +88,20 @@ func TestErrorMessages(t *testing.T) {
 			[]string{"builder.caches[0]: destination is empty; give the directory to keep between builds, e.g. /var/cache/go"}},
 		{"version pin", head + "python: { tox-version: latest }\n",
 			[]string{`python.tox-version: "latest" is not a version pin; write a version (1.2.3) or a specifier (==1.2.3, >=1.2,<2)`}},
-		{"user name", head + "lives: { as: Bob }\n",
-			[]string{`lives.as: "Bob" is not a valid user name; use lowercase letters, digits, '_' and '-', starting with a letter or '_'`}},
+		{"user name", head + "lives: { as: bo }\n",
+			[]string{`lives.as: "bo" is not a valid user name; use 3 to 32 letters, digits, '-' and '.', starting with a letter and ending with a letter or digit`}},
+		{"node env", head + "node: { env: \"prod uction\" }\n",
+			[]string{`node.env: "prod uction" is not a valid Node environment name; use letters and digits only, e.g. production`}},
+		{"copy without from", head + "variants:\n  test:\n    copies: [{source: a}]\n",
+			[]string{"variants.test.copies[0].from: is required; name local (the build context), a variant or an image"}},
+		{"destination without source", head + "variants:\n  prep: {}\n  test:\n    copies: [{from: prep, destination: /x}]\n",
+			[]string{"variants.test.copies[0].source: is required when destination is set; give the path to copy, or drop destination to copy the whole variant's lives.in"}},
+		{"build argument name", head + "arguments: { 1ST: x }\n",
+			[]string{`arguments.1ST: "1ST" is not a valid build-argument name; use letters, digits and '_', not starting with a digit`}},
+		{"arguments as a list", head + "arguments: [--port, 80]\n",
+			[]string{`arguments: expected a mapping of build-argument names to default values, e.g. {VERSION: "1.0"} (arguments for the program belong in entrypoint), found a list`}},
 		{"root user", head + "runs: { as: root }\n", []string{"runs.as: must not be root; name an unprivileged user (the default is fine)"}},
 		{"uid range", head + "runs: { uid: -1 }\n", []string{"runs.uid: -1 is out of range; use a number from 1 to 2147483647"}},
-		{"scratch apt", "version: v4\napt: { packages: [git] }\nvariants:\n  test: {}\n",
-			[]string{"variants.test.apt.packages: cannot be installed on a scratch base (no base, or base: ~); set base to an image that has apt"}},
-		{"scratch builder", "version: v4\nvariants:\n  test:\n    base: ~\n    builder: { command: make }\n",
-			[]string{"variants.test: runs builders on a scratch base (no base, or base: ~), where there is no shell; set base to an image that has the build tools"}},
 		{"empty variant", head + "variants:\n  test:\n", []string{"variants.test: is empty; give the variant at least a base or includes, or remove it"}},
 		{"all errors at once", head + "lives: { uid: x, in: 3 }\nrunz: {}\napt: { packages: [Git] }\nvariants:\n  production:\n    base: 3\n    copies: [{from: prep2, source: /x}]\n", []string{
 			`lives.uid: expected an integer, found a string ("x")`,
@@ -114,6 +122,31 @@ func TestErrorMessages(t *testing.T) {
 				t.Errorf("errors:\n got: %q\nwant: %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestScratchNotices: on a variant without a base, upstream ignores apt,
+// builders and the environment; lint accepts them and says so.
+func TestScratchNotices(t *testing.T) {
+	c := mustParse(t, "version: v4\napt: { packages: [git] }\nvariants:\n  test:\n    base: ~\n    builder: { command: make }\n    runs: { environment: { A: b } }\n")
+	var got []string
+	for _, n := range c.Notices() {
+		got = append(got, n.Error())
+	}
+	want := []string{
+		"variants.test: builders are ignored: the variant has no base (scratch), where there is no shell; set base to an image that has the build tools",
+		"variants.test.runs.environment: is ignored: the variant has no base (scratch), so its image gets only its copies, entrypoint and labels",
+		"variants.test.apt: is ignored: the variant has no base (scratch), so nothing can install packages; set base to an image that has apt",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("notices:\n got: %q\nwant: %q", got, want)
+	}
+	if n := mustParse(t, "version: v4\nbase: debian\napt: { packages: [git] }\nvariants:\n  test: {}\n").Notices(); len(n) != 0 {
+		t.Errorf("a variant with a base has notices %q", n)
+	}
+	py := mustParse(t, "version: v4\nbase: debian\nvariants:\n  test:\n    python: { requirements: [r.txt] }\n")
+	if got := py.Notices().Error(); got != "variants.test: the python builder is ignored without a version; set python.version (e.g. python3)" {
+		t.Errorf("python without version: notices %q", got)
 	}
 }
 

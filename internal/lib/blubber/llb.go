@@ -4,8 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path"
+	"maps"
 	"runtime"
 	"strings"
 	"time"
@@ -56,6 +55,7 @@ type compileOptions struct {
 	contextID   string
 	excludes    []string
 	epoch       time.Time
+	buildArgs   map[string]string
 }
 
 // WithImageResolver resolves base images' configurations (environment, working
@@ -131,6 +131,21 @@ func WithSourceDateEpoch(t time.Time) CompileOption {
 	}
 }
 
+// WithBuildArgs gives build arguments values that override the defaults of
+// the config's `arguments`; default none (every argument keeps its default).
+// Compile fails on a name that no stage of the variant declares.
+func WithBuildArgs(args map[string]string) CompileOption {
+	return func(o *compileOptions) error {
+		for name := range args {
+			if !envNameRE.MatchString(name) {
+				return fmt.Errorf("WithBuildArgs: %q is not a valid argument name", name)
+			}
+		}
+		o.buildArgs = maps.Clone(args)
+		return nil
+	}
+}
+
 // Compile plans the variant and compiles the plan to LLB.
 func (c *Config) Compile(ctx context.Context, variant string, opts ...CompileOption) (*Compiled, error) {
 	o := compileOptions{
@@ -148,6 +163,9 @@ func (c *Config) Compile(ctx context.Context, variant string, opts ...CompileOpt
 	}
 	plan, err := c.Plan(variant)
 	if err != nil {
+		return nil, err
+	}
+	if err := plan.CheckBuildArgs(o.buildArgs); err != nil {
 		return nil, err
 	}
 	cp := &compiler{opts: o, stages: map[string]*stageState{}}
@@ -177,6 +195,7 @@ type stageState struct {
 	state    llb.State
 	image    ocispecs.Image
 	env      []EnvVar
+	args     []EnvVar // build arguments declared so far, with their values
 	uid, gid int
 	dir      string
 }
@@ -225,9 +244,8 @@ func (cp *compiler) stage(ctx context.Context, st *Stage) (*stageState, error) {
 	cfg.User = st.Image.User
 	cfg.WorkingDir = st.Image.WorkingDir
 	if st.Image.Entrypoint != nil {
-		cfg.Entrypoint, cfg.Cmd = st.Image.Entrypoint, st.Image.Cmd
-	} else if st.Image.Cmd != nil {
-		cfg.Cmd = st.Image.Cmd
+		// As in a Dockerfile, an entrypoint resets the base image's CMD.
+		cfg.Entrypoint, cfg.Cmd = st.Image.Entrypoint, nil
 	}
 	if cfg.Labels == nil {
 		cfg.Labels = map[string]string{}
@@ -280,111 +298,5 @@ func (cp *compiler) base(ctx context.Context, st *Stage, s *stageState) error {
 	if s.image.Config.User != "" {
 		s.state = s.state.User(s.image.Config.User)
 	}
-	return nil
-}
-
-func (cp *compiler) step(s *stageState, step Step) error {
-	epoch := cp.opts.epoch
-	switch st := step.(type) {
-	case *UserStep:
-		s.uid, s.gid = st.UID, st.GID
-		s.state = s.state.User(fmt.Sprintf("%d:%d", st.UID, st.GID))
-		s.setenv("HOME", st.Home)
-	case *WorkdirStep:
-		s.dir = st.Path
-		s.state = s.state.File(llb.Mkdir(st.Path, 0o755, llb.WithParents(true), llb.WithUIDGID(s.uid, s.gid),
-			llb.WithCreatedTime(epoch)), llb.WithCustomName("WORKDIR "+st.Path)).Dir(st.Path)
-	case *EnvStep:
-		for _, v := range st.Vars {
-			s.setenv(v.Name, os.Expand(v.Value, s.getenv))
-		}
-	case *FileStep:
-		s.state = s.state.File(llb.Mkdir(path.Dir(st.Path), 0o755, llb.WithParents(true), llb.WithCreatedTime(epoch)).
-			Mkfile(st.Path, os.FileMode(st.Mode), []byte(st.Content), llb.WithCreatedTime(epoch)),
-			llb.WithCustomName("write "+st.Path))
-	case *CopyStep:
-		from, err := cp.source(st.From)
-		if err != nil {
-			return err
-		}
-		chown := llb.ChownOpt{User: &llb.UserOpt{UID: st.UID}, Group: &llb.UserOpt{UID: st.GID}}
-		var fa *llb.FileAction
-		for _, src := range st.Sources {
-			if st.From.Kind == FromContext {
-				src = path.Join("/", src)
-			}
-			info := &llb.CopyInfo{
-				CopyDirContentsOnly: true, FollowSymlinks: true, AllowWildcard: true, CreateDestPath: true,
-				ExcludePatterns: st.Exclude, ChownOpt: &chown, CreatedTime: &epoch,
-			}
-			if fa == nil {
-				fa = llb.Copy(from, src, st.Dest, info)
-			} else {
-				fa = fa.Copy(from, src, st.Dest, info)
-			}
-		}
-		s.state = s.state.File(fa, llb.WithCustomName(copyName(st)))
-	case *RunStep:
-		return cp.run(s, st)
-	default:
-		return fmt.Errorf("unknown step %T", step)
-	}
-	return nil
-}
-
-func copyName(st *CopyStep) string {
-	from := "context"
-	if st.From.Kind != FromContext {
-		from = st.From.Name
-	}
-	return fmt.Sprintf("COPY from %s %s to %s", from, strings.Join(st.Sources, " "), st.Dest)
-}
-
-func (cp *compiler) source(src Source) (llb.State, error) {
-	switch src.Kind {
-	case FromContext:
-		return cp.local, nil
-	case FromStage:
-		st, ok := cp.stages[src.Name]
-		if !ok {
-			return llb.State{}, fmt.Errorf("variant %q is not compiled yet", src.Name)
-		}
-		return st.state, nil
-	}
-	return llb.Image(src.Name, llb.Platform(cp.opts.platform)), nil
-}
-
-func (cp *compiler) run(s *stageState, st *RunStep) error {
-	opts := []llb.RunOption{llb.WithCustomName(st.Name)}
-	switch {
-	case st.Script != "":
-		script := llb.Scratch().File(llb.Mkfile("/script", 0o755, []byte(st.Script), llb.WithCreatedTime(cp.opts.epoch)))
-		opts = append(opts, llb.AddMount("/run/blubber", script, llb.Readonly), llb.Args([]string{"/run/blubber/script"}))
-	case st.Shell != "":
-		opts = append(opts, llb.Args([]string{"/bin/sh", "-c", st.Shell}))
-	default:
-		opts = append(opts, llb.Args(st.Args))
-	}
-	for _, m := range st.Mounts {
-		from, err := cp.source(m.From)
-		if err != nil {
-			return err
-		}
-		opts = append(opts, llb.AddMount(m.Target, from, llb.SourcePath(m.Source), llb.ForceNoOutput))
-	}
-	for _, c := range st.Caches {
-		target := os.Expand(c.Target, s.getenv)
-		if target == "" || strings.Contains(target, "$") {
-			return fmt.Errorf("cache destination %q expands to %q; set the variables it uses in runs.environment", c.Target, target)
-		}
-		target = inDir(s.dir, target)
-		owned := llb.Scratch().File(llb.Mkdir("/cache", 0o755, llb.WithUIDGID(c.UID, c.GID), llb.WithCreatedTime(cp.opts.epoch)))
-		sharing := map[string]llb.CacheMountSharingMode{
-			"shared": llb.CacheMountShared, "private": llb.CacheMountPrivate, "locked": llb.CacheMountLocked,
-		}[c.Sharing]
-		id := os.Expand(c.ID, s.getenv)
-		opts = append(opts, llb.AddMount(target, owned, llb.SourcePath("/cache"), llb.AsPersistentCacheDir(id, sharing)))
-	}
-	s.state = s.state.Run(opts...).Root()
 	return nil
 }

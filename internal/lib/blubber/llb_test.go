@@ -156,7 +156,7 @@ func TestFinalStageCarriesOnlyCopies(t *testing.T) {
 		t.Errorf("copies from other stages = %d, want 3 (prep's lives.in and /opt/lib, build's bin/tool)", fromStages)
 	}
 	cfg := comp.Image.Config
-	if !slices.Equal(cfg.Entrypoint, []string{"./service"}) || !slices.Equal(cfg.Cmd, []string{"--config", "/etc/service/config.yaml"}) {
+	if !slices.Equal(cfg.Entrypoint, []string{"./service", "--config", "/etc/service/config.yaml"}) || cfg.Cmd != nil {
 		t.Errorf("entrypoint %q cmd %q", cfg.Entrypoint, cfg.Cmd)
 	}
 	if cfg.User != "900" || cfg.WorkingDir != "/srv/service" {
@@ -264,8 +264,7 @@ runs: { environment: { GREETING: hi } }
 variants:
   test:
     copies: [local]
-    entrypoint: [make, test]
-    arguments: [-j2]
+    entrypoint: [make, test, -j2]
 `)
 	comp, err := c.Compile(context.Background(), "test")
 	if err != nil {
@@ -291,7 +290,7 @@ variants:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := comp.TestState(); err == nil || err.Error() != "variant test has no entrypoint or arguments to run; set entrypoint (e.g. [npm, test]) in the Blubber config" {
+	if _, err := comp.TestState(); err == nil || err.Error() != "variant test has no entrypoint to run; set entrypoint (e.g. [npm, test]) in the Blubber config" {
 		t.Errorf("TestState without entrypoint: %v", err)
 	}
 }

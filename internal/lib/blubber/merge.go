@@ -9,10 +9,12 @@ import (
 
 // Resolved is a variant with everything merged in, in this order: the defaults,
 // the top level, the variant's includes (dependencies first) and the variant
-// itself. Scalars override; lists and maps append (lists without repeating an
-// equal item); copies keep one entry per source and destination, the latest.
-// Lists that are commands (entrypoint, arguments, a builder's command) are
-// replaced whole, since two commands do not concatenate into one.
+// itself. The rules are upstream Blubber's: scalars override; APT packages,
+// sources and proxies, the environment and the build arguments add up; copies
+// keep one entry per source and destination, the latest; a builder's
+// requirements, mounts and caches, and commands (entrypoint, a builder's
+// command), are replaced whole by a later list, even an empty one; `builders`
+// lists merge by type (see mergeBuilders).
 type Resolved struct {
 	Name string
 	Variant
@@ -94,7 +96,7 @@ func mergeCommon(dst *Common, src Common) {
 		}
 		mergeCustom(dst.Builder, *src.Builder)
 	}
-	dst.Builders = append(dst.Builders, src.Builders...)
+	dst.Builders = mergeBuilders(dst.Builders, src.Builders)
 	if src.Node != nil {
 		if dst.Node == nil {
 			dst.Node = &NodeBuilder{}
@@ -111,8 +113,7 @@ func mergeCommon(dst *Common, src Common) {
 		if dst.PHP == nil {
 			dst.PHP = &PHPBuilder{}
 		}
-		dst.PHP.Requirements = appendArtifacts(dst.PHP.Requirements, src.PHP.Requirements)
-		setBool(&dst.PHP.Production, src.PHP.Production)
+		mergePHP(dst.PHP, *src.PHP)
 	}
 	setString(&dst.Lives.In, src.Lives.In)
 	setString(&dst.Lives.As, src.Lives.As)
@@ -132,9 +133,60 @@ func mergeCommon(dst *Common, src Common) {
 	if src.Entrypoint != nil {
 		dst.Entrypoint = slices.Clone(src.Entrypoint)
 	}
-	if src.Arguments != nil {
-		dst.Arguments = slices.Clone(src.Arguments)
+	if len(src.Arguments) > 0 {
+		if dst.Arguments == nil {
+			dst.Arguments = map[string]string{}
+		}
+		maps.Copy(dst.Arguments, src.Arguments)
 	}
+}
+
+// mergeBuilders merges a later `builders` list over an earlier one as upstream
+// does: a predefined builder (node, python, php) present in both is merged, the
+// later fields winning, and takes the later list's position; the earlier
+// list's other entries keep their order, before the later list's. Custom
+// builders may repeat, so they are never merged.
+func mergeBuilders(dst, src []BuilderEntry) []BuilderEntry {
+	if len(src) == 0 {
+		return dst
+	}
+	inSrc := map[string]bool{}
+	for _, b := range src {
+		if k := b.Kind(); k != "custom" {
+			inSrc[k] = true
+		}
+	}
+	var out []BuilderEntry
+	earlier := map[string]BuilderEntry{}
+	for _, b := range dst {
+		if inSrc[b.Kind()] {
+			earlier[b.Kind()] = b
+			continue
+		}
+		out = append(out, b)
+	}
+	for _, b := range src {
+		prev, ok := earlier[b.Kind()]
+		if !ok {
+			out = append(out, b)
+			continue
+		}
+		switch b.Kind() {
+		case "node":
+			n := *prev.Node
+			mergeNode(&n, *b.Node)
+			out = append(out, BuilderEntry{Node: &n})
+		case "python":
+			p := *prev.Python
+			mergePython(&p, *b.Python)
+			out = append(out, BuilderEntry{Python: &p})
+		case "php":
+			p := *prev.PHP
+			mergePHP(&p, *b.PHP)
+			out = append(out, BuilderEntry{PHP: &p})
+		}
+	}
+	return out
 }
 
 func mergeApt(dst *Apt, src Apt) {
@@ -158,21 +210,21 @@ func mergeCustom(dst *CustomBuilder, src CustomBuilder) {
 	if src.Script != "" {
 		dst.Script, dst.Command = src.Script, Command{}
 	}
-	dst.Requirements = appendArtifacts(dst.Requirements, src.Requirements)
-	dst.Mounts = appendUnique(dst.Mounts, src.Mounts)
-	dst.Caches = appendUnique(dst.Caches, src.Caches)
+	replaceList(&dst.Requirements, src.Requirements)
+	replaceList(&dst.Mounts, src.Mounts)
+	replaceList(&dst.Caches, src.Caches)
 }
 
 func mergeNode(dst *NodeBuilder, src NodeBuilder) {
 	setString(&dst.Env, src.Env)
-	dst.Requirements = appendArtifacts(dst.Requirements, src.Requirements)
+	replaceList(&dst.Requirements, src.Requirements)
 	setBool(&dst.UseNpmCI, src.UseNpmCI)
 	setBool(&dst.AllowDedupeFailure, src.AllowDedupeFailure)
 }
 
 func mergePython(dst *PythonBuilder, src PythonBuilder) {
 	setString(&dst.Version, src.Version)
-	dst.Requirements = appendArtifacts(dst.Requirements, src.Requirements)
+	replaceList(&dst.Requirements, src.Requirements)
 	if src.Poetry != nil {
 		if dst.Poetry == nil {
 			dst.Poetry = &Poetry{}
@@ -189,6 +241,22 @@ func mergePython(dst *PythonBuilder, src PythonBuilder) {
 	setString(&dst.SetuptoolsVersion, src.SetuptoolsVersion)
 	setString(&dst.WheelVersion, src.WheelVersion)
 	setString(&dst.ToxVersion, src.ToxVersion)
+}
+
+func mergePHP(dst *PHPBuilder, src PHPBuilder) {
+	replaceList(&dst.Requirements, src.Requirements)
+	setBool(&dst.Production, src.Production)
+}
+
+// replaceList replaces *dst with src when src was written, even as an empty
+// list: `requirements: []` in a variant drops the inherited requirements.
+func replaceList[T any](dst *[]T, src []T) {
+	if src != nil {
+		*dst = slices.Clone(src)
+		if *dst == nil {
+			*dst = []T{}
+		}
+	}
 }
 
 // mergeCopies appends src to dst; an entry equal to an earlier one replaces it,
@@ -208,13 +276,6 @@ func copyKey(c Copy) string {
 
 func appendUnique[T comparable](dst, src []T) []T {
 	return appendUniqueFunc(dst, src, func(a, b T) bool { return a == b })
-}
-
-// appendArtifacts appends the requirements of src that dst does not hold yet.
-func appendArtifacts(dst, src []Artifact) []Artifact {
-	return appendUniqueFunc(dst, src, func(a, b Artifact) bool {
-		return a.From == b.From && a.Source == b.Source && a.Destination == b.Destination && slices.Equal(a.Exclude, b.Exclude)
-	})
 }
 
 // appendUniqueFunc appends the items of src that dst does not hold yet.

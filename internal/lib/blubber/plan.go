@@ -16,6 +16,53 @@ type Plan struct {
 	Stages []*Stage
 }
 
+// BuildArgs returns the build arguments the plan's stages declare, with their
+// defaults (a later stage's default winning).
+func (p *Plan) BuildArgs() map[string]string {
+	args := map[string]string{}
+	for _, st := range p.Stages {
+		for _, s := range st.Steps {
+			if a, ok := s.(*ArgStep); ok {
+				for _, v := range a.Vars {
+					args[v.Name] = v.Value
+				}
+			}
+		}
+	}
+	return args
+}
+
+// CheckBuildArgs fails on a given build argument that no stage declares,
+// naming it and the declared ones.
+func (p *Plan) CheckBuildArgs(given map[string]string) error {
+	declared := p.BuildArgs()
+	var unknown []string
+	for name := range given {
+		if _, ok := declared[name]; !ok {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	sort.Strings(unknown)
+	names := make([]string, 0, len(declared))
+	for name := range declared {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	have := "declares no build arguments"
+	if len(names) > 0 {
+		have = "declares only " + strings.Join(names, ", ")
+	}
+	what := "build argument"
+	if len(unknown) > 1 {
+		what += "s"
+	}
+	return fmt.Errorf("unknown %s %s: variant %s %s; declare it under `arguments` in the Blubber config, or do not pass it",
+		what, strings.Join(unknown, ", "), p.Target().Variant, have)
+}
+
 // Target is the stage of the requested variant.
 func (p *Plan) Target() *Stage { return p.Stages[len(p.Stages)-1] }
 
@@ -31,20 +78,19 @@ type Stage struct {
 // ImageConfig is what the stage sets in the OCI image configuration; the base
 // image's own configuration lies beneath it.
 type ImageConfig struct {
-	User       string // uid, or uid:gid on scratch
-	WorkingDir string
+	User       string // the bare uid; empty on scratch
+	WorkingDir string // empty on scratch
 	// Env is every variable the stage sets, in order, values unexpanded.
 	Env        []EnvVar
 	Entrypoint []string
-	Cmd        []string
 	Labels     map[string]string
 }
 
 // EnvVar is one environment variable; Value may refer to earlier ones as $NAME.
 type EnvVar struct{ Name, Value string }
 
-// Step is one instruction of a stage: *RunStep, *EnvStep, *UserStep, *WorkdirStep,
-// *CopyStep or *FileStep.
+// Step is one instruction of a stage: *ArgStep, *RunStep, *EnvStep, *UserStep,
+// *WorkdirStep, *CopyStep or *FileStep.
 type Step interface{ isStep() }
 
 // RunStep runs a command in the stage's filesystem.
@@ -74,6 +120,10 @@ type RunCache struct {
 	Sharing  string // shared, private or locked
 	UID, GID int
 }
+
+// ArgStep declares build arguments with their defaults: later RunSteps see
+// them as environment variables, the image does not keep them.
+type ArgStep struct{ Vars []EnvVar }
 
 // EnvStep sets environment variables for later steps and the image.
 type EnvStep struct{ Vars []EnvVar }
@@ -106,6 +156,7 @@ type FileStep struct {
 	Mode    uint32
 }
 
+func (*ArgStep) isStep()     {}
 func (*RunStep) isStep()     {}
 func (*EnvStep) isStep()     {}
 func (*UserStep) isStep()    {}
@@ -167,24 +218,44 @@ func (c *Config) Plan(variant string) (*Plan, error) {
 	return p, nil
 }
 
-// planStage lays out the phases of one variant: privileged setup as root,
-// the lives user's environment, builders, copies, then the runtime user and
-// entrypoint.
+// planStage lays out the phases of one variant: build arguments, privileged
+// setup as root, the lives user's environment, builders, copies, then the
+// runtime user and entrypoint.
+//
+// A scratch stage (no base) has no shell, no package manager and no
+// /etc/passwd: as upstream Blubber does, it gets only its copies (owned by
+// root), its entrypoint and its labels; apt, builders, users, directories and
+// the environment are ignored (Notices names them).
 func (c *Config) planStage(r *Resolved) (*Stage, error) {
 	st := &Stage{Variant: r.Name}
 	if r.Base != nil {
 		st.Base = *r.Base
 	}
+	st.Image = ImageConfig{
+		Entrypoint: r.Entrypoint,
+		Labels:     map[string]string{"blubber.variant": r.Name, "blubber.version": Version},
+	}
+	livesIn := path.Clean(r.Lives.In)
+	if st.Base == "" {
+		for _, cp := range r.Copies {
+			steps, err := c.copySteps(cp, user{}, livesIn)
+			if err != nil {
+				return nil, err
+			}
+			st.Steps = append(st.Steps, steps...)
+		}
+		return st, nil
+	}
 	lives := userOf(r.Lives.As, r.Lives.UID, r.Lives.GID)
 	runs := userOf(r.Runs.As, r.Runs.UID, r.Runs.GID)
-	livesIn := path.Clean(r.Lives.In)
 
 	// Privileged phase.
-	if st.Base != "" {
-		st.Steps = append(st.Steps, &UserStep{Name: "root", Home: "/root"})
-		st.Steps = append(st.Steps, aptSteps(r.Apt)...)
-		st.Steps = append(st.Steps, &RunStep{Name: "create users and directories", Shell: userSetup(lives, runs, livesIn)})
+	if args := sortedEnv(r.Arguments); len(args) > 0 {
+		st.Steps = append(st.Steps, &ArgStep{Vars: args})
 	}
+	st.Steps = append(st.Steps, &UserStep{Name: "root", Home: "/root"})
+	st.Steps = append(st.Steps, aptSteps(r.Apt)...)
+	st.Steps = append(st.Steps, &RunStep{Name: "create users and directories", Shell: userSetup(lives, runs, livesIn)})
 
 	// Unprivileged phase: the lives user builds.
 	st.Steps = append(st.Steps, lives.step(), &WorkdirStep{Path: livesIn})
@@ -215,21 +286,11 @@ func (c *Config) planStage(r *Resolved) (*Stage, error) {
 		workdir = path.Clean(r.Runs.In)
 		st.Steps = append(st.Steps, &WorkdirStep{Path: workdir})
 	}
-	// As upstream Blubber writes it, the image's user is the bare uid: the privileged
-	// phase put it in /etc/passwd with its gid. A scratch stage has no /etc/passwd, so
-	// the gid is spelt out.
-	imageUser := fmt.Sprintf("%d:%d", final.uid, final.gid)
-	if st.Base != "" {
-		imageUser = strconv.Itoa(final.uid)
-	}
-	st.Image = ImageConfig{
-		User:       imageUser,
-		WorkingDir: workdir,
-		Env:        stageEnv(st.Steps),
-		Entrypoint: r.Entrypoint,
-		Cmd:        r.Arguments,
-		Labels:     map[string]string{"blubber.variant": r.Name, "blubber.version": Version},
-	}
+	// As upstream Blubber writes it, the image's user is the bare uid: the
+	// privileged phase put it in /etc/passwd with its gid.
+	st.Image.User = strconv.Itoa(final.uid)
+	st.Image.WorkingDir = workdir
+	st.Image.Env = stageEnv(st.Steps)
 	return st, nil
 }
 

@@ -11,7 +11,8 @@ import (
 // entrypoint, so that progress output and errors can tell it apart.
 const TestVertexPrefix = "blubber test "
 
-// TestState runs the variant's entrypoint, with its arguments, as a build step
+// TestState runs the variant's entrypoint (with the base image's CMD when the
+// variant sets no entrypoint) as a build step
 // on top of the variant's filesystem: as the image's user, in its working
 // directory, with its environment. Solving it fails when the command exits
 // non-zero; Build then returns a *StepError carrying the command's output. This
@@ -21,7 +22,7 @@ func (c *Compiled) TestState() (llb.State, error) {
 	argv := append(append([]string{}, cfg.Entrypoint...), cfg.Cmd...)
 	variant := c.Plan.Target().Variant
 	if len(argv) == 0 {
-		return llb.State{}, fmt.Errorf("variant %s has no entrypoint or arguments to run; set entrypoint (e.g. [npm, test]) in the Blubber config", variant)
+		return llb.State{}, fmt.Errorf("variant %s has no entrypoint to run; set entrypoint (e.g. [npm, test]) in the Blubber config", variant)
 	}
 	st := c.State
 	for _, kv := range cfg.Env {

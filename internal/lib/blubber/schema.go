@@ -2,10 +2,11 @@ package blubber
 
 import (
 	"fmt"
-	"github.com/wikimedia/conveyor/internal/lib/suggest"
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/wikimedia/conveyor/internal/lib/suggest"
 
 	"gopkg.in/yaml.v3"
 )
@@ -98,7 +99,8 @@ var schema = func() *shape {
 			"environment": {kind: kDict, elem: &shape{kind: kScalar}},
 		}),
 		"entrypoint": strs,
-		"arguments":  strs,
+		"arguments": {kind: kDict, elem: &shape{kind: kScalar},
+			hint: "a mapping of build-argument names to default values, e.g. {VERSION: \"1.0\"} (arguments for the program belong in entrypoint)"},
 	}
 	variant := map[string]*shape{
 		"includes": strs,
@@ -151,6 +153,9 @@ func (s *shape) describe() string {
 	case kBool:
 		return "a boolean (true or false)"
 	case kObject, kDict:
+		if s.hint != "" {
+			return s.hint
+		}
 		return "a mapping"
 	case kList:
 		return "a list"

@@ -17,8 +17,10 @@ var (
 	debianPackageRE = regexp.MustCompile(`^[a-z0-9][a-z0-9+\-.]+(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+|/[A-Za-z0-9.+~-]+)?$`)
 	debianReleaseRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+~/-]*$`)
 	envNameRE       = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-	userNameRE      = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
-	pipVersionRE    = regexp.MustCompile(`^([<>=!~]{0,3}\s*[0-9][0-9A-Za-z.*+!_-]*)(\s*,\s*[<>=!~]{1,3}\s*[0-9][0-9A-Za-z.*+!_-]*)*$`)
+	// Upstream's rule for user names: a hostname of at least three characters.
+	userNameRE    = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9.-]+[a-zA-Z0-9]$`)
+	nodeEnvNameRE = regexp.MustCompile(`^[a-zA-Z0-9]+$`)
+	pipVersionRE  = regexp.MustCompile(`^([<>=!~]{0,3}\s*[0-9][0-9A-Za-z.*+!_-]*)(\s*,\s*[<>=!~]{1,3}\s*[0-9][0-9A-Za-z.*+!_-]*)*$`)
 )
 
 const maxID = 1<<31 - 1
@@ -33,7 +35,17 @@ func validate(c *Config) error {
 		}
 		checkStageCycles(c, errs)
 	}
-	return errs.result()
+	if err := errs.result(); err != nil {
+		return err
+	}
+	notes := &errorList{lines: c.lines}
+	for _, n := range c.VariantNames() {
+		noteIgnored(c, n, notes)
+	}
+	if err := notes.result(); err != nil {
+		c.notices = err.(Errors)
+	}
+	return nil
 }
 
 // checkFieldsSemantics checks each field as written: names, references,
@@ -98,11 +110,17 @@ func checkCommon(c *Config, p string, cm Common, errs *errorList) {
 			errs.add(field(field(p, "runs.environment"), k), "%q is not a valid environment variable name; use letters, digits and '_', not starting with a digit", k)
 		}
 	}
+	for k := range cm.Arguments {
+		if !envNameRE.MatchString(k) {
+			errs.add(field(field(p, "arguments"), k), "%q is not a valid build-argument name; use letters, digits and '_', not starting with a digit", k)
+		}
+	}
+	checkBuildersList(p, cm, errs)
 	if cm.Builder != nil {
 		checkCustom(c, field(p, "builder"), *cm.Builder, errs)
 	}
 	if cm.Node != nil {
-		checkRequirements(c, field(p, "node.requirements"), cm.Node.Requirements, errs)
+		checkNode(c, field(p, "node"), *cm.Node, errs)
 	}
 	if cm.Python != nil {
 		checkPython(c, field(p, "python"), *cm.Python, errs)
@@ -126,13 +144,20 @@ func checkCommon(c *Config, p string, cm Common, errs *errorList) {
 		case b.Custom != nil:
 			checkCustom(c, field(bp, "custom"), *b.Custom, errs)
 		case b.Node != nil:
-			checkRequirements(c, field(bp, "node.requirements"), b.Node.Requirements, errs)
+			checkNode(c, field(bp, "node"), *b.Node, errs)
 		case b.Python != nil:
 			checkPython(c, field(bp, "python"), *b.Python, errs)
 		case b.PHP != nil:
 			checkRequirements(c, field(bp, "php.requirements"), b.PHP.Requirements, errs)
 		}
 	}
+}
+
+func checkNode(c *Config, p string, n NodeBuilder, errs *errorList) {
+	if n.Env != "" && !nodeEnvNameRE.MatchString(n.Env) {
+		errs.add(field(p, "env"), "%q is not a valid Node environment name; use letters and digits only, e.g. production", n.Env)
+	}
+	checkRequirements(c, field(p, "requirements"), n.Requirements, errs)
 }
 
 func checkCustom(c *Config, p string, b CustomBuilder, errs *errorList) {
@@ -216,7 +241,13 @@ func checkCopies(c *Config, variant string, copies []Copy, errs *errorList) {
 // checkArtifact checks a longhand copy or requirement. self is the variant that
 // holds a copy ("" for requirements, which may name any variant).
 func checkArtifact(c *Config, p string, a Artifact, self string, errs *errorList) {
+	if a.Destination != "" && a.Source == "" && (a.From == LocalContext || c.Variants[a.From] != nil) {
+		errs.add(field(p, "source"), "is required when destination is set; give the path to copy, or drop destination to copy the whole %s",
+			map[bool]string{true: "build context", false: "variant's lives.in"}[a.From == LocalContext])
+	}
 	switch {
+	case a.From == "":
+		errs.addLine(field(p, "from"), errs.lines[p], "is required; name local (the build context), a variant or an image")
 	case a.From == LocalContext:
 		if a.Source != "" {
 			checkRelPath(field(p, "source"), a.Source, errs)
@@ -287,8 +318,8 @@ func checkRelPath(p, v string, errs *errorList) {
 }
 
 func checkUser(p, as string, uid, gid *int, errs *errorList) {
-	if as != "" && !userNameRE.MatchString(as) {
-		errs.add(field(p, "as"), "%q is not a valid user name; use lowercase letters, digits, '_' and '-', starting with a letter or '_'", as)
+	if as != "" && (!userNameRE.MatchString(as) || len(as) > 32) {
+		errs.add(field(p, "as"), "%q is not a valid user name; use 3 to 32 letters, digits, '-' and '.', starting with a letter and ending with a letter or digit", as)
 	}
 	if as == "root" {
 		errs.add(field(p, "as"), "must not be root; name an unprivileged user (the default is fine)")

@@ -7,8 +7,7 @@ import (
 )
 
 // checkResolved checks what only shows once a variant is merged: include
-// cycles, builders mixed with standalone builders, and work a scratch base
-// cannot do.
+// cycles and builders mixed with standalone builders.
 func checkResolved(c *Config, n string, errs *errorList) {
 	p := field("variants", n)
 	r, err := c.Resolve(n)
@@ -22,57 +21,95 @@ func checkResolved(c *Config, n string, errs *errorList) {
 	}
 	raw := c.Variants[n]
 	if len(r.Builders) > 0 {
-		var declared []string
-		for _, d := range []struct {
-			name string
-			set  bool
-		}{{"builder", r.Builder != nil}, {"node", r.Node != nil}, {"python", r.Python != nil}, {"php", r.PHP != nil}} {
-			if d.set {
-				declared = append(declared, d.name)
-			}
-		}
 		bp := field(p, "builders")
 		if len(raw.Builders) == 0 && len(c.Builders) > 0 {
 			bp = "builders"
 		}
-		if len(declared) > 0 {
-			errs.add(bp, "is not allowed if any of field(s) %s is declared/included", fmtFields(declared))
-		}
-		count := map[string]int{}
-		for _, b := range r.Builders {
-			count[b.Kind()]++
-		}
-		for _, k := range []string{"node", "python", "php"} {
-			if count[k] > 1 {
-				errs.add(bp, "has %d %q entries (counting includes and the top level); a predefined builder may appear only once, so merge them", count[k], k)
-			}
-		}
-	}
-	if r.Base == nil || *r.Base == "" {
-		if len(r.Apt.Packages) > 0 {
-			errs.add(field(p, "apt.packages"), "cannot be installed on a scratch base (no base, or base: ~); set base to an image that has apt")
-		}
-		if runsCommands(r) {
-			errs.add(p, "runs builders on a scratch base (no base, or base: ~), where there is no shell; set base to an image that has the build tools")
-		}
+		checkBuildersBeside(bp, r.Common, errs)
 	}
 }
 
-// runsCommands reports whether any builder of r would run a command.
-func runsCommands(r *Resolved) bool {
-	if r.Builder != nil && (!r.Builder.Command.IsZero() || r.Builder.Script != "") {
-		return true
+// noteIgnored notes what a variant asks for that its build ignores, as
+// upstream's does: a Python builder without a version, a custom builder
+// without a command, and on a variant without a base (which has no shell to
+// run anything in) apt, builders and the environment.
+func noteIgnored(c *Config, n string, notes *errorList) {
+	r, err := c.Resolve(n)
+	if err != nil {
+		return
 	}
-	if (r.Node != nil && len(r.Node.Requirements) > 0) || (r.PHP != nil && len(r.PHP.Requirements) > 0) ||
-		(r.Python != nil && len(r.Python.Requirements) > 0) {
-		return true
+	p := field("variants", n)
+	if r.Base != nil && *r.Base != "" {
+		pythons := []*PythonBuilder{r.Python}
+		customs := []*CustomBuilder{r.Builder}
+		for _, b := range r.Builders {
+			pythons, customs = append(pythons, b.Python), append(customs, b.Custom)
+		}
+		for _, py := range pythons {
+			if py != nil && py.Version == "" && len(py.Requirements) > 0 {
+				notes.add(p, "the python builder is ignored without a version; set python.version (e.g. python3)")
+			}
+		}
+		for _, b := range customs {
+			if b != nil && b.Command.IsZero() && b.Script == "" && len(b.Requirements) > 0 {
+				notes.add(p, "a custom builder without command or script is ignored, its requirements too; add a command, or copy the files with copies")
+			}
+		}
+		return
 	}
-	for _, b := range r.Builders {
-		if b.Kind() != "custom" || !b.Custom.Command.IsZero() || b.Custom.Script != "" {
-			return true
+	a := r.Apt
+	if len(a.Packages) > 0 || len(a.Sources) > 0 || len(a.Proxies) > 0 {
+		notes.add(field(p, "apt"), "is ignored: the variant has no base (scratch), so nothing can install packages; set base to an image that has apt")
+	}
+	if r.Builder != nil || r.Node != nil || r.Python != nil || r.PHP != nil || len(r.Builders) > 0 {
+		notes.add(p, "builders are ignored: the variant has no base (scratch), where there is no shell; set base to an image that has the build tools")
+	}
+	if len(r.Runs.Environment) > 0 {
+		notes.add(field(p, "runs.environment"), "is ignored: the variant has no base (scratch), so its image gets only its copies, entrypoint and labels")
+	}
+	if len(r.Arguments) > 0 {
+		notes.add(field(p, "arguments"), "are ignored: the variant has no base (scratch), where nothing runs that could use them")
+	}
+}
+
+// checkBuildersBeside refuses `builders` (at path p) beside a standalone
+// builder, node, python or php key, as upstream does.
+func checkBuildersBeside(p string, cm Common, errs *errorList) {
+	var declared []string
+	for _, d := range []struct {
+		name string
+		set  bool
+	}{{"builder", cm.Builder != nil}, {"node", cm.Node != nil}, {"python", cm.Python != nil}, {"php", cm.PHP != nil}} {
+		if d.set {
+			declared = append(declared, d.name)
 		}
 	}
-	return false
+	if len(declared) > 0 {
+		errs.add(p, "is not allowed if any of field(s) %s is declared/included; move them into builders as entries, or drop builders", fmtFields(declared))
+	}
+}
+
+// checkBuildersList checks one `builders` list as written (p is "" for the
+// top level, or the variant's path): a predefined builder appears in it at
+// most once, and at the top level it stands alone (a variant's list is checked
+// once merged, by checkResolved).
+func checkBuildersList(p string, cm Common, errs *errorList) {
+	if len(cm.Builders) == 0 {
+		return
+	}
+	bp := field(p, "builders")
+	count := map[string]int{}
+	for _, b := range cm.Builders {
+		count[b.Kind()]++
+	}
+	for _, k := range []string{"node", "python", "php"} {
+		if count[k] > 1 {
+			errs.add(bp, "has %d %q entries; a predefined builder may appear only once in a list (custom ones may repeat), so merge them", count[k], k)
+		}
+	}
+	if p == "" {
+		checkBuildersBeside(bp, cm, errs)
+	}
 }
 
 // stageDeps returns the variants whose filesystems r needs: those it copies,

@@ -17,7 +17,7 @@ COPY --chown=65533:65533 ["requirements.txt", "/srv/app/requirements.txt"]
 RUN python3 -m venv /opt/lib/venv
 ENV VIRTUAL_ENV="/opt/lib/venv" \
     PATH="/opt/lib/venv/bin:$PATH"
-RUN python3 -m pip install -U setuptools wheel tox pip
+RUN python3 -m pip install -U 'setuptools!=60.9.0' wheel tox pip
 RUN python3 -m pip install -r requirements.txt
 RUN --mount=type=bind,source=.,target=/srv/app,rw make all && make check
 COPY --chown=65533:65533 [".", "/srv/app"]

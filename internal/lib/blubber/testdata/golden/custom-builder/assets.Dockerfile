@@ -12,6 +12,7 @@ ENV CGO_ENABLED="0" \
     GOCACHE="/var/cache/go"
 COPY --chown=65533:65533 ["package.json", "/src/package.json"]
 RUN npm install
+ENV NODE_ENV=""
 COPY --chown=65533:65533 ["webpack.config.js", "/src/webpack.config.js"]
 COPY --chown=65533:65533 ["src/", "/src/src/"]
 RUN npm run build

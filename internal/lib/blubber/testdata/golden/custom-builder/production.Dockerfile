@@ -12,6 +12,7 @@ ENV CGO_ENABLED="0" \
     GOCACHE="/var/cache/go"
 COPY --chown=65533:65533 ["package.json", "/src/package.json"]
 RUN npm install
+ENV NODE_ENV=""
 COPY --chown=65533:65533 ["webpack.config.js", "/src/webpack.config.js"]
 COPY --chown=65533:65533 ["src/", "/src/src/"]
 RUN npm run build
@@ -40,14 +41,6 @@ USER 900:900
 ENV HOME="/home/runuser"
 
 FROM scratch AS production
-USER 65533:65533
-ENV HOME="/home/somebody"
-WORKDIR /srv/app
-ENV CGO_ENABLED="0" \
-    GOCACHE="/var/cache/go"
-COPY --from=build --chown=65533:65533 ["/srv/app/server", "/server"]
-USER 900:900
-ENV HOME="/home/runuser"
-USER 900:900
+COPY --from=build --chown=0:0 ["/srv/app/server", "/server"]
 ENTRYPOINT ["/server"]
 LABEL blubber.variant="production" blubber.version="conveyor-0.1.0"

@@ -45,6 +45,5 @@ COPY --from=docker-registry.wikimedia.org/wikimedia-ca:latest --chown=65533:6553
 USER 900:900
 ENV HOME="/home/runuser"
 USER 900
-ENTRYPOINT ["./service"]
-CMD ["--config", "/etc/service/config.yaml"]
+ENTRYPOINT ["./service", "--config", "/etc/service/config.yaml"]
 LABEL blubber.variant="production" blubber.version="conveyor-0.1.0"

@@ -11,6 +11,7 @@ WORKDIR /srv/service
 COPY --chown=65533:65533 ["package.json", "/srv/service/package.json"]
 COPY --chown=65533:65533 ["package-lock.json", "/srv/service/package-lock.json"]
 RUN npm ci
+ENV NODE_ENV=""
 COPY --chown=65533:65533 [".", "/srv/service"]
 USER 900:900
 ENV HOME="/home/runuser"

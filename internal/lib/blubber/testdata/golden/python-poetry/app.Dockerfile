@@ -13,7 +13,7 @@ COPY --chown=65533:65533 ["poetry.lock", "/srv/app/poetry.lock"]
 RUN python3.11 -m venv /opt/lib/app-venv
 ENV VIRTUAL_ENV="/opt/lib/app-venv" \
     PATH="/opt/lib/app-venv/bin:$PATH"
-RUN python3.11 -m pip install -U setuptools wheel tox pip
+RUN python3.11 -m pip install -U 'setuptools!=60.9.0' wheel tox pip
 ENV POETRY_VIRTUALENVS_PATH="/opt/lib/poetry"
 RUN python3.11 -m pip install -U poetry==1.8.3
 RUN poetry install --no-root --without dev

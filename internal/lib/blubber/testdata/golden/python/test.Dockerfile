@@ -13,7 +13,7 @@ COPY --chown=65533:65533 ["test-requirements.txt", "/srv/app/test-requirements.t
 RUN python3 -m venv /opt/lib/venv --system-site-packages
 ENV VIRTUAL_ENV="/opt/lib/venv" \
     PATH="/opt/lib/venv/bin:$PATH"
-RUN python3 -m pip install -U setuptools wheel tox==4.11.0 'pip<24'
+RUN python3 -m pip install -U 'setuptools!=60.9.0' wheel tox==4.11.0 'pip<24'
 RUN python3 -m pip install --no-deps -r requirements.txt -r test-requirements.txt
 RUN python3 -m pip check
 COPY --chown=65533:65533 [".", "/srv/app"]

@@ -12,6 +12,5 @@ ENV PATH_EXTRA="$HOME/bin"
 COPY --chown=1000:1000 [".", "/srv/app"]
 WORKDIR /srv/app/run
 USER 1000
-ENTRYPOINT ["./run.sh"]
-CMD ["--port", "8080"]
+ENTRYPOINT ["./run.sh", "--port", "8080"]
 LABEL blubber.variant="insecure" blubber.version="conveyor-0.1.0"

@@ -14,6 +14,5 @@ USER 1001:1001
 ENV HOME="/home/app"
 WORKDIR /srv/app/run
 USER 1001
-ENTRYPOINT ["./run.sh"]
-CMD ["--port", "8080"]
+ENTRYPOINT ["./run.sh", "--port", "8080"]
 LABEL blubber.variant="secure" blubber.version="conveyor-0.1.0"
