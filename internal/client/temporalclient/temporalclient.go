@@ -91,6 +91,11 @@ func unreachable(cfg config.Temporal, err error) error {
 	return &unreachableError{address: cfg.Address, err: err}
 }
 
+// refused is Temporal refusing the credentials: a configuration error.
+func refused(cfg config.Temporal, err error) error {
+	return fmt.Errorf("temporal at %s refused the credentials: check temporal.apiKeyFile and the TLS client certificate: %w", cfg.Address, err)
+}
+
 // checkNamespace turns the two mistakes a worker would otherwise only log about,
 // a wrong namespace and refused credentials, into errors, and a Temporal that
 // does not answer into an *unreachableError.
@@ -103,7 +108,7 @@ func checkNamespace(ctx context.Context, c client.Client, cfg config.Temporal) e
 	case errors.As(err, &notFound):
 		return fmt.Errorf("namespace %q does not exist on Temporal at %s: set temporal.namespace, TEMPORAL_NAMESPACE or --namespace to an existing one, or create it with `temporal operator namespace create --namespace %s`", cfg.Namespace, cfg.Address, cfg.Namespace)
 	case code == codes.Unauthenticated:
-		return fmt.Errorf("temporal at %s refused the credentials: check temporal.apiKeyFile and the TLS client certificate: %w", cfg.Address, err)
+		return refused(cfg, err)
 	case code == codes.Unavailable || code == codes.DeadlineExceeded || errors.Is(err, context.DeadlineExceeded):
 		return unreachable(cfg, err)
 	}

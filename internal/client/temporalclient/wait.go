@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"time"
 
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"google.golang.org/grpc/codes"
 
 	"github.com/wikimedia/conveyor/internal/lib/config"
 )
@@ -73,6 +75,9 @@ func reach(ctx context.Context, c client.Client, cfg config.Temporal) error {
 	ctx, cancel := context.WithTimeout(ctx, waitAttemptTimeout)
 	defer cancel()
 	if _, err := c.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+		if serviceerror.ToStatus(err).Code() == codes.Unauthenticated {
+			return refused(cfg, err)
+		}
 		return unreachable(cfg, err)
 	}
 	return checkNamespace(ctx, c, cfg)
