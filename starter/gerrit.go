@@ -15,7 +15,6 @@ import (
 	"github.com/urfave/cli/v2"
 	"go.temporal.io/sdk/client"
 
-	"github.com/wikimedia/conveyor/internal/client/health"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/internal/client/triggers"
 	"github.com/wikimedia/conveyor/internal/lib/config"
@@ -43,90 +42,6 @@ func gerritCommand() *cli.Command {
 	}
 }
 
-func gerritServeCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "serve",
-		Usage:     "serve the endpoint of Gerrit's webhooks plugin",
-		UsageText: "conveyor gerrit serve --triggers FILE [--listen ADDR] [--no-sync] [--shutdown-timeout DURATION]",
-		Description: "Listens for the webhooks plugin's POSTs on /gerrit/events/<secret> (or, with\n" +
-			"webhook.auth: basic, /gerrit/events with basic auth), the secret coming from\n" +
-			"webhook.secretFile or CONVEYOR_WEBHOOK_SECRET. At start it syncs the nightly\n" +
-			"schedules and the base image check with the triggers file (like `conveyor\n" +
-			"trigger sync`).\n\n" +
-			"The same address serves GET /healthz (200 while the process runs and is not\n" +
-			"shutting down) and GET /readyz (200 while Temporal answers, re-checked every 3s;\n" +
-			"503 with the reason otherwise). On SIGINT or SIGTERM /readyz answers 503, the\n" +
-			"listener closes and the requests in flight get --shutdown-timeout to finish.\n\n" +
-			"Example:\n\n" +
-			"   CONVEYOR_WEBHOOK_SECRET=$(cat /etc/conveyor/webhook-secret) \\\n" +
-			"     conveyor gerrit serve --triggers /etc/conveyor/triggers.yaml --listen :8080\n" +
-			"   curl -i http://127.0.0.1:8080/readyz\n\n" +
-			"and in the project's webhooks.config on refs/meta/config:\n\n" +
-			"   [remote \"conveyor\"]\n" +
-			"     url = https://conveyor.example.org/gerrit/events/<secret>\n" +
-			"     event = patchset-created\n     event = change-merged\n     event = comment-added\n     event = ref-updated",
-		Flags: append([]cli.Flag{
-			triggersFlag(),
-			&cli.StringFlag{Name: "listen", Value: ":8080", Usage: "`ADDR`ess to listen on, host:port"},
-			&cli.BoolFlag{Name: "no-sync", Usage: "do not sync the schedules and the base image check at start"},
-			&cli.DurationFlag{Name: "shutdown-timeout", Value: 10 * time.Second,
-				Usage: "on SIGINT/SIGTERM, how long (`DURATION`) the requests in flight get to finish"},
-		}, temporalclient.Flags()...),
-		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return fmt.Errorf("unexpected arguments %q: serve takes only flags", c.Args().Slice())
-			}
-			logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
-			tc, cl, h, err := triggersHandler(c, logger)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			probe, err := health.New(cl)
-			if err != nil {
-				return err
-			}
-			opts := []triggers.ServerOption{triggers.WithMaxBodyBytes(tc.Webhook.MaxBodyBytes), triggers.WithServerLogger(logger), triggers.WithProbe(probe)}
-			if tc.Webhook.Auth == triggers.AuthBasic {
-				opts = append(opts, triggers.WithBasicAuth(tc.Webhook.Username))
-			}
-			srv, err := triggers.NewServer(h, tc.Webhook.Secret, opts...)
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
-			if !c.Bool("no-sync") {
-				if err := printSync(ctx, c, cl, tc); err != nil {
-					return err
-				}
-			}
-			pctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			go probe.Run(pctx)
-			hs, err := health.Listen(c.String("listen"), srv.Handler(), logger)
-			if err != nil {
-				return fmt.Errorf("--listen: %w", err)
-			}
-			path := triggers.EventsPath + "/<secret>"
-			if tc.Webhook.Auth == triggers.AuthBasic {
-				path = triggers.EventsPath + " (basic auth, user " + tc.Webhook.Username + ")"
-			}
-			fmt.Fprintf(c.App.ErrWriter, "listening on http://%s%s, health on %s and %s\n", hs.Addr(), path, health.LivePath, health.ReadyPath)
-			select {
-			case err := <-hs.Done():
-				return err
-			case <-ctx.Done():
-			}
-			// Readiness goes false first; then the listener closes and the requests
-			// in flight get --shutdown-timeout to finish.
-			probe.Drain()
-			fmt.Fprintf(c.App.ErrWriter, "draining: /readyz answers 503, finishing the requests in flight (up to %s)\n", c.Duration("shutdown-timeout"))
-			return hs.Shutdown(c.Duration("shutdown-timeout"))
-		},
-	}
-}
-
 func gerritStreamCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "stream",
@@ -151,7 +66,7 @@ func gerritStreamCommand() *cli.Command {
 				return fmt.Errorf("unexpected arguments %q: stream takes only flags", c.Args().Slice())
 			}
 			logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
-			tc, cl, h, err := triggersHandler(c, logger)
+			_, tc, cl, h, err := triggersHandler(c, logger, dialClient)
 			if err != nil {
 				return err
 			}
@@ -202,7 +117,7 @@ func gerritHookCommand() *cli.Command {
 			}
 			// A hook runs once per event, now: its time tells two rechecks apart.
 			ev.CreatedOn = time.Now().Unix()
-			_, cl, h, err := triggersHandler(c, slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn})))
+			_, _, cl, h, err := triggersHandler(c, slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn})), dialClient)
 			if err != nil {
 				return err
 			}
@@ -216,8 +131,27 @@ func gerritHookCommand() *cli.Command {
 	}
 }
 
+// connectFunc returns the Temporal client a command uses: temporalclient.Dial,
+// which needs Temporal now, or lazyClient for a service that waits for it.
+type connectFunc func(ctx context.Context, cfg config.Temporal, logger *slog.Logger) (client.Client, error)
+
+func dialClient(ctx context.Context, cfg config.Temporal, logger *slog.Logger) (client.Client, error) {
+	return temporalclient.Dial(ctx, cfg, logger)
+}
+
+// lazyClient connects on first use: only its configuration can fail.
+func lazyClient(_ context.Context, cfg config.Temporal, logger *slog.Logger) (client.Client, error) {
+	return temporalclient.NewLazy(cfg, logger)
+}
+
 // triggersSetup loads the configuration and the triggers file and dials Temporal.
 func triggersSetup(c *cli.Context) (config.Config, *triggers.Config, client.Client, error) {
+	return triggersConnect(c, dialClient)
+}
+
+// triggersConnect loads the configuration and the triggers file and gets a
+// Temporal client from connect.
+func triggersConnect(c *cli.Context, connect connectFunc) (config.Config, *triggers.Config, client.Client, error) {
 	cfg, err := loadConfig(c)
 	if err != nil {
 		return cfg, nil, nil, err
@@ -226,27 +160,27 @@ func triggersSetup(c *cli.Context) (config.Config, *triggers.Config, client.Clie
 	if err != nil {
 		return cfg, nil, nil, fmt.Errorf("--triggers: %w", err)
 	}
-	cl, err := temporalclient.Dial(c.Context, cfg.Temporal, slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	cl, err := connect(c.Context, cfg.Temporal, slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return cfg, nil, nil, err
 	}
 	return cfg, tc, cl, nil
 }
 
-// triggersHandler is triggersSetup plus the handler that turns events into
+// triggersHandler is triggersConnect plus the handler that turns events into
 // workflows, ignoring the events of conveyor's own Gerrit account. The caller
 // closes the client.
-func triggersHandler(c *cli.Context, logger *slog.Logger) (*triggers.Config, client.Client, *triggers.Handler, error) {
-	cfg, tc, cl, err := triggersSetup(c)
+func triggersHandler(c *cli.Context, logger *slog.Logger, connect connectFunc) (config.Config, *triggers.Config, client.Client, *triggers.Handler, error) {
+	cfg, tc, cl, err := triggersConnect(c, connect)
 	if err != nil {
-		return nil, nil, nil, err
+		return cfg, nil, nil, nil, err
 	}
 	h, err := triggers.NewHandler(cl, tc, triggers.WithIgnoredAccounts(cfg.Gerrit.Username), triggers.WithLogger(logger))
 	if err != nil {
 		cl.Close()
-		return nil, nil, nil, err
+		return cfg, nil, nil, nil, err
 	}
-	return tc, cl, h, nil
+	return cfg, tc, cl, h, nil
 }
 
 // printSync syncs the schedules and the base image check and says what changed.

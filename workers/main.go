@@ -41,6 +41,11 @@ func newApp() *cli.App {
 			"With --health-listen it serves GET /healthz (200 while the process runs and is not\n" +
 			"shutting down) and GET /readyz (200 while Temporal answers, re-checked every 3s, and\n" +
 			"every pool's pollers have reached it; 503 with what is not ready otherwise).\n\n" +
+			"Started before Temporal, it stays up: /readyz answers 503 saying Temporal is\n" +
+			"unreachable at its address and why, and it tries again with a backoff from 500ms\n" +
+			"to 10s, logging each failure; once Temporal answers it checks the namespace (one\n" +
+			"that does not exist stops it), starts the pools and becomes ready. A signal while\n" +
+			"it waits exits 0 at once.\n\n" +
 			"Examples, against the local stack started by `conveyor dev up`:\n\n" +
 			"   conveyor-worker --config .local/conveyor.yaml --pools build,deploy\n" +
 			"   conveyor-worker --config /etc/conveyor/conveyor.yaml --health-listen :8081 --shutdown-timeout 5m\n" +

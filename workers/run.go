@@ -25,7 +25,8 @@ import (
 var interrupt = worker.InterruptCh
 
 // run is conveyor-worker's action: flags and environment, configuration, client,
-// one worker per pool, then wait for a signal and drain.
+// health endpoints, then wait for Temporal, one worker per pool, then wait for a
+// signal and drain.
 func run(c *cli.Context) error {
 	// Listening for the signals first means one that arrives during the start is
 	// not lost: it drains whatever has started.
@@ -53,9 +54,9 @@ func run(c *cli.Context) error {
 		host = "unknown-host"
 	}
 	base := fmt.Sprintf("%d@%s@conveyor-worker", os.Getpid(), host)
-	// The activities are built before Temporal is dialed: a configuration they
-	// cannot use (a secret file that is missing, a kubeconfig that does not load)
-	// stops the start whether Temporal is up or not.
+	// The activities and the client are built before Temporal is reached: a
+	// configuration they cannot use (a secret file that is missing, a kubeconfig
+	// that does not load) stops the start whether Temporal is up or not.
 	var sets []pools.Set
 	defer func() {
 		for _, s := range sets {
@@ -71,14 +72,14 @@ func run(c *cli.Context) error {
 		}
 		sets = append(sets, set)
 	}
-	cl, err := temporalclient.Dial(c.Context, cfg.Temporal, logger, temporalclient.WithIdentity(base))
+	cl, err := temporalclient.NewLazy(cfg.Temporal, logger, temporalclient.WithIdentity(base))
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 
 	started := make([]atomic.Bool, len(selected))
-	var checks []health.Option
+	checks := []health.Option{health.WithTemporalAddress(cfg.Temporal.Address)}
 	for i, p := range selected {
 		checks = append(checks, health.WithCheck("pool "+p, health.PollersCheck(cl, workflows.TaskQueue(p), base+"/"+p, &started[i])))
 	}
@@ -100,6 +101,28 @@ func run(c *cli.Context) error {
 		defer cancel()
 		go probe.Run(pctx)
 		logger.Info("Serving health endpoints", "address", srv.Addr().String(), "live", health.LivePath, "ready", health.ReadyPath)
+	}
+
+	// Until Temporal answers the process is live and not ready; a signal ends the
+	// wait, and the process exits 0 with nothing to drain.
+	ctx, cancel := context.WithCancel(c.Context)
+	defer cancel()
+	signalled := make(chan struct{})
+	go func() {
+		select {
+		case <-stop:
+			close(signalled)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := temporalclient.Wait(ctx, cl, cfg.Temporal, logger); err != nil {
+		if ctx.Err() != nil {
+			probe.Drain()
+			logger.Info("Stopping: signal received while waiting for Temporal", "address", cfg.Temporal.Address)
+			return nil
+		}
+		return err
 	}
 
 	fatal := make(chan error, len(selected))
@@ -129,15 +152,17 @@ func run(c *cli.Context) error {
 	logger.Info("Serving", "version", version, "pools", strings.Join(selected, ","), "address", cfg.Temporal.Address, "namespace", cfg.Temporal.Namespace)
 
 	select {
-	case <-stop:
-		logger.Info("Draining: signal received; /readyz answers 503, the workers stop polling and running activities get --shutdown-timeout",
-			"shutdownTimeout", c.Duration("shutdown-timeout").String())
-		return nil
 	case err := <-fatal:
 		return err
-	case <-c.Context.Done():
-		return nil
+	case <-ctx.Done():
 	}
+	select {
+	case <-signalled:
+		logger.Info("Draining: signal received; /readyz answers 503, the workers stop polling and running activities get --shutdown-timeout",
+			"shutdownTimeout", c.Duration("shutdown-timeout").String())
+	default:
+	}
+	return nil
 }
 
 // stopAll stops the workers at once, so that none keeps polling while another

@@ -88,6 +88,27 @@ func postReview(ctx workflow.Context) (contract.ReviewOutput, error) {
 	return out, err
 }
 
+// reviewQueue is where reviewStarter's worker runs postReview.
+const reviewQueue = "health-test-starter"
+
+// reviewStarter runs a worker of postReview on reviewQueue, against Temporal at
+// address, and returns a client to start it with; both stop when the test ends.
+func reviewStarter(t *testing.T, address string) client.Client {
+	t.Helper()
+	cl, err := client.Dial(client.Options{HostPort: address, Logger: log.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	w := worker.New(cl, reviewQueue, worker.Options{})
+	w.RegisterWorkflow(postReview)
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	return cl
+}
+
 var healthAddr = regexp.MustCompile(`"msg":"Serving health endpoints","address":"([^"]+)"`)
 
 // TestWorkerServiceReadinessAndDrain runs the built conveyor-worker with every
@@ -110,21 +131,10 @@ func TestWorkerServiceReadinessAndDrain(t *testing.T) {
 	stacktest.ReadinessThroughOutage(t, srv, base)
 
 	// An activity in flight on the worker under test.
-	cl, err := client.Dial(client.Options{HostPort: srv.Address, Logger: log.NewStructuredLogger(slog.New(slog.DiscardHandler))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	const queue = "health-test-starter"
-	w := worker.New(cl, queue, worker.Options{})
-	w.RegisterWorkflow(postReview)
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
+	cl := reviewStarter(t, srv.Address)
 	arrived, release := gerrit.Hold()
 	defer release()
-	run, err := cl.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{TaskQueue: queue}, postReview)
+	run, err := cl.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{TaskQueue: reviewQueue}, postReview)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,6 +47,7 @@ type namedCheck struct {
 // Temporal's CheckHealth, then each Check, every interval (Run).
 type Probe struct {
 	temporal Pinger
+	address  string
 	checks   []namedCheck
 	interval time.Duration
 	timeout  time.Duration
@@ -78,6 +79,19 @@ func WithTimeout(d time.Duration) Option {
 			return fmt.Errorf("health.WithTimeout: want a positive duration, got %s", d)
 		}
 		p.timeout = d
+		return nil
+	}
+}
+
+// WithTemporalAddress names Temporal's address in what /readyz says while
+// Temporal is unreachable ("temporal: unreachable at ADDRESS: …"). Default: the
+// address is not named.
+func WithTemporalAddress(address string) Option {
+	return func(p *Probe) error {
+		if address == "" {
+			return errors.New("health.WithTemporalAddress: empty address")
+		}
+		p.address = address
 		return nil
 	}
 }
@@ -129,7 +143,11 @@ func (p *Probe) round(ctx context.Context) {
 	defer cancel()
 	problems := []string{}
 	if _, err := p.temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
-		problems = append(problems, "temporal: "+oneLine(err))
+		at := ""
+		if p.address != "" {
+			at = " at " + p.address
+		}
+		problems = append(problems, "temporal: unreachable"+at+": "+oneLine(err))
 	} else {
 		for _, c := range p.checks {
 			if err := c.check(ctx); err != nil {

@@ -43,7 +43,7 @@ func TestReadinessFollowsTemporalAndRecoversWithoutARestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	probe, err := health.New(cl, health.WithInterval(200*time.Millisecond), health.WithTimeout(time.Second))
+	probe, err := health.New(cl, health.WithInterval(200*time.Millisecond), health.WithTimeout(time.Second), health.WithTemporalAddress(srv.Address))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestReadinessFollowsTemporalAndRecoversWithoutARestart(t *testing.T) {
 	defer hs.Close()
 	live, ready := hs.URL+health.LivePath, hs.URL+health.ReadyPath
 
-	stacktest.WaitFor(t, 30*time.Second, "/readyz before Temporal is up", stacktest.Answers(ready, http.StatusServiceUnavailable, "temporal: "))
+	stacktest.WaitFor(t, 30*time.Second, "/readyz before Temporal is up", stacktest.Answers(ready, http.StatusServiceUnavailable, "temporal: unreachable at "+srv.Address+": "))
 	if err := stacktest.Answers(live, http.StatusOK, "ok")(); err != nil {
 		t.Error(err)
 	}
@@ -140,6 +140,7 @@ func TestOptionsRefuseBadValues(t *testing.T) {
 		{health.WithInterval(0), "health.WithInterval: want a positive duration"},
 		{health.WithTimeout(-time.Second), "health.WithTimeout: want a positive duration"},
 		{health.WithCheck("", nil), "health.WithCheck: want a name and a check"},
+		{health.WithTemporalAddress(""), "health.WithTemporalAddress: empty address"},
 	} {
 		if _, err := health.New(cl, tc.opt); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("New: %v, want an error containing %q", err, tc.want)

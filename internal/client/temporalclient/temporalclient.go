@@ -37,24 +37,17 @@ func WithIdentity(identity string) Option {
 }
 
 // Dial connects to the Temporal frontend described by cfg, logging through logger
-// (slog.Default() if nil), and checks that the namespace exists.
+// (slog.Default() if nil), and checks that the namespace exists. For a command
+// that needs Temporal now; a service that must come up while Temporal is still
+// down uses NewLazy and Wait.
 func Dial(ctx context.Context, cfg config.Temporal, logger *slog.Logger, opts ...Option) (client.Client, error) {
-	if logger == nil {
-		logger = slog.Default()
-	}
-	o, err := Options(cfg)
+	o, err := clientOptions(cfg, logger, opts)
 	if err != nil {
 		return nil, err
 	}
-	o.Logger = tlog.NewStructuredLogger(logger)
-	for _, opt := range opts {
-		if err := opt(&o); err != nil {
-			return nil, err
-		}
-	}
 	c, err := client.DialContext(ctx, o)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach Temporal at %s: is the stack up? run `make up`, or point temporal.address, TEMPORAL_ADDRESS or --address at a running server: %w", cfg.Address, err)
+		return nil, unreachable(cfg, err)
 	}
 	if err := checkNamespace(ctx, c, cfg); err != nil {
 		c.Close()
@@ -63,18 +56,61 @@ func Dial(ctx context.Context, cfg config.Temporal, logger *slog.Logger, opts ..
 	return c, nil
 }
 
+// clientOptions is Options with the logger (slog.Default() if nil) and opts.
+func clientOptions(cfg config.Temporal, logger *slog.Logger, opts []Option) (client.Options, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	o, err := Options(cfg)
+	if err != nil {
+		return client.Options{}, err
+	}
+	o.Logger = tlog.NewStructuredLogger(logger)
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return client.Options{}, err
+		}
+	}
+	return o, nil
+}
+
+// unreachableError is a failure to reach Temporal: an outage that waiting can
+// end, unlike a wrong namespace or refused credentials.
+type unreachableError struct {
+	address string
+	err     error
+}
+
+func (e *unreachableError) Error() string {
+	return fmt.Sprintf("cannot reach Temporal at %s: is the stack up? run `make up`, or point temporal.address, TEMPORAL_ADDRESS or --address at a running server: %v", e.address, e.err)
+}
+
+func (e *unreachableError) Unwrap() error { return e.err }
+
+func unreachable(cfg config.Temporal, err error) error {
+	return &unreachableError{address: cfg.Address, err: err}
+}
+
+// refused is Temporal refusing the credentials: a configuration error.
+func refused(cfg config.Temporal, err error) error {
+	return fmt.Errorf("temporal at %s refused the credentials: check temporal.apiKeyFile and the TLS client certificate: %w", cfg.Address, err)
+}
+
 // checkNamespace turns the two mistakes a worker would otherwise only log about,
-// a wrong namespace and refused credentials, into errors.
+// a wrong namespace and refused credentials, into errors, and a Temporal that
+// does not answer into an *unreachableError.
 func checkNamespace(ctx context.Context, c client.Client, cfg config.Temporal) error {
 	_, err := c.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: cfg.Namespace})
 	var notFound *serviceerror.NamespaceNotFound
-	switch {
+	switch code := serviceerror.ToStatus(err).Code(); {
 	case err == nil:
 		return nil
 	case errors.As(err, &notFound):
 		return fmt.Errorf("namespace %q does not exist on Temporal at %s: set temporal.namespace, TEMPORAL_NAMESPACE or --namespace to an existing one, or create it with `temporal operator namespace create --namespace %s`", cfg.Namespace, cfg.Address, cfg.Namespace)
-	case serviceerror.ToStatus(err).Code() == codes.Unauthenticated:
-		return fmt.Errorf("temporal at %s refused the credentials: check temporal.apiKeyFile and the TLS client certificate: %w", cfg.Address, err)
+	case code == codes.Unauthenticated:
+		return refused(cfg, err)
+	case code == codes.Unavailable || code == codes.DeadlineExceeded || errors.Is(err, context.DeadlineExceeded):
+		return unreachable(cfg, err)
 	}
 	// Other failures (e.g. no permission to describe the namespace) do not stop the
 	// client from working; the calls that matter will report them.

@@ -28,7 +28,8 @@ const EventsPath = "/gerrit/events"
 //   - 413 for a body over the limit, 400 for one that is not a JSON object;
 //   - 200 for an event it does not act on;
 //   - 202 for an event it acted on, the same for every delivery of the event;
-//   - 503 when the workflow could not be started: the plugin retries.
+//   - 503 when the workflow could not be started, or the process is not yet
+//     connected to Temporal (WithAcceptWhen): the plugin retries.
 type Server struct {
 	h        EventHandler
 	auth     string
@@ -38,6 +39,7 @@ type Server struct {
 	timeout  time.Duration
 	logger   *slog.Logger
 	probe    *health.Probe
+	accept   func() error
 }
 
 // ServerOption configures a Server.
@@ -99,6 +101,21 @@ func WithProbe(p *health.Probe) ServerOption {
 			return errors.New("triggers.WithProbe: nil probe")
 		}
 		s.probe = p
+		return nil
+	}
+}
+
+// WithAcceptWhen acts on events only while ready returns nil; until then each
+// authenticated, well-formed event is answered 503 with ready's error and
+// Retry-After, before the handler sees it, so that the plugin delivers it again.
+// A receiver started before Temporal uses it to refuse events until it has
+// reached Temporal. Default: events are always handed to the handler.
+func WithAcceptWhen(ready func() error) ServerOption {
+	return func(s *Server) error {
+		if ready == nil {
+			return errors.New("triggers.WithAcceptWhen: nil function")
+		}
+		s.accept = ready
 		return nil
 	}
 }
@@ -182,14 +199,21 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		writeAnswer(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
+	log = log.With("type", ev.Type, "project", ev.ProjectName(), "key", ev.Key())
+	if s.accept != nil {
+		if err := s.accept(); err != nil {
+			log.Warn("Refused an event for now: Gerrit will deliver it again", "error", err)
+			retryLater(w, err)
+			return
+		}
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
 	defer cancel()
 	res, err := s.h.Handle(ctx, ev)
-	log = log.With("type", ev.Type, "project", ev.ProjectName(), "key", ev.Key(), "ms", time.Since(start).Milliseconds())
+	log = log.With("ms", time.Since(start).Milliseconds())
 	if err != nil {
 		log.Error("Could not act on an event: Gerrit will deliver it again", "error", err)
-		w.Header().Set("Retry-After", "1")
-		writeAnswer(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+		retryLater(w, err)
 		return
 	}
 	if res.Action == ActionIgnore {
@@ -199,6 +223,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}
 	log.Info("Acted on an event", "action", res.Action, "workflow", res.WorkflowID, "duplicate", res.Duplicate)
 	writeAnswer(w, http.StatusAccepted, res)
+}
+
+// retryLater answers 503 with err: the plugin delivers the event again.
+func retryLater(w http.ResponseWriter, err error) {
+	w.Header().Set("Retry-After", "1")
+	writeAnswer(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 }
 
 func writeAnswer(w http.ResponseWriter, code int, v any) {

@@ -3,10 +3,12 @@ package triggers
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"go.temporal.io/api/serviceerror"
@@ -157,6 +159,37 @@ func TestWebhookAsksForARetryWhenTemporalIsDown(t *testing.T) {
 		"https://gerrit.example.org/r/", webhookSample(t, "patchset-created.json"))
 	if err != nil || status != http.StatusServiceUnavailable {
 		t.Errorf("status %d, %v; want 503 so the plugin retries", status, err)
+	}
+}
+
+func TestWebhookRefusesEventsUntilAccepting(t *testing.T) {
+	s := newFakeStarter()
+	var notYet atomic.Pointer[error]
+	waiting := errors.New("waiting for Temporal at 127.0.0.1:7233")
+	notYet.Store(&waiting)
+	ts := newTestServer(t, s, WithAcceptWhen(func() error {
+		if p := notYet.Load(); p != nil {
+			return *p
+		}
+		return nil
+	}))
+	url := ts.URL + EventsPath + "/" + testSecret
+	body := webhookSample(t, "patchset-created.json")
+	if code, answer := post(t, url, body); code != http.StatusServiceUnavailable || !strings.Contains(answer, "waiting for Temporal at 127.0.0.1:7233") {
+		t.Errorf("before accepting: %d %s, want 503 with the reason", code, answer)
+	}
+	if code, _ := post(t, ts.URL+EventsPath+"/wrong-secret-0123456789", body); code != http.StatusUnauthorized {
+		t.Errorf("a wrong secret before accepting: %d, want 401", code)
+	}
+	if len(s.starts) != 0 {
+		t.Errorf("%d workflows started before accepting, want none", len(s.starts))
+	}
+	notYet.Store(nil)
+	if code, answer := post(t, url, body); code != http.StatusAccepted || !strings.Contains(answer, `"workflowId":"verify/mediawiki/services/hello/1234/2"`) {
+		t.Errorf("once accepting: %d %s, want 202 verify", code, answer)
+	}
+	if _, err := NewServer(newTestHandler(t, s), testSecret, WithAcceptWhen(nil)); err == nil {
+		t.Error("WithAcceptWhen(nil) accepted")
 	}
 }
 

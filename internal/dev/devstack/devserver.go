@@ -27,13 +27,15 @@ type DevServer struct {
 	// LogPath holds the server's output.
 	LogPath string
 
-	bin    string
-	args   []string
-	env    []string
-	extra  []string
-	level  string
-	cmd    *exec.Cmd
-	exited chan struct{}
+	bin       string
+	args      []string
+	env       []string
+	extra     []string
+	level     string
+	port      int
+	namespace string
+	cmd       *exec.Cmd
+	exited    chan struct{}
 }
 
 // DevServerOption configures StartDevServer.
@@ -80,6 +82,29 @@ func WithServerLogLevel(level string) DevServerOption {
 	}
 }
 
+// WithPort listens on port of 127.0.0.1, for a test that points a process at the
+// address before the server runs; FreePort picks one. Default: a free port.
+func WithPort(port int) DevServerOption {
+	return func(s *DevServer) error {
+		if port <= 0 || port > 65535 {
+			return fmt.Errorf("devstack.WithPort: want a port from 1 to 65535, got %d", port)
+		}
+		s.port = port
+		return nil
+	}
+}
+
+// WithNamespace registers namespace instead of default. Default: default.
+func WithNamespace(namespace string) DevServerOption {
+	return func(s *DevServer) error {
+		if strings.TrimSpace(namespace) == "" {
+			return errors.New("devstack.WithNamespace: empty namespace")
+		}
+		s.namespace = namespace
+		return nil
+	}
+}
+
 // TemporalBin returns the pinned temporal CLI that tools/build.sh builds, or an
 // error saying to run `make tools` when it is missing.
 func TemporalBin(ctx context.Context) (string, error) {
@@ -99,10 +124,10 @@ func TemporalBin(ctx context.Context) (string, error) {
 	return bin, nil
 }
 
-// StartDevServer starts a dev server with namespace default on free loopback
-// ports, its Web UI off, and waits until it answers.
+// StartDevServer starts a dev server with namespace default on a free loopback
+// port (WithNamespace, WithPort), its Web UI off, and waits until it answers.
 func StartDevServer(ctx context.Context, opts ...DevServerOption) (*DevServer, error) {
-	s := &DevServer{level: "error"}
+	s := &DevServer{level: "error", namespace: "default"}
 	for _, o := range opts {
 		if err := o(s); err != nil {
 			return nil, err
@@ -112,9 +137,11 @@ func StartDevServer(ctx context.Context, opts ...DevServerOption) (*DevServer, e
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+	port := s.port
+	if port == 0 {
+		if port, err = FreePort(); err != nil {
+			return nil, err
+		}
 	}
 	logf, err := os.CreateTemp("", "conveyor-temporal-dev-*.log")
 	if err != nil {
@@ -124,7 +151,7 @@ func StartDevServer(ctx context.Context, opts ...DevServerOption) (*DevServer, e
 	s.bin, s.LogPath = bin, logf.Name()
 	s.Address = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	s.args = append([]string{"server", "start-dev", "--ip", "127.0.0.1", "--port", strconv.Itoa(port), "--headless",
-		"--namespace", "default", "--log-format", "json", "--log-level", s.level}, TemporalServerFlags(s.extra...)...)
+		"--namespace", s.namespace, "--log-format", "json", "--log-level", s.level}, TemporalServerFlags(s.extra...)...)
 	if err := s.Restart(ctx); err != nil {
 		return nil, err
 	}
@@ -211,8 +238,8 @@ func (s *DevServer) Stop() error {
 	}
 }
 
-// freePort returns a loopback port nothing listens on now.
-func freePort() (int, error) {
+// FreePort returns a loopback port nothing listens on now.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err

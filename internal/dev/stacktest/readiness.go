@@ -31,9 +31,9 @@ func Answers(url string, code int, want string) func() error {
 
 // ReadinessThroughOutage takes the running dev server s through an outage and
 // checks a service's health endpoints (base + /healthz and /readyz) follow it
-// without a restart of the service: /readyz 200 while s runs, 503 naming Temporal
-// while it is stopped, 200 again once it is back on the same address; /healthz
-// 200 throughout.
+// without a restart of the service: /readyz 200 while s runs, 503 saying Temporal
+// is unreachable at s's address while it is stopped, 200 again once it is back on
+// the same address; /healthz 200 throughout.
 func ReadinessThroughOutage(t testing.TB, s *devstack.DevServer, base string) {
 	t.Helper()
 	live, ready := base+"/healthz", base+"/readyz"
@@ -48,7 +48,7 @@ func ReadinessThroughOutage(t testing.TB, s *devstack.DevServer, base string) {
 	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	step("/readyz while Temporal is down", http.StatusServiceUnavailable, "temporal: ")
+	step("/readyz while Temporal is down", http.StatusServiceUnavailable, "temporal: unreachable at "+s.Address+": ")
 	if err := s.Restart(context.Background()); err != nil {
 		t.Fatal(err)
 	}
