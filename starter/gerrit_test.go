@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wikimedia/conveyor/workflows/changes"
 
@@ -110,6 +112,18 @@ func TestGerritServeAcceptsAnEvent(t *testing.T) {
 		_, rest, ok := strings.Cut(out.String(), "listening on ")
 		base, _, _ = strings.Cut(rest, "/gerrit/events")
 		return ok && strings.Contains(rest, "\n")
+	})
+	// It listens at once and refuses events (503) until it has reached Temporal.
+	stacktest.WaitFor(t, 30*time.Second, "/readyz 200", func() error {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/readyz %d", resp.StatusCode)
+		}
+		return nil
 	})
 	body := strings.ReplaceAll(`{"type":"patchset-created","change":{"project":"P","branch":"main","number":77},"patchSet":{"number":1},"eventCreatedOn":1767225601}`, "P", project)
 	for _, tc := range []struct {
