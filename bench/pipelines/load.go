@@ -121,6 +121,11 @@ type measurement struct {
 	starts, wall time.Duration
 	// peakInFlight is the most workflows started and not yet completed at once.
 	peakInFlight int64
+	// sample is every (n/sampleSize)-th run, for scheduleToStart.
+	sample []client.WorkflowRun
+	// activityWait and workflowTaskWait are the sample's schedule-to-start
+	// latencies.
+	activityWait, workflowTaskWait latencies
 }
 
 // rate is the completions per second.
@@ -131,10 +136,11 @@ func (m measurement) rate() float64 { return float64(m.n) / m.wall.Seconds() }
 // result wl expects. Any failure fails the load.
 func load(ctx context.Context, wl workload, n, concurrency int) (measurement, error) {
 	var (
-		mu             sync.Mutex // guards the four below
+		mu             sync.Mutex // guards the five below
 		inFlight, peak int64
 		last           time.Time
 		failed         []string
+		sample         []client.WorkflowRun
 
 		next               atomic.Int64
 		startErr           error
@@ -159,6 +165,9 @@ func load(ctx context.Context, wl workload, n, concurrency int) (measurement, er
 				mu.Lock()
 				inFlight++
 				peak = max(peak, inFlight)
+				if i%max(1, n/sampleSize) == 0 {
+					sample = append(sample, run)
+				}
 				mu.Unlock()
 				checksWG.Go(func() {
 					err := wl.check(ctx, i, run)
@@ -185,5 +194,5 @@ func load(ctx context.Context, wl workload, n, concurrency int) (measurement, er
 	if len(failed) > 0 {
 		return measurement{}, fmt.Errorf("%d of %d %s workflows did not complete as expected; the first: %s", len(failed), n, wl.name, failed[0])
 	}
-	return measurement{n: n, starts: starts, wall: last.Sub(first), peakInFlight: peak}, nil
+	return measurement{n: n, starts: starts, wall: last.Sub(first), peakInFlight: peak, sample: sample}, nil
 }

@@ -240,6 +240,9 @@ func benchServer(ctx context.Context, o options, s server) (serverRun, error) {
 		}
 		*step.m = m
 		fmt.Printf("%s: %d %s workflows completed in %s: %.1f/s\n", s.name, m.n, step.wl.name, m.wall.Round(time.Millisecond), m.rate())
+		if step.m.activityWait, step.m.workflowTaskWait, err = scheduleToStart(ctx, cl, m.sample); err != nil {
+			return r, err
+		}
 	}
 	return r, nil
 }

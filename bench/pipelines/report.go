@@ -23,6 +23,15 @@ func report(out io.Writer, o options, runs []serverRun) error {
 				w.m.starts.Round(time.Millisecond), w.m.wall.Round(time.Millisecond), w.m.rate(), w.m.peakInFlight)
 		}
 	}
+	fmt.Fprintln(tw, "\nSERVER\tWORKFLOW\tACTIVITY SCHEDULE-TO-START\tWORKFLOW TASK SCHEDULE-TO-START")
+	for _, r := range runs {
+		for _, w := range []struct {
+			name string
+			m    measurement
+		}{{"Pipeline", r.pipelines}, {"Ping", r.trivial}} {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.name, w.name, w.m.activityWait, w.m.workflowTaskWait)
+		}
+	}
 	fmt.Fprintln(tw, "\nSERVER\tPROCESS\tRSS IDLE\tPEAK RSS UNDER PIPELINES\tPEAK RSS UNDER PING")
 	for _, r := range runs {
 		for i, p := range r.procs {

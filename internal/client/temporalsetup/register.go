@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/wikimedia/conveyor/workflows"
@@ -90,6 +91,10 @@ func Register(ctx context.Context, c client.Client, o RegisterOptions) error {
 	// The frontend learns of a new namespace on its next cache refresh, and a
 	// search attribute can only be added once the namespace is known.
 	deadline := time.Now().Add(o.Usable)
+	// probe: attributes were added, which the frontend applies to starts only
+	// from its next namespace cache refresh (10 s by default): until a start
+	// carrying them is accepted, the namespace is not usable by conveyor.
+	probe := false
 	for {
 		var added []string
 		added, err = addMissing(ctx, c, o.Namespace, want)
@@ -99,8 +104,12 @@ func Register(ctx context.Context, c client.Client, o RegisterOptions) error {
 		if err == nil {
 			if len(added) > 0 {
 				say("search attributes added: %v", added)
+				probe = true
 			}
 			_, err = c.WorkflowService().CountWorkflowExecutions(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: o.Namespace})
+		}
+		if err == nil && probe {
+			err = probeStart(ctx, c, o.Namespace, want)
 		}
 		if err == nil {
 			return nil
@@ -114,6 +123,48 @@ func Register(ctx context.Context, c client.Client, o RegisterOptions) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// probeID is the workflow probeStart starts and terminates at once.
+const probeID = "conveyor-register-probe"
+
+// probeStart starts a workflow carrying every attribute of want in namespace, on
+// a task queue no worker polls, and terminates it: the start is refused until the
+// frontend maps the namespace's new attributes.
+func probeStart(ctx context.Context, c client.Client, namespace string, want map[string]enumspb.IndexedValueType) error {
+	var updates []temporal.SearchAttributeUpdate
+	for name, typ := range want {
+		switch typ {
+		case enumspb.INDEXED_VALUE_TYPE_KEYWORD:
+			updates = append(updates, temporal.NewSearchAttributeKeyKeyword(name).ValueSet("probe"))
+		case enumspb.INDEXED_VALUE_TYPE_TEXT:
+			updates = append(updates, temporal.NewSearchAttributeKeyString(name).ValueSet("probe"))
+		case enumspb.INDEXED_VALUE_TYPE_INT:
+			updates = append(updates, temporal.NewSearchAttributeKeyInt64(name).ValueSet(0))
+		case enumspb.INDEXED_VALUE_TYPE_DOUBLE:
+			updates = append(updates, temporal.NewSearchAttributeKeyFloat64(name).ValueSet(0))
+		case enumspb.INDEXED_VALUE_TYPE_BOOL:
+			updates = append(updates, temporal.NewSearchAttributeKeyBool(name).ValueSet(false))
+		case enumspb.INDEXED_VALUE_TYPE_DATETIME:
+			updates = append(updates, temporal.NewSearchAttributeKeyTime(name).ValueSet(time.Unix(0, 0)))
+		case enumspb.INDEXED_VALUE_TYPE_KEYWORD_LIST:
+			updates = append(updates, temporal.NewSearchAttributeKeyKeywordList(name).ValueSet([]string{"probe"}))
+		}
+	}
+	nc, err := client.NewClientFromExisting(c, client.Options{Namespace: namespace})
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	run, err := nc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: probeID, TaskQueue: probeID, TypedSearchAttributes: temporal.NewSearchAttributes(updates...),
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	}, "ConveyorRegisterProbe")
+	if err != nil {
+		return fmt.Errorf("a start with the new search attributes: %w", err)
+	}
+	return nc.TerminateWorkflow(ctx, run.GetID(), run.GetRunID(), "conveyor temporal register: the search attributes are usable")
 }
 
 // addMissing adds the attributes of want that namespace lacks and returns their

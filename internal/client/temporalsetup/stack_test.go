@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/wikimedia/conveyor/internal/client/temporalsetup"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
@@ -140,6 +141,22 @@ func TestRegisterTwiceAndRefusesAnotherType(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "namespace "+ns+" created") || !strings.Contains(out.String(), "search attributes added") {
 		t.Errorf("first register says\n%s", out.String())
+	}
+	// Usable at once: a start carrying conveyor's attributes is accepted as soon
+	// as Register returns (the server applies new attributes to starts only after
+	// its namespace cache refreshes; Register waits for that).
+	nc, err := client.NewClientFromExisting(c, client.Options{Namespace: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	run, err := nc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "usable-" + ns, TaskQueue: "nobody",
+		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.ProjectKey.ValueSet("p"), workflows.ChangeKey.ValueSet(1))}, "Nothing")
+	if err != nil {
+		t.Fatalf("a start with conveyor's search attributes right after Register: %v", err)
+	}
+	if err := nc.TerminateWorkflow(ctx, run.GetID(), run.GetRunID(), "test"); err != nil {
+		t.Fatal(err)
 	}
 	out.Reset()
 	if err := temporalsetup.Register(ctx, c, temporalsetup.RegisterOptions{Namespace: ns, Progress: &out}); err != nil {
