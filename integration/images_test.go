@@ -106,13 +106,7 @@ func TestImagesReproducible(t *testing.T) {
 // checkComposeImage wants the image's user to be 65532, its files in its layers and
 // its state directory owned by that user.
 func checkComposeImage(t *testing.T, img v1.Image, im composeImage) {
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cf.Config.User != imagesUID {
-		t.Errorf("user %q, want %s", cf.Config.User, imagesUID)
-	}
+	checkImageUser(t, img)
 	files := imageFiles(t, img)
 	want := map[string]byte{"/etc/ssl/certs/ca-certificates.crt": tar.TypeReg, "/bin/busybox": tar.TypeReg, im.owned: tar.TypeDir}
 	for _, f := range im.files {
@@ -166,7 +160,9 @@ func pullImage(t *testing.T, ref string) v1.Image {
 	return img
 }
 
-func checkImageConfig(t *testing.T, img v1.Image, im conveyorImage) {
+// checkImageUser wants the image to run as imagesUID and returns its configuration.
+func checkImageUser(t *testing.T, img v1.Image) *v1.ConfigFile {
+	t.Helper()
 	cf, err := img.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
@@ -174,6 +170,11 @@ func checkImageConfig(t *testing.T, img v1.Image, im conveyorImage) {
 	if cf.Config.User != imagesUID {
 		t.Errorf("user %q, want %s", cf.Config.User, imagesUID)
 	}
+	return cf
+}
+
+func checkImageConfig(t *testing.T, img v1.Image, im conveyorImage) {
+	cf := checkImageUser(t, img)
 	if !slices.Equal(cf.Config.Entrypoint, []string{im.binary}) {
 		t.Errorf("entrypoint %q, want [%s]", cf.Config.Entrypoint, im.binary)
 	}
