@@ -185,7 +185,8 @@ func (p *composeProject) command(timeout time.Duration, compose bool, args ...st
 		}
 		args = append(pre, args...)
 	}
-	cmd := exec.Command("timeout", append([]string{timeout.String(), bin}, args...)...)
+	// coreutils' timeout takes seconds, not Go's "1m0s".
+	cmd := exec.Command("timeout", append([]string{strconv.Itoa(int(timeout.Seconds())) + "s", bin}, args...)...)
 	cmd.Dir = repoDir
 	cmd.Env = append(os.Environ(), "DOCKER_HOST="+p.host)
 	for k, v := range p.env {
