@@ -46,11 +46,32 @@ var conveyorImages = []conveyorImage{
 // imagesUID is the user both images run as, and the owner of the state directory.
 const imagesUID = "65532"
 
-// TestImagesReproducible builds conveyor's own images twice with tools/images.sh, the
-// script `make images` runs (host binaries into a clean bin/images/, then `conveyor
-// blubber build` of each variant), and wants the same digests both times. It then reads
-// each pushed image: its configuration, its files (the layers' tar listings, flattened)
-// and what its binaries do when run as the image's user on buildkitd.
+// composeImage is one image of deploy/images/blubber.yaml, which docker-compose.yml
+// runs besides conveyor's: the files it must hold (executables unless under /etc/)
+// and the directory the lives user owns, where the compose file mounts a volume.
+type composeImage struct {
+	name  string
+	files []string
+	owned string
+}
+
+var composeImages = []composeImage{
+	{name: "postgresql", owned: "/var/lib/postgresql/data", files: []string{
+		"/usr/local/bin/postgresql-entrypoint", "/usr/lib/postgresql/15/bin/postgres",
+		"/usr/lib/postgresql/15/bin/initdb", "/usr/lib/postgresql/15/bin/pg_isready"}},
+	{name: "temporal-server", owned: "/var/lib/temporal", files: []string{
+		"/usr/bin/temporal-server", "/usr/bin/temporal-sql-tool", "/usr/bin/temporal", "/usr/bin/conveyor"}},
+	{name: "temporal-ui", owned: "/var/lib/temporal-ui", files: []string{"/usr/bin/temporal-ui-server"}},
+	{name: "registry", owned: "/var/lib/docker-registry", files: []string{"/usr/bin/docker-registry"}},
+	{name: "buildkitd", owned: "/var/lib/buildkit", files: []string{"/usr/bin/buildkitd", "/usr/bin/buildctl", "/usr/sbin/runc"}},
+}
+
+// TestImagesReproducible builds conveyor's own images and the compose stack's twice
+// with tools/images.sh, the script `make images` runs (host binaries and the pinned
+// tools into a clean bin/images/, then `conveyor blubber build` of each variant), and
+// wants the same digests both times. It then reads each pushed image: its
+// configuration, its files (the layers' tar listings, flattened) and, for conveyor's,
+// what its binaries do when run as the image's user on buildkitd.
 func TestImagesReproducible(t *testing.T) {
 	c := stacktest.Debian(t)
 	prefix := c.Registry.Address + "/conveyor-test"
@@ -73,6 +94,27 @@ func TestImagesReproducible(t *testing.T) {
 			checkImageFiles(t, img, im)
 			checkImageRuns(t, c, pinned, img, im)
 		})
+	}
+	for _, im := range composeImages {
+		t.Run(im.name, func(t *testing.T) {
+			img := pullImage(t, prefix+"/"+im.name+"@"+first[prefix+"/"+im.name+":test"])
+			checkComposeImage(t, img, im)
+		})
+	}
+}
+
+// checkComposeImage wants the image's user to be 65532, its files in its layers and
+// its state directory owned by that user.
+func checkComposeImage(t *testing.T, img v1.Image, im composeImage) {
+	checkImageUser(t, img)
+	files := imageFiles(t, img)
+	want := map[string]byte{"/etc/ssl/certs/ca-certificates.crt": tar.TypeReg, "/bin/busybox": tar.TypeReg, im.owned: tar.TypeDir}
+	for _, f := range im.files {
+		want[f] = tar.TypeReg
+	}
+	checkFiles(t, files, want)
+	if h := lookup(files, im.owned); h != nil && h.Uid != 65532 {
+		t.Errorf("%s is owned by uid %d, want %s", im.owned, h.Uid, imagesUID)
 	}
 }
 
@@ -99,8 +141,8 @@ func buildConveyorImages(t *testing.T, c config.Config, prefix string) map[strin
 		}
 		digests[ref] = d
 	}
-	if len(digests) != 2*len(conveyorImages) {
-		t.Fatalf("tools/images.sh pushed %v, want %d images under two tags each", digests, len(conveyorImages))
+	if n := len(conveyorImages) + len(composeImages); len(digests) != 2*n {
+		t.Fatalf("tools/images.sh pushed %v, want %d images under two tags each", digests, n)
 	}
 	return digests
 }
@@ -118,7 +160,9 @@ func pullImage(t *testing.T, ref string) v1.Image {
 	return img
 }
 
-func checkImageConfig(t *testing.T, img v1.Image, im conveyorImage) {
+// checkImageUser wants the image to run as imagesUID and returns its configuration.
+func checkImageUser(t *testing.T, img v1.Image) *v1.ConfigFile {
+	t.Helper()
 	cf, err := img.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
@@ -126,13 +170,19 @@ func checkImageConfig(t *testing.T, img v1.Image, im conveyorImage) {
 	if cf.Config.User != imagesUID {
 		t.Errorf("user %q, want %s", cf.Config.User, imagesUID)
 	}
+	return cf
+}
+
+func checkImageConfig(t *testing.T, img v1.Image, im conveyorImage) {
+	cf := checkImageUser(t, img)
 	if !slices.Equal(cf.Config.Entrypoint, []string{im.binary}) {
 		t.Errorf("entrypoint %q, want [%s]", cf.Config.Entrypoint, im.binary)
 	}
 }
 
-// checkImageFiles reads the image's filesystem as its layers make it up.
-func checkImageFiles(t *testing.T, img v1.Image, im conveyorImage) {
+// imageFiles reads the image's filesystem as its layers make it up.
+func imageFiles(t *testing.T, img v1.Image) map[string]*tar.Header {
+	t.Helper()
 	files := map[string]*tar.Header{}
 	rc := mutate.Extract(img)
 	defer rc.Close()
@@ -147,6 +197,12 @@ func checkImageFiles(t *testing.T, img v1.Image, im conveyorImage) {
 		}
 		files[path.Clean("/"+h.Name)] = h
 	}
+	return files
+}
+
+// checkImageFiles checks the files of one of conveyor's own images.
+func checkImageFiles(t *testing.T, img v1.Image, im conveyorImage) {
+	files := imageFiles(t, img)
 	want := map[string]byte{
 		im.binary:                            tar.TypeReg,
 		"/etc/ssl/certs/ca-certificates.crt": tar.TypeReg,
@@ -156,6 +212,19 @@ func checkImageFiles(t *testing.T, img v1.Image, im conveyorImage) {
 	if im.git {
 		want["/usr/bin/git"] = tar.TypeReg
 	}
+	checkFiles(t, files, want)
+	if h := lookup(files, "/var/lib/conveyor"); h != nil && h.Uid != 65532 {
+		t.Errorf("/var/lib/conveyor is owned by uid %d, want %s", h.Uid, imagesUID)
+	}
+	if !im.git && lookup(files, "/usr/bin/git") != nil {
+		t.Errorf("/usr/bin/git is in the image, which needs no git")
+	}
+}
+
+// checkFiles wants each path of want in files with its type; regular files not
+// empty, and executable unless under /etc/.
+func checkFiles(t *testing.T, files map[string]*tar.Header, want map[string]byte) {
+	t.Helper()
 	for p, typ := range want {
 		h := lookup(files, p)
 		switch {
@@ -168,12 +237,6 @@ func checkImageFiles(t *testing.T, img v1.Image, im conveyorImage) {
 		case typ == tar.TypeReg && !strings.HasPrefix(p, "/etc/") && h.Mode&0o111 == 0:
 			t.Errorf("%s has mode %o, want an executable", p, h.Mode)
 		}
-	}
-	if h := lookup(files, "/var/lib/conveyor"); h != nil && h.Uid != 65532 {
-		t.Errorf("/var/lib/conveyor is owned by uid %d, want %s", h.Uid, imagesUID)
-	}
-	if !im.git && lookup(files, "/usr/bin/git") != nil {
-		t.Errorf("/usr/bin/git is in the image, which needs no git")
 	}
 }
 

@@ -53,7 +53,9 @@ func devUpCommand() *cli.Command {
 			"`openstack` runs a two-region OpenStack (regions eqiad1 and eqiad2, Keystone on\n" +
 			"127.0.0.1:5050) from Debian's packages for the cloud migration (about 4 minutes\n" +
 			"the first time, ~2.4 GiB; `make deps` installs the packages);\n" +
-			"`temporal-postgres` runs the production Temporal beside the dev server.\n\n" +
+			"`temporal-postgres` runs the production Temporal beside the dev server;\n" +
+			"`docker` runs a Docker engine (Debian's dockerd, its socket\n" +
+			"STATE/docker/docker.sock) for docker-compose.yml.\n\n" +
 			"--temporal postgres runs Temporal as production does instead of the CLI's dev\n" +
 			"server: Temporal's own server (frontend, history, matching and worker as four\n" +
 			"processes) on PostgreSQL 15, its schema created and upgraded by a one-shot step,\n" +
@@ -62,7 +64,7 @@ func devUpCommand() *cli.Command {
 			"remembers the choice; --temporal dev goes back to the dev server.\n\n" +
 			"Example:\n\n   conveyor dev up\n   conveyor dev up --temporal postgres\n   conveyor dev up --with debian\n   conveyor dev up --with openstack\n   conveyor --state-dir /tmp/stack dev up",
 		Flags: []cli.Flag{
-			&cli.StringSliceFlag{Name: "with", Usage: "also start the optional component `NAME` (debian, openstack, temporal-postgres); repeatable"},
+			&cli.StringSliceFlag{Name: "with", Usage: "also start the optional component `NAME` (debian, openstack, temporal-postgres, docker); repeatable"},
 			&cli.StringFlag{Name: "temporal", Usage: "the Temporal to run and point the configuration at: `KIND` dev or postgres (default: what the state directory last ran, else dev)"},
 			&cli.BoolFlag{Name: "rebuild", Usage: "build the optional components of --with again even when their image exists"},
 		},

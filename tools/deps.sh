@@ -9,6 +9,10 @@ pkgs=(runc containerd containernetworking-plugins iptables conntrack docker-regi
 # The production Temporal's database (`conveyor dev up --temporal postgres`); the
 # stack runs its own cluster in its state directory, never the package's.
 pkgs+=(postgresql-15)
+# The optional Docker engine (`conveyor dev up --with docker`) and Debian's
+# docker-compose 1.29, which run docker-compose.yml (integration/compose_test.go); the
+# stack starts its own dockerd in its state directory, never the package's service.
+pkgs+=(docker.io docker-compose)
 # The optional two-region OpenStack (`conveyor dev up --with openstack`, which the
 # migration's integration tests use): the library packages, not the service packages,
 # which would pull debconf, dbconfig-common and init scripts.

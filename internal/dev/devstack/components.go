@@ -82,6 +82,7 @@ func (s *stack) components() []component {
 		configRepoComponent(),
 		debianComponent(),
 		openstackComponent(),
+		dockerdComponent(),
 	}...)
 }
 
