@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -353,14 +352,21 @@ func serveGit(t *testing.T, dir string) string {
 	port := freePorts(t, 1)[0]
 	cmd := exec.Command("git", "daemon", "--reuseaddr", "--export-all", "--informative-errors",
 		"--listen=127.0.0.1", "--port="+strconv.Itoa(port), "--base-path="+filepath.Dir(dir), filepath.Dir(dir))
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Its own process group, killed whole: git daemon forks a child per
+	// connection, and a child left holding the test binary's output would keep
+	// `go test` waiting. Its log is the test's only on failure.
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("git daemon: %v", err)
 	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_, _ = cmd.Process.Wait()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("git daemon:\n%s", out.String())
+		}
 	})
 	url := fmt.Sprintf("git://127.0.0.1:%d/%s", port, filepath.Base(dir))
 	stacktest.WaitFor(t, 30*time.Second, "git daemon serving "+url, func() error {

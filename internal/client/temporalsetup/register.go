@@ -14,6 +14,8 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/wikimedia/conveyor/internal/client/launch"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/wikimedia/conveyor/workflows"
@@ -156,15 +158,10 @@ func probeStart(ctx context.Context, c client.Client, namespace string, want map
 		return err
 	}
 	defer nc.Close()
-	run, err := nc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: probeID, TaskQueue: probeID, TypedSearchAttributes: temporal.NewSearchAttributes(updates...),
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-	}, "ConveyorRegisterProbe")
-	if err != nil {
+	if err := launch.ProbeStart(ctx, nc, probeID, temporal.NewSearchAttributes(updates...), "conveyor temporal register: the search attributes are usable"); err != nil {
 		return fmt.Errorf("a start with the new search attributes: %w", err)
 	}
-	return nc.TerminateWorkflow(ctx, run.GetID(), run.GetRunID(), "conveyor temporal register: the search attributes are usable")
+	return nil
 }
 
 // addMissing adds the attributes of want that namespace lacks and returns their
