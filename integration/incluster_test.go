@@ -23,11 +23,9 @@ import (
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 	"github.com/wikimedia/conveyor/workflows"
@@ -55,7 +53,7 @@ func TestPipelineOnInClusterWorkers(t *testing.T) {
 	ns := stacktest.Namespace(t, "conveyor-incluster-it")
 	images := buildConveyorImages(t, c, c.Registry.Address+"/conveyor-test")
 	prefix := c.Registry.Address + "/conveyor-test/"
-	kube := adminKube(t, c.Kubernetes.Kubeconfig)
+	kube := kubeClient(t)
 
 	buildkit := forwardTCP(t, "unix", strings.TrimPrefix(c.Buildkit.Address, "unix://"))
 	image := uniqueImage(t, "incluster")
@@ -127,42 +125,14 @@ func TestPipelineOnInClusterWorkers(t *testing.T) {
 	t.Logf("pipeline %s ran on pods %s (deleted mid-build), %s and the deploy pool's, in namespace %s", image, buildPod, replaced, home)
 }
 
-// adminKube is a client of the stack's cluster with its admin kubeconfig.
-func adminKube(t *testing.T, kubeconfig string) kubernetes.Interface {
-	t.Helper()
-	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		t.Fatalf("kubeconfig %s (make up): %v", kubeconfig, err)
-	}
-	k, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
 // createNamespace makes namespace ns; the test's cleanup deletes it and waits
 // until it is gone.
-func createNamespace(t *testing.T, kube kubernetes.Interface, ns string) {
+func createNamespace(t *testing.T, kube *kubernetes.Clientset, ns string) {
 	t.Helper()
 	if _, err := kube.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		if err := kube.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			t.Errorf("deleting namespace %s: %v", ns, err)
-			return
-		}
-		for ctx.Err() == nil {
-			if _, err := kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-				return
-			}
-			time.Sleep(500 * time.Millisecond)
-		}
-		t.Errorf("namespace %s still there after 3 minutes", ns)
-	})
+	t.Cleanup(func() { deleteNamespace(t, kube, ns) })
 }
 
 // installChart installs charts/conveyor as release into namespace ns with values,
@@ -197,7 +167,7 @@ func installChart(t *testing.T, kubeconfig, ns, release string, values map[strin
 
 // waitPoolReady waits until the pool's Deployment has one pod that is Ready and is
 // not old (the pod it replaces), and returns its name.
-func waitPoolReady(t *testing.T, kube kubernetes.Interface, ns, release, pool, old string) string {
+func waitPoolReady(t *testing.T, kube *kubernetes.Clientset, ns, release, pool, old string) string {
 	t.Helper()
 	var name string
 	stacktest.WaitFor(t, 5*time.Minute, "a ready pod of pool "+pool, func() error {
@@ -207,43 +177,24 @@ func waitPoolReady(t *testing.T, kube kubernetes.Interface, ns, release, pool, o
 		if err != nil {
 			return err
 		}
-		var states []string
 		for _, p := range pods.Items {
-			ready := p.DeletionTimestamp == nil && p.Name != old
-			for _, cond := range p.Status.Conditions {
-				if cond.Type == corev1.PodReady && cond.Status != corev1.ConditionTrue {
-					ready = false
-				}
-			}
-			if len(p.Status.Conditions) == 0 {
-				ready = false
-			}
-			if ready {
+			if p.DeletionTimestamp == nil && p.Name != old && podReady(p) {
 				name = p.Name
 				return nil
 			}
-			states = append(states, fmt.Sprintf("%s %s %s", p.Name, p.Status.Phase, containerStates(p)))
 		}
-		return fmt.Errorf("pods %v", states)
+		return fmt.Errorf("pods: %s", podProblems(context.Background(), kube, ns))
 	})
 	return name
 }
 
-func containerStates(p corev1.Pod) string {
-	var out []string
-	for _, s := range p.Status.ContainerStatuses {
-		switch {
-		case s.State.Waiting != nil:
-			out = append(out, s.Name+" waiting: "+s.State.Waiting.Reason+" "+s.State.Waiting.Message)
-		case s.State.Terminated != nil:
-			out = append(out, s.Name+" terminated: "+s.State.Terminated.Reason)
-		case s.Ready:
-			out = append(out, s.Name+" ready")
-		default:
-			out = append(out, s.Name+" running, not ready")
+func podReady(p corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
 		}
 	}
-	return strings.Join(out, "; ")
+	return false
 }
 
 // wantContainerPollers checks that the task queue's pollers are container
@@ -275,7 +226,7 @@ func wantContainerPollers(t *testing.T, c client.Client, namespace, queue string
 }
 
 // podLogs is every container's log in namespace ns, for a failure's message.
-func podLogs(t *testing.T, kube kubernetes.Interface, ns string) string {
+func podLogs(t *testing.T, kube *kubernetes.Clientset, ns string) string {
 	t.Helper()
 	pods, err := kube.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
 	if err != nil {

@@ -94,25 +94,16 @@ func run(o options) error {
 	if err != nil {
 		return fmt.Errorf("%v (run `make up` first, or use -server own)", err)
 	}
-	serverPID := -1
-	// serverCPU is the CPU the Temporal server's processes have used so far.
-	serverCPU := func() (time.Duration, error) { return procstat.CPUTime(serverPID) }
+	// serverCPU, when the benchmark knows the server's processes, is the CPU each
+	// has used so far.
+	var serverCPU func() (map[string]time.Duration, error)
 	serverName := "the dev server"
-	// byService holds the production Temporal's CPU by process, at the start and
-	// at the end.
-	var byService []map[string]time.Duration
 	switch o.server {
 	case "stack":
 	case "postgres":
 		cfg.Temporal.Address = devstack.ProdTemporal().Address
-		serverPID, serverName = 1, "Temporal's services and PostgreSQL"
-		serverCPU = func() (time.Duration, error) {
-			by, err := prodServerCPU(o.stateDir)
-			if err == nil {
-				byService = append(byService, by)
-			}
-			return total(by), err
-		}
+		serverName = "Temporal's services and PostgreSQL"
+		serverCPU = func() (map[string]time.Duration, error) { return prodServerCPU(o.stateDir) }
 		fmt.Printf("on the stack's production Temporal at %s (PostgreSQL)\n", cfg.Temporal.Address)
 	case "own":
 		srv, err := startDevServer(ctx)
@@ -120,7 +111,10 @@ func run(o options) error {
 			return err
 		}
 		defer srv.Stop() //nolint:errcheck
-		serverPID = srv.Pid()
+		serverCPU = func() (map[string]time.Duration, error) {
+			d, err := procstat.CPUTime(srv.Pid())
+			return map[string]time.Duration{"temporal server start-dev": d}, err
+		}
 		cfg.Temporal.Address = srv.Address
 		fmt.Printf("started a Temporal dev server of its own at %s (in memory; log %s)\n", srv.Address, srv.LogPath)
 	default:
@@ -175,7 +169,11 @@ func run(o options) error {
 		o.vms, o.projects, mode, o.perProject, o.namespace)
 	start := time.Now()
 	cpu0, _ := procstat.CPUTime(0)
-	srvCPU0, _ := serverCPU()
+	var srvCPU0, srvCPU1 map[string]time.Duration
+	var srvErr error
+	if serverCPU != nil {
+		srvCPU0, srvErr = serverCPU()
+	}
 	type result struct {
 		notDone []string
 		err     error
@@ -208,7 +206,9 @@ wait:
 	}
 	wall := time.Since(start)
 	cpu1, _ := procstat.CPUTime(0)
-	srvCPU1, srvErr := serverCPU()
+	if serverCPU != nil && srvErr == nil {
+		srvCPU1, srvErr = serverCPU()
+	}
 	rss, err := procstat.PeakRSS(0)
 	if err != nil {
 		return err
@@ -248,14 +248,15 @@ wait:
 		fmt.Fprintf(tw, "timers fired late by (%d timers)\tp50 %s, p99 %s, max %s\t\t\n", n, p50.Round(time.Millisecond), p99.Round(time.Millisecond), most.Round(time.Millisecond))
 	}
 	fmt.Fprintf(tw, "CPU used by the worker process\t%s (%.1f ms per VM)\t\t\n", (cpu1 - cpu0).Round(time.Second), float64((cpu1-cpu0).Milliseconds())/float64(o.vms))
-	if srvErr == nil && serverPID > 0 {
-		fmt.Fprintf(tw, "CPU used by %s\t%s (%.1f ms per VM)\t\t\n", serverName, (srvCPU1 - srvCPU0).Round(time.Second), float64((srvCPU1-srvCPU0).Milliseconds())/float64(o.vms))
-		fmt.Fprintf(tw, "share of the %d cores they got\t%.0f%%\t\t\n", runtime.NumCPU(), 100*(cpu1-cpu0+srvCPU1-srvCPU0).Seconds()/wall.Seconds()/float64(runtime.NumCPU()))
-	}
-	if len(byService) == 2 {
-		for _, name := range prodServices {
-			d := byService[1][name] - byService[0][name]
-			fmt.Fprintf(tw, "  of which %s\t%s (%.1f ms per VM)\t\t\n", name, d.Round(time.Second), float64(d.Milliseconds())/float64(o.vms))
+	if srvCPU1 != nil && srvErr == nil {
+		used := total(srvCPU1) - total(srvCPU0)
+		fmt.Fprintf(tw, "CPU used by %s\t%s (%.1f ms per VM)\t\t\n", serverName, used.Round(time.Second), float64(used.Milliseconds())/float64(o.vms))
+		fmt.Fprintf(tw, "share of the %d cores they got\t%.0f%%\t\t\n", runtime.NumCPU(), 100*(cpu1-cpu0+used).Seconds()/wall.Seconds()/float64(runtime.NumCPU()))
+		if len(srvCPU1) > 1 {
+			for _, name := range prodServices {
+				d := srvCPU1[name] - srvCPU0[name]
+				fmt.Fprintf(tw, "  of which %s\t%s (%.1f ms per VM)\t\t\n", name, d.Round(time.Second), float64(d.Milliseconds())/float64(o.vms))
+			}
 		}
 	}
 	fmt.Fprintf(tw, "VMs migrated (sources deleted)\t%d\t%d\t%s\n", st.deleted.Load(), o.vms, yes(st.deleted.Load() == int64(o.vms)))

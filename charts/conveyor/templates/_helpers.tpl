@@ -114,7 +114,7 @@ that component uses, and the paths of the secrets mounted into it. It takes
 {{- $kubeconfig = include "conveyor.secretPath" (list "kubeconfig" "kubeconfig") -}}
 {{- end -}}
 {{- $kubernetes := dict "kubeconfig" $kubeconfig -}}
-{{- if and $v.rbac.create (not $v.rbac.releaseRightsInEveryNamespace) (not $s.kubeconfig.secretName) -}}
+{{- if include "conveyor.selfBind" .root -}}
 {{- $_ := set $kubernetes "releaseClusterRole" (include "conveyor.releaseRole" .root) -}}
 {{- end -}}
 {{- $_ := set $cfg "kubernetes" $kubernetes -}}
@@ -293,6 +293,17 @@ rbac.managedNamespaces' stead by the deploy pool itself in each ci-… namespace
 creates (kubernetes.releaseClusterRole), or cluster-wide with
 rbac.releaseRightsInEveryNamespace.
 */}}
+{{/*
+conveyor.selfBind is "true" when the deploy pool binds conveyor.releaseRole to itself in
+each ci-… namespace it creates: the chart makes its RBAC, the release rules are not
+bound cluster-wide, and it deploys to the cluster it runs in (no secrets.kubeconfig).
+*/}}
+{{- define "conveyor.selfBind" -}}
+{{- if and .Values.rbac.create .Values.pools.deploy.enabled (not .Values.rbac.releaseRightsInEveryNamespace) (not .Values.secrets.kubeconfig.secretName) -}}
+true
+{{- end -}}
+{{- end -}}
+
 {{- define "conveyor.releaseRole" -}}
 {{- printf "%s-worker-deploy-releases-%s" (include "conveyor.fullname" .) .Release.Namespace -}}
 {{- end -}}

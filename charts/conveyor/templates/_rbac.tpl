@@ -10,7 +10,7 @@ namespace it deploys to. RBAC cannot limit the names: rbac.namespacePolicy does.
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [get, create, delete]
-{{- if and (not .Values.rbac.releaseRightsInEveryNamespace) (not .Values.secrets.kubeconfig.secretName) }}
+{{- if include "conveyor.selfBind" . }}
 # DeployCandidate binds the release ClusterRole to the pool's own ServiceAccount in
 # each ci-… namespace it creates (kubernetes.releaseClusterRole); the API server
 # allows that binding only with bind on that one ClusterRole. The namespace policy
