@@ -4,6 +4,8 @@ package buildkit
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -59,7 +61,7 @@ func (a *Activities) BuildVariant(ctx context.Context, in contract.BuildVariantI
 	if err != nil {
 		return contract.BuildVariantOutput{}, err
 	}
-	opts := a.options(dir)
+	opts := a.options(dir, in.Source)
 	if in.Push != "" {
 		opts.Tag, opts.Push = a.cfg.Registry.Address+"/"+in.Push, true
 	}
@@ -83,7 +85,7 @@ func (a *Activities) RunTests(ctx context.Context, in contract.RunTestsInput) (c
 	if err != nil {
 		return contract.RunTestsOutput{}, err
 	}
-	opts := a.options(dir)
+	opts := a.options(dir, in.Source)
 	opts.Test = true
 	logs := &testLog{}
 	_, err = a.build(ctx, cfg, in.Variant, opts, logs.record)
@@ -110,14 +112,31 @@ func (a *Activities) prepare(ctx context.Context, src contract.Source, file, var
 	return dir, cfg, nil
 }
 
-func (a *Activities) options(dir string) blubber.BuildOptions {
+// options builds a repository's config as untrusted code: its steps reach only
+// the configured egress hosts, and its caches are its own (CacheScope).
+func (a *Activities) options(dir string, src contract.Source) blubber.BuildOptions {
 	return blubber.BuildOptions{
 		ContextDir: dir,
 		Insecure:   true,
 		Registry:   a.cfg.Registry.Address,
 		Username:   a.cfg.Registry.Username,
 		Password:   a.cfg.Registry.Password,
+		Egress:     &blubber.Egress{Allow: a.cfg.Buildkit.Egress.Allow},
+		CacheScope: CacheScope(src),
 	}
+}
+
+// CacheScope is the scope of a source's build caches: its repository and its
+// branch, or "unreviewed" for change refs, tags and commits, so that an
+// unreviewed patchset can plant nothing in what a branch's build uses, and no
+// project reads another's caches.
+func CacheScope(src contract.Source) string {
+	sum := sha256.Sum256([]byte(src.Repo))
+	trust := "unreviewed"
+	if src.Branch != "" {
+		trust = "branch:" + src.Branch
+	}
+	return "repo-" + hex.EncodeToString(sum[:8]) + "/" + trust
 }
 
 // build runs blubber.Build with a heartbeat carrying the latest progress, and turns

@@ -36,6 +36,10 @@ type Source struct {
 	Repo string `json:"repo"`
 	// Commit is the full commit hash that Ref resolved to.
 	Commit string `json:"commit"`
+	// Branch is the branch Ref resolved through (main for refs/heads/main); empty
+	// for a change ref, a tag or a commit: code that no branch's review let in.
+	// Builds keep their caches per repository and branch (or "unreviewed").
+	Branch string `json:"branch,omitempty"`
 }
 
 // PrepareSourceInput asks for a ref of a repository.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/docker/cli/cli/config/types"
@@ -57,6 +58,14 @@ type BuildOptions struct {
 	// Progress, if set, receives every status update from buildkitd, for
 	// heartbeats and logs. It is called from one goroutine, in order.
 	Progress func(Progress)
+	// Egress, when set, isolates every step from the host's network and lets
+	// steps fetch only from the hosts it allows (see Egress). Nil leaves steps on
+	// buildkitd's own network: only for trusted configs.
+	Egress *Egress
+	// CacheScope, when set, prefixes the id of every cache mount, so that builds
+	// in different scopes (a project's reviewed branch, its unreviewed changes,
+	// another project) never share a cache. Default none: ids as the config says.
+	CacheScope string
 }
 
 // Progress is a status update of a running build.
@@ -87,6 +96,9 @@ type StepError struct {
 	Step    string
 	Test    bool
 	Output  string
+	// Refused lists the URLs the build asked for that BuildOptions.Egress did
+	// not allow.
+	Refused []string
 	Err     error
 }
 
@@ -98,6 +110,9 @@ func (e *StepError) Error() string {
 	msg := fmt.Sprintf("variant %s: %s %q failed: %v", e.Variant, what, e.Step, e.Err)
 	if e.Output != "" {
 		msg += "\noutput:\n" + e.Output
+	}
+	if len(e.Refused) > 0 {
+		msg += "\nrefused by the build's egress policy (buildkit.egress.allow): " + strings.Join(e.Refused, ", ")
 	}
 	return msg
 }
@@ -141,6 +156,11 @@ func Build(ctx context.Context, s Solver, cfg *Config, variant string, opts Buil
 		LocalMounts: map[string]fsutil.FS{DefaultContextName: fs},
 		Session:     []session.Attachable{authProvider(opts)},
 	}
+	var egress *egressPolicy
+	if opts.Egress != nil {
+		egress = &egressPolicy{Egress: *opts.Egress}
+		solveOpt.ProxyNetwork, solveOpt.SourcePolicyProvider = true, egress.provider()
+	}
 	if opts.Tag != "" && !opts.Test {
 		solveOpt.Exports = []bkclient.ExportEntry{{Type: bkclient.ExporterImage, Attrs: map[string]string{
 			string(exptypes.OptKeyName):             opts.Tag,
@@ -154,7 +174,7 @@ func Build(ctx context.Context, s Solver, cfg *Config, variant string, opts Buil
 	var imageConfig []byte
 	buildFunc := func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
 		copts := []CompileOption{WithImageResolver(c), WithDockerignore(excludes), WithSourceDateEpoch(epoch),
-			WithContextID(contextID), WithBuildArgs(opts.BuildArgs)}
+			WithContextID(contextID), WithBuildArgs(opts.BuildArgs), WithCacheScope(opts.CacheScope)}
 		if w := c.BuildOpts().Workers; len(w) > 0 && len(w[0].Platforms) > 0 {
 			copts = append(copts, WithPlatform(w[0].Platforms[0]))
 		}
@@ -196,6 +216,9 @@ func Build(ctx context.Context, s Solver, cfg *Config, variant string, opts Buil
 	<-done // Build closes statusCh when it returns.
 	if err != nil {
 		if se := tracker.failure(variant, err); se != nil {
+			if egress != nil {
+				se.Refused = egress.refused()
+			}
 			return nil, se
 		}
 		return nil, fmt.Errorf("building variant %s: %w", variant, err)

@@ -56,6 +56,7 @@ type compileOptions struct {
 	excludes    []string
 	epoch       time.Time
 	buildArgs   map[string]string
+	cacheScope  string
 }
 
 // WithImageResolver resolves base images' configurations (environment, working
@@ -142,6 +143,16 @@ func WithBuildArgs(args map[string]string) CompileOption {
 			}
 		}
 		o.buildArgs = maps.Clone(args)
+		return nil
+	}
+}
+
+// WithCacheScope prefixes every cache mount's id with scope and a slash, so that
+// builds in different scopes share no cache; default none. Build passes
+// BuildOptions.CacheScope.
+func WithCacheScope(scope string) CompileOption {
+	return func(o *compileOptions) error {
+		o.cacheScope = scope
 		return nil
 	}
 }

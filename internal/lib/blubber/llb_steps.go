@@ -120,6 +120,9 @@ func (cp *compiler) run(s *stageState, st *RunStep) error {
 			"shared": llb.CacheMountShared, "private": llb.CacheMountPrivate, "locked": llb.CacheMountLocked,
 		}[c.Sharing]
 		id := os.Expand(c.ID, s.getenv)
+		if cp.opts.cacheScope != "" {
+			id = cp.opts.cacheScope + "/" + id
+		}
 		opts = append(opts, llb.AddMount(target, owned, llb.SourcePath("/cache"), llb.AsPersistentCacheDir(id, sharing)))
 	}
 	s.state = s.state.Run(opts...).Root()

@@ -16,7 +16,8 @@ const TestVertexPrefix = "blubber test "
 // on top of the variant's filesystem: as the image's user, in its working
 // directory, with its environment. Solving it fails when the command exits
 // non-zero; Build then returns a *StepError carrying the command's output. This
-// is the pipeline's "run the test image" step.
+// is the pipeline's "run the test image" step. It has no network: a patchset's
+// tests must not reach the services around the build (BuildOptions.Egress).
 func (c *Compiled) TestState() (llb.State, error) {
 	cfg := c.Image.Config
 	argv := append(append([]string{}, cfg.Entrypoint...), cfg.Cmd...)
@@ -35,6 +36,6 @@ func (c *Compiled) TestState() (llb.State, error) {
 	if cfg.User != "" {
 		st = st.User(cfg.User)
 	}
-	run := st.Run(llb.Args(argv), llb.WithCustomName(TestVertexPrefix+variant+": "+strings.Join(argv, " ")))
+	run := st.Run(llb.Args(argv), llb.Network(llb.NetModeNone), llb.WithCustomName(TestVertexPrefix+variant+": "+strings.Join(argv, " ")))
 	return run.Root(), nil
 }

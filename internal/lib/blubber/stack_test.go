@@ -90,15 +90,19 @@ func (s *stack) tag(repo string) string {
 
 // helloCopy copies examples/hello into a temporary directory and parses its
 // Blubber config.
-func helloCopy(tb testing.TB) (string, *blubber.Config) {
+func helloCopy(tb testing.TB) (string, *blubber.Config) { return exampleCopy(tb, "hello") }
+
+// exampleCopy copies examples/<name> into a temporary directory and parses its
+// Blubber config.
+func exampleCopy(tb testing.TB, name string) (string, *blubber.Config) {
 	tb.Helper()
 	repo, err := stacktest.RepoDir()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	dir := filepath.Join(tb.TempDir(), "hello")
-	if out, err := exec.Command("cp", "-a", filepath.Join(repo, "examples", "hello"), dir).CombinedOutput(); err != nil {
-		tb.Fatalf("copying examples/hello: %v: %s", err, out)
+	dir := filepath.Join(tb.TempDir(), name)
+	if out, err := exec.Command("cp", "-a", filepath.Join(repo, "examples", name), dir).CombinedOutput(); err != nil {
+		tb.Fatalf("copying examples/%s: %v: %s", name, err, out)
 	}
 	cfg, err := blubber.ParseFile(filepath.Join(dir, ".pipeline", "blubber.yaml"))
 	if err != nil {

@@ -10,6 +10,8 @@
 //	  uiURL: http://127.0.0.1:8233
 //	buildkit:
 //	  address: unix:///srv/conveyor/.local/buildkit/buildkitd.sock
+//	  egress:
+//	    allow: [registry.npmjs.org, "*.debian.org"]
 //	registry:
 //	  address: localhost:5000
 //	  username: conveyor
@@ -32,6 +34,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -74,10 +78,34 @@ type Temporal struct {
 	APIKeyFile string `yaml:"apiKeyFile,omitempty"`
 }
 
-// Buildkit says how to reach buildkitd.
+// Buildkit says how to reach buildkitd and what build steps may reach.
 type Buildkit struct {
 	// Address is a buildkitd address such as unix:///run/buildkit/buildkitd.sock.
 	Address string `yaml:"address"`
+	// Egress is what a repository's build steps may reach (docs/security.md).
+	Egress Egress `yaml:"egress"`
+}
+
+// Egress says where the steps of a build (builders: npm, pip, apt, a config's own
+// commands) may fetch from. Each step runs in a network namespace of its own whose
+// only way out is buildkitd's HTTP(S) proxy, which fetches only from these hosts;
+// test steps have no network at all. Neither reaches conveyor's own services.
+type Egress struct {
+	// Allow lists host names ("registry.npmjs.org") and suffix patterns
+	// ("*.debian.org"); default DefaultEgress. An empty list allows nothing.
+	Allow []string `yaml:"allow"`
+}
+
+var egressHostRE = regexp.MustCompile(`^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$`)
+
+// DefaultEgress is the package registries that builders fetch from: npm, Debian,
+// PyPI, Packagist and the Go module proxy.
+var DefaultEgress = []string{
+	"registry.npmjs.org",
+	"deb.debian.org", "security.debian.org",
+	"pypi.org", "files.pythonhosted.org",
+	"repo.packagist.org",
+	"proxy.golang.org", "sum.golang.org",
 }
 
 // Registry is the artifact registry images are pushed to.
@@ -173,6 +201,7 @@ func (g Gerrit) HTTPPassword() (string, error) {
 func Defaults() Config {
 	return Config{
 		Temporal: Temporal{Address: "127.0.0.1:7233", Namespace: "default", UIURL: "http://127.0.0.1:8233"},
+		Buildkit: Buildkit{Egress: Egress{Allow: slices.Clone(DefaultEgress)}},
 		Registry: Registry{Address: "localhost:5000"},
 		StateDir: DefaultStateDir,
 	}
@@ -250,6 +279,11 @@ func Load(path string, explicit bool) (Config, error) {
 	for _, o := range envOverrides(&c) {
 		if v, ok := os.LookupEnv(o.name); ok && v != "" {
 			*o.dst = v
+		}
+	}
+	for i, host := range c.Buildkit.Egress.Allow {
+		if !egressHostRE.MatchString(host) {
+			return Config{}, fmt.Errorf("%s: buildkit.egress.allow[%d]: %q is not a host name or a *.suffix pattern (write registry.npmjs.org or \"*.debian.org\": no scheme, port or path)", path, i, host)
 		}
 	}
 	if c.Registry.Password == "" && c.Registry.PasswordFile != "" {

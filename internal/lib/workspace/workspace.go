@@ -55,6 +55,9 @@ type Source struct {
 	Repo string
 	// Commit is a full commit hash.
 	Commit string
+	// Branch is the branch the ref resolved through, without refs/heads/; empty
+	// when the ref was not a branch (a change ref, a tag, a commit).
+	Branch string
 }
 
 var commitRE = regexp.MustCompile(`^([0-9a-fA-F]{40}|[0-9a-fA-F]{64})$`)
@@ -99,6 +102,9 @@ func Ensure(ctx context.Context, stateDir, repo, ref string) (Source, string, er
 		return Source{}, "", err
 	}
 	src := Source{Repo: repo, Commit: commit}
+	if branch, ok := strings.CutPrefix(name, "refs/heads/"); ok {
+		src.Branch = branch
+	}
 	if dir := Dir(stateDir, src); isDir(dir) {
 		return src, dir, nil
 	}

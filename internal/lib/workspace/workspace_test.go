@@ -73,17 +73,17 @@ func TestEnsureResolvesEveryKindOfRef(t *testing.T) {
 	gittest.Git(t, t.TempDir(), "clone", "--quiet", "--mirror", r.dir, bare)
 
 	tests := []struct {
-		name, repo, ref, commit, readme string
+		name, repo, ref, commit, readme, branch string
 	}{
-		{"branch", r.dir, "main", r.second, "second\n"},
-		{"full branch ref", r.dir, "refs/heads/main", r.second, "second\n"},
-		{"HEAD", r.dir, "HEAD", r.second, "second\n"},
-		{"change ref", r.dir, r.changeRef, r.first, "first\n"},
-		{"annotated tag", r.dir, r.tag, r.first, "first\n"},
-		{"full commit", r.dir, r.first, r.first, "first\n"},
-		{"upper-case commit", r.dir, strings.ToUpper(r.second), r.second, "second\n"},
-		{"bare repository", bare, r.changeRef, r.first, "first\n"},
-		{"file URL", "file://" + r.dir, "main", r.second, "second\n"},
+		{"branch", r.dir, "main", r.second, "second\n", "main"},
+		{"full branch ref", r.dir, "refs/heads/main", r.second, "second\n", "main"},
+		{"HEAD", r.dir, "HEAD", r.second, "second\n", ""},
+		{"change ref", r.dir, r.changeRef, r.first, "first\n", ""},
+		{"annotated tag", r.dir, r.tag, r.first, "first\n", ""},
+		{"full commit", r.dir, r.first, r.first, "first\n", ""},
+		{"upper-case commit", r.dir, strings.ToUpper(r.second), r.second, "second\n", ""},
+		{"bare repository", bare, r.changeRef, r.first, "first\n", ""},
+		{"file URL", "file://" + r.dir, "main", r.second, "second\n", "main"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,6 +93,9 @@ func TestEnsureResolvesEveryKindOfRef(t *testing.T) {
 			}
 			if src.Commit != tt.commit {
 				t.Errorf("commit = %s, want %s", src.Commit, tt.commit)
+			}
+			if src.Branch != tt.branch {
+				t.Errorf("branch = %q, want %q (only a branch is reviewed code)", src.Branch, tt.branch)
 			}
 			if dir != Dir(state, src) {
 				t.Errorf("dir = %s, want Dir(...) = %s", dir, Dir(state, src))
