@@ -494,3 +494,32 @@ func checkConfigs(t *testing.T, m *conveyorManifests) {
 		}
 	}
 }
+
+// TestConveyorBuildEgress: config.buildkit.egress.allow reaches the build pool's
+// configuration when set, and is left out (conveyor's default) when null.
+func TestConveyorBuildEgress(t *testing.T) {
+	buildConfig := func(overrides map[string]any) map[string]any {
+		t.Helper()
+		m, err := renderConveyor(t, overrides)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var raw map[string]any
+		if err := yaml.Unmarshal([]byte(one(t, "ConfigMap", m.configMaps).Data["build.yaml"]), &raw); err != nil {
+			t.Fatal(err)
+		}
+		bk, _ := raw["buildkit"].(map[string]any)
+		return bk
+	}
+	if bk := buildConfig(nil); bk["egress"] != nil {
+		t.Errorf("egress.allow null: build.yaml has buildkit.egress %v, want none (conveyor's default)", bk["egress"])
+	}
+	bk := buildConfig(map[string]any{"config": map[string]any{"buildkit": map[string]any{"egress": map[string]any{"allow": []any{"mirror.example.org"}}}}})
+	if got := fmt.Sprint(bk["egress"]); got != "map[allow:[mirror.example.org]]" {
+		t.Errorf("build.yaml buildkit.egress = %s, want map[allow:[mirror.example.org]]", got)
+	}
+	_, err := renderConveyor(t, map[string]any{"config": map[string]any{"buildkit": map[string]any{"egress": map[string]any{"allow": []any{"https://x.org"}}}}})
+	if err == nil || !strings.Contains(err.Error(), "allow") {
+		t.Errorf("a URL in egress.allow: %v, want the schema to refuse it", err)
+	}
+}

@@ -91,7 +91,10 @@ that component uses, and the paths of the secrets mounted into it. It takes
 {{- end -}}
 {{- $cfg := dict "temporal" $temporal "stateDir" "/var/lib/conveyor" -}}
 {{- if eq $c "build" -}}
-{{- $_ := set $cfg "buildkit" (dict "address" $v.config.buildkit.address) -}}
+{{- $buildkit := dict "address" $v.config.buildkit.address -}}
+{{- $allow := dig "egress" "allow" nil $v.config.buildkit -}}
+{{- if not (kindIs "invalid" $allow) }}{{ $_ := set $buildkit "egress" (dict "allow" $allow) }}{{ end -}}
+{{- $_ := set $cfg "buildkit" $buildkit -}}
 {{- $registry := dict "address" $v.config.registry.address -}}
 {{- with $v.config.registry.username }}{{ $_ := set $registry "username" . }}{{ end -}}
 {{- if $s.registryPassword.secretName -}}
