@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -284,4 +285,32 @@ func TestNewValidatesOptions(t *testing.T) {
 	if want := (helmkit.Waits{ReadyTimeout: time.Minute, Poll: time.Second, CrashLimit: 2}); a.waits != want {
 		t.Errorf("waits %+v, want %+v", a.waits, want)
 	}
+}
+
+// TestPromotionConfigOnlyFromTheProtectedBranch: a commit the registry's protected
+// branch does not contain (an unmerged change's ref, another branch anyone may push)
+// is refused, locally and from a git URL; the branch's commits, old ones
+// included, are read.
+func TestPromotionConfigOnlyFromTheProtectedBranch(t *testing.T) {
+	repo, first := registryRepo(t, goodFiles())
+	gitRun(t, repo, "checkout", "-q", "-b", "sandbox/mallory")
+	evil := commitFiles(t, repo, map[string]string{"services/hello/promotion.yaml": strings.Replace(goodPlan, "approvers: [alice, bob]", "approvers: [mallory]", 1)})
+	gitRun(t, repo, "update-ref", "refs/changes/01/1/1", evil)
+	gitRun(t, repo, "checkout", "-q", "main")
+	for _, loc := range []string{repo, "file://" + repo} {
+		a := testActivities(t, loc)
+		for _, ref := range []string{"sandbox/mallory", "refs/changes/01/1/1", evil} {
+			wantInvalid(t, a, contract.PromotionConfigInput{Service: "hello", Ref: ref},
+				"not on the configuration registry's protected branch main (promotion.protectedBranch)", evil[:12])
+		}
+		for _, ref := range []string{"", "main", first} {
+			out, err := a.PromotionConfig(context.Background(), contract.PromotionConfigInput{Service: "hello", Ref: ref})
+			if err != nil || out.Commit != first || !slices.Equal(out.Plan.Approvers, []string{"alice", "bob"}) {
+				t.Errorf("%s ref %q: %v %s %v, want the branch's plan", loc, ref, err, out.Commit, out.Plan.Approvers)
+			}
+		}
+	}
+	a := testActivities(t, repo)
+	a.protected = "production"
+	wantInvalid(t, a, contract.PromotionConfigInput{Service: "hello"}, "has no branch production (promotion.protectedBranch)")
 }

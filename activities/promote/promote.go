@@ -40,6 +40,7 @@ type Activities struct {
 	chartDir   string
 	stateDir   string
 	configRepo string
+	protected  string
 	waits      helmkit.Waits
 	http       *http.Client
 	// fallback says the clusters came from kubernetes.kubeconfig, not from
@@ -81,6 +82,7 @@ func New(cfg config.Config, opts ...Option) (*Activities, error) {
 		clusters:   map[string]*cluster{},
 		stateDir:   cfg.StateDir,
 		configRepo: cfg.Promotion.ConfigRepo,
+		protected:  cfg.Promotion.ProtectedBranch,
 		waits:      helmkit.Waits{ReadyTimeout: 5 * time.Minute, Poll: 250 * time.Millisecond, CrashLimit: 3},
 		// One fresh connection a request: the analysis measures what a new
 		// client sees, and a pod that stopped answering is not hidden by a

@@ -2,6 +2,7 @@ package promote
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/activities/internal/helmkit"
+	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
 // PromotionConfig reads in.Service's promotion plan and Helm values from the
@@ -48,6 +50,9 @@ func (a *Activities) PromotionConfig(ctx context.Context, in contract.PromotionC
 	}
 	commit, err := reg.resolve(ctx, in.Ref)
 	if err != nil {
+		return contract.PromotionConfigOutput{}, err
+	}
+	if err := reg.onBranch(ctx, commit, cmp.Or(a.protected, config.DefaultProtectedBranch), in.Ref); err != nil {
 		return contract.PromotionConfigOutput{}, err
 	}
 	files, err := reg.serviceFiles(ctx, commit, in.Service)
@@ -187,6 +192,37 @@ func (r *registry) fetch(ctx context.Context, ref string) error {
 		return fmt.Errorf("fetching %s from the configuration registry %s: %w", ref, r.remote, err)
 	}
 	return nil
+}
+
+// onBranch refuses a commit that the registry's protected branch does not
+// contain: an unmerged change of the registry (its own ref, or a branch anyone may
+// push) must not choose a promotion's clusters, values or approvers.
+func (r *registry) onBranch(ctx context.Context, commit, branch, ref string) error {
+	tip := "refs/heads/" + branch
+	if r.remote != "" {
+		if err := r.fetch(ctx, tip); err != nil {
+			return err
+		}
+		tip = "refs/fetched/heads/" + branch
+	}
+	if _, err := git(ctx, r.dir, "rev-parse", "--verify", "--quiet", "--end-of-options", tip+"^{commit}"); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return nonRetryable(contract.ErrPromotionConfig,
+			"the configuration registry %s has no branch %s (promotion.protectedBranch): set promotion.protectedBranch to its reviewed branch", r.label, branch)
+	}
+	_, err := git(ctx, r.dir, "merge-base", "--is-ancestor", commit, tip)
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &exit) && exit.ExitCode() == 1: // not an ancestor
+		return nonRetryable(contract.ErrPromotionConfig,
+			"configuration ref %q is commit %s, which is not on the configuration registry's protected branch %s (promotion.protectedBranch): merge the change to %s first, then promote from %s or one of its commits",
+			orHead(ref), commit[:12], branch, branch, branch)
+	}
+	return err
 }
 
 func orHead(ref string) string {

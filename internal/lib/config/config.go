@@ -157,10 +157,18 @@ type Promotion struct {
 	// ConfigRepo is the git repository (a path or URL) of the configuration
 	// registry: Helm values and a promotion plan per environment and service.
 	ConfigRepo string `yaml:"configRepo,omitempty"`
+	// ProtectedBranch is the configuration registry's reviewed branch: a
+	// promotion reads its plan (and so its approvers) only from a commit on it,
+	// whatever ref the starter names. Default DefaultProtectedBranch.
+	ProtectedBranch string `yaml:"protectedBranch,omitempty"`
 	// Clusters are the Kubernetes clusters, staging and one per data centre for
 	// production; the plan names them.
 	Clusters []Cluster `yaml:"clusters,omitempty"`
 }
+
+// DefaultProtectedBranch is the configuration registry's reviewed branch unless
+// promotion.protectedBranch says otherwise.
+const DefaultProtectedBranch = "main"
 
 // Cluster is one Kubernetes cluster deploys can go to.
 type Cluster struct {
