@@ -44,6 +44,15 @@ const (
 	// Service for the e2e checks (DeployCandidate). Fix the chart or
 	// chart.values in .pipeline/config.yaml.
 	ErrChart = "InvalidChart"
+	// ErrUntrustedChart: a chart from the repository (pipeline.chart.path) on a
+	// run of an unreviewed patchset renders something a sandbox must not hold: a
+	// cluster-scoped or unknown kind, an object in another namespace, a kind on
+	// conveyor's deny-list, a pod that breaks the PodSecurity restricted profile,
+	// or templates that call `lookup` (DeployCandidate). Nothing was installed.
+	// The message names each template and object and what is wrong: change the
+	// chart, or use conveyor's chart (chart.path ""). docs/security.md lists
+	// the rules.
+	ErrUntrustedChart = "UntrustedChart"
 	// ErrSource: the repository or ref does not exist (PrepareSource, and
 	// DeployCandidate fetching a repository's chart). Check the repository's URL
 	// and that the ref was pushed.
