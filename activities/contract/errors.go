@@ -17,8 +17,10 @@ const (
 	// or a workflow's or activity's input are invalid: PrepareSource (the
 	// settings), BuildVariant and RunTests (a variant the Blubber config lacks),
 	// DeployCandidate (an image not by digest, a bad release name, a servicePort
-	// no Service has), RunE2E (checks that cannot run), PostReview (the worker's
-	// Gerrit configuration). Fix the field the message names and push again.
+	// no Service has, a namespace without conveyor's sandbox label), RunE2E
+	// (checks that cannot run), Teardown (a namespace without conveyor's sandbox
+	// label, which it leaves alone), PostReview (the worker's Gerrit
+	// configuration). Fix the field the message names and push again.
 	ErrInvalidConfig = "InvalidPipelineConfig"
 	// ErrInvalidBlubber: the Blubber config does not parse or validate
 	// (PrepareSource, BuildVariant, RunTests). Fix the config at the path the
