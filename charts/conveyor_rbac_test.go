@@ -161,6 +161,14 @@ func checkRBAC(t *testing.T, m *conveyorManifests, vals chartutil.Values) {
 				}
 			}
 		} else {
+			// activities/helm labels each ci-… namespace it creates so; Teardown
+			// deletes only namespaces with the sandbox label.
+			for _, want := range []string{"'conveyor.wikimedia.org/sandbox'] == 'true'", "'pod-security.kubernetes.io/enforce'] == 'restricted'",
+				"oldObject.metadata.labels['conveyor.wikimedia.org/sandbox'] == 'true'"} {
+				if !strings.Contains(expr, want) {
+					t.Errorf("ValidatingAdmissionPolicy %s does not check %s: %s", p.Name, want, expr)
+				}
+			}
 			for _, ns := range managed {
 				if !strings.Contains(expr, "'"+ns+"'") {
 					t.Errorf("ValidatingAdmissionPolicy %s does not let the deploy pool create managed namespace %s: %s", p.Name, ns, expr)

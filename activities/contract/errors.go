@@ -17,8 +17,10 @@ const (
 	// or a workflow's or activity's input are invalid: PrepareSource (the
 	// settings), BuildVariant and RunTests (a variant the Blubber config lacks),
 	// DeployCandidate (an image not by digest, a bad release name, a servicePort
-	// no Service has), RunE2E (checks that cannot run), PostReview (the worker's
-	// Gerrit configuration). Fix the field the message names and push again.
+	// no Service has, a namespace without conveyor's sandbox label), RunE2E
+	// (checks that cannot run), Teardown (a namespace without conveyor's sandbox
+	// label, which it leaves alone), PostReview (the worker's Gerrit
+	// configuration). Fix the field the message names and push again.
 	ErrInvalidConfig = "InvalidPipelineConfig"
 	// ErrInvalidBlubber: the Blubber config does not parse or validate
 	// (PrepareSource, BuildVariant, RunTests). Fix the config at the path the
@@ -44,6 +46,15 @@ const (
 	// Service for the e2e checks (DeployCandidate). Fix the chart or
 	// chart.values in .pipeline/config.yaml.
 	ErrChart = "InvalidChart"
+	// ErrUntrustedChart: a chart from the repository (pipeline.chart.path) on a
+	// run of an unreviewed patchset renders something a sandbox must not hold: a
+	// cluster-scoped or unknown kind, an object in another namespace, a kind on
+	// conveyor's deny-list, a pod that breaks the PodSecurity restricted profile,
+	// or templates that call `lookup` (DeployCandidate). Nothing was installed.
+	// The message names each template and object and what is wrong: change the
+	// chart, or use conveyor's chart (chart.path ""). docs/security.md lists
+	// the rules.
+	ErrUntrustedChart = "UntrustedChart"
 	// ErrSource: the repository or ref does not exist (PrepareSource, and
 	// DeployCandidate fetching a repository's chart). Check the repository's URL
 	// and that the ref was pushed.

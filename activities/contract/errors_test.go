@@ -14,6 +14,7 @@ func TestErrorTypesAreStable(t *testing.T) {
 		ErrE2EFailed:           "E2EFailed",
 		ErrHelmTest:            "HelmTestFailed",
 		ErrChart:               "InvalidChart",
+		ErrUntrustedChart:      "UntrustedChart",
 		ErrSource:              "SourceUnavailable",
 		ErrCandidateNotReady:   "CandidateNotReady",
 		ErrTagConflict:         "TagConflict",

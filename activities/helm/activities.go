@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"helm.sh/helm/v3/pkg/chart/loader"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/restmapper"
 
 	"github.com/wikimedia/conveyor/activities/internal/helmkit"
 	"github.com/wikimedia/conveyor/charts"
@@ -27,10 +29,13 @@ import (
 // registers it as a pointer; its exported methods are the activities, named as in
 // activities/contract, so it has no other exported methods.
 type Activities struct {
-	chartDir    string
-	stateDir    string
-	cluster     *helmkit.Cluster
-	kube        kubernetes.Interface
+	chartDir string
+	stateDir string
+	cluster  *helmkit.Cluster
+	kube     kubernetes.Interface
+	// mapper says which kinds the cluster serves and their scope, for the checks
+	// of an unreviewed chart.
+	mapper      meta.RESTMapper
 	waits       helmkit.Waits
 	testTimeout time.Duration
 	goneTimeout time.Duration
@@ -131,6 +136,7 @@ func New(cfg config.Config, opts ...Option) (*Activities, error) {
 		return nil, fmt.Errorf("kubernetes.kubeconfig: %w", err)
 	}
 	a.kube = a.cluster.Kube
+	a.mapper = restmapper.NewDeferredDiscoveryRESTMapper(a.cluster.Discovery)
 	return a, nil
 }
 

@@ -59,8 +59,26 @@ func (a *Activities) DeployCandidate(ctx context.Context, in contract.DeployCand
 		return contract.DeployCandidateOutput{}, err
 	}
 	vals := candidateValues(in.Settings.Values, name, repo, digest, isDefault)
+	unreviewed := !isDefault && !in.Reviewed
+	field := fmt.Sprintf("chart.path %q in .pipeline/config.yaml", in.Settings.Chart)
+	if unreviewed {
+		// Before checkRenders: a chart that reads the cluster may not render without it.
+		if problems := templateProblems(ch); len(problems) > 0 {
+			return contract.DeployCandidateOutput{}, untrusted(field, problems)
+		}
+	}
 	if err := a.checkRenders(ch, vals, in.Release, in.Settings); err != nil {
 		return contract.DeployCandidateOutput{}, err
+	}
+	if unreviewed {
+		caps, err := a.capabilities()
+		if err != nil {
+			return contract.DeployCandidateOutput{}, err
+		}
+		if ch, err = pinUntrusted(ch, vals, in.Release, field, caps, sandbox{namespace: ns, mapper: a.mapper}); err != nil {
+			return contract.DeployCandidateOutput{}, err
+		}
+		logger.Info("Checked the chart of an unreviewed patchset; installing what it rendered", "chart", in.Settings.Chart, "objects", len(ch.Templates))
 	}
 	if err := a.ensureNamespace(ctx, ns, in.Labels); err != nil {
 		return contract.DeployCandidateOutput{}, err
@@ -123,14 +141,23 @@ func validateRelease(r contract.Release) error {
 	return nil
 }
 
-// ensureNamespace creates the release's namespace; one that exists already (an earlier
-// attempt's) is fine.
+// ensureNamespace creates the release's namespace with labels and conveyor's
+// sandbox labels (sandboxLabels); one that exists already is fine if it has
+// conveyor's sandbox label (an earlier attempt's), and refused otherwise: the
+// release would land among objects conveyor does not own, and Teardown would
+// refuse to remove it.
 func (a *Activities) ensureNamespace(ctx context.Context, ns string, labels map[string]string) error {
-	obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels}}
+	obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: sandboxLabels(labels)}}
 	_, err := a.kube.CoreV1().Namespaces().Create(ctx, obj, metav1.CreateOptions{})
 	switch {
-	case err == nil || apierrors.IsAlreadyExists(err):
+	case err == nil:
 		return nil
+	case apierrors.IsAlreadyExists(err):
+		got, err := a.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("reading namespace %s: %w", ns, err)
+		}
+		return checkSandbox(got, "deploy into")
 	case apierrors.IsInvalid(err):
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("creating namespace %s: %v", ns, err), contract.ErrInvalidConfig, err)
 	default:

@@ -31,10 +31,25 @@ const teardownGrace = time.Second
 // release's ReplicaSets and pods rather than let the garbage collector delete them
 // with the default grace, and the pods are deleted once the namespace is terminating
 // and nothing can recreate them.
+//
+// It refuses, non-retryably, a namespace that lacks conveyor's sandbox label
+// (sandboxLabel, set when DeployCandidate creates it), and then touches nothing in
+// it: a mistaken or forged input must not delete a namespace conveyor did not make.
 func (a *Activities) Teardown(ctx context.Context, in contract.TeardownInput) error {
 	ns, name := in.Release.Namespace, in.Release.Name
 	cfg, logger, err := a.existingRelease(ctx, in.Release)
 	if err != nil {
+		return err
+	}
+	got, err := a.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		logger.Info("Namespace already gone")
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading namespace %s: %w", ns, err)
+	}
+	if err := checkSandbox(got, "tear down"); err != nil {
 		return err
 	}
 	timeout := helmkit.Within(ctx, a.goneTimeout)

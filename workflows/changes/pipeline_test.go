@@ -27,6 +27,8 @@ type fakeActivities struct {
 	// cancelDuringDeploy, when set, is called by DeployCandidate, which then waits
 	// for the cancellation to reach it.
 	cancelDuringDeploy func()
+	// deployed are the DeployCandidate inputs, in order.
+	deployed []contract.DeployCandidateInput
 }
 
 func (f *fakeActivities) record(name string) {
@@ -74,6 +76,9 @@ func (f *fakeActivities) register(env *testsuite.TestWorkflowEnvironment) {
 	}, contract.RunTests.Name)
 	reg(func(ctx context.Context, in contract.DeployCandidateInput) (contract.DeployCandidateOutput, error) {
 		f.record(contract.DeployCandidate.Name)
+		f.mu.Lock()
+		f.deployed = append(f.deployed, in)
+		f.mu.Unlock()
 		if f.cancelDuringDeploy != nil {
 			f.cancelDuringDeploy()
 			<-ctx.Done()
@@ -253,5 +258,28 @@ func TestPipelineIDAndNamespace(t *testing.T) {
 	ns := namespaceName("Mediawiki/Services_Hello.world-with-a-very-long-name-indeed", 1234, 2, "abcdef0123")
 	if len(ns) > 63 || strings.ContainsAny(ns, "/_.ABCDEFGHIJKLMNOPQRSTUVWXYZ") {
 		t.Errorf("namespace %q is not a DNS label", ns)
+	}
+}
+
+// TestPipelineTrustsTheChartOfABranchOnly: DeployCandidate checks a repository's
+// chart unless the pipeline runs a branch, whose commits were reviewed.
+func TestPipelineTrustsTheChartOfABranchOnly(t *testing.T) {
+	for ref, want := range map[string]bool{
+		"refs/changes/34/1234/2": false,
+		"refs/heads/main":        true,
+		"refs/heads/":            false,
+		"main":                   false,
+		"refs/tags/v1":           false,
+		"0123456789abcdef0123456789abcdef01234567": false,
+	} {
+		f := &fakeActivities{}
+		in := changeInput
+		in.Ref = ref
+		if _, err := runPipeline(t, f, in); err != nil {
+			t.Fatalf("ref %s: %v", ref, err)
+		}
+		if len(f.deployed) != 1 || f.deployed[0].Reviewed != want {
+			t.Errorf("ref %s: DeployCandidate inputs %+v, want one with Reviewed %v", ref, f.deployed, want)
+		}
 	}
 }
