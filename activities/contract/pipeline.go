@@ -138,13 +138,6 @@ type DeployCandidateInput struct {
 	Image string `json:"image"`
 	// Labels mark the namespace (workflow id, project) so leftovers can be found.
 	Labels map[string]string `json:"labels,omitempty"`
-	// Reviewed says that Source is a commit of a reviewed branch, so that a chart
-	// of the repository (Settings.Chart) is trusted as it is. False (a patchset
-	// under review, or an input from before this field) checks every manifest
-	// such a chart renders before anything is installed, and installs exactly
-	// what was checked (ErrUntrustedChart). Conveyor's own chart is
-	// always trusted.
-	Reviewed bool `json:"reviewed,omitempty"`
 }
 
 // DeployCandidateOutput says where the release answers.

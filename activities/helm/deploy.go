@@ -59,7 +59,7 @@ func (a *Activities) DeployCandidate(ctx context.Context, in contract.DeployCand
 		return contract.DeployCandidateOutput{}, err
 	}
 	vals := candidateValues(in.Settings.Values, name, repo, digest, isDefault)
-	unreviewed := !isDefault && !in.Reviewed
+	unreviewed := !isDefault && in.Source.Branch == ""
 	field := fmt.Sprintf("chart.path %q in .pipeline/config.yaml", in.Settings.Chart)
 	if unreviewed {
 		// Before checkRenders: a chart that reads the cluster may not render without it.

@@ -228,8 +228,7 @@ func (r *pipelineRun) run(ctx workflow.Context) error {
 		var dep contract.DeployCandidateOutput
 		if err := workflows.Execute(deploy, contract.DeployCandidate, contract.DeployCandidateInput{
 			Release: rel, Source: src.Source, Settings: set, Image: cand.Ref,
-			Labels:   map[string]string{"conveyor.wikimedia.org/workflow-run": info.WorkflowExecution.RunID},
-			Reviewed: reviewedRef(r.in.Ref),
+			Labels: map[string]string{"conveyor.wikimedia.org/workflow-run": info.WorkflowExecution.RunID},
 		}).Get(ctx, &dep); err != nil {
 			return err
 		}
@@ -302,14 +301,6 @@ func (r *pipelineRun) teardown(ctx workflow.Context, rel contract.Release) {
 	if err := workflows.Execute(dctx, contract.Teardown, contract.TeardownInput{Release: rel}).Get(dctx, nil); err != nil {
 		workflow.GetLogger(ctx).Error("Tearing down the isolated release failed", "namespace", rel.Namespace, "error", err)
 	}
-}
-
-// reviewedRef says whether ref names a branch (refs/heads/…), whose commits got
-// there through review or by someone allowed to push. Anything else (a change ref,
-// a commit, a tag, a bare name that might be either) is a patchset nobody has
-// reviewed: its chart is checked before it is deployed.
-func reviewedRef(ref string) bool {
-	return strings.HasPrefix(ref, "refs/heads/") && len(ref) > len("refs/heads/")
 }
 
 // namespaceName is a DNS label unique to the run: ci-<image>-<change>-<ps>-<run>.

@@ -260,26 +260,3 @@ func TestPipelineIDAndNamespace(t *testing.T) {
 		t.Errorf("namespace %q is not a DNS label", ns)
 	}
 }
-
-// TestPipelineTrustsTheChartOfABranchOnly: DeployCandidate checks a repository's
-// chart unless the pipeline runs a branch, whose commits were reviewed.
-func TestPipelineTrustsTheChartOfABranchOnly(t *testing.T) {
-	for ref, want := range map[string]bool{
-		"refs/changes/34/1234/2": false,
-		"refs/heads/main":        true,
-		"refs/heads/":            false,
-		"main":                   false,
-		"refs/tags/v1":           false,
-		"0123456789abcdef0123456789abcdef01234567": false,
-	} {
-		f := &fakeActivities{}
-		in := changeInput
-		in.Ref = ref
-		if _, err := runPipeline(t, f, in); err != nil {
-			t.Fatalf("ref %s: %v", ref, err)
-		}
-		if len(f.deployed) != 1 || f.deployed[0].Reviewed != want {
-			t.Errorf("ref %s: DeployCandidate inputs %+v, want one with Reviewed %v", ref, f.deployed, want)
-		}
-	}
-}
