@@ -523,3 +523,20 @@ func TestConveyorBuildEgress(t *testing.T) {
 		t.Errorf("a URL in egress.allow: %v, want the schema to refuse it", err)
 	}
 }
+
+// TestConveyorDeployPoolKnowsTheRegistry: the deploy pool checks promoted images
+// against the registry the pipeline publishes to, so it has the address, and no
+// credentials.
+func TestConveyorDeployPoolKnowsTheRegistry(t *testing.T) {
+	m, err := renderConveyor(t, map[string]any{"config": map[string]any{"registry": map[string]any{"address": "registry.example.org", "username": "ci"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]any
+	if err := yaml.Unmarshal([]byte(one(t, "ConfigMap", m.configMaps).Data["deploy.yaml"]), &raw); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(raw["registry"]); got != "map[address:registry.example.org]" {
+		t.Errorf("deploy.yaml registry = %s, want map[address:registry.example.org] (no username or password file)", got)
+	}
+}

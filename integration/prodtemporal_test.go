@@ -49,7 +49,7 @@ func TestPipelineOnProductionTemporalSurvivesPostgresRestart(t *testing.T) {
 
 func TestPromotionOnProductionTemporal(t *testing.T) {
 	pc := newPromotionCaseOn(t, stacktest.ProdTemporal(t), planOptions{})
-	imgs := testImages(t)
+	imgs := pc.images
 	run := pc.start(imgs.v2)
 	pc.waitStatus(run, 5*time.Minute, "the promotion reaching its gate", atGate)
 	if _, err := pc.decide(run, promotions.PromoteApprove, "alice"); err != nil {

@@ -22,7 +22,7 @@ import (
 func TestPromotionActivitiesAreIdempotent(t *testing.T) {
 	pc := newPromotionCase(t, planOptions{})
 	pc.stopWorker(syscall.SIGTERM) // no workflow here: the activities run in the test
-	imgs := testImages(t)
+	imgs := pc.images
 	acts, err := promote.New(pc.cfg)
 	if err != nil {
 		t.Fatal(err)

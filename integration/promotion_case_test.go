@@ -15,6 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/wikimedia/conveyor/workflows/promotions"
 
 	"go.temporal.io/sdk/client"
@@ -132,6 +136,9 @@ type promotionCase struct {
 	prod    []config.Cluster
 	worker  *exec.Cmd
 	out     *syncBuffer
+	// images are testImages published for service, as the pipeline publishes:
+	// in <registry>/<service> with a -production tag (only those are promoted).
+	images promotionImages
 }
 
 // planOptions change the test plan.
@@ -172,7 +179,8 @@ func newPromotionCaseOn(t *testing.T, cfg config.Config, opts planOptions) *prom
 	t.Cleanup(pc.cleanup)
 
 	// The stable release the promotions replace: hello v1 in each cluster.
-	imgs := testImages(t)
+	pc.images = pc.publish(testImages(t))
+	imgs := pc.images
 	acts, err := promote.New(pc.cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -193,6 +201,32 @@ func newPromotionCaseOn(t *testing.T, cfg config.Config, opts planOptions) *prom
 		}
 	}
 	return pc
+}
+
+// publish copies each image into the service's repository under a -production
+// tag, digest unchanged, as the pipeline's publish step does.
+func (pc *promotionCase) publish(imgs promotionImages) promotionImages {
+	t := pc.t
+	auth := remote.WithAuth(authn.FromConfig(authn.AuthConfig{Username: pc.cfg.Registry.Username, Password: pc.cfg.Registry.Password}))
+	copyTo := func(ref, tag string) string {
+		src, err := name.NewDigest(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := remote.Image(src, auth)
+		if err != nil {
+			t.Fatalf("reading %s: %v", ref, err)
+		}
+		dst, err := name.NewTag(pc.cfg.Registry.Address + "/" + pc.service + ":" + tag + "-production")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(dst, img, auth); err != nil {
+			t.Fatalf("publishing %s as %s: %v", ref, dst, err)
+		}
+		return dst.Context().Name() + "@" + src.DigestStr()
+	}
+	return promotionImages{v1: copyTo(imgs.v1, "v1"), v2: copyTo(imgs.v2, "v2"), broken: copyTo(imgs.broken, "broken")}
 }
 
 func (pc *promotionCase) writeRegistry(opts planOptions) {

@@ -13,6 +13,7 @@ import (
 	"github.com/wikimedia/conveyor/internal/client/launch"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 	"github.com/wikimedia/conveyor/workflows/promotions"
+	"go.temporal.io/sdk/temporal"
 )
 
 // TestPromotionToFullProduction approves a promotion of hello v2 and sees it
@@ -20,7 +21,7 @@ import (
 // the canary is gone, staging runs v2, and the status tells the story.
 func TestPromotionToFullProduction(t *testing.T) {
 	pc := newPromotionCase(t, planOptions{})
-	imgs := testImages(t)
+	imgs := pc.images
 	run := pc.start(imgs.v2)
 	gate := pc.waitStatus(run, 5*time.Minute, "the promotion reaching its gate", atGate)
 	if gate.ConfigCommit != pc.commit || gate.Staging == nil || gate.Staging.Status != 200 {
@@ -67,7 +68,7 @@ func TestPromotionToFullProduction(t *testing.T) {
 // reason.
 func TestPromotionBadCanaryRollsBack(t *testing.T) {
 	pc := newPromotionCase(t, planOptions{})
-	imgs := testImages(t)
+	imgs := pc.images
 	run := pc.start(imgs.broken)
 	pc.waitStatus(run, 5*time.Minute, "the promotion reaching its gate", atGate)
 	if _, err := pc.decide(run, promotions.PromoteApprove, "bob"); err != nil {
@@ -95,10 +96,11 @@ func TestPromotionBadCanaryRollsBack(t *testing.T) {
 
 // TestPromotionGateRefusesNonApproverAndRejectKeepsProduction sends approve as
 // someone the plan does not list (refused by the update, nothing recorded), then
-// rejects as an approver: production stays at hello v1 everywhere.
+// rejects as an approver: production stays at hello v1 everywhere. An unpublished
+// image is then refused outright.
 func TestPromotionGateRefusesNonApproverAndRejectKeepsProduction(t *testing.T) {
 	pc := newPromotionCase(t, planOptions{})
-	imgs := testImages(t)
+	imgs := pc.images
 	run := pc.start(imgs.v2)
 	pc.waitStatus(run, 5*time.Minute, "the promotion reaching its gate", atGate)
 
@@ -118,13 +120,24 @@ func TestPromotionGateRefusesNonApproverAndRejectKeepsProduction(t *testing.T) {
 		t.Fatalf("bob's reject: %v", err)
 	}
 	pc.wantAborted(run, 5*time.Minute, promotions.PromotionStageRejected, imgs.v1, contract.ErrPromotionRejected, "rejected by bob")
+
+	// An image the pipeline never published for the service (a candidate of
+	// its own repository) is refused before anything is deployed.
+	unpublished := testImages(t).v2
+	_, err = pc.result(pc.start(unpublished), 2*time.Minute)
+	if !hasApplicationError(err, contract.ErrPromotionInput) || !strings.Contains(fmt.Sprint(err), unpublished+" is not in service "+pc.service+"'s repository") {
+		t.Errorf("promoting an unpublished image: %v, want it refused with %s", err, contract.ErrPromotionInput)
+	}
+	for _, cl := range pc.prod {
+		pc.wantStable(cl.Name, imgs.v1, []int{1})
+	}
 }
 
 // TestPromotionPauseTimeoutAborts lets the gate wait past the plan's
 // pauseTimeout: the promotion fails, production untouched.
 func TestPromotionPauseTimeoutAborts(t *testing.T) {
 	pc := newPromotionCase(t, planOptions{pauseTimeout: "20s"})
-	imgs := testImages(t)
+	imgs := pc.images
 	run := pc.start(imgs.v2)
 	gate := pc.waitStatus(run, 5*time.Minute, "the promotion reaching its gate", atGate)
 	if gate.Deadline.IsZero() {
@@ -138,7 +151,7 @@ func TestPromotionPauseTimeoutAborts(t *testing.T) {
 // finish as if nothing happened.
 func TestPromotionSurvivesWorkerKill(t *testing.T) {
 	pc := newPromotionCase(t, planOptions{steps: "[{weight: 50, pause: 5s}, {weight: 100}]"})
-	imgs := testImages(t)
+	imgs := pc.images
 	run := pc.start(imgs.v2)
 	pc.waitStatus(run, 5*time.Minute, "the promotion reaching its gate", atGate)
 	if _, err := pc.decide(run, promotions.PromoteApprove, "alice"); err != nil {
@@ -175,4 +188,20 @@ func TestPromotionSurvivesWorkerKill(t *testing.T) {
 	for _, cl := range pc.prod {
 		pc.wantStable(cl.Name, imgs.v2, []int{1, 2})
 	}
+}
+
+// hasApplicationError says whether an application error of type typ is in err's
+// chain (a workflow's failure wraps its activity's).
+func hasApplicationError(err error, typ string) bool {
+	for err != nil {
+		var app *temporal.ApplicationError
+		if !errors.As(err, &app) {
+			return false
+		}
+		if app.Type() == typ {
+			return true
+		}
+		err = app.Unwrap()
+	}
+	return false
 }

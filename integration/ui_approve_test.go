@@ -32,6 +32,7 @@ import (
 
 	"github.com/wikimedia/conveyor/activities/buildkit"
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/activities/registry"
 	"github.com/wikimedia/conveyor/activities/source"
 	"github.com/wikimedia/conveyor/internal/client/launch"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
@@ -343,7 +344,8 @@ func uiTemporalClient(t *testing.T, c config.Config) client.Client {
 }
 
 // uiHelloImage builds examples/hello's production variant with the real BuildKit
-// activity and pushes it to the stack's registry, returning it by digest.
+// activity, pushes it to the stack's registry and publishes it for service,
+// returning it by digest.
 func uiHelloImage(t *testing.T, c config.Config, service string) string {
 	t.Helper()
 	dir, ref := serviceRepo(t, service, 1, nil)
@@ -378,7 +380,22 @@ func uiHelloImage(t *testing.T, c config.Config, service string) string {
 	if err := v.Get(&out); err != nil {
 		t.Fatal(err)
 	}
-	return out.Ref
+	// Published as the pipeline publishes a tested image: only those are promoted.
+	reg, err := registry.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.RegisterActivity(reg)
+	v, err = env.ExecuteActivity(contract.PublishImage.Name, contract.PublishImageInput{
+		From: out.Ref, Repository: service, Tags: []string{"ui-approve-production"}})
+	if err != nil {
+		t.Fatalf("publishing examples/hello's production image: %v", err)
+	}
+	var pub contract.PublishImageOutput
+	if err := v.Get(&pub); err != nil {
+		t.Fatal(err)
+	}
+	return c.Registry.Address + "/" + service + "@" + pub.Digest
 }
 
 // uiDeleteNamespaces removes the test service's namespaces, staging's and

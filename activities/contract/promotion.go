@@ -47,6 +47,10 @@ type PromotionConfigInput struct {
 	// ErrPromotionConfig error: the merge batcher asks this way before it
 	// starts a promotion. An invalid plan is still an error.
 	Optional bool `json:"optional,omitempty"`
+	// Image, when set, is the image to be promoted: PromotionConfig refuses it
+	// (ErrPromotionInput) unless conveyor's pipeline published it for Service, in
+	// <registry>/<service> with a *-production tag at its digest.
+	Image string `json:"image,omitempty"`
 }
 
 // PromotionConfigOutput is the service's configuration at one commit.

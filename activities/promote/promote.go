@@ -23,6 +23,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wikimedia/conveyor/activities/internal/registryclient"
+
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/wikimedia/conveyor/activities/contract"
@@ -41,8 +43,10 @@ type Activities struct {
 	stateDir   string
 	configRepo string
 	protected  string
-	waits      helmkit.Waits
-	http       *http.Client
+	// registry is where the pipeline publishes: a promoted image must be there.
+	registry *registryclient.Client
+	waits    helmkit.Waits
+	http     *http.Client
 	// fallback says the clusters came from kubernetes.kubeconfig, not from
 	// promotion.clusters.
 	fallback bool
@@ -89,6 +93,11 @@ func New(cfg config.Config, opts ...Option) (*Activities, error) {
 		// pooled connection.
 		http: &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}},
 	}
+	reg, err := registryclient.New(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	a.registry = reg
 	for _, o := range opts {
 		if err := o(a); err != nil {
 			return nil, err

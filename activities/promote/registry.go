@@ -55,6 +55,11 @@ func (a *Activities) PromotionConfig(ctx context.Context, in contract.PromotionC
 	if err := reg.onBranch(ctx, commit, cmp.Or(a.protected, config.DefaultProtectedBranch), in.Ref); err != nil {
 		return contract.PromotionConfigOutput{}, err
 	}
+	if in.Image != "" {
+		if err := a.checkPublished(ctx, in.Service, in.Image); err != nil {
+			return contract.PromotionConfigOutput{}, err
+		}
+	}
 	files, err := reg.serviceFiles(ctx, commit, in.Service)
 	if errors.Is(err, errNoPlan) && in.Optional {
 		helmkit.Logger(ctx).Info("The configuration registry has no promotion plan for the service", "service", in.Service, "commit", commit)

@@ -23,7 +23,8 @@ import (
 	"github.com/wikimedia/conveyor/workflows"
 )
 
-// buildImages builds and pushes hello v1 and v2 (another greeting).
+// buildImages builds and pushes hello v1 and v2 (another greeting) as the
+// service's published images.
 func (b *bench) buildImages(ctx context.Context) error {
 	bk, err := buildkit.New(ctx, b.cfg)
 	if err != nil {
@@ -53,7 +54,9 @@ func (b *bench) buildImages(ctx context.Context) error {
 		}
 		out, err := bk.BuildVariant(ctx, contract.BuildVariantInput{
 			Source: contract.Source{Repo: dir, Commit: commit}, Blubber: ".pipeline/blubber.yaml", Variant: "production",
-			Push: "bench-promotion/hello:" + tag,
+			// The service's own repository with a -production tag, as the
+			// pipeline publishes: only such an image is promoted.
+			Push: b.service + ":" + tag + "-production",
 		})
 		if err != nil {
 			return "", fmt.Errorf("building hello %s: %w", tag, err)

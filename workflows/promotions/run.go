@@ -89,7 +89,7 @@ func (r *promotionRun) run(ctx workflow.Context) error {
 func (r *promotionRun) readConfig(ctx workflow.Context) error {
 	var out contract.PromotionConfigOutput
 	err := workflows.Execute(workflow.WithActivityOptions(ctx, promotionConfigOptions), contract.PromotionConfig,
-		contract.PromotionConfigInput{Service: r.in.Service, Ref: r.in.ConfigRef}).Get(ctx, &out)
+		contract.PromotionConfigInput{Service: r.in.Service, Ref: r.in.ConfigRef, Image: r.in.Image}).Get(ctx, &out)
 	if err != nil {
 		return wrapf(err, "reading the promotion plan of %s", r.in.Service)
 	}

@@ -102,6 +102,10 @@ that component uses, and the paths of the secrets mounted into it. It takes
 {{- end -}}
 {{- $_ := set $cfg "registry" $registry -}}
 {{- end -}}
+{{- if eq $c "deploy" -}}
+{{- /* Read only, anonymously: a promoted image must be one the pipeline published there. */ -}}
+{{- $_ := set $cfg "registry" (dict "address" $v.config.registry.address) -}}
+{{- end -}}
 {{- if or (eq $c "build") (eq $c "receiver") -}}
 {{- $gerrit := dict -}}
 {{- with $v.config.gerrit.url }}{{ $_ := set $gerrit "url" . }}{{ end -}}
