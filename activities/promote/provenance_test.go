@@ -65,7 +65,7 @@ func TestOnlyAPublishedImageIsPromoted(t *testing.T) {
 		"registry.example.org/hello@" + strings.Split(published, "@")[1]: "is not in service hello's repository",
 		untested: "was not published by conveyor's pipeline: no *-production tag of " + host + "/hello points at",
 		host + "/hello@sha256:" + strings.Repeat("0", 64): "was not published",
-		host + "/hello:latest": "want repository@sha256",
+		host + "/hello:latest":                            "want repository@sha256",
 	} {
 		_, err := a.PromotionConfig(context.Background(), contract.PromotionConfigInput{Service: "hello", Image: image})
 		var appErr *temporal.ApplicationError
