@@ -147,14 +147,32 @@ func Options(cfg config.Temporal) (client.Options, error) {
 		// already configured it.
 		o.Credentials = client.NewAPIKeyStaticCredentials(key)
 	}
-	if cfg.PayloadKeyFile != "" {
-		codec, err := payloadcrypt.Load("temporal.payloadKeyFile", cfg.PayloadKeyFile)
-		if err != nil {
-			return client.Options{}, err
-		}
-		o.DataConverter, o.FailureConverter = Converters(codec)
+	if o.DataConverter, o.FailureConverter, err = converters(cfg); err != nil {
+		return client.Options{}, err
 	}
 	return o, nil
+}
+
+// DataConverter returns the data converter a client made from cfg uses, for
+// code that decodes payloads it reads itself (memos in a list of workflows);
+// nil, the SDK's default, when cfg encrypts nothing.
+func DataConverter(cfg config.Temporal) (converter.DataConverter, error) {
+	dc, _, err := converters(cfg)
+	return dc, err
+}
+
+// converters are Converters with temporal.payloadKeyFile's codec, or nils when
+// it is not set.
+func converters(cfg config.Temporal) (converter.DataConverter, converter.FailureConverter, error) {
+	if cfg.PayloadKeyFile == "" {
+		return nil, nil, nil
+	}
+	codec, err := payloadcrypt.Load("temporal.payloadKeyFile", cfg.PayloadKeyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	dc, fc := Converters(codec)
+	return dc, fc, nil
 }
 
 // Converters returns the data converter that encrypts payloads with codec, and
