@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http/httptest"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/internal/dev/devstack"
@@ -124,5 +127,52 @@ func TestPayloadKeyKeepsSecretsOutOfHistories(t *testing.T) {
 	}
 	if !seen[0] || !seen[1] {
 		t.Errorf("without a payload key the scan found %v, want both secrets: the scan cannot fail", found)
+	}
+}
+
+// TestCodecServerDecodesForTheTemporalCLI shows the encrypted run's history with
+// the temporal CLI through the codec server (payloadcrypt.Handler): the CLI
+// speaks the same protocol as the Web UI, so what it prints is what the UI shows.
+func TestCodecServerDecodesForTheTemporalCLI(t *testing.T) {
+	srv, err := devstack.StartDevServer(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	keys := filepath.Join(t.TempDir(), "payload-keys")
+	if err := payloadcrypt.EnsureKeyFile(keys, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	runSecretWorkflow(t, config.Temporal{Address: srv.Address, Namespace: "default", PayloadKeyFile: keys}, "shown")
+	codec, err := payloadcrypt.Load("test", keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(payloadcrypt.Handler(codec, payloadcrypt.WithAuthToken("tok")))
+	defer hs.Close()
+	bin, err := devstack.TemporalBin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// show is the history the CLI prints, read back as a history.
+	show := func(extra ...string) *historypb.History {
+		args := append([]string{"workflow", "show", "--address", srv.Address, "--namespace", "default", "--workflow-id", "shown", "--output", "json"}, extra...)
+		out, err := exec.Command(bin, args...).Output()
+		if err != nil {
+			t.Fatalf("temporal %v: %v\n%s", args, err, out)
+		}
+		var h historypb.History
+		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(out, &h); err != nil || len(h.Events) == 0 {
+			t.Fatalf("temporal %v printed no history (%v):\n%s", args, err, out)
+		}
+		return &h
+	}
+	stacktest.AssertNoSecretsInClear(t, "the CLI's output without the codec server", show(), helmSecret, registrySecret)
+	found := map[int]bool{}
+	for _, f := range stacktest.SecretsInClear(show("--codec-endpoint", hs.URL, "--codec-auth", "Bearer tok"), helmSecret, registrySecret) {
+		found[f.Secret] = true
+	}
+	if !found[0] || !found[1] {
+		t.Errorf("through the codec server the CLI shows %v of the secrets, want both", found)
 	}
 }
