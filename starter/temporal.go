@@ -24,8 +24,10 @@ func temporalCommand() *cli.Command {
 			"Example (what docker-compose.yml and `conveyor dev up --temporal postgres` do):\n\n" +
 			"   conveyor temporal schema --postgres 127.0.0.1:5432 --postgres-user temporal \\\n" +
 			"       --postgres-password-file /run/secrets/postgres-password\n" +
-			"   conveyor temporal register --address 127.0.0.1:7233",
-		Subcommands: []*cli.Command{temporalSchemaCommand(), temporalRegisterCommand()},
+			"   conveyor temporal register --address 127.0.0.1:7233\n\n" +
+			"`codec-server` lets the Web UI show the payloads that temporal.payloadKeyFile\n" +
+			"encrypts.",
+		Subcommands: []*cli.Command{temporalSchemaCommand(), temporalRegisterCommand(), temporalCodecServerCommand()},
 	}
 }
 

@@ -64,12 +64,16 @@ func triggerListCommand() *cli.Command {
 			"Example:\n\n   conveyor trigger list",
 		Flags: temporalclient.Flags(),
 		Action: func(c *cli.Context) error {
-			_, cl, err := dialFromCLI(c)
+			cfg, cl, err := dialFromCLI(c)
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			all, err := triggers.List(c.Context, cl)
+			dc, err := temporalclient.DataConverter(cfg.Temporal)
+			if err != nil {
+				return err
+			}
+			all, err := triggers.List(c.Context, cl, triggers.WithMemoConverter(dc))
 			if err != nil {
 				return err
 			}

@@ -15,6 +15,7 @@ const (
 	FlagTLSCA      = "tls-ca"
 	FlagTLSServer  = "tls-server-name"
 	FlagAPIKeyFile = "api-key-file"
+	FlagPayloadKey = "payload-key-file"
 )
 
 // Flags returns the command-line flags that override the configuration's temporal
@@ -37,6 +38,8 @@ func Flags() []cli.Flag {
 			Usage: "server `NAME` to expect in the server's certificate; setting it turns TLS on"},
 		&cli.StringFlag{Name: FlagAPIKeyFile, Category: cat,
 			Usage: "`FILE` holding a Temporal API key; turns TLS on", DefaultText: "temporal.apiKeyFile from --config"},
+		&cli.StringFlag{Name: FlagPayloadKey, Category: cat, EnvVars: []string{"CONVEYOR_TEMPORAL_PAYLOAD_KEY_FILE"},
+			Usage: "`FILE` of payload encryption keys (docs/security.md); the workers must have the same", DefaultText: "temporal.payloadKeyFile from --config"},
 	}
 }
 
@@ -54,6 +57,7 @@ func ApplyFlags(c *cli.Context, t *config.Temporal) {
 		{FlagTLSCA, &t.TLSCA},
 		{FlagTLSServer, &t.TLSServer},
 		{FlagAPIKeyFile, &t.APIKeyFile},
+		{FlagPayloadKey, &t.PayloadKeyFile},
 	} {
 		if c.IsSet(f.name) {
 			if v := c.String(f.name); v != "" {

@@ -1,5 +1,7 @@
 // Package temporalclient dials Temporal as conveyor's configuration says: address,
-// namespace, mutual TLS and API key. Its errors say what to fix.
+// namespace, mutual TLS, API key and payload encryption. Its errors say what to
+// fix. It is the one place clients are made, for the workers and the CLI alike,
+// so both encode payloads the same way.
 package temporalclient
 
 import (
@@ -15,10 +17,13 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
 	"google.golang.org/grpc/codes"
 
 	"github.com/wikimedia/conveyor/internal/lib/config"
+	"github.com/wikimedia/conveyor/internal/lib/payloadcrypt"
 )
 
 // Option changes how Dial connects.
@@ -117,8 +122,8 @@ func checkNamespace(ctx context.Context, c client.Client, cfg config.Temporal) e
 	return nil
 }
 
-// Options returns the SDK client options for cfg, reading the TLS and API key files
-// it names. The logger and identity are left unset.
+// Options returns the SDK client options for cfg, reading the TLS, API key and
+// payload key files it names. The logger and identity are left unset.
 func Options(cfg config.Temporal) (client.Options, error) {
 	if cfg.Address == "" {
 		return client.Options{}, errors.New("no Temporal address: set temporal.address in the configuration file, TEMPORAL_ADDRESS or --address (the local stack's is 127.0.0.1:7233)")
@@ -142,7 +147,41 @@ func Options(cfg config.Temporal) (client.Options, error) {
 		// already configured it.
 		o.Credentials = client.NewAPIKeyStaticCredentials(key)
 	}
+	if o.DataConverter, o.FailureConverter, err = converters(cfg); err != nil {
+		return client.Options{}, err
+	}
 	return o, nil
+}
+
+// DataConverter returns the data converter a client made from cfg uses, for
+// code that decodes payloads it reads itself (memos in a list of workflows);
+// nil, the SDK's default, when cfg encrypts nothing.
+func DataConverter(cfg config.Temporal) (converter.DataConverter, error) {
+	dc, _, err := converters(cfg)
+	return dc, err
+}
+
+// converters are Converters with temporal.payloadKeyFile's codec, or nils when
+// it is not set.
+func converters(cfg config.Temporal) (converter.DataConverter, converter.FailureConverter, error) {
+	if cfg.PayloadKeyFile == "" {
+		return nil, nil, nil
+	}
+	codec, err := payloadcrypt.Load("temporal.payloadKeyFile", cfg.PayloadKeyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	dc, fc := Converters(codec)
+	return dc, fc, nil
+}
+
+// Converters returns the data converter that encrypts payloads with codec, and
+// a failure converter that moves failures' messages and stack traces into their
+// encoded (so encrypted) attributes, where an error quoting a secret would
+// otherwise keep it in the clear.
+func Converters(codec converter.PayloadCodec) (converter.DataConverter, converter.FailureConverter) {
+	dc := converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), codec)
+	return dc, temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{DataConverter: dc, EncodeCommonAttributes: true})
 }
 
 // tlsConfig returns the TLS configuration cfg asks for, or nil for plain gRPC.

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/internal/lib/config"
+	"github.com/wikimedia/conveyor/internal/lib/payloadcrypt"
 )
 
 // writeCert writes a self-signed certificate and its key as PEM files in dir.
@@ -93,10 +95,40 @@ func TestOptionsErrorsSayWhatToFix(t *testing.T) {
 		{config.Temporal{Address: "a", TLSCA: filepath.Join(dir, "missing")}, "reading the TLS CA (temporal.tlsCA)"},
 		{config.Temporal{Address: "a", APIKeyFile: empty}, "temporal.apiKeyFile " + empty + " is empty"},
 		{config.Temporal{Address: "a", APIKeyFile: filepath.Join(dir, "missing")}, "reading the API key (temporal.apiKeyFile)"},
+		{config.Temporal{Address: "a", PayloadKeyFile: filepath.Join(dir, "missing")}, "temporal.payloadKeyFile: open " + filepath.Join(dir, "missing")},
+		{config.Temporal{Address: "a", PayloadKeyFile: empty}, "temporal.payloadKeyFile " + empty + ": lists no key"},
 	} {
 		_, err := temporalclient.Options(tc.cfg)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Options(%+v) error = %v, want one containing %q", tc.cfg, err, tc.want)
 		}
+	}
+}
+
+func TestOptionsPayloadKeyFileEncrypts(t *testing.T) {
+	keys := filepath.Join(t.TempDir(), "payload-keys")
+	if err := payloadcrypt.EnsureKeyFile(keys, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	o, err := temporalclient.Options(config.Temporal{Address: "t:7233", PayloadKeyFile: keys})
+	if err != nil || o.DataConverter == nil || o.FailureConverter == nil {
+		t.Fatalf("Options = %+v, %v; want a data and a failure converter", o, err)
+	}
+	p, err := o.DataConverter.ToPayload("s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !payloadcrypt.Encrypted(p) || strings.Contains(string(p.GetData()), "s3cret") {
+		t.Errorf("payload %v, want it encrypted", p)
+	}
+	f := o.FailureConverter.ErrorToFailure(errors.New("push failed: password s3cret refused"))
+	if strings.Contains(f.GetMessage(), "s3cret") || !payloadcrypt.Encrypted(f.GetEncodedAttributes()) {
+		t.Errorf("failure %v, want its message in encrypted attributes", f)
+	}
+	if err := o.FailureConverter.FailureToError(f); !strings.Contains(err.Error(), "password s3cret refused") {
+		t.Errorf("the failure decodes to %v, want the original message", err)
+	}
+	if o, _ := temporalclient.Options(config.Temporal{Address: "t:7233"}); o.DataConverter != nil {
+		t.Error("no payload key file, yet a data converter is set")
 	}
 }

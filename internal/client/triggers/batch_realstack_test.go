@@ -90,7 +90,7 @@ func TestTwentyMergesOneBuildOnTheDevServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	stacktest.WaitFor(t, 30*time.Second, "the paused batcher in the listing", func() error {
-		all, err := List(ctx, c)
+		all, err := List(ctx, c, WithMemoConverter(stackConverter(t)))
 		if err != nil {
 			return err
 		}

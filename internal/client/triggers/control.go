@@ -133,10 +133,30 @@ type TriggerInfo struct {
 	Next time.Time
 }
 
+// ListOption changes what List does.
+type ListOption func(*listOptions)
+
+type listOptions struct{ dc converter.DataConverter }
+
+// WithMemoConverter decodes the workflows' memos with dc: the data converter of
+// c's options, which encrypts them when temporal.payloadKeyFile is set
+// (temporalclient.Options). Default: the SDK's default converter.
+func WithMemoConverter(dc converter.DataConverter) ListOption {
+	return func(o *listOptions) {
+		if dc != nil {
+			o.dc = dc
+		}
+	}
+}
+
 // List returns the nightly schedules and the running batchers and base image
 // check, schedules first, each group sorted by id. It reads the workflows' memo,
 // so it needs no worker.
-func List(ctx context.Context, c client.Client) ([]TriggerInfo, error) {
+func List(ctx context.Context, c client.Client, opts ...ListOption) ([]TriggerInfo, error) {
+	lo := listOptions{dc: converter.GetDefaultDataConverter()}
+	for _, o := range opts {
+		o(&lo)
+	}
 	var out []TriggerInfo
 	it, err := c.ScheduleClient().List(ctx, client.ScheduleListOptions{PageSize: 200})
 	if err != nil {
@@ -182,12 +202,11 @@ func List(ctx context.Context, c client.Client) ([]TriggerInfo, error) {
 				ti.Kind = KindBaseCheck
 			}
 			fields := e.GetMemo().GetFields()
-			dc := converter.GetDefaultDataConverter()
 			if p := fields[changes.MemoPaused]; p != nil {
-				_ = dc.FromPayload(p, &ti.Paused)
+				_ = lo.dc.FromPayload(p, &ti.Paused)
 			}
 			if p := fields[changes.MemoSummary]; p != nil {
-				_ = dc.FromPayload(p, &ti.Summary)
+				_ = lo.dc.FromPayload(p, &ti.Summary)
 			}
 			wfs = append(wfs, ti)
 		}

@@ -22,6 +22,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/internal/dev/fakegerrit"
@@ -49,6 +50,20 @@ func dial(t testing.TB, ns string) client.Client {
 	}
 	t.Cleanup(c.Close)
 	return c
+}
+
+// stackConverter is the data converter of the stack's clients: it decrypts the
+// payloads and memos that the stack's payload key encrypted.
+func stackConverter(t testing.TB) converter.DataConverter {
+	t.Helper()
+	dc, err := temporalclient.DataConverter(stacktest.Config(t).Temporal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dc == nil {
+		return converter.GetDefaultDataConverter()
+	}
+	return dc
 }
 
 // serveEvents serves the webhooks endpoint of a Handler of cfg that starts
@@ -221,7 +236,7 @@ func TestNightlyScheduleIsRegisteredAndTriggerable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if in := string(ev.GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()[0].GetData()); !strings.Contains(in, `"ref":"refs/heads/main"`) ||
+	if in := stackConverter(t).ToString(ev.GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()[0]); !strings.Contains(in, `"ref":"refs/heads/main"`) ||
 		!strings.Contains(in, `"publish":true`) || !strings.Contains(in, project) {
 		t.Errorf("input %s", in)
 	}
@@ -234,7 +249,7 @@ func TestNightlyScheduleIsRegisteredAndTriggerable(t *testing.T) {
 	}
 	var listed bool
 	stacktest.WaitFor(t, 30*time.Second, "the paused schedule in the listing", func() error {
-		all, err := List(ctx, c)
+		all, err := List(ctx, c, WithMemoConverter(stackConverter(t)))
 		if err != nil {
 			return err
 		}

@@ -14,12 +14,12 @@ import (
 	"testing"
 	"time"
 
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/wikimedia/conveyor/internal/dev/devstack"
 	"github.com/wikimedia/conveyor/internal/lib/config"
+	"github.com/wikimedia/conveyor/internal/lib/payloadcrypt"
 )
 
 // stack is the plain stack, brought up once per test binary.
@@ -81,22 +81,29 @@ func up(with ...string) (config.Config, error) {
 
 // RecordHistory keeps the history of a workflow run as the replay tests of workflows/
 // read it (workflows/testdata/histories/FILE), when CONVEYOR_RECORD_HISTORIES is set;
-// otherwise it does nothing. An empty runID means the latest run.
+// otherwise it does nothing. An empty runID means the latest run. Payloads the
+// stack's key encrypted (temporal.payloadKeyFile) are kept decrypted: the replay
+// tests have no key.
 func RecordHistory(t testing.TB, c client.Client, workflowID, runID, file string) {
 	t.Helper()
 	if os.Getenv("CONVEYOR_RECORD_HISTORIES") == "" {
 		return
 	}
-	var h historypb.History
-	it := c.GetWorkflowHistory(context.Background(), workflowID, runID, false, 0)
-	for it.HasNext() {
-		ev, err := it.Next()
+	h := History(t, c, workflowID, runID)
+	cfg, err := config.Load(devstack.ConfigFile(cfgStateDir()), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := cfg.Temporal.PayloadKeyFile; f != "" {
+		codec, err := payloadcrypt.Load("temporal.payloadKeyFile", f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		h.Events = append(h.Events, ev)
+		if err := DecodeHistory(h, codec); err != nil {
+			t.Fatalf("decrypting the history of %s to record it: %v", workflowID, err)
+		}
 	}
-	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
+	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
 	if err != nil {
 		t.Fatal(err)
 	}

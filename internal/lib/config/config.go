@@ -8,6 +8,7 @@
 //	  address: 127.0.0.1:7233
 //	  namespace: default
 //	  uiURL: http://127.0.0.1:8233
+//	  payloadKeyFile: /etc/conveyor/payload-keys
 //	buildkit:
 //	  address: unix:///srv/conveyor/.local/buildkit/buildkitd.sock
 //	  egress:
@@ -15,7 +16,7 @@
 //	registry:
 //	  address: localhost:5000
 //	  username: conveyor
-//	  password: secret
+//	  passwordFile: /etc/conveyor/registry-password
 //	kubernetes:
 //	  kubeconfig: /srv/conveyor/.local/kubernetes/admin.kubeconfig
 //	gerrit:
@@ -76,6 +77,11 @@ type Temporal struct {
 	TLSCA      string `yaml:"tlsCA,omitempty"`
 	TLSServer  string `yaml:"tlsServerName,omitempty"`
 	APIKeyFile string `yaml:"apiKeyFile,omitempty"`
+	// PayloadKeyFile, when set, turns on the encryption of payloads (workflow
+	// and activity inputs and results, signals, memos, failure messages) with
+	// the keys it lists (docs/security.md); the client and the workers must
+	// share it. Empty: payloads are kept in the clear.
+	PayloadKeyFile string `yaml:"payloadKeyFile,omitempty"`
 }
 
 // Buildkit says how to reach buildkitd and what build steps may reach.
@@ -232,6 +238,7 @@ func envOverrides(c *Config) []struct {
 		{"TEMPORAL_TLS_CA", &c.Temporal.TLSCA},
 		{"TEMPORAL_TLS_SERVER_NAME", &c.Temporal.TLSServer},
 		{"CONVEYOR_TEMPORAL_UI_URL", &c.Temporal.UIURL},
+		{"CONVEYOR_TEMPORAL_PAYLOAD_KEY_FILE", &c.Temporal.PayloadKeyFile},
 		{"CONVEYOR_BUILDKIT_ADDRESS", &c.Buildkit.Address},
 		{"CONVEYOR_REGISTRY", &c.Registry.Address},
 		{"CONVEYOR_REGISTRY_USERNAME", &c.Registry.Username},
