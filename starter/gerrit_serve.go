@@ -22,7 +22,7 @@ func gerritServeCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "serve",
 		Usage:     "serve the endpoint of Gerrit's webhooks plugin",
-		UsageText: "conveyor gerrit serve --triggers FILE [--listen ADDR] [--no-sync] [--shutdown-timeout DURATION]",
+		UsageText: "conveyor gerrit serve --triggers FILE [--listen ADDR] [--listen-tls-cert FILE --listen-tls-key FILE] [--no-sync] [--shutdown-timeout DURATION]",
 		Description: "Listens for the webhooks plugin's POSTs on /gerrit/events/<secret> (or, with\n" +
 			"webhook.auth: basic, /gerrit/events with basic auth), the secret coming from\n" +
 			"webhook.secretFile or CONVEYOR_WEBHOOK_SECRET. At start it syncs the nightly\n" +
@@ -35,6 +35,9 @@ func gerritServeCommand() *cli.Command {
 			"Temporal again with a backoff up to 10s; a namespace that does not exist stops\n" +
 			"it. On SIGINT or SIGTERM /readyz answers 503, the listener closes and the\n" +
 			"requests in flight get --shutdown-timeout to finish.\n\n" +
+			"With --listen-tls-cert and --listen-tls-key it serves HTTPS itself (TLS 1.2 or later), and reads\n" +
+			"the files again when they change (a renewed certificate needs no restart); without\n" +
+			"them it serves plain HTTP, for a TLS-terminating proxy in front (docs/triggers.md).\n\n" +
 			"Example:\n\n" +
 			"   CONVEYOR_WEBHOOK_SECRET=$(cat /etc/conveyor/webhook-secret) \\\n" +
 			"     conveyor gerrit serve --triggers /etc/conveyor/triggers.yaml --listen :8080\n" +
@@ -46,6 +49,8 @@ func gerritServeCommand() *cli.Command {
 		Flags: append([]cli.Flag{
 			triggersFlag(),
 			&cli.StringFlag{Name: "listen", Value: ":8080", Usage: "`ADDR`ess to listen on, host:port"},
+			&cli.StringFlag{Name: "listen-tls-cert", Usage: "serve HTTPS with this PEM certificate `FILE` (its chain after it); needs --listen-tls-key"},
+			&cli.StringFlag{Name: "listen-tls-key", Usage: "the PEM private key `FILE` of --listen-tls-cert"},
 			&cli.BoolFlag{Name: "no-sync", Usage: "do not sync the schedules and the base image check at start"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: 10 * time.Second,
 				Usage: "on SIGINT/SIGTERM, how long (`DURATION`) the requests in flight get to finish"},
@@ -103,9 +108,13 @@ func serveGerrit(c *cli.Context) error {
 	pctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go probe.Run(pctx)
-	hs, err := health.Listen(c.String("listen"), srv.Handler(), logger)
+	files := health.TLSFiles{Cert: c.String("listen-tls-cert"), Key: c.String("listen-tls-key")}
+	if (files.Cert == "") != (files.Key == "") {
+		return errors.New("--listen-tls-cert and --listen-tls-key go together: give both files to serve HTTPS, or neither for plain HTTP behind a TLS proxy")
+	}
+	hs, err := health.ListenTLS(c.String("listen"), srv.Handler(), logger, files)
 	if err != nil {
-		return fmt.Errorf("--listen: %w", err)
+		return fmt.Errorf("--listen %s: %w", c.String("listen"), err)
 	}
 	// Whatever ends the process, readiness goes false first; then the listener
 	// closes and the requests in flight get --shutdown-timeout to finish.
@@ -118,7 +127,11 @@ func serveGerrit(c *cli.Context) error {
 	if tc.Webhook.Auth == triggers.AuthBasic {
 		path = triggers.EventsPath + " (basic auth, user " + tc.Webhook.Username + ")"
 	}
-	fmt.Fprintf(c.App.ErrWriter, "listening on http://%s%s, health on %s and %s\n", hs.Addr(), path, health.LivePath, health.ReadyPath)
+	scheme := "http"
+	if files.Enabled() {
+		scheme = "https"
+	}
+	fmt.Fprintf(c.App.ErrWriter, "listening on %s://%s%s, health on %s and %s\n", scheme, hs.Addr(), path, health.LivePath, health.ReadyPath)
 
 	// A signal during the wait or the sync drains as later; a namespace that does
 	// not exist, or a failed sync, stops the process.

@@ -21,7 +21,7 @@ import (
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 )
 
-var listening = regexp.MustCompile(`listening on (http://[^/]+)/gerrit/events`)
+var listening = regexp.MustCompile(`listening on (https?://[^/]+)/gerrit/events`)
 
 // TestGerritServeReadinessAndDrain runs the built `conveyor gerrit serve` against
 // a dev server of its own: /readyz follows Temporal through an outage without a

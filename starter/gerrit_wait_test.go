@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -21,6 +23,7 @@ import (
 	"github.com/wikimedia/conveyor/internal/dev/bintest"
 	"github.com/wikimedia/conveyor/internal/dev/devstack"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
+	"github.com/wikimedia/conveyor/internal/dev/tlstest"
 	"github.com/wikimedia/conveyor/workflows/changes"
 )
 
@@ -132,5 +135,44 @@ func TestGerritServeRefusesANamespaceThatDoesNotExist(t *testing.T) {
 	want := `namespace "conveyor-nosuch" does not exist on Temporal at ` + address
 	if err != nil || code == 0 || !strings.Contains(p.Output(), want) {
 		t.Fatalf("exit code %d, %v, output:\n%s\nwant a non-zero exit and %q", code, err, p.Output(), want)
+	}
+}
+
+// TestGerritServeTLS: with --listen-tls-cert and --listen-tls-key the built `conveyor gerrit
+// serve` serves HTTPS with that certificate (health and events on the same
+// listener), before Temporal is even reached; one flag without the other is
+// refused at start.
+func TestGerritServeTLS(t *testing.T) {
+	dir := t.TempDir()
+	cert, key, pool := tlstest.WriteSelfSigned(t, dir, "conveyor-receiver", time.Now())
+	writeFile(t, filepath.Join(dir, "secret"), waitSecret+"\n")
+	triggersFile := filepath.Join(dir, "triggers.yaml")
+	writeFile(t, triggersFile, "webhook: {secretFile: secret}\nprojects: [{name: hello, repo: /srv/nowhere}]\n")
+	port, err := devstack.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := bintest.Build(t, ".")
+	args := []string{"--state-dir", dir, "gerrit", "serve", "--triggers", triggersFile,
+		"--address", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), "--listen", "127.0.0.1:0"}
+
+	p := bintest.Start(t, bin, append(args, "--listen-tls-cert", cert, "--listen-tls-key", key)...)
+	base := p.WaitForMatch(t, listening, time.Minute)
+	if !strings.HasPrefix(base, "https://") {
+		t.Fatalf("serve says it listens on %s; want https://", base)
+	}
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := c.Get(base + "/healthz")
+	if err != nil {
+		t.Fatalf("GET %s/healthz over TLS: %v", base, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.TLS == nil || resp.TLS.PeerCertificates[0].Subject.CommonName != "conveyor-receiver" {
+		t.Errorf("GET /healthz: %s, want 200 from the given certificate", resp.Status)
+	}
+
+	out, err := exec.Command(bin, append(args, "--listen-tls-cert", cert)...).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--listen-tls-cert and --listen-tls-key go together") {
+		t.Errorf("--listen-tls-cert alone: %v\n%s\nwant a refusal naming both flags", err, out)
 	}
 }

@@ -1,6 +1,7 @@
 package health
 
 import (
+	"crypto/tls"
 	"context"
 	"errors"
 	"fmt"
@@ -21,12 +22,29 @@ type Server struct {
 // Listen listens on addr (host:port; port 0 picks a free one) and serves h in the
 // background, logging the server's own errors to logger (slog.Default() if nil).
 func Listen(addr string, h http.Handler, logger *slog.Logger) (*Server, error) {
+	return ListenTLS(addr, h, logger, TLSFiles{})
+}
+
+// ListenTLS is Listen serving HTTPS with the certificate and key of files (TLS
+// 1.2 or later), reloaded when either file changes; with no files it is Listen.
+func ListenTLS(addr string, h http.Handler, logger *slog.Logger, files TLSFiles) (*Server, error) {
 	if logger == nil {
 		logger = slog.Default()
+	}
+	var tlsConfig *tls.Config
+	if files != (TLSFiles{}) {
+		r, err := newCertReloader(files)
+		if err != nil {
+			return nil, err
+		}
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: r.get}
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
+	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
 	}
 	s := &Server{
 		hs: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
