@@ -89,6 +89,9 @@ type settings struct {
 	Verify         *bool    `yaml:"verify"`
 	Report         *bool    `yaml:"report"`
 	PublishOnMerge *bool    `yaml:"publishOnMerge"`
+	// PublishBranches are the branches whose builds publish; nil means
+	// DefaultPublishBranches.
+	PublishBranches []string `yaml:"publishBranches"`
 	Batch          struct {
 		QuietPeriod      time.Duration `yaml:"quietPeriod"`
 		MaxWait          time.Duration `yaml:"maxWait"`
@@ -155,8 +158,12 @@ type Project struct {
 	// Verify runs the pipeline of new patchsets and rechecks; Report posts the
 	// result on the patchset.
 	Verify, Report bool
-	// PublishOnMerge batches merges into published builds.
+	// PublishOnMerge batches merges into published builds, of PublishBranches
+	// only (Publishes).
 	PublishOnMerge bool
+	// PublishBranches are the branches whose builds may publish: reviewed
+	// branches, never one that anyone may push (a self-service sandbox/*).
+	PublishBranches []string
 	Batch          changes.BatchSettings
 	// Nightly are the branches built every night.
 	Nightly []string
@@ -280,6 +287,17 @@ func Parse(data []byte, gerritURL string) (*Config, error) {
 			}
 			pc.Branches[j] = gerrit.ShortBranch(b)
 		}
+		pc.PublishBranches = DefaultPublishBranches
+		if s.PublishBranches != nil {
+			pc.PublishBranches = nil
+		}
+		for j, b := range s.PublishBranches {
+			if gerrit.ShortBranch(b) == "" || strings.ContainsAny(b, "*?[") {
+				bad("%s.publishBranches[%d]: %q is not a branch (write main or refs/heads/main; no patterns)", where, j, b)
+				continue
+			}
+			pc.PublishBranches = append(pc.PublishBranches, gerrit.ShortBranch(b))
+		}
 		for j, b := range s.Nightly {
 			if gerrit.ShortBranch(b) == "" {
 				bad("%s.nightly[%d]: %q is not a branch", where, j, b)
@@ -312,6 +330,9 @@ func Parse(data []byte, gerritURL string) (*Config, error) {
 func merge(def, p settings) settings {
 	if p.Branches == nil {
 		p.Branches = slices.Clone(def.Branches)
+	}
+	if p.PublishBranches == nil {
+		p.PublishBranches = slices.Clone(def.PublishBranches)
 	}
 	for _, b := range []struct{ dst, src **bool }{{&p.Verify, &def.Verify}, {&p.Report, &def.Report},
 		{&p.PublishOnMerge, &def.PublishOnMerge}, {&p.BaseImages, &def.BaseImages}} {
@@ -362,6 +383,15 @@ func (c *Config) Project(name string) (*Project, bool) {
 		}
 	}
 	return nil, false
+}
+
+// DefaultPublishBranches are the branches whose builds publish unless the triggers
+// file's publishBranches says otherwise.
+var DefaultPublishBranches = []string{"main", "master"}
+
+// Publishes says whether a build of branch (short name) publishes its image.
+func (p *Project) Publishes(branch string) bool {
+	return p.PublishOnMerge && slices.Contains(p.PublishBranches, branch)
 }
 
 // BranchEnabled says whether events of branch (short name) are acted on.

@@ -155,9 +155,6 @@ func (h *Handler) Handle(ctx context.Context, e gerrit.Event) (Result, error) {
 		}
 		return h.verify(ctx, p, e, e.Key())
 	case gerrit.TypeChangeMerged:
-		if !p.PublishOnMerge {
-			return ignore("publishOnMerge is off for %s", p.Name)
-		}
 		change, ps := e.ChangeAndPatchset()
 		key := e.Key()
 		if change > 0 {
@@ -171,11 +168,22 @@ func (h *Handler) Handle(ctx context.Context, e gerrit.Event) (Result, error) {
 		if !p.BranchEnabled(e.Branch()) {
 			return ignore("branch %q of %s is not enabled", e.Branch(), p.Name)
 		}
+		if !p.Publishes(e.Branch()) {
+			return ignore("%s", notPublished(p, e.Branch()))
+		}
 		return h.batch(ctx, p, e.Branch(), changes.MergedChange{Key: key, Change: change, Patchset: ps, Revision: rev})
 	case gerrit.TypeRefUpdated:
 		return h.refUpdated(ctx, p, e)
 	}
 	return ignore("event type %q is not acted on", e.Type)
+}
+
+// notPublished says why a build of branch does not publish.
+func notPublished(p *Project, branch string) string {
+	if !p.PublishOnMerge {
+		return fmt.Sprintf("publishOnMerge is off for %s", p.Name)
+	}
+	return fmt.Sprintf("branch %q of %s does not publish: publishBranches is %v (only reviewed branches publish; add it there to publish it)", branch, p.Name, p.PublishBranches)
 }
 
 // verify starts the verification of the event's patchset; key "" for a new
@@ -233,6 +241,9 @@ func (h *Handler) refUpdated(ctx context.Context, p *Project, e gerrit.Event) (R
 	rev := e.RefUpdate.NewRev
 	if rev == "" || strings.Trim(rev, "0") == "" {
 		return ignore("%s was deleted", ref)
+	}
+	if branch, ok := strings.CutPrefix(ref, "refs/heads/"); ok && action != RefVerify && !p.Publishes(branch) {
+		return ignore("%s", notPublished(p, branch))
 	}
 	if action == RefBatch {
 		return h.batch(ctx, p, gerrit.ShortBranch(ref), changes.MergedChange{Key: "ref/" + rev, Revision: rev})

@@ -80,6 +80,7 @@ projects:
   - name: mediawiki/services/hello
     repo: /srv/hello
     branches: [main, master]
+    publishBranches: [main, master, hotfix]
     batch: {quietPeriod: 5m, maxWait: 30m}
     refUpdated:
       - {ref: 'refs/tags/v*', action: publish}
@@ -238,6 +239,70 @@ func TestRefUpdatedFollowsTheRules(t *testing.T) {
 	res, _ = h.Handle(ctx, hotfix)
 	if res.Action != ActionBatch || res.WorkflowID != "batch/mediawiki/services/hello/hotfix" {
 		t.Errorf("hotfix: %+v", res)
+	}
+}
+
+// TestOnlyPublishBranchesPublish: with every branch enabled and no
+// publishBranches, a merge publishes from main and master only; a merge to a
+// branch anyone may push (sandbox/…) or a batch rule matching one is not acted on,
+// saying where to allow it.
+func TestOnlyPublishBranchesPublish(t *testing.T) {
+	cfg, err := Parse([]byte(`
+projects:
+  - name: hello
+    repo: /srv/hello
+    refUpdated: [{ref: 'refs/heads/*', action: batch}]
+  - name: release
+    repo: /srv/release
+    publishBranches: [release/1.x]
+`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newFakeStarter()
+	h, err := NewHandler(s, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged := func(project, branch string) gerrit.Event {
+		e := sample(t, "webhook/change-merged.json")
+		e.Change.Project, e.Change.Branch = project, branch
+		return e
+	}
+	pushed := func(project, branch string) gerrit.Event {
+		return gerrit.Event{Type: gerrit.TypeRefUpdated, RefUpdate: gerrit.RefUpdate{Project: project,
+			RefName: "refs/heads/" + branch, NewRev: "abcdef0123456789abcdef0123456789abcdef01"}}
+	}
+	ctx := context.Background()
+	for name, tc := range map[string]struct {
+		e       gerrit.Event
+		publish bool
+	}{
+		"merge to main":          {merged("hello", "main"), true},
+		"merge to master":        {merged("hello", "master"), true},
+		"merge to sandbox":       {merged("hello", "sandbox/mallory"), false},
+		"push to a branch":       {pushed("hello", "experiment"), false},
+		"push to main":           {pushed("hello", "main"), true},
+		"merge to a listed one":  {merged("release", "release/1.x"), true},
+		"merge to main unlisted": {merged("release", "main"), false},
+	} {
+		res, err := h.Handle(ctx, tc.e)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := res.Action == ActionBatch; got != tc.publish {
+			t.Errorf("%s: %+v, want published %v", name, res, tc.publish)
+		}
+		if !tc.publish && !strings.Contains(res.Reason, "publishBranches") {
+			t.Errorf("%s: ignored because %q, want the reason to name publishBranches", name, res.Reason)
+		}
+	}
+	hello, _ := cfg.Project("hello")
+	if hello.Publishes("sandbox/mallory") || !hello.Publishes("main") {
+		t.Errorf("hello publishes sandbox/mallory %v, main %v; nightly and base-image rebuilds follow the same rule", hello.Publishes("sandbox/mallory"), hello.Publishes("main"))
+	}
+	if _, err := Parse([]byte("projects: [{name: a, repo: /a, publishBranches: ['sandbox/*']}]\n"), ""); err == nil || !strings.Contains(err.Error(), "publishBranches[0]") {
+		t.Errorf("a pattern in publishBranches: %v, want refused naming publishBranches[0]", err)
 	}
 }
 
