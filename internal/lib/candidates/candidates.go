@@ -219,7 +219,8 @@ func pruneImage(reg name.Registry, img string, opts Options, now time.Time, ro [
 	return tags, errors.Join(errs...)
 }
 
-// readTags lists the tags of repo with their digests and push times.
+// readTags lists the tags of repo with their digests and, when now is not zero,
+// their push times; none when repo does not exist.
 func readTags(repo name.Repository, now time.Time, ro []remote.Option) ([]Tag, error) {
 	names, err := remote.List(repo, ro...)
 	if isNotFound(err) {
@@ -238,7 +239,9 @@ func readTags(repo name.Repository, now time.Time, ro []remote.Option) ([]Tag, e
 			return nil, fmt.Errorf("reading %s:%s: %w", repo, n, err)
 		}
 		t := Tag{Ref: repo.Tag(n).String(), Digest: desc.Digest.String()}
-		t.Pushed, _ = PushedAt(n, now)
+		if !now.IsZero() {
+			t.Pushed, _ = PushedAt(n, now)
+		}
 		tags = append(tags, t)
 	}
 	return tags, nil
@@ -247,24 +250,14 @@ func readTags(repo name.Repository, now time.Time, ro []remote.Option) ([]Tag, e
 // digests maps each digest of repo's tags to one of the tags (repo:tag); empty
 // when repo does not exist.
 func digests(repo name.Repository, ro []remote.Option) (map[string]string, error) {
-	out := map[string]string{}
-	names, err := remote.List(repo, ro...)
-	if isNotFound(err) {
-		return out, nil
-	}
+	tags, err := readTags(repo, time.Time{}, ro)
 	if err != nil {
-		return nil, fmt.Errorf("listing the tags of the public repository %s: %w", repo, err)
+		return nil, err
 	}
-	for _, n := range names {
-		desc, err := remote.Head(repo.Tag(n), ro...)
-		if isNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading %s:%s: %w", repo, n, err)
-		}
-		if _, ok := out[desc.Digest.String()]; !ok {
-			out[desc.Digest.String()] = repo.Tag(n).String()
+	out := map[string]string{}
+	for _, t := range tags {
+		if _, ok := out[t.Digest]; !ok {
+			out[t.Digest] = t.Ref
 		}
 	}
 	return out, nil
