@@ -33,6 +33,7 @@ func commands() []*cli.Command {
 	return []*cli.Command{
 		blubberCommand(),
 		devCommand(),
+		gcCommand(),
 		gerritCommand(),
 		migrateCommand(),
 		pipelineCommand(),

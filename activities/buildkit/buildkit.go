@@ -20,6 +20,7 @@ import (
 	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 	"github.com/wikimedia/conveyor/internal/lib/blubber"
 	"github.com/wikimedia/conveyor/internal/lib/config"
+	"github.com/wikimedia/conveyor/internal/lib/repofile"
 	"github.com/wikimedia/conveyor/internal/lib/workspace"
 )
 
@@ -173,6 +174,11 @@ func (a *Activities) build(ctx context.Context, cfg *blubber.Config, variant str
 	var bad blubber.Errors
 	if errors.As(err, &bad) {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrInvalidBlubber, err)
+	}
+	var tooLarge *repofile.TooLargeError
+	if errors.As(err, &tooLarge) {
+		// The repository's .dockerignore: the same file again on retry.
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrInvalidConfig, err)
 	}
 	return nil, fmt.Errorf("building variant %s: %w", variant, err)
 }

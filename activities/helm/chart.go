@@ -16,6 +16,7 @@ import (
 	"helm.sh/helm/v3/pkg/engine"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/internal/lib/repofile"
 	"github.com/wikimedia/conveyor/internal/lib/workspace"
 )
 
@@ -48,6 +49,9 @@ func (a *Activities) loadChart(ctx context.Context, path string, src contract.So
 	}
 	dir := filepath.Join(root, rel)
 	if err := staysInside(root, dir); err != nil {
+		return nil, false, temporal.NewNonRetryableApplicationError(field+": "+err.Error(), contract.ErrChart, err)
+	}
+	if err := repofile.CheckTree(dir, path, repofile.ChartFile, repofile.ChartTotal); err != nil {
 		return nil, false, temporal.NewNonRetryableApplicationError(field+": "+err.Error(), contract.ErrChart, err)
 	}
 	ch, err := loader.LoadDir(dir)

@@ -314,3 +314,11 @@ func TestPromotionConfigOnlyFromTheProtectedBranch(t *testing.T) {
 	a.protected = "production"
 	wantInvalid(t, a, contract.PromotionConfigInput{Service: "hello"}, "has no branch production (promotion.protectedBranch)")
 }
+
+func TestPromotionConfigRefusesAnOversizedFile(t *testing.T) {
+	files := goodFiles()
+	files["services/hello/production/values.yaml"] = "# " + strings.Repeat("x", 1<<20) + "\n"
+	repo, _ := registryRepo(t, files)
+	wantInvalid(t, testActivities(t, repo), contract.PromotionConfigInput{Service: "hello"},
+		"services/hello/production/values.yaml is 1.0 MiB", "over the limit of 1.0 MiB (1048576 bytes) for a file of the configuration registry")
+}

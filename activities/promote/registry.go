@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/activities/internal/helmkit"
 	"github.com/wikimedia/conveyor/internal/lib/config"
+	"github.com/wikimedia/conveyor/internal/lib/repofile"
 )
 
 // PromotionConfig reads in.Service's promotion plan and Helm values from the
@@ -240,14 +242,23 @@ func orHead(ref string) string {
 // serviceFiles reads every file under services/<service>/ at commit, by path.
 func (r *registry) serviceFiles(ctx context.Context, commit, service string) (map[string][]byte, error) {
 	dir := "services/" + service + "/"
-	out, err := git(ctx, r.dir, "ls-tree", "-r", "-z", "--name-only", commit, "--", dir)
+	// -l adds each blob's size: "<mode> blob <object> <size>\t<path>".
+	out, err := git(ctx, r.dir, "ls-tree", "-r", "-z", "-l", commit, "--", dir)
 	if err != nil {
 		return nil, err
 	}
 	files := map[string][]byte{}
-	for _, p := range strings.Split(out, "\x00") {
-		if p == "" {
+	for _, entry := range strings.Split(out, "\x00") {
+		meta, p, ok := strings.Cut(entry, "\t")
+		if !ok {
 			continue
+		}
+		if f := strings.Fields(meta); len(f) == 4 && f[1] == "blob" {
+			size, _ := strconv.ParseInt(f[3], 10, 64)
+			if err := repofile.Check(p, size, repofile.ConfigRegistryFile); err != nil {
+				return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("the configuration registry %s at %s: %v", r.label, commit[:12], err),
+					contract.ErrPromotionConfig, err)
+			}
 		}
 		b, err := git(ctx, r.dir, "cat-file", "blob", commit+":"+p)
 		if err != nil {

@@ -1,6 +1,7 @@
 package blubber
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +21,8 @@ import (
 	"github.com/moby/patternmatcher/ignorefile"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/tonistiigi/fsutil"
+
+	"github.com/wikimedia/conveyor/internal/lib/repofile"
 )
 
 // Solver is the part of *client.Client (github.com/moby/buildkit/client) that
@@ -247,19 +250,19 @@ func authProvider(opts BuildOptions) session.Attachable {
 }
 
 // ReadDockerignore returns the patterns of dir/.dockerignore, or none when the
-// file does not exist.
+// file does not exist. A file larger than repofile.Dockerignore is refused with a
+// *repofile.TooLargeError.
 func ReadDockerignore(dir string) ([]string, error) {
-	f, err := os.Open(filepath.Join(dir, ".dockerignore"))
+	b, err := repofile.ReadFile(filepath.Join(dir, ".dockerignore"), repofile.Dockerignore)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading .dockerignore: %w", err)
 	}
-	defer f.Close()
-	patterns, err := ignorefile.ReadAll(f)
+	patterns, err := ignorefile.ReadAll(bytes.NewReader(b))
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", f.Name(), err)
+		return nil, fmt.Errorf("reading %s: %w", filepath.Join(dir, ".dockerignore"), err)
 	}
 	return patterns, nil
 }

@@ -5,20 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/wikimedia/conveyor/internal/lib/repofile"
 )
 
 // maxNodes bounds the size of a document with its aliases expanded, so that an
 // alias bomb is refused instead of walked.
 const maxNodes = 200_000
 
-// ParseFile reads and checks the configuration at path. See Parse.
+// ParseFile reads and checks the configuration at path. See Parse. A file larger
+// than repofile.BlubberConfig is refused unread with a *repofile.TooLargeError.
 func ParseFile(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
+	b, err := repofile.ReadFile(path, repofile.BlubberConfig)
 	if err != nil {
 		return nil, fmt.Errorf("reading blubber config: %w", err)
 	}

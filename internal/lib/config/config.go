@@ -23,6 +23,9 @@
 //	  url: https://gerrit.example.org/r
 //	  username: conveyor-bot
 //	  passwordFile: /etc/conveyor/gerrit-http-password
+//	retention:
+//	  workspaces: {maxAge: 168h, keep: 3}
+//	  candidates: {maxAge: 336h, keep: 10}
 //	stateDir: /srv/conveyor/.local
 package config
 
@@ -38,6 +41,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -61,9 +65,81 @@ type Config struct {
 	// Promotion says where the per-environment deployment settings are kept and
 	// which clusters production has.
 	Promotion Promotion `yaml:"promotion,omitempty"`
+	// Retention says how long `conveyor gc` keeps workspaces and candidate images.
+	Retention Retention `yaml:"retention,omitempty"`
 	// StateDir holds workspaces and the local stack's state.
 	StateDir string `yaml:"stateDir"`
 }
+
+// Retention is what `conveyor gc` keeps (docs/operating.md, "Garbage collection").
+// Each kind keeps its newest Keep items and any item younger than MaxAge; gc
+// deletes only what is both older and beyond the count.
+type Retention struct {
+	// Workspaces are the checkouts under <stateDir>/workspaces, one per commit,
+	// counted per repository and aged by their last use. Default
+	// DefaultWorkspaceRetention.
+	Workspaces Keep `yaml:"workspaces,omitempty"`
+	// Candidates are the images under <registry>/candidates/, counted per image
+	// and aged by the start of the pipeline run that pushed them. Default
+	// DefaultCandidateRetention.
+	Candidates Keep `yaml:"candidates,omitempty"`
+}
+
+// Keep is a retention policy: an item is deleted only when it is older than
+// MaxAge and not among the newest Keep of its group.
+type Keep struct {
+	// MaxAge is written as a Go duration: 168h, 90m.
+	MaxAge time.Duration `yaml:"maxAge,omitempty"`
+	Keep   int           `yaml:"keep,omitempty"`
+}
+
+// UnmarshalYAML reads {maxAge: 168h, keep: 3}, leaving a field that is not
+// written as it was (its default), and says which field is wrong and how to write
+// it.
+func (k *Keep) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: expected a mapping such as {maxAge: 168h, keep: 3}", n.Line)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, val := n.Content[i], n.Content[i+1]
+		switch key.Value {
+		case "maxAge":
+			d, err := time.ParseDuration(val.Value)
+			if err != nil || val.Kind != yaml.ScalarNode {
+				return fmt.Errorf("line %d: maxAge %q is not a duration: write a Go duration such as 168h or 90m (hours are the largest unit)", val.Line, val.Value)
+			}
+			k.MaxAge = d
+		case "keep":
+			if err := val.Decode(&k.Keep); err != nil {
+				return fmt.Errorf("line %d: keep %q is not a whole number", val.Line, val.Value)
+			}
+		default:
+			return fmt.Errorf("line %d: field %q is not a retention field: give maxAge and keep", key.Line, key.Value)
+		}
+	}
+	return nil
+}
+
+// MarshalYAML writes maxAge as a duration (168h0m0s), as UnmarshalYAML reads it.
+func (k Keep) MarshalYAML() (any, error) {
+	return struct {
+		MaxAge string `yaml:"maxAge"`
+		Keep   int    `yaml:"keep"`
+	}{k.MaxAge.String(), k.Keep}, nil
+}
+
+// DefaultWorkspaceRetention keeps a week of checkouts and, whatever their age,
+// the last 3 of each repository.
+var DefaultWorkspaceRetention = Keep{MaxAge: 7 * 24 * time.Hour, Keep: 3}
+
+// DefaultCandidateRetention keeps two weeks of candidate images and, whatever
+// their age, the last 10 of each image.
+var DefaultCandidateRetention = Keep{MaxAge: 14 * 24 * time.Hour, Keep: 10}
+
+// MinWorkspaceAge is the shortest retention.workspaces.maxAge: a checkout is in
+// use for at most the longest activity that reads one (an hour's build), and
+// gc tells one in use from an idle one only by that age.
+const MinWorkspaceAge = 2 * time.Hour
 
 // Temporal says how to reach the Temporal frontend.
 type Temporal struct {
@@ -214,10 +290,11 @@ func (g Gerrit) HTTPPassword() (string, error) {
 // Defaults returns the configuration of a local stack in the default state directory.
 func Defaults() Config {
 	return Config{
-		Temporal: Temporal{Address: "127.0.0.1:7233", Namespace: "default", UIURL: "http://127.0.0.1:8233"},
-		Buildkit: Buildkit{Egress: Egress{Allow: slices.Clone(DefaultEgress)}},
-		Registry: Registry{Address: "localhost:5000"},
-		StateDir: DefaultStateDir,
+		Temporal:  Temporal{Address: "127.0.0.1:7233", Namespace: "default", UIURL: "http://127.0.0.1:8233"},
+		Buildkit:  Buildkit{Egress: Egress{Allow: slices.Clone(DefaultEgress)}},
+		Registry:  Registry{Address: "localhost:5000"},
+		Retention: Retention{Workspaces: DefaultWorkspaceRetention, Candidates: DefaultCandidateRetention},
+		StateDir:  DefaultStateDir,
 	}
 }
 
@@ -301,12 +378,33 @@ func Load(path string, explicit bool) (Config, error) {
 			return Config{}, fmt.Errorf("%s: buildkit.egress.allow[%d]: %q is not a host name or a *.suffix pattern (write registry.npmjs.org or \"*.debian.org\": no scheme, port or path)", path, i, host)
 		}
 	}
+	if err := c.Retention.check(); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
 	if c.Registry.Password == "" && c.Registry.PasswordFile != "" {
 		if c.Registry.Password, err = SecretFile("registry.passwordFile", c.Registry.PasswordFile); err != nil {
 			return Config{}, err
 		}
 	}
 	return c, nil
+}
+
+// check refuses a retention that would delete what is in use or that cannot mean
+// anything.
+func (r Retention) check() error {
+	for _, k := range []struct {
+		field string
+		keep  Keep
+	}{{"retention.workspaces", r.Workspaces}, {"retention.candidates", r.Candidates}} {
+		if k.keep.MaxAge < 0 || k.keep.Keep < 0 {
+			return fmt.Errorf("%s: maxAge %s and keep %d must not be negative", k.field, k.keep.MaxAge, k.keep.Keep)
+		}
+	}
+	if r.Workspaces.MaxAge < MinWorkspaceAge {
+		return fmt.Errorf("retention.workspaces.maxAge: %s is shorter than %s: a checkout that young may be in use by a build; give at least %s (the default is %s)",
+			r.Workspaces.MaxAge, MinWorkspaceAge, MinWorkspaceAge, DefaultWorkspaceRetention.MaxAge)
+	}
+	return nil
 }
 
 // SecretFile reads the secret on the first line of the file that key (a

@@ -12,6 +12,7 @@ import (
 
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/internal/lib/blubber"
+	"github.com/wikimedia/conveyor/internal/lib/repofile"
 )
 
 // checker fills in the defaults of the decoded settings and checks them against
@@ -189,7 +190,7 @@ func (c *checker) parseBlubber(p string) (*blubber.Config, []Problem) {
 	if _, ok := localPath(p); !ok {
 		return nil, nil // reported by blubberPath
 	}
-	data, err := c.root.ReadFile(p)
+	data, err := repofile.ReadFileIn(c.root, p, repofile.BlubberConfig)
 	if errors.Is(err, os.ErrNotExist) {
 		if c.raw.blubber != nil {
 			c.addAt("pipeline.blubber", "names %s, which does not exist in the repository", p)
@@ -198,7 +199,7 @@ func (c *checker) parseBlubber(p string) (*blubber.Config, []Problem) {
 		return nil, []Problem{{File: p, Msg: "not found: conveyor builds the images from a Blubber config; add one, or name yours with pipeline.blubber in " + ConfigFile}}
 	}
 	if err != nil {
-		return nil, []Problem{{File: p, Msg: fmt.Sprintf("cannot be read: %v", err), Blubber: true}}
+		return nil, []Problem{{File: p, Msg: readProblem(err), Blubber: true}}
 	}
 	cfg, err := blubber.Parse(data)
 	if err == nil {

@@ -1,10 +1,12 @@
 package pipelineconfig
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/internal/lib/repofile"
 )
 
 // Problem is one thing wrong with a repository's pipeline settings or Blubber
@@ -60,4 +62,14 @@ func (e *InvalidError) Type() string {
 		}
 	}
 	return contract.ErrInvalidBlubber
+}
+
+// readProblem says why a file of the repository could not be read, without
+// repeating its name (the Problem has it).
+func readProblem(err error) string {
+	var tooLarge *repofile.TooLargeError
+	if errors.As(err, &tooLarge) {
+		return tooLarge.Reason()
+	}
+	return fmt.Sprintf("cannot be read: %v", err)
 }

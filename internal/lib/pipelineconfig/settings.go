@@ -25,6 +25,7 @@ import (
 
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/internal/lib/blubber"
+	"github.com/wikimedia/conveyor/internal/lib/repofile"
 )
 
 // ConfigFile is where a repository keeps its pipeline settings. The format is
@@ -149,12 +150,12 @@ func lineKey(p Problem) int {
 // readSettingsFile decodes .pipeline/config.yaml; a missing file is all defaults.
 func readSettingsFile(root *os.Root, r *reader) *fileSettings {
 	raw := &fileSettings{lines: map[string]int{}}
-	data, err := root.ReadFile(ConfigFile)
+	data, err := repofile.ReadFileIn(root, ConfigFile, repofile.PipelineSettings)
 	if errors.Is(err, os.ErrNotExist) {
 		return raw
 	}
 	if err != nil {
-		r.add(nil, "", "cannot be read: %v", err)
+		r.add(nil, "", "%s", readProblem(err))
 		return raw
 	}
 	var doc yaml.Node

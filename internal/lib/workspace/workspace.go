@@ -106,6 +106,7 @@ func Ensure(ctx context.Context, stateDir, repo, ref string) (Source, string, er
 		src.Branch = branch
 	}
 	if dir := Dir(stateDir, src); isDir(dir) {
+		touch(dir)
 		return src, dir, nil
 	}
 	commit, dir, err := checkout(ctx, stateDir, repo, name, func(gitDir string) (string, error) {
@@ -135,6 +136,7 @@ func EnsureCommit(ctx context.Context, stateDir string, src Source) (string, err
 	}
 	commit := strings.ToLower(src.Commit)
 	if dir := Dir(stateDir, Source{Repo: repo, Commit: commit}); isDir(dir) {
+		touch(dir)
 		return dir, nil
 	}
 	got, dir, err := checkout(ctx, stateDir, repo, commit, func(gitDir string) (string, error) {
@@ -191,6 +193,7 @@ func checkout(ctx context.Context, stateDir, repo, what string, fetch func(gitDi
 	commit := strings.TrimSpace(out)
 	dir := Dir(stateDir, Source{Repo: repo, Commit: commit})
 	if isDir(dir) {
+		touch(dir)
 		return commit, dir, nil
 	}
 	if err := os.Mkdir(tree, 0o755); err != nil {
@@ -199,13 +202,16 @@ func checkout(ctx context.Context, stateDir, repo, what string, fetch func(gitDi
 	if _, err := git(ctx, "--git-dir", gitDir, "--work-tree", tree, "checkout", "--quiet", "--detach", "--force", commit); err != nil {
 		return "", "", fmt.Errorf("checking out %s of %s: %w", commit, repo, err)
 	}
+	recordRepo(base, repo)
 	if err := os.Rename(tree, dir); err != nil {
 		// Another worker sharing the state directory finished the same commit first.
 		if isDir(dir) {
+			touch(dir)
 			return commit, dir, nil
 		}
 		return "", "", fmt.Errorf("moving the checkout of %s into place: %w", commit, err)
 	}
+	touch(dir)
 	return commit, dir, nil
 }
 

@@ -140,13 +140,14 @@ func TestEnsureIsIdempotentAndAtomic(t *testing.T) {
 	if err != nil || again != dir {
 		t.Errorf("EnsureCommit = %s %v, want %s", again, err, dir)
 	}
-	// Nothing but finished checkouts is left in the repository's directory.
+	// Nothing but finished checkouts (and the repository's name) is left in the
+	// repository's directory.
 	entries, err := os.ReadDir(filepath.Dir(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		if e.Name() != src.Commit {
+		if e.Name() != src.Commit && e.Name() != repoFile {
 			t.Errorf("left behind in the workspace: %s", e.Name())
 		}
 	}
