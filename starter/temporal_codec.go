@@ -11,7 +11,7 @@ import (
 
 	"github.com/wikimedia/conveyor/internal/client/health"
 	"github.com/wikimedia/conveyor/internal/lib/config"
-	"github.com/wikimedia/conveyor/internal/lib/payloadcrypt"
+	"github.com/wikimedia/conveyor/internal/client/payloadcrypt"
 )
 
 func temporalCodecServerCommand() *cli.Command {

@@ -18,7 +18,7 @@ import (
 
 	"github.com/wikimedia/conveyor/internal/dev/devstack"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
-	"github.com/wikimedia/conveyor/internal/lib/payloadcrypt"
+	"github.com/wikimedia/conveyor/internal/client/payloadcrypt"
 )
 
 // lockedBuffer is a bytes.Buffer a command writes to while the test reads it.

@@ -10,7 +10,7 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/converter"
 
-	"github.com/wikimedia/conveyor/internal/lib/payloadcrypt"
+	"github.com/wikimedia/conveyor/internal/client/payloadcrypt"
 )
 
 const testSecret = "Pa$$w0rd\"quoted\"-0123456789"

@@ -19,7 +19,7 @@ import (
 
 	"github.com/wikimedia/conveyor/internal/dev/devstack"
 	"github.com/wikimedia/conveyor/internal/lib/config"
-	"github.com/wikimedia/conveyor/internal/lib/payloadcrypt"
+	"github.com/wikimedia/conveyor/internal/client/payloadcrypt"
 )
 
 // stack is the plain stack, brought up once per test binary.

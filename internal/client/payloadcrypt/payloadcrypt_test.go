@@ -10,7 +10,7 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
 
-	"github.com/wikimedia/conveyor/internal/lib/payloadcrypt"
+	"github.com/wikimedia/conveyor/internal/client/payloadcrypt"
 )
 
 // keyFile writes lines (made with NewKeyLine or by hand) as a key file and

@@ -11,7 +11,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/wikimedia/conveyor/internal/lib/payloadcrypt"
+	"github.com/wikimedia/conveyor/internal/client/payloadcrypt"
 )
 
 const uiOrigin = "http://127.0.0.1:8233"
