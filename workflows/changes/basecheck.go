@@ -44,6 +44,8 @@ type RebuildTarget struct {
 	Branch  string `json:"branch"`
 	// Publish publishes the rebuilt image.
 	Publish bool `json:"publish"`
+	// Image is PipelineInput.Image of the rebuild.
+	Image string `json:"image,omitempty"`
 }
 
 // BaseCheckConfig is what the check watches and how often.
@@ -296,7 +298,7 @@ func (c *baseCheck) check(ctx workflow.Context) {
 			TypedSearchAttributes: temporal.NewSearchAttributes(workflows.ProjectKey.ValueSet(t.Project)),
 		})
 		f := workflow.ExecuteChildWorkflow(cctx, Pipeline, PipelineInput{
-			Project: t.Project, Repo: t.Repo, Ref: "refs/heads/" + t.Branch, Publish: t.Publish,
+			Project: t.Project, Repo: t.Repo, Ref: "refs/heads/" + t.Branch, Publish: t.Publish, Image: t.Image,
 		})
 		if err := f.GetChildWorkflowExecution().Get(ctx, nil); err != nil && !temporal.IsWorkflowExecutionAlreadyStartedError(err) {
 			rb.Error = err.Error()

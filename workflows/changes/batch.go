@@ -79,6 +79,8 @@ type BatchTarget struct {
 	// Publish publishes each batch's tested image.
 	Publish  bool          `json:"publish"`
 	Settings BatchSettings `json:"settings"`
+	// Image is PipelineInput.Image of every batch's build.
+	Image string `json:"image,omitempty"`
 }
 
 // MergedChange is one merge waiting for, or built in, a batch.
@@ -314,6 +316,7 @@ func (b *batcher) start(ctx workflow.Context) workflow.ChildWorkflowFuture {
 	})
 	f := workflow.ExecuteChildWorkflow(cctx, Pipeline, PipelineInput{
 		Project: b.target.Project, Repo: b.target.Repo, Ref: "refs/heads/" + b.target.Branch, Publish: b.target.Publish,
+		Image: b.target.Image,
 	})
 	var exec workflow.Execution
 	if err := f.GetChildWorkflowExecution().Get(ctx, &exec); err == nil {

@@ -50,6 +50,11 @@ type PipelineInput struct {
 	// Publish tags the tested image into the public repository (step 5). Without it
 	// the pipeline verifies only (steps 1–4).
 	Publish bool `json:"publish"`
+	// Image, when set, is the image (and so the service it promotes) that
+	// conveyor's trusted configuration, the triggers file, gives Project: the
+	// repository's pipeline.image must be the same, or the pipeline stops before
+	// building. Empty leaves the repository's choice.
+	Image string `json:"image,omitempty"`
 }
 
 // Step is one step's state for the status query.
@@ -169,6 +174,13 @@ func (r *pipelineRun) run(ctx workflow.Context) error {
 			return err
 		}
 		r.st.Commit = src.Source.Commit
+		if r.in.Image != "" && src.Settings.Image != r.in.Image {
+			return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+				"pipeline.image %q in .pipeline/config.yaml is not %q, the image conveyor's triggers file gives project %s: "+
+					"which image (and service) a project publishes comes from conveyor's configuration, not from the repository; "+
+					"set pipeline.image to %q, or change the project's image in the triggers file",
+				src.Settings.Image, r.in.Image, r.in.Project, r.in.Image), contract.ErrInvalidConfig, nil)
+		}
 		if src.Settings.TestVariant == "" {
 			s.Detail = "no test variant configured"
 			return nil

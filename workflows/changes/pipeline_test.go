@@ -194,6 +194,28 @@ func TestPipelineStopsWhenTestsFail(t *testing.T) {
 	}
 }
 
+// TestPipelineImageComesFromTheTriggersFile: the image the trusted configuration
+// gives the project must be the repository's pipeline.image, or nothing is built.
+func TestPipelineImageComesFromTheTriggersFile(t *testing.T) {
+	in := changeInput
+	in.Image = "hello"
+	if _, err := runPipeline(t, &fakeActivities{}, in); err != nil {
+		t.Fatalf("the same image: %v", err)
+	}
+	f := &fakeActivities{}
+	in.Image = "payments"
+	st, err := runPipeline(t, f, in)
+	if err == nil || !strings.Contains(err.Error(), "(type: "+contract.ErrInvalidConfig+", retryable: false)") || !strings.Contains(err.Error(), `pipeline.image "hello" in .pipeline/config.yaml is not "payments"`) {
+		t.Fatalf("another image: %v, want %s naming both images", err, contract.ErrInvalidConfig)
+	}
+	if got, want := states(st), "build-test=failed run-tests=skipped build-production=skipped deploy-and-test=skipped publish=skipped"; got != want {
+		t.Errorf("steps: %s\nwant   %s", got, want)
+	}
+	if n := f.count("BuildVariant:test") + f.count("BuildVariant:production"); n != 0 {
+		t.Errorf("%d builds ran for a repository claiming another project's image", n)
+	}
+}
+
 func TestPipelineTearsDownWhenE2EFails(t *testing.T) {
 	f := &fakeActivities{e2eErr: temporal.NewNonRetryableApplicationError("check health: want 200, got 500", contract.ErrE2EFailed, nil)}
 	st, err := runPipeline(t, f, changeInput)

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"regexp"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -106,6 +107,7 @@ type settings struct {
 type project struct {
 	Name     string `yaml:"name"`
 	Repo     string `yaml:"repo"`
+	Image    string `yaml:"image"`
 	settings `yaml:",inline"`
 }
 
@@ -153,6 +155,10 @@ type Project struct {
 	Name string
 	// Repo is where its sources are fetched from.
 	Repo string
+	// Image is the image the project publishes, and so the service its images
+	// promote (changes.PipelineInput.Image): the repository's pipeline.image
+	// must be the same. Empty leaves the repository's choice.
+	Image string
 	// Branches are the branches acted on; empty means every branch.
 	Branches []string
 	// Verify runs the pipeline of new patchsets and rechecks; Report posts the
@@ -265,7 +271,10 @@ func Parse(data []byte, gerritURL string) (*Config, error) {
 			bad("%s: the project is listed twice", where)
 		}
 		seen[name] = true
-		pc := Project{Name: name, Repo: p.Repo}
+		pc := Project{Name: name, Repo: p.Repo, Image: p.Image}
+		if p.Image != "" && !imageRE.MatchString(p.Image) {
+			bad("%s.image: %q is not a repository name (lowercase letters, digits, '-', '.', '_', '/'), e.g. hello", where, p.Image)
+		}
 		if pc.Repo == "" {
 			if c.GerritURL == "" {
 				bad("%s.repo: no repository: set repo, or gerrit.url here or in conveyor's configuration (then %s/%s is used)", where, "<gerrit.url>", name)
@@ -384,6 +393,8 @@ func (c *Config) Project(name string) (*Project, bool) {
 	}
 	return nil, false
 }
+
+var imageRE = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$`)
 
 // DefaultPublishBranches are the branches whose builds publish unless the triggers
 // file's publishBranches says otherwise.

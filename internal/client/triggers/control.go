@@ -60,7 +60,7 @@ func Sync(ctx context.Context, c client.Client, cfg *Config, taskQueue string) (
 			want = append(want, id)
 			spec := client.ScheduleSpec{CronExpressions: []string{cfg.NightlyCron}, TimeZoneName: "UTC"}
 			action, err := launch.ScheduledPipeline(id,
-				changes.PipelineInput{Project: p.Name, Repo: p.Repo, Ref: "refs/heads/" + branch, Publish: p.Publishes(branch)},
+				changes.PipelineInput{Project: p.Name, Repo: p.Repo, Ref: "refs/heads/" + branch, Publish: p.Publishes(branch), Image: p.Image},
 				launch.OnTaskQueue(taskQueue))
 			if err != nil {
 				return rep, err
@@ -111,7 +111,7 @@ func Sync(ctx context.Context, c client.Client, cfg *Config, taskQueue string) (
 	bc := changes.BaseCheckConfig{Every: cfg.BaseImagesEvery}
 	for _, p := range cfg.Projects {
 		for _, b := range p.RebuildBranches() {
-			bc.Targets = append(bc.Targets, changes.RebuildTarget{Project: p.Name, Repo: p.Repo, Branch: b, Publish: p.Publishes(b)})
+			bc.Targets = append(bc.Targets, changes.RebuildTarget{Project: p.Name, Repo: p.Repo, Branch: b, Publish: p.Publishes(b), Image: p.Image})
 		}
 	}
 	id, err := launch.BaseCheck(ctx, c, bc, launch.OnTaskQueue(taskQueue))

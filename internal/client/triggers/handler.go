@@ -208,7 +208,7 @@ func (h *Handler) verify(ctx context.Context, p *Project, e gerrit.Event, key st
 		return ignore("the recheck carries no creation time or body to tell it from others")
 	}
 	in := changes.VerifyInput{
-		Pipeline: changes.PipelineInput{Project: p.Name, Repo: p.Repo, Ref: gerrit.MakeChangeRef(change, ps)},
+		Pipeline: changes.PipelineInput{Project: p.Name, Repo: p.Repo, Ref: gerrit.MakeChangeRef(change, ps), Image: p.Image},
 		Change: changes.ChangeTarget{Project: p.Name, Branch: branch, Change: change, Patchset: ps,
 			ChangeID: e.Change.ID, Revision: e.PatchSet.Revision},
 		Report:  p.Report,
@@ -223,7 +223,7 @@ func (h *Handler) verify(ctx context.Context, p *Project, e gerrit.Event, key st
 
 // batch signals the branch's merge batcher, starting it if needed.
 func (h *Handler) batch(ctx context.Context, p *Project, branch string, m changes.MergedChange) (Result, error) {
-	target := changes.BatchTarget{Project: p.Name, Repo: p.Repo, Branch: branch, Publish: true, Settings: p.Batch}
+	target := changes.BatchTarget{Project: p.Name, Repo: p.Repo, Branch: branch, Publish: true, Settings: p.Batch, Image: p.Image}
 	id, err := launch.MergeSignal(ctx, h.starter, target, m, launch.OnTaskQueue(h.taskQueue))
 	if err != nil {
 		return Result{}, err
@@ -248,7 +248,7 @@ func (h *Handler) refUpdated(ctx context.Context, p *Project, e gerrit.Event) (R
 	if action == RefBatch {
 		return h.batch(ctx, p, gerrit.ShortBranch(ref), changes.MergedChange{Key: "ref/" + rev, Revision: rev})
 	}
-	in := changes.PipelineInput{Project: p.Name, Repo: p.Repo, Ref: ref, Publish: action == RefPublish}
+	in := changes.PipelineInput{Project: p.Name, Repo: p.Repo, Ref: ref, Publish: action == RefPublish, Image: p.Image}
 	_, err := launch.RefPipeline(ctx, h.starter, in, rev, launch.OnTaskQueue(h.taskQueue))
 	return started(ActionPublish, launch.RefPipelineID(p.Name, ref, rev), err)
 }

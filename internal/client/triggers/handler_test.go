@@ -306,6 +306,48 @@ projects:
 	}
 }
 
+// TestTheTriggersFileGivesTheImage: a project's image in the triggers file goes
+// with every pipeline the events start (verification, batch, ref rule), and a
+// bad one is refused when the file is read.
+func TestTheTriggersFileGivesTheImage(t *testing.T) {
+	cfg, err := Parse([]byte(`
+projects:
+  - name: mediawiki/services/hello
+    repo: /srv/hello
+    image: hello
+    refUpdated: [{ref: 'refs/tags/v*', action: publish}]
+`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newFakeStarter()
+	h, err := NewHandler(s, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, name := range []string{"webhook/patchset-created.json", "webhook/change-merged.json", "webhook/ref-updated.json"} {
+		if _, err := h.Handle(ctx, sample(t, name)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if len(s.starts) != 2 || len(s.signals) != 1 {
+		t.Fatalf("%d starts and %d signals, want a verification, a tag pipeline and a batch", len(s.starts), len(s.signals))
+	}
+	if in := s.starts[0].arg.(changes.VerifyInput); in.Pipeline.Image != "hello" {
+		t.Errorf("verification's pipeline image %q, want hello", in.Pipeline.Image)
+	}
+	if in := s.starts[1].arg.(changes.PipelineInput); in.Image != "hello" {
+		t.Errorf("tag pipeline's image %q, want hello", in.Image)
+	}
+	if m := s.signals[0].arg.(changes.MergeSignal); m.Target.Image != "hello" {
+		t.Errorf("batch target's image %q, want hello", m.Target.Image)
+	}
+	if _, err := Parse([]byte("projects: [{name: a, repo: /a, image: 'Not An Image'}]\n"), ""); err == nil || !strings.Contains(err.Error(), "projects[0] (a).image") {
+		t.Errorf("a bad image: %v, want refused naming projects[0] (a).image", err)
+	}
+}
+
 func TestEventsNotActedOn(t *testing.T) {
 	s := newFakeStarter()
 	h := newTestHandler(t, s)
