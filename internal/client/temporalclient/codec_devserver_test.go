@@ -18,11 +18,11 @@ import (
 	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/wikimedia/conveyor/internal/client/payloadcrypt"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/internal/dev/devstack"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 	"github.com/wikimedia/conveyor/internal/lib/config"
-	"github.com/wikimedia/conveyor/internal/client/payloadcrypt"
 )
 
 // The secrets a workflow of the test carries, as a deploy's Helm values and a

@@ -22,8 +22,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"google.golang.org/grpc/codes"
 
-	"github.com/wikimedia/conveyor/internal/lib/config"
 	"github.com/wikimedia/conveyor/internal/client/payloadcrypt"
+	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
 // Option changes how Dial connects.

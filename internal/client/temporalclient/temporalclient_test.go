@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wikimedia/conveyor/internal/client/payloadcrypt"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/internal/dev/tlstest"
 	"github.com/wikimedia/conveyor/internal/lib/config"
-	"github.com/wikimedia/conveyor/internal/client/payloadcrypt"
 )
 
 // writeCert writes a self-signed certificate and its key as PEM files in dir.

@@ -13,8 +13,8 @@ import (
 	"io"
 	"os"
 	"path"
-	"regexp"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -93,7 +93,7 @@ type settings struct {
 	// PublishBranches are the branches whose builds publish; nil means
 	// DefaultPublishBranches.
 	PublishBranches []string `yaml:"publishBranches"`
-	Batch          struct {
+	Batch           struct {
 		QuietPeriod      time.Duration `yaml:"quietPeriod"`
 		MaxWait          time.Duration `yaml:"maxWait"`
 		MaxBatchesPerRun int           `yaml:"maxBatchesPerRun"`
@@ -170,7 +170,7 @@ type Project struct {
 	// PublishBranches are the branches whose builds may publish: reviewed
 	// branches, never one that anyone may push (a self-service sandbox/*).
 	PublishBranches []string
-	Batch          changes.BatchSettings
+	Batch           changes.BatchSettings
 	// Nightly are the branches built every night.
 	Nightly []string
 	// BaseImages rebuilds the Nightly branches, or else the first of Branches

@@ -15,9 +15,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wikimedia/conveyor/internal/client/payloadcrypt"
 	"github.com/wikimedia/conveyor/internal/dev/devstack/proc"
 	"github.com/wikimedia/conveyor/internal/lib/config"
-	"github.com/wikimedia/conveyor/internal/client/payloadcrypt"
 )
 
 // A component is one part of the stack: a background process, or a step (pushing

@@ -17,9 +17,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/wikimedia/conveyor/internal/client/payloadcrypt"
 	"github.com/wikimedia/conveyor/internal/dev/devstack"
 	"github.com/wikimedia/conveyor/internal/lib/config"
-	"github.com/wikimedia/conveyor/internal/client/payloadcrypt"
 )
 
 // stack is the plain stack, brought up once per test binary.
