@@ -10,8 +10,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/wikimedia/conveyor/internal/client/health"
-	"github.com/wikimedia/conveyor/internal/lib/config"
 	"github.com/wikimedia/conveyor/internal/client/payloadcrypt"
+	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
 func temporalCodecServerCommand() *cli.Command {
