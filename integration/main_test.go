@@ -4,11 +4,14 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 	"github.com/wikimedia/conveyor/internal/lib/config"
@@ -50,5 +53,42 @@ func run(m *testing.M) int {
 			return 1
 		}
 	}
-	return m.Run()
+	start := time.Now()
+	if code := m.Run(); code != 0 {
+		return code
+	}
+	return scanHistories(start)
+}
+
+// scanHistories fails the run when a history that its tests wrote holds one of
+// the stack's secrets in the clear: every payload is encrypted
+// (temporal.payloadKeyFile), and nothing else in a history may carry one.
+func scanHistories(since time.Time) int {
+	secrets := []string{cfg.Registry.Password, cfg.OpenStack.Password, cfg.Gerrit.Password}
+	if cfg.Temporal.PayloadKeyFile != "" {
+		b, err := os.ReadFile(cfg.Temporal.PayloadKeyFile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "integration: reading the payload key: %v\n", err)
+			return 1
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) == 2 && !strings.HasPrefix(f[0], "#") {
+				secrets = append(secrets, f[1])
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	found, scanned, err := stacktest.ScanHistories(ctx, stacktest.UsedNamespaces(cfg.Temporal), since, secrets...)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "integration: scanning the histories the tests wrote: %v\n", err)
+		return 1
+	}
+	if len(found) > 0 {
+		fmt.Fprintf(os.Stderr, "integration: %d places in the histories of this run hold a secret of the stack in the clear:\n  %s\n",
+			len(found), strings.Join(found, "\n  "))
+		return 1
+	}
+	fmt.Printf("integration: %d histories written by the tests hold none of the stack's %d secrets in the clear\n", scanned, len(secrets))
+	return 0
 }

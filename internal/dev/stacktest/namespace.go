@@ -2,6 +2,9 @@ package stacktest
 
 import (
 	"context"
+	"maps"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,5 +43,28 @@ func namespaceOn(t testing.TB, cfg config.Config, ns string) config.Config {
 		t.Fatal(err)
 	}
 	cfg.Temporal.Namespace = ns
+	usedMu.Lock()
+	used[cfg.Temporal.Address+"/"+ns] = cfg.Temporal
+	usedMu.Unlock()
 	return cfg
+}
+
+var (
+	usedMu sync.Mutex
+	used   = map[string]config.Temporal{}
+)
+
+// UsedNamespaces are the Temporal namespaces (with their frontends) that
+// Namespace and ProdNamespace handed out in this test binary, and cfg's own: the
+// ones whose histories this binary's tests wrote.
+func UsedNamespaces(cfg config.Temporal) []config.Temporal {
+	usedMu.Lock()
+	defer usedMu.Unlock()
+	out := []config.Temporal{cfg}
+	for _, k := range slices.Sorted(maps.Keys(used)) {
+		if t := used[k]; t.Address != cfg.Address || t.Namespace != cfg.Namespace {
+			out = append(out, t)
+		}
+	}
+	return out
 }

@@ -6,11 +6,15 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
+	"time"
 
+	"github.com/wikimedia/conveyor/internal/lib/config"
 	commonpb "go.temporal.io/api/common/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/proxy"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/proto"
@@ -110,4 +114,50 @@ func DecodeHistory(h *historypb.History, codec converter.PayloadCodec) error {
 			return codec.Decode(ps)
 		},
 	})
+}
+
+// ScanHistories reads the history of every workflow started since `since` in
+// each namespace and returns, one a line, every place where one of secrets is in
+// the clear (SecretsInClear). Empty secrets are skipped.
+func ScanHistories(ctx context.Context, namespaces []config.Temporal, since time.Time, secrets ...string) ([]string, int, error) {
+	secrets = slices.DeleteFunc(slices.Clone(secrets), func(s string) bool { return s == "" })
+	var found []string
+	scanned := 0
+	for _, tc := range namespaces {
+		c, err := client.DialContext(ctx, client.Options{HostPort: tc.Address, Namespace: tc.Namespace})
+		if err != nil {
+			return found, scanned, fmt.Errorf("Temporal at %s: %w", tc.Address, err)
+		}
+		query := fmt.Sprintf("StartTime >= %q", since.UTC().Format(time.RFC3339))
+		var token []byte
+		for {
+			resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: tc.Namespace, Query: query, NextPageToken: token})
+			if err != nil {
+				c.Close()
+				return found, scanned, fmt.Errorf("listing the workflows of namespace %s: %w", tc.Namespace, err)
+			}
+			for _, ex := range resp.GetExecutions() {
+				id, run := ex.GetExecution().GetWorkflowId(), ex.GetExecution().GetRunId()
+				var h historypb.History
+				it := c.GetWorkflowHistory(ctx, id, run, false, 0)
+				for it.HasNext() {
+					ev, err := it.Next()
+					if err != nil {
+						c.Close()
+						return found, scanned, fmt.Errorf("reading the history of %s/%s: %w", tc.Namespace, id, err)
+					}
+					h.Events = append(h.Events, ev)
+				}
+				scanned++
+				for _, f := range SecretsInClear(&h, secrets...) {
+					found = append(found, fmt.Sprintf("%s/%s (run %s): %s", tc.Namespace, id, run, f))
+				}
+			}
+			if token = resp.GetNextPageToken(); len(token) == 0 {
+				break
+			}
+		}
+		c.Close()
+	}
+	return found, scanned, nil
 }
