@@ -12,12 +12,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
+	"go.temporal.io/sdk/client"
 
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/activities/openstack"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
+	"github.com/wikimedia/conveyor/workflows"
+	"github.com/wikimedia/conveyor/workflows/migrations"
 )
 
 // vmActivities are the migrate pool's OpenStack activities, called directly.
@@ -150,5 +154,125 @@ func TestRetriedSnapshotIsTakenAgainAfterARestart(t *testing.T) {
 	}
 	if !slices.ContainsFunc(v.Problems, func(p string) bool { return strings.Contains(p, "may differ from snapshot "+fresh.ImageID) }) {
 		t.Errorf("verify after the source ran again: %q, want a problem naming snapshot %s", v.Problems, fresh.ImageID)
+	}
+}
+
+// migrateVM runs one VM's migration steps up to the markers (MigrateMark), as
+// VMMigration does before its grace period, and returns its destination.
+func migrateVM(ctx context.Context, t *testing.T, a *openstack.Activities, vm contract.VMRef) contract.DestinationInput {
+	t.Helper()
+	if _, err := a.MigrateStopSource(ctx, vm); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := a.MigrateSnapshot(ctx, vm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := a.MigrateCopyImage(ctx, contract.CopyImageInput{VM: vm, Source: snap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := a.MigrateCreateServer(ctx, contract.CreateServerInput{VM: vm, ImageID: cp.ImageID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest := contract.DestinationInput{VM: vm, ServerID: srv.ServerID, ImageID: cp.ImageID, SourceImage: snap}
+	if _, err := a.MigrateWaitActive(ctx, dest); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := a.MigrateVerify(ctx, dest); err != nil || len(v.Problems) != 0 {
+		t.Fatalf("verifying %s: %v %q", vm.ServerName, err, v.Problems)
+	}
+	if _, err := a.MigrateMark(ctx, dest); err != nil {
+		t.Fatal(err)
+	}
+	return dest
+}
+
+// TestCleanupDeletesOnlyVerifiedMigratedServers runs stage 5's Cleanup on the rig
+// for a project with three servers in eqiad1: one migrated (markers, ACTIVE
+// destination), one migrated whose destination was stopped since, one never
+// migrated. The approval deletes only the first; the report says why the others
+// stay. A second cleanup that names the two deletes them.
+func TestCleanupDeletesOnlyVerifiedMigratedServers(t *testing.T) {
+	r := openStackRig(t)
+	pr := newVMProject(t, r, 3)
+	a := vmActivities(t)
+	tc, _, wout := modesWorker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	if _, err := a.MigratePreflight(ctx, contract.PreflightInput{Project: pr.name, From: vmFrom, To: vmTo}); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for n := range pr.servers {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	migrated, stopped, never := pr.servers[names[0]], pr.servers[names[1]], pr.servers[names[2]]
+	ref := func(s servers.Server) contract.VMRef {
+		return contract.VMRef{Project: pr.name, From: vmFrom, To: vmTo, ServerID: s.ID, ServerName: s.Name, Key: "test-cleanup/" + s.ID}
+	}
+	ok := migrateVM(ctx, t, a, ref(migrated))
+	bad := migrateVM(ctx, t, a, ref(stopped))
+	if err := servers.Stop(ctx, pr.dst.compute, bad.ServerID).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	vmWaitStatus(t, pr.dst, bad.ServerID, "SHUTOFF")
+
+	cleanup := func(id string, named []string) migrations.CleanupReport {
+		t.Helper()
+		run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueueMigrate}, migrations.Cleanup,
+			migrations.CleanupInput{From: vmFrom, To: vmTo, Projects: []string{pr.name}, Servers: named})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep := queryUntil(t, tc, id, migrations.QueryCleanup, 3*time.Minute, "the cleanup awaiting approval",
+			func(r migrations.CleanupReport) bool { return r.State == migrations.CleanupAwaiting })
+		t.Logf("%s awaiting: %s", id, rep.Summary)
+		h, err := tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: migrations.UpdateApproveCleanup,
+			Args: []any{migrations.CleanupApproval{By: "bd808", Reason: "stage 5"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+		if err == nil {
+			err = h.Get(ctx, nil)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var final migrations.CleanupReport
+		if err := run.Get(ctx, &final); err != nil {
+			t.Fatalf("cleanup: %v\nworker:\n%s", err, wout.String())
+		}
+		t.Logf("%s: %s", id, final.Summary)
+		return final
+	}
+	exists := func(s servers.Server) bool {
+		_, err := servers.Get(ctx, pr.src.compute, s.ID).Extract()
+		if err != nil && !gophercloud.ResponseCodeIs(err, 404) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+
+	final := cleanup("cleanup-verified-"+pr.name, nil)
+	if exists(migrated) {
+		t.Errorf("the migrated server %s (destination %s ACTIVE) is still in %s", migrated.Name, ok.ServerID, vmFrom)
+	}
+	if !exists(stopped) || !exists(never) {
+		t.Fatalf("the cleanup deleted a server that is not verified migrated: %s there %v, %s there %v", stopped.Name, exists(stopped), never.Name, exists(never))
+	}
+	why := map[string]string{}
+	for _, l := range final.Skipped {
+		why[l.ID] = l.Unverified
+	}
+	if !strings.Contains(why[stopped.ID], "is SHUTOFF, not ACTIVE") || !strings.Contains(why[never.ID], "no "+contract.MarkerMigratedTo+" marker") || len(final.Skipped) != 2 {
+		t.Errorf("skipped %+v, want %s (destination not ACTIVE) and %s (never migrated)", final.Skipped, stopped.Name, never.Name)
+	}
+	if !slices.ContainsFunc(final.Deleted, func(l contract.Leftover) bool { return l.ID == migrated.ID && l.MigratedTo == vmTo+"/"+ok.ServerID }) {
+		t.Errorf("deleted %+v, want %s verified migrated to %s/%s", final.Deleted, migrated.Name, vmTo, ok.ServerID)
+	}
+
+	final = cleanup("cleanup-named-"+pr.name, []string{stopped.Name, never.ID})
+	if exists(stopped) || exists(never) {
+		t.Errorf("named servers still there: %s %v, %s %v (report %+v)", stopped.Name, exists(stopped), never.Name, exists(never), final)
 	}
 }
