@@ -25,6 +25,8 @@ var (
 	// ListLeftovers lists the servers and images left in a deployment.
 	ListLeftovers = Activity[LeftoversInput, LeftoversOutput]{Name: "ListLeftovers"}
 	// DeleteLeftovers deletes listed leftovers; one already gone counts as deleted.
+	// A server not named explicitly (Leftover.Named) is deleted only if it is
+	// still verified migrated (Leftover.MigratedTo) when its turn comes.
 	DeleteLeftovers = Activity[DeleteLeftoversInput, DeleteLeftoversOutput]{Name: "DeleteLeftovers"}
 )
 
@@ -192,6 +194,10 @@ type LeftoversInput struct {
 	// Projects are Keystone project names; empty means every project but the
 	// migration account's own and "service".
 	Projects []string `json:"projects,omitempty"`
+	// Destination is the deployment the servers were migrated to; each server's
+	// migrated-to marker is verified against it (Leftover.MigratedTo or
+	// Leftover.Unverified). Empty verifies nothing: every server is unverified.
+	Destination string `json:"destination,omitempty"`
 }
 
 // Leftover is one resource left in a deployment.
@@ -201,6 +207,17 @@ type Leftover struct {
 	Name    string `json:"name"`
 	Project string `json:"project"`
 	Status  string `json:"status,omitempty"`
+	// MigratedTo is, for a server, "<region>/<id>" of its verified destination:
+	// the source's MarkerMigratedTo names a server of the destination deployment
+	// that exists, is ACTIVE, in the same project, and carries MarkerMigratedFrom
+	// naming the source and MarkerVerified with the source's migration key.
+	MigratedTo string `json:"migratedTo,omitempty"`
+	// Unverified says, for a server without MigratedTo, why it is not verified
+	// migrated (no marker, destination gone or not ACTIVE, markers that disagree).
+	Unverified string `json:"unverified,omitempty"`
+	// Named says the cleanup's input named this server explicitly, so it is
+	// deleted (after approval) although it is not verified migrated.
+	Named bool `json:"named,omitempty"`
 }
 
 // String is the way reports and notifications name a leftover.
@@ -217,10 +234,16 @@ type LeftoversOutput struct {
 type DeleteLeftoversInput struct {
 	Deployment string     `json:"deployment"`
 	Resources  []Leftover `json:"resources"`
+	// Destination is the deployment against which a server that is not Named is
+	// verified again before it is deleted (see LeftoversInput.Destination).
+	Destination string `json:"destination,omitempty"`
 }
 
-// DeleteLeftoversOutput says what was deleted and what had already gone.
+// DeleteLeftoversOutput says what was deleted, what had already gone, and which
+// servers were not deleted because they were no longer (or never) verified
+// migrated, each with Unverified saying why.
 type DeleteLeftoversOutput struct {
 	Deleted []Leftover `json:"deleted"`
 	Gone    []Leftover `json:"gone,omitempty"`
+	Skipped []Leftover `json:"skipped,omitempty"`
 }

@@ -58,6 +58,21 @@ const (
 	// MarkerVerified is destination server metadata: set by MigrateMark after
 	// verification; MigrateDeleteSource requires it.
 	MarkerVerified = "conveyor.verified"
+	// MarkerStopped is source server metadata, for operators only: the time and
+	// request id of the Nova stop action MigrateStopSource saw last. conveyor
+	// never trusts it (the project can edit metadata): MigrateSnapshot reads
+	// Nova's own instance actions.
+	MarkerStopped = "conveyor.stopped"
+	// MarkerStaleSnapshot is a snapshot image property set instead of
+	// MarkerSourceServer when MigrateSnapshot found the snapshot older than the
+	// source's latest stop (or the source touched since): the source server's id
+	// and why, so that no retry reuses it and an operator can see what it was.
+	MarkerStaleSnapshot = "conveyor.stale-snapshot-of"
+	// MarkerSnapshotRequest is a snapshot image property: the Nova request id of
+	// the createImage that made it. MigrateSnapshot and MigrateVerify find that
+	// action among the source's instance actions to order the snapshot against
+	// the source's stops and starts; a snapshot without it is never reused.
+	MarkerSnapshotRequest = "conveyor.snapshot-request"
 )
 
 // PreflightInput names a project to migrate between two deployments (names from
@@ -159,6 +174,9 @@ type ImageOutput struct {
 	Size      int64  `json:"size"`
 	// Reused says an earlier attempt's image was found by its marker and reused.
 	Reused bool `json:"reused,omitempty"`
+	// Stale lists earlier snapshots MigrateSnapshot found and did not reuse,
+	// each "<image id>: <why>" (marked with MarkerStaleSnapshot, not deleted).
+	Stale []string `json:"stale,omitempty"`
 }
 
 // CopyImageInput says which snapshot to copy.

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 
 	"github.com/wikimedia/conveyor/activities/contract"
@@ -50,7 +51,9 @@ func (a *Activities) ListMigrationProjects(ctx context.Context, in contract.Proj
 // ListLeftovers lists the servers and images of the chosen projects in
 // in.Deployment: servers first, then images, each by project and name. With no
 // projects named it looks at every project but the migration account's own and
-// "service", so shared base images of the admin project are not leftovers.
+// "service", so shared base images of the admin project are not leftovers. Each
+// server's migrated-to marker is verified against in.Destination (migrated.go):
+// MigratedTo is set when it holds, Unverified says why not.
 func (a *Activities) ListLeftovers(ctx context.Context, in contract.LeftoversInput) (contract.LeftoversOutput, error) {
 	var out contract.LeftoversOutput
 	cl, err := a.adminClients(ctx, in.Deployment)
@@ -86,11 +89,21 @@ func (a *Activities) ListLeftovers(ctx context.Context, in contract.LeftoversInp
 	if err != nil {
 		return out, err
 	}
+	to, err := a.destinationClients(ctx, in.Destination)
+	if err != nil {
+		return out, err
+	}
 	var servers, imgs []contract.Leftover
 	for _, s := range ss {
-		if inScope(s.TenantID) {
-			servers = append(servers, contract.Leftover{Kind: contract.LeftoverServer, ID: s.ID, Name: s.Name, Project: names[s.TenantID], Status: s.Status})
+		if !inScope(s.TenantID) {
+			continue
 		}
+		l := contract.Leftover{Kind: contract.LeftoverServer, ID: s.ID, Name: s.Name, Project: names[s.TenantID], Status: s.Status}
+		heartbeat.Record(ctx, "verifying "+l.String())
+		if l.MigratedTo, l.Unverified, err = verifyMigrated(ctx, cl, to, &s); err != nil {
+			return out, err
+		}
+		servers = append(servers, l)
 	}
 	pages, err := images.List(cl.Image, images.ListOpts{}).AllPages(ctx)
 	if err != nil {
@@ -121,8 +134,10 @@ func (a *Activities) ListLeftovers(ctx context.Context, in contract.LeftoversInp
 }
 
 // DeleteLeftovers deletes the listed servers (waiting until each is gone) and
-// then the images. A resource already gone is reported as such; a retry after a
-// crash finds the earlier deletions done.
+// then the images. A server not Named in the cleanup's input is deleted only if
+// it is verified migrated to in.Destination now, when its turn comes; otherwise
+// it is kept and reported in Skipped with the reason. A resource already gone is
+// reported as such; a retry after a crash finds the earlier deletions done.
 func (a *Activities) DeleteLeftovers(ctx context.Context, in contract.DeleteLeftoversInput) (contract.DeleteLeftoversOutput, error) {
 	var out contract.DeleteLeftoversOutput
 	for _, l := range in.Resources {
@@ -131,6 +146,10 @@ func (a *Activities) DeleteLeftovers(ctx context.Context, in contract.DeleteLeft
 		}
 	}
 	cl, err := a.adminClients(ctx, in.Deployment)
+	if err != nil {
+		return out, err
+	}
+	to, err := a.destinationClients(ctx, in.Destination)
 	if err != nil {
 		return out, err
 	}
@@ -144,10 +163,18 @@ func (a *Activities) DeleteLeftovers(ctx context.Context, in contract.DeleteLeft
 			var err error
 			switch kind {
 			case contract.LeftoverServer:
-				_, err = serversGet(ctx, cl, l.ID)
+				var srv *servers.Server
+				srv, err = serversGet(ctx, cl, l.ID)
 				if notFound(err) {
 					out.Gone = append(out.Gone, l)
 					continue
+				}
+				if err == nil && !l.Named {
+					// Verified again: the destination may have gone since the listing.
+					if l.MigratedTo, l.Unverified, err = verifyMigrated(ctx, cl, to, srv); err == nil && l.MigratedTo == "" {
+						out.Skipped = append(out.Skipped, l)
+						continue
+					}
 				}
 				if err == nil {
 					err = a.deleteServer(ctx, cl, l.ID)
@@ -170,4 +197,13 @@ func (a *Activities) DeleteLeftovers(ctx context.Context, in contract.DeleteLeft
 		return out, fmt.Errorf("deleting leftovers of %s: %s", in.Deployment, strings.Join(failed, "; "))
 	}
 	return out, nil
+}
+
+// destinationClients are the admin clients of the deployment the servers were
+// migrated to; nil when none is named.
+func (a *Activities) destinationClients(ctx context.Context, deployment string) (*clients, error) {
+	if deployment == "" {
+		return nil, nil
+	}
+	return a.adminClients(ctx, deployment)
 }

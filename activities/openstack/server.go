@@ -180,7 +180,9 @@ func faultText(f servers.Fault) string {
 // MigrateVerify compares the destination server with the source: the destination
 // is ACTIVE with the source's name, flavor and metadata, booted from the finished
 // copy of the source's snapshot; the source still exists and is not running (so
-// the two never serve at once). Problems come back in the output, not as an
+// the two never serve at once), and Nova's record shows nothing since the
+// snapshot that could have changed the source's disk (so a source started,
+// written to and stopped again during the grace period is not deleted). Problems come back in the output, not as an
 // error, so that the workflow decides.
 func (a *Activities) MigrateVerify(ctx context.Context, in contract.DestinationInput) (contract.VerifyOutput, error) {
 	src, dst, err := a.pair(ctx, in.VM)
@@ -201,6 +203,15 @@ func (a *Activities) MigrateVerify(ctx context.Context, in contract.DestinationI
 	}
 	if s.Status != "SHUTOFF" {
 		problems = append(problems, fmt.Sprintf("source server is %s, not SHUTOFF", s.Status))
+	}
+	if in.SourceImage.ImageID != "" {
+		why, err := sourceChangedSince(ctx, src, in.VM.ServerID, in.SourceImage.ImageID)
+		if err != nil {
+			return contract.VerifyOutput{}, err
+		}
+		if why != "" {
+			problems = append(problems, fmt.Sprintf("the source may differ from snapshot %s, which the destination was made from: %s", in.SourceImage.ImageID, why))
+		}
 	}
 	if d.Status != "ACTIVE" {
 		problems = append(problems, fmt.Sprintf("destination server is %s, not ACTIVE", d.Status))

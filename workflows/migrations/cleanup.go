@@ -1,6 +1,7 @@
 package migrations
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -45,6 +46,11 @@ type CleanupInput struct {
 	ReminderEvery time.Duration `json:"reminderEvery,omitempty"`
 	// DryRun lists the leftovers and says they would be deleted; nothing is.
 	DryRun bool `json:"dryRun,omitempty"`
+	// Servers names (by id, or by name when only one server in scope has it)
+	// servers to delete although they are not verified migrated. Without it a
+	// server is deleted only when its migrated-to marker names an ACTIVE server
+	// of To that agrees (contract.Leftover.MigratedTo); the others are skipped.
+	Servers []string `json:"servers,omitempty"`
 }
 
 // CleanupApproval is UpdateApproveCleanup's argument.
@@ -66,6 +72,10 @@ type CleanupReport struct {
 	// Deleted were deleted, Gone had gone already.
 	Deleted []contract.Leftover `json:"deleted,omitempty"`
 	Gone    []contract.Leftover `json:"gone,omitempty"`
+	// Skipped are the servers not deleted because they are not verified
+	// migrated and the input does not name them, each with its Unverified reason
+	// (at the listing, or when DeleteLeftovers verified it again).
+	Skipped []contract.Leftover `json:"skipped,omitempty"`
 	// Remaining is what the deployment still holds after the deletion (the kept
 	// leftovers and anything created since the listing).
 	Remaining  []contract.Leftover `json:"remaining,omitempty"`
@@ -75,6 +85,11 @@ type CleanupReport struct {
 	Reminders  int                 `json:"reminders,omitempty"`
 	Summary    string              `json:"summary"`
 }
+
+// versionCleanupVerified marks Cleanup runs that end without asking for an
+// approval when every leftover is skipped (a server not verified migrated and
+// not named). Runs from before still ask, and delete nothing they skip.
+const versionCleanupVerified = "cleanup-verified-migrated"
 
 var cleanupDeleteOptions = workflow.ActivityOptions{
 	TaskQueue:           workflows.TaskQueueMigrate,
@@ -87,7 +102,11 @@ var cleanupDeleteOptions = workflow.ActivityOptions{
 // (ListLeftovers), asks for approval (MigrationNotify, again every ReminderEvery)
 // and waits for UpdateApproveCleanup, deletes the approved leftovers
 // (DeleteLeftovers), lists again and returns the final report. Nothing is deleted
-// without approval; a dry run only lists.
+// without approval; a dry run only lists. A server is a leftover to delete only
+// when it is verified migrated to To (its migrated-to marker names an ACTIVE
+// server there that agrees), or when the input's Servers names it; every other
+// server is skipped and reported with why, and DeleteLeftovers verifies each
+// unnamed server again before it deletes it.
 func Cleanup(ctx workflow.Context, in CleanupInput) (CleanupReport, error) {
 	rep := CleanupReport{From: in.From, State: CleanupListing, DryRun: in.DryRun}
 	switch {
@@ -96,6 +115,7 @@ func Cleanup(ctx workflow.Context, in CleanupInput) (CleanupReport, error) {
 	case in.ReminderEvery < 0:
 		return rep, temporal.NewNonRetryableApplicationError("reminderEvery must not be negative", contract.ErrInvalidConfig, nil)
 	}
+	verifiedVersion := workflow.GetVersion(ctx, versionCleanupVerified, workflow.DefaultVersion, 1)
 	every := in.ReminderEvery
 	if every == 0 {
 		every = DefaultMigrationReminderEvery
@@ -134,7 +154,7 @@ func Cleanup(ctx workflow.Context, in CleanupInput) (CleanupReport, error) {
 	list := func() ([]contract.Leftover, error) {
 		var out contract.LeftoversOutput
 		err := workflows.Execute(workflow.WithActivityOptions(ctx, migrationCheckOptions), contract.ListLeftovers,
-			contract.LeftoversInput{Deployment: in.From, Projects: in.Projects}).Get(ctx, &out)
+			contract.LeftoversInput{Deployment: in.From, Projects: in.Projects, Destination: in.To}).Get(ctx, &out)
 		return out.Resources, err
 	}
 	var err error
@@ -145,14 +165,25 @@ func Cleanup(ctx workflow.Context, in CleanupInput) (CleanupReport, error) {
 		rep.State, rep.Summary = CleanupDone, fmt.Sprintf("%s has no leftovers%s", in.From, projectsScope(in.Projects))
 		return rep, nil
 	}
-	names := leftoverNames(rep.Listed)
-	if in.DryRun {
+	if err := nameServers(rep.Listed, in.Servers); err != nil {
+		return rep, err
+	}
+	var todo []contract.Leftover
+	todo, rep.Skipped = splitLeftovers(rep.Listed)
+	names := leftoverNames(todo)
+	skipped := skippedText(rep.Skipped)
+	switch {
+	case in.DryRun:
 		rep.State = CleanupDone
-		rep.Summary = fmt.Sprintf("dry run: would delete %d leftover(s) of %s after approval: %s", len(rep.Listed), in.From, strings.Join(names, "; "))
+		rep.Summary = fmt.Sprintf("dry run: would delete %d leftover(s) of %s after approval: %s%s", len(todo), in.From, cmp.Or(strings.Join(names, "; "), "none"), skipped)
+		return rep, nil
+	case len(todo) == 0 && verifiedVersion != workflow.DefaultVersion:
+		rep.State = CleanupDone
+		rep.Summary = fmt.Sprintf("nothing of %s to delete%s", in.From, skipped)
 		return rep, nil
 	}
 	rep.State = CleanupAwaiting
-	rep.Summary = fmt.Sprintf("%d leftover(s) of %s await approval (%s): %s", len(rep.Listed), in.From, UpdateApproveCleanup, strings.Join(names, "; "))
+	rep.Summary = fmt.Sprintf("%d leftover(s) of %s await approval (%s): %s%s", len(todo), in.From, UpdateApproveCleanup, strings.Join(names, "; "), skipped)
 	notify := func(kind, msg string) {
 		err := workflows.Execute(workflow.WithActivityOptions(ctx, projectNotifyOptions), contract.MigrationNotify,
 			contract.MigrationNotifyInput{From: in.From, To: in.To, Stage: "cleanup", Kind: kind, Open: names, Message: msg}).Get(ctx, nil)
@@ -174,7 +205,7 @@ func Cleanup(ctx workflow.Context, in CleanupInput) (CleanupReport, error) {
 	}
 	rep.State = CleanupDeleting
 	var del []contract.Leftover
-	for _, l := range rep.Listed {
+	for _, l := range todo {
 		if !slices.Contains(rep.Kept, l) {
 			del = append(del, l)
 		}
@@ -182,16 +213,17 @@ func Cleanup(ctx workflow.Context, in CleanupInput) (CleanupReport, error) {
 	reportCleanup(ctx, fmt.Sprintf("deleting %d leftover(s) of %s, approved by %s", len(del), in.From, rep.ApprovedBy))
 	var out contract.DeleteLeftoversOutput
 	if err := workflows.Execute(workflow.WithActivityOptions(ctx, cleanupDeleteOptions), contract.DeleteLeftovers,
-		contract.DeleteLeftoversInput{Deployment: in.From, Resources: del}).Get(ctx, &out); err != nil {
+		contract.DeleteLeftoversInput{Deployment: in.From, Resources: del, Destination: in.To}).Get(ctx, &out); err != nil {
 		return rep, fmt.Errorf("deleting the leftovers of %s: %w", in.From, err)
 	}
 	rep.Deleted, rep.Gone = out.Deleted, out.Gone
+	rep.Skipped = append(rep.Skipped, out.Skipped...)
 	if rep.Remaining, err = list(); err != nil {
 		return rep, fmt.Errorf("listing the leftovers of %s again: %w", in.From, err)
 	}
 	rep.State = CleanupDone
-	rep.Summary = fmt.Sprintf("cleanup of %s approved by %s: %d deleted, %d already gone, %d kept, %d remaining", in.From, rep.ApprovedBy,
-		len(rep.Deleted), len(rep.Gone), len(rep.Kept), len(rep.Remaining))
+	rep.Summary = fmt.Sprintf("cleanup of %s approved by %s: %d deleted, %d already gone, %d kept, %d skipped, %d remaining%s", in.From, rep.ApprovedBy,
+		len(rep.Deleted), len(rep.Gone), len(rep.Kept), len(rep.Skipped), len(rep.Remaining), skippedText(rep.Skipped))
 	return rep, workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 }
 
@@ -206,12 +238,79 @@ func reportCleanup(ctx workflow.Context, summary string) {
 	}
 }
 
+// leftoverNames names each leftover, and for a server why it may be deleted.
 func leftoverNames(ls []contract.Leftover) []string {
 	var names []string
 	for _, l := range ls {
-		names = append(names, l.String())
+		switch {
+		case l.Kind != contract.LeftoverServer:
+			names = append(names, l.String())
+		case l.MigratedTo != "":
+			names = append(names, l.String()+" (migrated to "+l.MigratedTo+")")
+		default:
+			names = append(names, l.String()+" (NOT migrated: "+l.Unverified+"; named in the cleanup's servers)")
+		}
 	}
 	return names
+}
+
+// skippedText lists the skipped servers with why, for a summary.
+func skippedText(ls []contract.Leftover) string {
+	if len(ls) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, l := range ls {
+		parts = append(parts, l.String()+": "+l.Unverified)
+	}
+	return fmt.Sprintf("; not deleting %d server(s) not verified migrated (name them in the cleanup's servers to delete them): %s", len(ls), strings.Join(parts, "; "))
+}
+
+// nameServers sets Named on the listed servers that names (ids, or names that
+// only one listed server has) points at; a name that matches no listed server,
+// or several, is an invalid input.
+func nameServers(listed []contract.Leftover, names []string) error {
+	for _, n := range names {
+		var hits []int
+		for i, l := range listed {
+			if l.Kind == contract.LeftoverServer && l.ID == n {
+				hits = []int{i}
+				break
+			}
+			if l.Kind == contract.LeftoverServer && l.Name == n {
+				hits = append(hits, i)
+			}
+		}
+		switch len(hits) {
+		case 0:
+			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("servers names %q, which is no server in the cleanup's scope: give the id or name of a listed server (a dry run lists them)", n), contract.ErrInvalidConfig, nil)
+		case 1:
+			listed[hits[0]].Named = true
+		default:
+			var ids []string
+			for _, i := range hits {
+				ids = append(ids, listed[i].ID)
+			}
+			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("servers names %q, which %d servers in scope are called (%s): give the id", n, len(hits), strings.Join(ids, ", ")), contract.ErrInvalidConfig, nil)
+		}
+	}
+	return nil
+}
+
+// splitLeftovers parts the listed leftovers into those to delete (images,
+// servers verified migrated, servers named) and the servers to skip.
+func splitLeftovers(listed []contract.Leftover) (todo, skip []contract.Leftover) {
+	for _, l := range listed {
+		if l.Kind == contract.LeftoverServer && l.MigratedTo == "" && !l.Named {
+			if l.Unverified == "" {
+				l.Unverified = "not verified migrated"
+			}
+			skip = append(skip, l)
+			continue
+		}
+		todo = append(todo, l)
+	}
+	return todo, skip
 }
 
 func projectsScope(projects []string) string {

@@ -402,7 +402,7 @@ func TestTestBatteryDryRunRunsNothing(t *testing.T) {
 }
 
 func TestCleanupDeletesOnlyAfterApproval(t *testing.T) {
-	vm := contract.Leftover{Kind: contract.LeftoverServer, ID: "s1", Name: "old-vm", Project: "quarry"}
+	vm := contract.Leftover{Kind: contract.LeftoverServer, ID: "s1", Name: "old-vm", Project: "quarry", MigratedTo: "eqiad2/d1"}
 	img := contract.Leftover{Kind: contract.LeftoverImage, ID: "i1", Name: "old-image", Project: "quarry"}
 	f, sf := &fakeMigration{}, &stageFakes{leftovers: []contract.Leftover{vm, img}}
 	env := stageTaskEnv(f, sf)
@@ -429,7 +429,7 @@ func TestCleanupDeletesOnlyAfterApproval(t *testing.T) {
 	if rep.State != CleanupDone || len(rep.Deleted) != 1 || rep.Deleted[0] != vm || len(rep.Kept) != 1 || len(rep.Remaining) != 1 || rep.ApprovedBy != "bd808" {
 		t.Errorf("report %+v, want old-vm deleted, old-image kept and remaining", rep)
 	}
-	if !strings.Contains(rep.Summary, "1 deleted, 0 already gone, 1 kept, 1 remaining") || f.count(contract.NotifyCleanup, "cleanup") != 1 || f.count(contract.NotifyReminder, "cleanup") != 1 {
+	if !strings.Contains(rep.Summary, "1 deleted, 0 already gone, 1 kept, 0 skipped, 1 remaining") || f.count(contract.NotifyCleanup, "cleanup") != 1 || f.count(contract.NotifyReminder, "cleanup") != 1 {
 		t.Errorf("summary %q, %d notices", rep.Summary, len(f.notes))
 	}
 	if len(u.rejected) != 2 || !strings.Contains(u.rejected[1], `keep names "nope", which is not a listed leftover`) {
@@ -438,14 +438,98 @@ func TestCleanupDeletesOnlyAfterApproval(t *testing.T) {
 }
 
 func TestCleanupDryRunOnlyLists(t *testing.T) {
-	sf := &stageFakes{leftovers: []contract.Leftover{{Kind: contract.LeftoverServer, ID: "s1", Name: "old-vm", Project: "quarry"}}}
+	sf := &stageFakes{leftovers: []contract.Leftover{{Kind: contract.LeftoverServer, ID: "s1", Name: "old-vm", Project: "quarry", MigratedTo: "eqiad2/d1"}}}
 	env := stageTaskEnv(&fakeMigration{}, sf)
 	env.ExecuteWorkflow(Cleanup, CleanupInput{From: "eqiad1", To: "eqiad2", DryRun: true})
 	var rep CleanupReport
 	if err := env.GetWorkflowResult(&rep); err != nil {
 		t.Fatal(err)
 	}
-	if len(sf.deleted) != 0 || !strings.Contains(rep.Summary, "dry run: would delete 1 leftover(s) of eqiad1 after approval: server old-vm (s1) in project quarry") {
+	if len(sf.deleted) != 0 || !strings.Contains(rep.Summary, "dry run: would delete 1 leftover(s) of eqiad1 after approval: server old-vm (s1) in project quarry (migrated to eqiad2/d1)") {
 		t.Errorf("summary %q, deleted %v", rep.Summary, sf.deleted)
+	}
+}
+
+// TestCleanupDeletesOnlyVerifiedOrNamedServers: of the listed servers, the one
+// verified migrated and the one the input names are deleted after approval (the
+// named one said NOT migrated in the approval's summary); the other is skipped
+// and reported with why. Images go as before.
+func TestCleanupDeletesOnlyVerifiedOrNamedServers(t *testing.T) {
+	migrated := contract.Leftover{Kind: contract.LeftoverServer, ID: "s1", Name: "migrated-vm", Project: "quarry", MigratedTo: "eqiad2/d1"}
+	gone := contract.Leftover{Kind: contract.LeftoverServer, ID: "s2", Name: "dest-gone-vm", Project: "quarry", Unverified: "its destination eqiad2/d2 is gone"}
+	never := contract.Leftover{Kind: contract.LeftoverServer, ID: "s3", Name: "never-vm", Project: "quarry", Unverified: "no conveyor.migrated-to marker"}
+	img := contract.Leftover{Kind: contract.LeftoverImage, ID: "i1", Name: "old-image", Project: "quarry"}
+	sf := &stageFakes{leftovers: []contract.Leftover{migrated, gone, never, img}}
+	env := stageTaskEnv(&fakeMigration{}, sf)
+	u := newUpdater(t, env, migrationStart)
+	id := "cleanup-verified-under-test"
+	env.SetStartWorkflowOptions(workflowOptions(id))
+	var awaiting CleanupReport
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(QueryCleanup)
+		if err == nil {
+			err = v.Get(&awaiting)
+		}
+		if err != nil {
+			t.Error(err)
+		}
+	}, time.Hour)
+	u.at(day(1), id, UpdateApproveCleanup, CleanupApproval{By: "bd808"}, false)
+	env.ExecuteWorkflow(Cleanup, CleanupInput{From: "eqiad1", To: "eqiad2", Servers: []string{"never-vm"}})
+	var rep CleanupReport
+	if err := env.GetWorkflowResult(&rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"3 leftover(s) of eqiad1 await approval", "migrated-vm (s1) in project quarry (migrated to eqiad2/d1)",
+		"never-vm (s3) in project quarry (NOT migrated: no conveyor.migrated-to marker; named in the cleanup's servers)",
+		"not deleting 1 server(s) not verified migrated", "dest-gone-vm (s2) in project quarry: its destination eqiad2/d2 is gone"} {
+		if !strings.Contains(awaiting.Summary, want) {
+			t.Errorf("summary awaiting approval %q lacks %q", awaiting.Summary, want)
+		}
+	}
+	var deleted []string
+	for _, l := range sf.deleted {
+		deleted = append(deleted, l.ID)
+	}
+	if !slices.Equal(deleted, []string{"s1", "s3", "i1"}) {
+		t.Errorf("deleted %v, want s1 (migrated), s3 (named) and i1", deleted)
+	}
+	if len(rep.Skipped) != 1 || rep.Skipped[0].ID != "s2" || !strings.Contains(rep.Summary, "3 deleted, 0 already gone, 0 kept, 1 skipped") {
+		t.Errorf("report %+v, want s2 skipped", rep)
+	}
+}
+
+// TestCleanupRefusesUnknownOrAmbiguousServers: a name in the input's servers
+// must point at exactly one listed server.
+func TestCleanupRefusesUnknownOrAmbiguousServers(t *testing.T) {
+	a := contract.Leftover{Kind: contract.LeftoverServer, ID: "s1", Name: "twin", Project: "quarry"}
+	b := contract.Leftover{Kind: contract.LeftoverServer, ID: "s2", Name: "twin", Project: "quarry"}
+	for _, c := range []struct{ name, want string }{{"typo", `servers names "typo", which is no server`}, {"twin", `which 2 servers in scope are called (s1, s2): give the id`}} {
+		sf := &stageFakes{leftovers: []contract.Leftover{a, b}}
+		env := stageTaskEnv(&fakeMigration{}, sf)
+		env.ExecuteWorkflow(Cleanup, CleanupInput{From: "eqiad1", To: "eqiad2", Servers: []string{c.name}})
+		if err := env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("servers %q: %v, want %q", c.name, err, c.want)
+		}
+		if len(sf.deleted) != 0 {
+			t.Errorf("servers %q: deleted %v", c.name, sf.deleted)
+		}
+	}
+}
+
+// TestCleanupWithOnlySkippedServersAsksNothing: when every leftover is a server
+// that is neither verified migrated nor named, nothing awaits approval.
+func TestCleanupWithOnlySkippedServersAsksNothing(t *testing.T) {
+	sf := &stageFakes{leftovers: []contract.Leftover{{Kind: contract.LeftoverServer, ID: "s3", Name: "never-vm", Project: "quarry", Unverified: "no conveyor.migrated-to marker"}}}
+	f := &fakeMigration{}
+	env := stageTaskEnv(f, sf)
+	env.ExecuteWorkflow(Cleanup, CleanupInput{From: "eqiad1", To: "eqiad2"})
+	var rep CleanupReport
+	if err := env.GetWorkflowResult(&rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.State != CleanupDone || len(rep.Skipped) != 1 || len(sf.deleted) != 0 || f.count(contract.NotifyCleanup, "cleanup") != 0 ||
+		!strings.Contains(rep.Summary, "nothing of eqiad1 to delete; not deleting 1 server(s)") {
+		t.Errorf("report %+v, deleted %v", rep, sf.deleted)
 	}
 }
