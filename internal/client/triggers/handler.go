@@ -56,7 +56,8 @@ type EventHandler interface {
 //     deliveries the same one;
 //   - change-merged: signal-with-start of the branch's MergeBatcher, which drops
 //     merges it has seen;
-//   - ref-updated: the project's rule for the ref, if any.
+//   - ref-updated: the project's rule for the ref, if any; a pipeline builds
+//     the event's refUpdate.newRev, not the ref's head when it starts.
 //
 // Verifications and ref pipelines are started with launch.PolicyJoinOrRefuse (a
 // delivery during the run joins it, a delivery after the run starts nothing:
@@ -233,6 +234,9 @@ func (h *Handler) refUpdated(ctx context.Context, p *Project, e gerrit.Event) (R
 	rev := e.RefUpdate.NewRev
 	if rev == "" || strings.Trim(rev, "0") == "" {
 		return ignore("%s was deleted", ref)
+	}
+	if !gerrit.IsCommit(rev) {
+		return ignore("refUpdate.newRev %q of %s is not a full commit hash", rev, ref)
 	}
 	if action == RefBatch {
 		return h.batch(ctx, p, gerrit.ShortBranch(ref), changes.MergedChange{Key: "ref/" + rev, Revision: rev})

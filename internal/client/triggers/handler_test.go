@@ -230,14 +230,39 @@ func TestRefUpdatedFollowsTheRules(t *testing.T) {
 	if res.Action != ActionPublish || res.WorkflowID != "pipeline/mediawiki/services/hello/refs/tags/v1.4.0@5e6f7a8b9c0d" {
 		t.Errorf("tag: %+v", res)
 	}
-	if in := s.starts[0].arg.(changes.PipelineInput); in.Ref != "refs/tags/v1.4.0" || !in.Publish {
-		t.Errorf("tag pipeline %+v", in)
+	if in := s.starts[0].arg.(changes.PipelineInput); in.Ref != "5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f" || !in.Publish {
+		t.Errorf("tag pipeline %+v, want it to build refUpdate.newRev", in)
 	}
 	hotfix := gerrit.Event{Type: gerrit.TypeRefUpdated, RefUpdate: gerrit.RefUpdate{Project: "mediawiki/services/hello",
 		RefName: "hotfix", NewRev: "abcdef0123456789abcdef0123456789abcdef01"}}
 	res, _ = h.Handle(ctx, hotfix)
 	if res.Action != ActionBatch || res.WorkflowID != "batch/mediawiki/services/hello/hotfix" {
 		t.Errorf("hotfix: %+v", res)
+	}
+}
+
+// TestRefUpdatedBuildsNewRev: the pipeline of a ref update builds the update's
+// commit, refUpdate.newRev, and not the ref, whose head may have moved on (or
+// been moved by someone else) by the time the pipeline fetches it.
+func TestRefUpdatedBuildsNewRev(t *testing.T) {
+	s := newFakeStarter()
+	h := newTestHandler(t, s)
+	const newRev = "0123456789abcdef0123456789abcdef01234567"
+	e := gerrit.Event{Type: gerrit.TypeRefUpdated, RefUpdate: gerrit.RefUpdate{Project: "mediawiki/services/hello",
+		RefName: "refs/tags/v2.0.0", OldRev: strings.Repeat("0", 40), NewRev: newRev}}
+	res, err := h.Handle(context.Background(), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.WorkflowID != "pipeline/mediawiki/services/hello/refs/tags/v2.0.0@0123456789ab" || len(s.starts) != 1 {
+		t.Fatalf("result %+v, %d starts", res, len(s.starts))
+	}
+	if in := s.starts[0].arg.(changes.PipelineInput); in.Ref != newRev {
+		t.Errorf("the pipeline builds %q, want the update's newRev %s", in.Ref, newRev)
+	}
+	e.RefUpdate.NewRev = "refs/heads/main"
+	if res, err := h.Handle(context.Background(), e); err != nil || res.Action != ActionIgnore || !strings.Contains(res.Reason, "not a full commit hash") {
+		t.Errorf("a newRev that is not a commit: %+v, %v", res, err)
 	}
 }
 

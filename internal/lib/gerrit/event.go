@@ -196,6 +196,20 @@ func ParseChangeRef(ref string) (change, patchset int, ok bool) {
 	return c, p, true
 }
 
+// IsCommit says whether rev is a full commit hash (40 hex digits, or 64 for
+// SHA-256 repositories), as refUpdate.newRev and patchSet.revision are.
+func IsCommit(rev string) bool {
+	if len(rev) != 40 && len(rev) != 64 {
+		return false
+	}
+	for _, c := range rev {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
 // IsRecheck says whether a comment-added event asks for the change to be verified
 // again: a line of its comment, after Gerrit's "Patch Set N:" header, is
 // "recheck" (any case).
