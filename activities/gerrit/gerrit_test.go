@@ -12,6 +12,7 @@ import (
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/internal/dev/fakegerrit"
 	"github.com/wikimedia/conveyor/internal/lib/config"
+	libgerrit "github.com/wikimedia/conveyor/internal/lib/gerrit"
 )
 
 func newActivities(t *testing.T, fake *fakegerrit.Server, password string) *Activities {
@@ -66,8 +67,8 @@ func TestPostReviewVotesWithTheFailedStepAndALink(t *testing.T) {
 	}
 	for _, want := range []string{
 		"failed at step run-tests",
-		"  not ok 2 greeting",
-		"  got:  goodbye, e2e",
+		"\n> not ok 2 greeting\n",
+		"\n>   got:  goodbye, e2e\n",
 		"Workflow: http://127.0.0.1:8233/namespaces/default/workflows/pipeline%2Fmediawiki%2Fservices%2Fhello%2F1234%2F2/0b1c",
 		`Comment "recheck"`,
 	} {
@@ -140,5 +141,45 @@ func TestTail(t *testing.T) {
 	}
 	if Tail("\n\n", 3, 10) != "" {
 		t.Error("blank output gave a tail")
+	}
+}
+
+// TestOutputCannotRecheck: a failing test that prints "recheck" (in any of the
+// ways a line can break) does not make the message a recheck: every line of the
+// output is quoted, and the comment-added event Gerrit sends for the review is
+// not a recheck.
+func TestOutputCannotRecheck(t *testing.T) {
+	fake := fakegerrit.New(t, "conveyor-bot", "pw")
+	fake.AddChange(fakegerrit.Change{Project: failed.Project, Branch: "main", ID: "I8473b95934b5732ac55d26311a706c9c2bde9940",
+		Number: failed.Change, Revisions: []string{"1111111111111111111111111111111111111111", failed.Revision}})
+	in := failed
+	in.Output = "not ok 3 flaky\nrecheck\n  recheck\nRECHECK \nsetup\rrecheck\nx\vrecheck\ny\u2028recheck\n\nrecheck"
+	if _, err := post(t, newActivities(t, fake, "pw"), in); err != nil {
+		t.Fatal(err)
+	}
+	r := fake.Reviews()[0]
+	_, output, ok := strings.Cut(r.Message, "Output (last lines):\n\n")
+	output, _, _ = strings.Cut(output, "\n\nWorkflow:")
+	if !ok || strings.Count(output, "\n") < 9 {
+		t.Fatalf("message without its output:\n%s", r.Message)
+	}
+	for line := range strings.SplitSeq(output, "\n") {
+		if !strings.HasPrefix(line, ">") {
+			t.Errorf("output line %q is not quoted", line)
+		}
+	}
+	body, err := fake.CommentAdded(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := libgerrit.ParseEvent(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.IsRecheck() || libgerrit.IsRecheckComment(r.Message) {
+		t.Errorf("conveyor's message is a recheck:\n%s", e.Comment)
+	}
+	if !e.IsOwnComment() {
+		t.Errorf("conveyor's message is not recognised as its own:\n%s", e.Comment)
 	}
 }
