@@ -111,6 +111,12 @@ type reviewResult struct {
 // 0) and a message naming the outcome, the failed step with its output tail, and
 // the workflow's page in the Temporal Web UI.
 //
+// The review is posted at in.BuiltCommit, the commit the pipeline built; when
+// in.Revision (the event's) names another commit nothing is posted and
+// PostReview fails with the non-retryable contract.ErrRevisionNotBuilt. Without
+// a BuiltCommit nothing was built: the message is posted at in.Revision (or
+// in.Patchset) without a vote.
+//
 // Posting the same review twice is harmless: the vote is the same, and Gerrit
 // shows the message twice. Gerrit's refusals (4xx but 408 and 429: no such change,
 // no permission, bad credentials) fail with the non-retryable
@@ -119,6 +125,14 @@ type reviewResult struct {
 func (a *Activities) PostReview(ctx context.Context, in contract.ReviewInput) (contract.ReviewOutput, error) {
 	if a.err != nil {
 		return contract.ReviewOutput{}, temporal.NewNonRetryableApplicationError(a.err.Error(), contract.ErrInvalidConfig, nil)
+	}
+	if err := checkBuilt(in); err != nil {
+		return contract.ReviewOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrRevisionNotBuilt, nil)
+	}
+	if in.BuiltCommit != "" {
+		in.Revision = in.BuiltCommit
+	} else {
+		in.Verified = 0
 	}
 	endpoint, err := a.reviewURL(in)
 	if err != nil {
@@ -165,6 +179,18 @@ func (a *Activities) PostReview(ctx context.Context, in contract.ReviewInput) (c
 	}
 	activity.GetLogger(ctx).Info("Posted review", "url", endpoint, "verified", in.Verified, "labels", res.Labels)
 	return contract.ReviewOutput{Labels: res.Labels, URL: endpoint}, nil
+}
+
+// checkBuilt refuses a review whose revision (the event's) is not the commit
+// the pipeline built: a vote there would vouch for code nobody tested.
+func checkBuilt(in contract.ReviewInput) error {
+	if in.BuiltCommit == "" || in.Revision == "" || strings.EqualFold(in.BuiltCommit, in.Revision) {
+		return nil
+	}
+	return fmt.Errorf("refusing to review change %d of %s: the pipeline %s built commit %s, but the event names revision %s (patchset %d); "+
+		"conveyor votes only on the commit it built, so nothing was posted: check what the pipeline's ref (the patchset's refs/changes/… ref) "+
+		"points at, and comment \"recheck\" on the patchset to verify it again",
+		in.Change, in.Project, in.WorkflowID, in.BuiltCommit, in.Revision, in.Patchset)
 }
 
 // reviewURL is the review endpoint of in's patchset.

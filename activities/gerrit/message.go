@@ -36,6 +36,9 @@ func Message(in contract.ReviewInput, link string) string {
 			b.WriteString("verification failed.")
 		}
 	}
+	if in.BuiltCommit == "" && in.Outcome != contract.OutcomeCancelled {
+		b.WriteString(" No vote: no commit was built.")
+	}
 	if in.Summary != "" {
 		b.WriteString("\n\n" + strings.TrimSpace(in.Summary))
 	}

@@ -145,8 +145,35 @@ func Pipeline(ctx workflow.Context, in PipelineInput) (PipelineStatus, error) {
 	err := r.run(ctx)
 	if err != nil {
 		r.st.Error = err.Error()
+		// A workflow's failure carries no result: the status rides in the
+		// error, so that a parent (ChangeVerification) knows the commit built.
+		if !temporal.IsCanceledError(err) && workflow.GetVersion(ctx, versionFailureStatus, workflow.DefaultVersion, 1) == 1 {
+			err = temporal.NewNonRetryableApplicationError("pipeline failed", ErrPipelineFailed, err, r.st)
+		}
 	}
 	return r.st, err
+}
+
+// versionFailureStatus marks the pipelines whose failure is an
+// ErrPipelineFailed error carrying their PipelineStatus.
+const versionFailureStatus = "pipeline-failure-status"
+
+// ErrPipelineFailed is the type of a failed pipeline's error; its details are
+// the PipelineStatus (FailedStatus reads it). A cancelled pipeline fails with
+// Temporal's cancellation instead.
+const ErrPipelineFailed = "PipelineFailed"
+
+// FailedStatus reads the PipelineStatus from a failed pipeline's error (as its
+// parent sees it, wrapped in the child workflow's error); ok is false for an
+// error that carries none (a cancellation, a pipeline from before
+// versionFailureStatus).
+func FailedStatus(err error) (st PipelineStatus, ok bool) {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if app, isApp := e.(*temporal.ApplicationError); isApp && app.Type() == ErrPipelineFailed && app.HasDetails() {
+			return st, app.Details(&st) == nil
+		}
+	}
+	return PipelineStatus{}, false
 }
 
 // pipelineRun is one execution's state.
