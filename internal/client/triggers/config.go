@@ -22,6 +22,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/wikimedia/conveyor/internal/lib/config"
 	"github.com/wikimedia/conveyor/internal/lib/gerrit"
 )
 
@@ -101,9 +102,10 @@ type settings struct {
 }
 
 type project struct {
-	Name     string `yaml:"name"`
-	Repo     string `yaml:"repo"`
-	settings `yaml:",inline"`
+	Name              string `yaml:"name"`
+	Repo              string `yaml:"repo"`
+	WebhookSecretFile string `yaml:"webhookSecretFile"`
+	settings          `yaml:",inline"`
 }
 
 // RefAction is a ref-updated rule: updates of refs matching Ref (a path.Match
@@ -164,11 +166,16 @@ type Project struct {
 	// (main when there is none), when a base image they build on changes.
 	BaseImages bool
 	RefUpdated []RefAction
+
+	// webhookSecretFile is projects[].webhookSecretFile; webhookSecret its
+	// content, read by LoadFile (Config.ProjectSecrets).
+	webhookSecretFile, webhookSecret string
 }
 
 // LoadFile reads the triggers file at path, then the webhook secret from
 // webhook.secretFile (relative to the file's directory) or, overriding it,
-// $CONVEYOR_WEBHOOK_SECRET. gerritURL is the default Gerrit
+// $CONVEYOR_WEBHOOK_SECRET, and each project's own from its webhookSecretFile
+// (relative too). gerritURL is the default Gerrit
 // address (conveyor's configuration's gerrit.url); the file's gerrit.url wins.
 func LoadFile(path, gerritURL string) (*Config, error) {
 	b, err := os.ReadFile(path)
@@ -192,7 +199,34 @@ func LoadFile(path, gerritURL string) (*Config, error) {
 	if s := os.Getenv("CONVEYOR_WEBHOOK_SECRET"); s != "" {
 		c.Webhook.Secret = s
 	}
+	for i := range c.Projects {
+		p := &c.Projects[i]
+		if p.webhookSecretFile == "" {
+			continue
+		}
+		if !filepath.IsAbs(p.webhookSecretFile) {
+			p.webhookSecretFile = filepath.Join(filepath.Dir(path), p.webhookSecretFile)
+		}
+		if p.webhookSecret, err = config.SecretFile(fmt.Sprintf("triggers file %s: projects[%d] (%s).webhookSecretFile", path, i, p.Name), p.webhookSecretFile); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
+}
+
+// ProjectSecrets are the projects' own webhook secrets (projects[].webhookSecretFile,
+// read by LoadFile), by project; nil when no project has one.
+func (c *Config) ProjectSecrets() map[string]string {
+	var out map[string]string
+	for _, p := range c.Projects {
+		if p.webhookSecret != "" {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[p.Name] = p.webhookSecret
+		}
+	}
+	return out
 }
 
 // Parse reads a triggers file's content; LoadFile also reads the secret file and
@@ -258,7 +292,7 @@ func Parse(data []byte, gerritURL string) (*Config, error) {
 			bad("%s: the project is listed twice", where)
 		}
 		seen[name] = true
-		pc := Project{Name: name, Repo: p.Repo}
+		pc := Project{Name: name, Repo: p.Repo, webhookSecretFile: strings.TrimSpace(p.WebhookSecretFile)}
 		if pc.Repo == "" {
 			if c.GerritURL == "" {
 				bad("%s.repo: no repository: set repo, or gerrit.url here or in conveyor's configuration (then %s/%s is used)", where, "<gerrit.url>", name)
