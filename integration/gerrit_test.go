@@ -158,11 +158,7 @@ func TestGerritVerifiedPlusOne(t *testing.T) {
 // TestGerritVerifiedMinusOne: a patchset whose unit tests fail gets Verified -1
 // naming the failed step, with the tests' output tail.
 func TestGerritVerifiedMinusOne(t *testing.T) {
-	review, res, link := verifyChange(t, "gerrit-fail", 4202, func(dir string) {
-		p := filepath.Join(dir, "test", "expected.txt")
-		b, _ := os.ReadFile(p)
-		_ = os.WriteFile(p, []byte(strings.Replace(string(b), "hello, e2e", "goodbye, e2e", 1)), 0o644)
-	})
+	review, res, link := verifyChange(t, "gerrit-fail", 4202, breakTests)
 	if review.Labels["Verified"] != -1 || res.Outcome != contract.OutcomeFailed || res.FailedStep != changes.StepRunTests {
 		t.Fatalf("vote %v, outcome %s at %q; want Verified -1 at run-tests\n%s", review.Labels, res.Outcome, res.FailedStep, review.Message)
 	}
@@ -170,5 +166,44 @@ func TestGerritVerifiedMinusOne(t *testing.T) {
 		if !strings.Contains(review.Message, want) {
 			t.Errorf("message lacks %q:\n%s", want, review.Message)
 		}
+	}
+}
+
+// breakTests edits examples/hello so that its unit tests fail.
+func breakTests(dir string) {
+	p := filepath.Join(dir, "test", "expected.txt")
+	b, _ := os.ReadFile(p)
+	_ = os.WriteFile(p, []byte(strings.Replace(string(b), "hello, e2e", "goodbye, e2e", 1)), 0o644)
+}
+
+// TestGerritRefusesToVoteOnARevisionNotBuilt: an event whose revision is not the
+// commit its change ref points at (here: another commit of the repository) gets
+// no review at all: the pipeline builds the ref's commit, and the review of that
+// commit is refused because the event named another (RevisionNotBuilt).
+func TestGerritRefusesToVoteOnARevisionNotBuilt(t *testing.T) {
+	const change = 4203
+	image := uniqueImage(t, "gerrit-not-built")
+	project := "it/" + image
+	// Failing tests keep the run short: the pipeline stops after run-tests.
+	dir, ref := serviceRepo(t, image, change, breakTests)
+	s := startGerritStack(t, project, dir)
+	built := gittest.Git(t, dir, "rev-parse", ref)
+	other := gittest.Git(t, dir, "commit-tree", "-m", "a commit nobody built", ref+"^{tree}")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	code, err := fakegerrit.Deliver(ctx, http.DefaultClient, s.endpoint, "https://gerrit.example.org/r/", patchsetCreated(project, change, other))
+	if err != nil || code != http.StatusAccepted {
+		t.Fatalf("delivering patchset-created: %d %v", code, err)
+	}
+	id := changes.VerifyID(project, change, 1, "")
+	var res changes.VerifyResult
+	err = s.client.GetWorkflow(ctx, id, "").Get(ctx, &res)
+	if err == nil || !strings.Contains(err.Error(), contract.ErrRevisionNotBuilt) ||
+		!strings.Contains(err.Error(), "built commit "+built) || !strings.Contains(err.Error(), "names revision "+other) {
+		t.Errorf("the verification %s: %v; want it refused as %s naming both commits", id, err, contract.ErrRevisionNotBuilt)
+	}
+	if rs := s.gerrit.Reviews(); len(rs) != 0 {
+		t.Errorf("Gerrit got %d reviews, want none: %+v", len(rs), rs)
 	}
 }

@@ -95,7 +95,7 @@ func serveGerrit(c *cli.Context) error {
 		return fmt.Errorf("not connected to Temporal at %s yet (%s): deliver the event again later", cfg.Temporal.Address, why)
 	}
 	opts := []triggers.ServerOption{triggers.WithMaxBodyBytes(tc.Webhook.MaxBodyBytes), triggers.WithServerLogger(logger),
-		triggers.WithProbe(probe), triggers.WithAcceptWhen(accept)}
+		triggers.WithProbe(probe), triggers.WithAcceptWhen(accept), triggers.WithProjectSecrets(tc.ProjectSecrets())}
 	if tc.Webhook.Auth == triggers.AuthBasic {
 		opts = append(opts, triggers.WithBasicAuth(tc.Webhook.Username))
 	}

@@ -83,14 +83,21 @@ func TestGerritHookArgumentErrors(t *testing.T) {
 
 // TestGerritServeAcceptsAnEvent runs `conveyor gerrit serve` against the dev server
 // (in a namespace of its own) and delivers one event with the secret from
-// CONVEYOR_WEBHOOK_SECRET, one without.
+// CONVEYOR_WEBHOOK_SECRET, one without, one with its project's own secret
+// (projects[].webhookSecretFile) and one of another project with that secret.
 func TestGerritServeAcceptsAnEvent(t *testing.T) {
 	cfg := stacktest.Namespace(t, "conveyor-triggers-test")
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	project := "it/serve-" + hex.EncodeToString(b)
-	triggersFile := filepath.Join(t.TempDir(), "triggers.yaml")
-	if err := os.WriteFile(triggersFile, []byte("projects: [{name: "+project+", repo: /srv/nowhere}]\n"), 0o600); err != nil {
+	own := project + "-own"
+	dir := t.TempDir()
+	triggersFile := filepath.Join(dir, "triggers.yaml")
+	const ownSecret = "serve-test-own-secret-0123456789"
+	if err := os.WriteFile(filepath.Join(dir, "own-secret"), []byte(ownSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(triggersFile, []byte("projects: [{name: "+project+", repo: /srv/nowhere}, {name: "+own+", repo: /srv/nowhere, webhookSecretFile: own-secret}]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, v := range []string{"TEMPORAL_ADDRESS", "CONVEYOR_CONFIG", "CONVEYOR_STATE_DIR", "CONVEYOR_TRIGGERS"} {
@@ -125,34 +132,42 @@ func TestGerritServeAcceptsAnEvent(t *testing.T) {
 		}
 		return nil
 	})
-	body := strings.ReplaceAll(`{"type":"patchset-created","change":{"project":"P","branch":"main","number":77},"patchSet":{"number":1},"eventCreatedOn":1767225601}`, "P", project)
+	event := `{"type":"patchset-created","change":{"project":"P","branch":"main","number":77},"patchSet":{"number":1},"eventCreatedOn":1767225601}`
+	body, ownBody := strings.ReplaceAll(event, "P", project), strings.ReplaceAll(event, "P", own)
 	for _, tc := range []struct {
-		path string
-		want int
-	}{{"/gerrit/events/" + secret, http.StatusAccepted}, {"/gerrit/events/not-the-secret-0123456789", http.StatusUnauthorized}} {
-		resp, err := http.Post(base+tc.path, "application/json", strings.NewReader(body))
+		path, body string
+		want       int
+	}{
+		{"/gerrit/events/" + secret, body, http.StatusAccepted},
+		{"/gerrit/events/not-the-secret-0123456789", body, http.StatusUnauthorized},
+		{"/gerrit/events/" + ownSecret, ownBody, http.StatusAccepted},
+		{"/gerrit/events/" + ownSecret, body, http.StatusForbidden},
+	} {
+		resp, err := http.Post(base+tc.path, "application/json", strings.NewReader(tc.body))
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
 		if resp.StatusCode != tc.want {
-			t.Errorf("POST %s: %d, want %d\n%s", strings.Replace(tc.path, secret, "<secret>", 1), resp.StatusCode, tc.want, out.String())
+			t.Errorf("POST %s: %d, want %d\n%s", strings.NewReplacer(secret, "<secret>", ownSecret, "<own secret>").Replace(tc.path), resp.StatusCode, tc.want, out.String())
 		}
 	}
-	id := changes.VerifyID(project, 77, 1, "")
 	c, err := temporalclient.Dial(context.Background(), cfg.Temporal, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.TerminateWorkflow(context.Background(), id, "", "test cleanup"); err != nil {
-		t.Errorf("the event's workflow %s: %v", id, err)
+	for _, p := range []string{project, own} {
+		id := changes.VerifyID(p, 77, 1, "")
+		if err := c.TerminateWorkflow(context.Background(), id, "", "test cleanup"); err != nil {
+			t.Errorf("the event's workflow %s: %v", id, err)
+		}
 	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("serve returned %v after the context ended", err)
 	}
-	if strings.Contains(out.String(), secret) {
-		t.Error("serve printed the secret")
+	if strings.Contains(out.String(), secret) || strings.Contains(out.String(), ownSecret) {
+		t.Error("serve printed a secret")
 	}
 }

@@ -83,7 +83,8 @@ func postReview(ctx workflow.Context) (contract.ReviewOutput, error) {
 	})
 	var out contract.ReviewOutput
 	err := workflows.Execute(ctx, contract.PostReview, contract.ReviewInput{
-		Project: "hello", Change: 1, Patchset: 1, Verified: 1, Outcome: contract.OutcomeSucceeded, WorkflowID: "health-test",
+		Project: "hello", Change: 1, Patchset: 1, BuiltCommit: "0123456789abcdef0123456789abcdef01234567",
+		Verified: 1, Outcome: contract.OutcomeSucceeded, WorkflowID: "health-test",
 	}).Get(ctx, &out)
 	return out, err
 }

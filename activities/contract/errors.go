@@ -83,6 +83,10 @@ const (
 	// no permission to vote, bad credentials). Retrying does not help; fixing the
 	// worker's gerrit configuration or the account's permissions does.
 	ErrGerritRejected = "GerritReviewRejected"
+	// ErrRevisionNotBuilt: the review's revision (the event's) is not the
+	// commit the pipeline built, so conveyor will not vote on it. Running the
+	// pipeline of that patchset again (a recheck) votes on what it builds.
+	ErrRevisionNotBuilt = "RevisionNotBuilt"
 )
 
 // Error types of the staged promotion (promotions.Promotion): PromotionConfig,

@@ -26,6 +26,12 @@ type ReviewInput struct {
 	// commit is unknown.
 	Revision string `json:"revision,omitempty"`
 	Patchset int    `json:"patchset,omitempty"`
+	// BuiltCommit is the commit the pipeline built (its source's commit): the
+	// review is posted at it, and refused (ErrRevisionNotBuilt) when Revision
+	// names another commit. Empty when nothing was built (the source could not
+	// be fetched, or a workflow from before the field): the message is posted
+	// without a vote.
+	BuiltCommit string `json:"builtCommit,omitempty"`
 	// Verified is the vote: +1, -1, or 0 for a message without a vote.
 	Verified int `json:"verified"`
 	// Outcome is OutcomeSucceeded, OutcomeFailed or OutcomeCancelled.

@@ -47,6 +47,11 @@ type PrepareSourceInput struct {
 	Repo string `json:"repo"`
 	// Ref is a branch, tag, commit or Gerrit change ref (refs/changes/34/1234/2).
 	Ref string `json:"ref"`
+	// Commit, when set, is the full commit hash to build: Ref's, as long as Ref
+	// still points at it (a branch's commit is then reviewed code,
+	// Source.Branch); once Ref has moved on or is gone, the commit alone, as
+	// code of no branch.
+	Commit string `json:"commit,omitempty"`
 }
 
 // PrepareSourceOutput is the resolved commit and the repository's settings.

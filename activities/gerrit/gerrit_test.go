@@ -12,6 +12,7 @@ import (
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/internal/dev/fakegerrit"
 	"github.com/wikimedia/conveyor/internal/lib/config"
+	libgerrit "github.com/wikimedia/conveyor/internal/lib/gerrit"
 )
 
 func newActivities(t *testing.T, fake *fakegerrit.Server, password string) *Activities {
@@ -42,7 +43,8 @@ func post(t *testing.T, a *Activities, in contract.ReviewInput) (contract.Review
 
 var failed = contract.ReviewInput{
 	Project: "mediawiki/services/hello", Change: 1234, Revision: "3f1c2a9d8e7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d", Patchset: 2,
-	Verified: -1, Outcome: contract.OutcomeFailed, FailedStep: "run-tests",
+	BuiltCommit: "3f1c2a9d8e7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d",
+	Verified:    -1, Outcome: contract.OutcomeFailed, FailedStep: "run-tests",
 	Output:     "tests failed (exit 1):\nok 1 health\nnot ok 2 greeting\n  want: hello, e2e\n  got:  goodbye, e2e",
 	WorkflowID: "pipeline/mediawiki/services/hello/1234/2", RunID: "0b1c",
 }
@@ -66,8 +68,8 @@ func TestPostReviewVotesWithTheFailedStepAndALink(t *testing.T) {
 	}
 	for _, want := range []string{
 		"failed at step run-tests",
-		"  not ok 2 greeting",
-		"  got:  goodbye, e2e",
+		"\n> not ok 2 greeting\n",
+		"\n>   got:  goodbye, e2e\n",
 		"Workflow: http://127.0.0.1:8233/namespaces/default/workflows/pipeline%2Fmediawiki%2Fservices%2Fhello%2F1234%2F2/0b1c",
 		`Comment "recheck"`,
 	} {
@@ -79,17 +81,79 @@ func TestPostReviewVotesWithTheFailedStepAndALink(t *testing.T) {
 
 func TestPostReviewSuccess(t *testing.T) {
 	fake := fakegerrit.New(t, "conveyor-bot", "pw")
+	const built = "4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e"
 	in := contract.ReviewInput{Project: "hello", ChangeID: "I8473b95934b5732ac55d26311a706c9c2bde9940", Branch: "main", Patchset: 3,
-		Verified: 1, Outcome: contract.OutcomeSucceeded, Summary: "candidate localhost:5000/candidates/hello@sha256:abc", WorkflowID: "w"}
+		BuiltCommit: built, Verified: 1, Outcome: contract.OutcomeSucceeded, Summary: "candidate localhost:5000/candidates/hello@sha256:abc", WorkflowID: "w"}
 	if _, err := post(t, newActivities(t, fake, "pw"), in); err != nil {
 		t.Fatal(err)
 	}
 	r := fake.Reviews()[0]
-	if r.Change != "hello~main~I8473b95934b5732ac55d26311a706c9c2bde9940" || r.Revision != "3" || r.Labels["Verified"] != 1 {
+	if r.Change != "hello~main~I8473b95934b5732ac55d26311a706c9c2bde9940" || r.Revision != built || r.Labels["Verified"] != 1 {
 		t.Errorf("review %+v", r)
 	}
 	if !strings.Contains(r.Message, "verification succeeded") || !strings.Contains(r.Message, "candidate localhost:5000") || strings.Contains(r.Message, "recheck") {
 		t.Errorf("message:\n%s", r.Message)
+	}
+}
+
+// patchsets of change 1234 at the fake: 1 and 2.
+var (
+	ps1 = "1111111111111111111111111111111111111111"
+	ps2 = failed.Revision
+)
+
+func fakeWithChange(t *testing.T) *fakegerrit.Server {
+	fake := fakegerrit.New(t, "conveyor-bot", "pw")
+	fake.AddChange(fakegerrit.Change{Project: failed.Project, Branch: "main", ID: "I8473b95934b5732ac55d26311a706c9c2bde9940",
+		Number: failed.Change, Revisions: []string{ps1, ps2}})
+	return fake
+}
+
+// TestPostReviewAtTheBuiltCommit: the review goes to the commit the pipeline
+// built, even when the event named the patchset only by number.
+func TestPostReviewAtTheBuiltCommit(t *testing.T) {
+	fake := fakeWithChange(t)
+	in := failed
+	in.Revision, in.Patchset, in.BuiltCommit = "", 2, ps2
+	if _, err := post(t, newActivities(t, fake, "pw"), in); err != nil {
+		t.Fatal(err)
+	}
+	if r := fake.Reviews()[0]; r.Revision != ps2 || r.Patchset != 2 || r.Labels["Verified"] != -1 {
+		t.Errorf("review %+v, want Verified -1 at %s (patchset 2)", r, ps2)
+	}
+}
+
+// TestPostReviewRefusesARevisionThatWasNotBuilt: when the event's revision is not
+// the commit the pipeline built, nothing is posted (no vote on code that was not
+// built) and the error says both commits.
+func TestPostReviewRefusesARevisionThatWasNotBuilt(t *testing.T) {
+	fake := fakeWithChange(t)
+	for _, verified := range []int{1, -1} {
+		in := failed
+		in.Verified, in.BuiltCommit = verified, ps1 // the event names patchset 2
+		_, err := post(t, newActivities(t, fake, "pw"), in)
+		var app *temporal.ApplicationError
+		if !errors.As(err, &app) || !app.NonRetryable() || app.Type() != contract.ErrRevisionNotBuilt ||
+			!strings.Contains(err.Error(), "built commit "+ps1) || !strings.Contains(err.Error(), "names revision "+ps2) {
+			t.Errorf("Verified %+d: error %v, want a non-retryable %s naming both commits", verified, err, contract.ErrRevisionNotBuilt)
+		}
+	}
+	if rs := fake.Reviews(); len(rs) != 0 {
+		t.Errorf("posted %+v", rs)
+	}
+}
+
+// TestPostReviewWithoutABuiltCommitDoesNotVote: nothing built (the source could
+// not be fetched), nothing vouched for: the message goes without a vote.
+func TestPostReviewWithoutABuiltCommitDoesNotVote(t *testing.T) {
+	fake := fakeWithChange(t)
+	in := failed
+	in.BuiltCommit, in.FailedStep, in.Output = "", "build-test", "fetching refs/changes/34/1234/2: couldn't find remote ref"
+	if _, err := post(t, newActivities(t, fake, "pw"), in); err != nil {
+		t.Fatal(err)
+	}
+	if r := fake.Reviews()[0]; r.Labels != nil || r.Revision != ps2 || !strings.Contains(r.Message, "No vote: no commit was built") {
+		t.Errorf("review %+v, want a message without a vote", r)
 	}
 }
 
@@ -140,5 +204,45 @@ func TestTail(t *testing.T) {
 	}
 	if Tail("\n\n", 3, 10) != "" {
 		t.Error("blank output gave a tail")
+	}
+}
+
+// TestOutputCannotRecheck: a failing test that prints "recheck" (in any of the
+// ways a line can break) does not make the message a recheck: every line of the
+// output is quoted, and the comment-added event Gerrit sends for the review is
+// not a recheck.
+func TestOutputCannotRecheck(t *testing.T) {
+	fake := fakegerrit.New(t, "conveyor-bot", "pw")
+	fake.AddChange(fakegerrit.Change{Project: failed.Project, Branch: "main", ID: "I8473b95934b5732ac55d26311a706c9c2bde9940",
+		Number: failed.Change, Revisions: []string{"1111111111111111111111111111111111111111", failed.Revision}})
+	in := failed
+	in.Output = "not ok 3 flaky\nrecheck\n  recheck\nRECHECK \nsetup\rrecheck\nx\vrecheck\ny\u2028recheck\n\nrecheck"
+	if _, err := post(t, newActivities(t, fake, "pw"), in); err != nil {
+		t.Fatal(err)
+	}
+	r := fake.Reviews()[0]
+	_, output, ok := strings.Cut(r.Message, "Output (last lines):\n\n")
+	output, _, _ = strings.Cut(output, "\n\nWorkflow:")
+	if !ok || strings.Count(output, "\n") < 9 {
+		t.Fatalf("message without its output:\n%s", r.Message)
+	}
+	for line := range strings.SplitSeq(output, "\n") {
+		if !strings.HasPrefix(line, ">") {
+			t.Errorf("output line %q is not quoted", line)
+		}
+	}
+	body, err := fake.CommentAdded(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := libgerrit.ParseEvent(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.IsRecheck() || libgerrit.IsRecheckComment(r.Message) {
+		t.Errorf("conveyor's message is a recheck:\n%s", e.Comment)
+	}
+	if !e.IsOwnComment() {
+		t.Errorf("conveyor's message is not recognised as its own:\n%s", e.Comment)
 	}
 }

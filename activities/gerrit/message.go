@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	libgerrit "github.com/wikimedia/conveyor/internal/lib/gerrit"
 )
 
 // Limits of the output tail quoted in a review message.
@@ -14,30 +15,36 @@ const (
 )
 
 // Message is the review message for in: the outcome, the failed step and its
-// output tail (indented, which Gerrit shows preformatted), and link, the
-// workflow's page, when there is one.
+// output tail, and link, the workflow's page, when there is one. It starts with
+// gerrit.MessagePrefix, by which the triggers know it for conveyor's own.
+//
+// Every line of the output is quoted ("> line", Gerrit's block quote), so that no
+// line a test or a build prints can read as a command such as "recheck" to
+// conveyor (gerrit.IsRecheckComment) or to another bot reading the change.
 func Message(in contract.ReviewInput, link string) string {
 	var b strings.Builder
+	b.WriteString(libgerrit.MessagePrefix)
 	switch in.Outcome {
 	case contract.OutcomeSucceeded:
-		b.WriteString("conveyor: verification succeeded.")
+		b.WriteString("verification succeeded.")
 	case contract.OutcomeCancelled:
-		b.WriteString("conveyor: verification was cancelled before it finished; no vote.")
+		b.WriteString("verification was cancelled before it finished; no vote.")
 	default:
 		if in.FailedStep != "" {
-			fmt.Fprintf(&b, "conveyor: verification failed at step %s.", in.FailedStep)
+			fmt.Fprintf(&b, "verification failed at step %s.", in.FailedStep)
 		} else {
-			b.WriteString("conveyor: verification failed.")
+			b.WriteString("verification failed.")
 		}
+	}
+	if in.BuiltCommit == "" && in.Outcome != contract.OutcomeCancelled {
+		b.WriteString(" No vote: no commit was built.")
 	}
 	if in.Summary != "" {
 		b.WriteString("\n\n" + strings.TrimSpace(in.Summary))
 	}
 	if out := Tail(in.Output, tailLines, tailBytes); out != "" {
 		b.WriteString("\n\nOutput (last lines):\n\n")
-		for line := range strings.SplitSeq(out, "\n") {
-			b.WriteString("  " + line + "\n")
-		}
+		b.WriteString(Quote(out))
 	}
 	if link != "" {
 		if !strings.HasSuffix(b.String(), "\n") {
@@ -49,6 +56,25 @@ func Message(in contract.ReviewInput, link string) string {
 		b.WriteString("\nComment \"recheck\" to run it again.\n")
 	}
 	return strings.TrimRight(b.String(), "\n")
+}
+
+// lineBreaks are the characters that end a line for Gerrit or for a reader of
+// the message (an editor, a bot splitting on Unicode line breaks).
+var lineBreaks = strings.NewReplacer("\r\n", "\n", "\r", "\n", "\v", "\n", "\f", "\n",
+	"\u0085", "\n", "\u2028", "\n", "\u2029", "\n")
+
+// Quote makes every line of s a line of Gerrit's block quote, "> line" (">"
+// for an empty one), each ending in a newline.
+func Quote(s string) string {
+	var b strings.Builder
+	for line := range strings.SplitSeq(lineBreaks.Replace(s), "\n") {
+		if line = strings.TrimRight(line, " \t"); line == "" {
+			b.WriteString(">\n")
+			continue
+		}
+		b.WriteString("> " + line + "\n")
+	}
+	return b.String()
 }
 
 // Tail returns at most the last lines lines and maxBytes bytes of s, trimmed of

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -48,6 +49,11 @@ func (a *Activities) PrepareSource(ctx context.Context, in contract.PrepareSourc
 		stop = heartbeat.Every(ctx, every, func() any { return detail })
 	}
 	src, dir, err := workspace.Ensure(ctx, a.stateDir, in.Repo, in.Ref)
+	if commit := strings.ToLower(in.Commit); commit != "" && (errors.Is(err, workspace.ErrNotFound) || (err == nil && src.Commit != commit)) {
+		// The ref moved on (or went) since the event that named the commit.
+		logger.Info("The ref no longer points at the commit to build; building the commit alone", "ref", in.Ref, "commit", commit)
+		src, dir, err = workspace.Ensure(ctx, a.stateDir, in.Repo, commit)
+	}
 	stop()
 	if err != nil {
 		if errors.Is(err, workspace.ErrNotFound) || errors.Is(err, workspace.ErrInvalidRef) {

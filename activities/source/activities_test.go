@@ -87,6 +87,31 @@ func TestPrepareSourceOfAChange(t *testing.T) {
 	}
 }
 
+// TestPrepareSourceOfARefUpdate: the commit an update named is built, as the
+// branch's (reviewed) while the branch still points at it, and alone (no branch)
+// once the branch has moved on or is gone.
+func TestPrepareSourceOfARefUpdate(t *testing.T) {
+	repo, first := helloRepo(t)
+	gittest.Git(t, repo, "commit", "--quiet", "--allow-empty", "-m", "second")
+	second := gittest.Git(t, repo, "rev-parse", "HEAD")
+	a := source.New(t.TempDir())
+	for name, tc := range map[string]struct {
+		ref, commit string
+		want        contract.Source
+	}{
+		"at the tip":    {"refs/heads/main", second, contract.Source{Repo: repo, Commit: second, Branch: "main"}},
+		"moved on":      {"refs/heads/main", first, contract.Source{Repo: repo, Commit: first}},
+		"branch gone":   {"refs/heads/gone", first, contract.Source{Repo: repo, Commit: first}},
+		"no commit":     {"refs/heads/main", "", contract.Source{Repo: repo, Commit: second, Branch: "main"}},
+		"upper-case id": {"refs/heads/main", strings.ToUpper(second), contract.Source{Repo: repo, Commit: second, Branch: "main"}},
+	} {
+		out, err := prepare(t, a, contract.PrepareSourceInput{Repo: repo, Ref: tc.ref, Commit: tc.commit})
+		if err != nil || out.Source != tc.want {
+			t.Errorf("%s: %+v, %v; want %+v", name, out.Source, err, tc.want)
+		}
+	}
+}
+
 func TestPrepareSourceOfAnUnknownRefIsNotRetried(t *testing.T) {
 	repo, _ := helloRepo(t)
 	a := source.New(t.TempDir())

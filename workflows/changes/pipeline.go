@@ -50,6 +50,10 @@ type PipelineInput struct {
 	// Publish tags the tested image into the public repository (step 5). Without it
 	// the pipeline verifies only (steps 1–4).
 	Publish bool `json:"publish"`
+	// Commit, when set, is the commit of Ref to build (a ref update's new
+	// commit): built as Ref's when Ref still points at it, else as a commit of
+	// no branch (contract.PrepareSourceInput.Commit).
+	Commit string `json:"commit,omitempty"`
 	// Image, when set, is the image (and so the service it promotes) that
 	// conveyor's trusted configuration, the triggers file, gives Project: the
 	// repository's pipeline.image must be the same, or the pipeline stops before
@@ -150,8 +154,35 @@ func Pipeline(ctx workflow.Context, in PipelineInput) (PipelineStatus, error) {
 	err := r.run(ctx)
 	if err != nil {
 		r.st.Error = err.Error()
+		// A workflow's failure carries no result: the status rides in the
+		// error, so that a parent (ChangeVerification) knows the commit built.
+		if !temporal.IsCanceledError(err) && workflow.GetVersion(ctx, versionFailureStatus, workflow.DefaultVersion, 1) == 1 {
+			err = temporal.NewNonRetryableApplicationError("pipeline failed", ErrPipelineFailed, err, r.st)
+		}
 	}
 	return r.st, err
+}
+
+// versionFailureStatus marks the pipelines whose failure is an
+// ErrPipelineFailed error carrying their PipelineStatus.
+const versionFailureStatus = "pipeline-failure-status"
+
+// ErrPipelineFailed is the type of a failed pipeline's error; its details are
+// the PipelineStatus (FailedStatus reads it). A cancelled pipeline fails with
+// Temporal's cancellation instead.
+const ErrPipelineFailed = "PipelineFailed"
+
+// FailedStatus reads the PipelineStatus from a failed pipeline's error (as its
+// parent sees it, wrapped in the child workflow's error); ok is false for an
+// error that carries none (a cancellation, a pipeline from before
+// versionFailureStatus).
+func FailedStatus(err error) (st PipelineStatus, ok bool) {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if app, isApp := e.(*temporal.ApplicationError); isApp && app.Type() == ErrPipelineFailed && app.HasDetails() {
+			return st, app.Details(&st) == nil
+		}
+	}
+	return PipelineStatus{}, false
 }
 
 // pipelineRun is one execution's state.
@@ -170,7 +201,7 @@ func (r *pipelineRun) run(ctx workflow.Context) error {
 	var src contract.PrepareSourceOutput
 	err := r.step(ctx, StepBuildTest, func(s *Step) error {
 		if err := workflows.Execute(build, contract.PrepareSource,
-			contract.PrepareSourceInput{Repo: r.in.Repo, Ref: r.in.Ref}).Get(ctx, &src); err != nil {
+			contract.PrepareSourceInput{Repo: r.in.Repo, Ref: r.in.Ref, Commit: r.in.Commit}).Get(ctx, &src); err != nil {
 			return err
 		}
 		r.st.Commit = src.Source.Commit

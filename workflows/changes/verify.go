@@ -99,7 +99,9 @@ var reviewOptions = workflow.ActivityOptions{
 // ChangeVerification runs the pipeline of one patchset as a child workflow (the
 // Pipeline workflow itself knows nothing of Gerrit) and posts the result on the
 // patchset: Verified +1 on success, -1 with the failed step and its output tail on
-// failure, no vote when the pipeline was cancelled or terminated.
+// failure, no vote when the pipeline was cancelled or terminated. The review
+// names the commit the pipeline built, and PostReview votes only on that commit:
+// it refuses when the event's revision is another one.
 //
 // The child's id is PipelineID, one per patchset: when that pipeline is already
 // running (a recheck during a run, or a run started by hand), the verification
@@ -137,6 +139,9 @@ func ChangeVerification(ctx workflow.Context, in VerifyInput) (VerifyResult, err
 	var st PipelineStatus
 	perr := child.Get(ctx, &st)
 	review := reviewOf(in, res, st, perr)
+	if workflow.GetVersion(ctx, versionReviewBuiltCommit, workflow.DefaultVersion, 1) == 1 {
+		review.BuiltCommit = builtCommit(st, perr)
+	}
 	res.Outcome, res.Verified, res.FailedStep = review.Outcome, review.Verified, review.FailedStep
 	if !in.Report {
 		return res, nil
@@ -154,6 +159,20 @@ func ChangeVerification(ctx workflow.Context, in VerifyInput) (VerifyResult, err
 	}
 	res.Reported = true
 	return res, nil
+}
+
+// versionReviewBuiltCommit marks the verifications that post their review at
+// the commit the pipeline built (contract.ReviewInput.BuiltCommit).
+const versionReviewBuiltCommit = "review-built-commit"
+
+// builtCommit is the commit the pipeline built, from its result or its
+// failure; "" when it built nothing (or cannot say).
+func builtCommit(st PipelineStatus, err error) string {
+	if err == nil {
+		return st.Commit
+	}
+	failed, _ := FailedStatus(err)
+	return failed.Commit
 }
 
 // reviewOf turns the pipeline's end into the review to post.

@@ -99,6 +99,38 @@ func TestVerificationVotesMinusOneWithTheFailedStep(t *testing.T) {
 	}
 }
 
+// TestVerificationReviewsTheBuiltCommit: the review names the commit the
+// pipeline built, on success and on a failure after the source was fetched
+// (which the pipeline's error carries).
+func TestVerificationReviewsTheBuiltCommit(t *testing.T) {
+	const built = "0123456789abcdef0123456789abcdef01234567" // fakeActivities' PrepareSource
+	for name, f := range map[string]*fakeActivities{
+		"success":      {},
+		"tests failed": {testsErr: temporal.NewNonRetryableApplicationError("tests failed (exit 1)", contract.ErrTestsFailed, nil)},
+		"e2e failed":   {e2eErr: temporal.NewNonRetryableApplicationError("check health: want 200, got 500", contract.ErrE2EFailed, nil)},
+	} {
+		g := &fakeGerrit{}
+		if _, err := runVerification(t, f, g, verifyInput); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(g.reviews) != 1 || g.reviews[0].BuiltCommit != built || g.reviews[0].Revision != verifyInput.Change.Revision {
+			t.Errorf("%s: reviews %+v, want one naming the built commit %s and the event's revision", name, g.reviews, built)
+		}
+	}
+}
+
+func TestFailedPipelineCarriesItsStatus(t *testing.T) {
+	f := &fakeActivities{testsErr: temporal.NewNonRetryableApplicationError("tests failed", contract.ErrTestsFailed, nil)}
+	_, err := runPipeline(t, f, verifyInput.Pipeline)
+	st, ok := FailedStatus(err)
+	if !ok || st.Commit != "0123456789abcdef0123456789abcdef01234567" || st.Step(StepRunTests).State != StepFailed {
+		t.Errorf("FailedStatus(%v) = %+v, %v", err, st, ok)
+	}
+	if step, out := failureOf(err); step != StepRunTests || out != "tests failed" {
+		t.Errorf("failureOf = %q, %q", step, out)
+	}
+}
+
 func TestVerificationWithoutReport(t *testing.T) {
 	g := &fakeGerrit{}
 	in := verifyInput

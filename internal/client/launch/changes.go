@@ -53,8 +53,16 @@ func RefPipelineID(project, ref, rev string) string {
 // redelivery of the update while it runs joins it, one after it finished starts
 // nothing and gets an error for which temporal.IsWorkflowExecutionAlreadyStartedError
 // holds. It runs on the build pool's queue unless an option says another.
+//
+// The pipeline builds rev itself (its input's Commit), not whatever in.Ref points
+// at when it fetches: the ref may have moved on since the update, and the
+// update's run must build the update's commit. rev must be a full commit hash.
 func RefPipeline(ctx context.Context, s Starter, in changes.PipelineInput, rev string, opts ...Option) (client.WorkflowRun, error) {
+	if !gerrit.IsCommit(rev) {
+		return nil, fmt.Errorf("the update of %s names %q as its new commit, not a full commit hash", in.Ref, rev)
+	}
 	id := RefPipelineID(in.Project, in.Ref, rev)
+	in.Commit = strings.ToLower(rev)
 	return start{id: id, queue: workflows.TaskQueueBuild, policy: PolicyJoinOrRefuse,
 		attrs:    []temporal.SearchAttributeUpdate{workflows.ProjectKey.ValueSet(in.Project)},
 		workflow: changes.Pipeline, input: in, what: id}.execute(ctx, s, opts)

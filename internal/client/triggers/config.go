@@ -14,7 +14,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -23,6 +22,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/wikimedia/conveyor/internal/lib/config"
 	"github.com/wikimedia/conveyor/internal/lib/gerrit"
 )
 
@@ -105,10 +105,11 @@ type settings struct {
 }
 
 type project struct {
-	Name     string `yaml:"name"`
-	Repo     string `yaml:"repo"`
-	Image    string `yaml:"image"`
-	settings `yaml:",inline"`
+	Name              string `yaml:"name"`
+	Repo              string `yaml:"repo"`
+	Image             string `yaml:"image"`
+	WebhookSecretFile string `yaml:"webhookSecretFile"`
+	settings          `yaml:",inline"`
 }
 
 // RefAction is a ref-updated rule: updates of refs matching Ref (a path.Match
@@ -150,38 +151,10 @@ type StreamConfig struct {
 	MaxBackoff time.Duration
 }
 
-// Project is one enabled project's settings.
-type Project struct {
-	Name string
-	// Repo is where its sources are fetched from.
-	Repo string
-	// Image is the image the project publishes, and so the service its images
-	// promote (changes.PipelineInput.Image): the repository's pipeline.image
-	// must be the same. Empty leaves the repository's choice.
-	Image string
-	// Branches are the branches acted on; empty means every branch.
-	Branches []string
-	// Verify runs the pipeline of new patchsets and rechecks; Report posts the
-	// result on the patchset.
-	Verify, Report bool
-	// PublishOnMerge batches merges into published builds, of PublishBranches
-	// only (Publishes).
-	PublishOnMerge bool
-	// PublishBranches are the branches whose builds may publish: reviewed
-	// branches, never one that anyone may push (a self-service sandbox/*).
-	PublishBranches []string
-	Batch           changes.BatchSettings
-	// Nightly are the branches built every night.
-	Nightly []string
-	// BaseImages rebuilds the Nightly branches, or else the first of Branches
-	// (main when there is none), when a base image they build on changes.
-	BaseImages bool
-	RefUpdated []RefAction
-}
-
 // LoadFile reads the triggers file at path, then the webhook secret from
 // webhook.secretFile (relative to the file's directory) or, overriding it,
-// $CONVEYOR_WEBHOOK_SECRET. gerritURL is the default Gerrit
+// $CONVEYOR_WEBHOOK_SECRET, and each project's own from its webhookSecretFile
+// (relative too). gerritURL is the default Gerrit
 // address (conveyor's configuration's gerrit.url); the file's gerrit.url wins.
 func LoadFile(path, gerritURL string) (*Config, error) {
 	b, err := os.ReadFile(path)
@@ -205,7 +178,34 @@ func LoadFile(path, gerritURL string) (*Config, error) {
 	if s := os.Getenv("CONVEYOR_WEBHOOK_SECRET"); s != "" {
 		c.Webhook.Secret = s
 	}
+	for i := range c.Projects {
+		p := &c.Projects[i]
+		if p.webhookSecretFile == "" {
+			continue
+		}
+		if !filepath.IsAbs(p.webhookSecretFile) {
+			p.webhookSecretFile = filepath.Join(filepath.Dir(path), p.webhookSecretFile)
+		}
+		if p.webhookSecret, err = config.SecretFile(fmt.Sprintf("triggers file %s: projects[%d] (%s).webhookSecretFile", path, i, p.Name), p.webhookSecretFile); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
+}
+
+// ProjectSecrets are the projects' own webhook secrets (projects[].webhookSecretFile,
+// read by LoadFile), by project; nil when no project has one.
+func (c *Config) ProjectSecrets() map[string]string {
+	var out map[string]string
+	for _, p := range c.Projects {
+		if p.webhookSecret != "" {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[p.Name] = p.webhookSecret
+		}
+	}
+	return out
 }
 
 // Parse reads a triggers file's content; LoadFile also reads the secret file and
@@ -271,7 +271,7 @@ func Parse(data []byte, gerritURL string) (*Config, error) {
 			bad("%s: the project is listed twice", where)
 		}
 		seen[name] = true
-		pc := Project{Name: name, Repo: p.Repo, Image: p.Image}
+		pc := Project{Name: name, Repo: p.Repo, Image: p.Image, webhookSecretFile: strings.TrimSpace(p.WebhookSecretFile)}
 		if p.Image != "" && !imageRE.MatchString(p.Image) {
 			bad("%s.image: %q is not a repository name (lowercase letters, digits, '-', '.', '_', '/'), e.g. hello", where, p.Image)
 		}
@@ -382,53 +382,4 @@ func cmp(a, b string) string {
 		return a
 	}
 	return b
-}
-
-// Project returns the settings of an enabled project.
-func (c *Config) Project(name string) (*Project, bool) {
-	for i := range c.Projects {
-		if c.Projects[i].Name == name {
-			return &c.Projects[i], true
-		}
-	}
-	return nil, false
-}
-
-var imageRE = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$`)
-
-// DefaultPublishBranches are the branches whose builds publish unless the triggers
-// file's publishBranches says otherwise.
-var DefaultPublishBranches = []string{"main", "master"}
-
-// Publishes says whether a build of branch (short name) publishes its image.
-func (p *Project) Publishes(branch string) bool {
-	return p.PublishOnMerge && slices.Contains(p.PublishBranches, branch)
-}
-
-// BranchEnabled says whether events of branch (short name) are acted on.
-func (p *Project) BranchEnabled(branch string) bool {
-	return branch != "" && (len(p.Branches) == 0 || slices.Contains(p.Branches, branch))
-}
-
-// RefAction returns the action of the first rule matching ref (a full ref).
-func (p *Project) RefAction(ref string) (string, bool) {
-	for _, r := range p.RefUpdated {
-		if ok, _ := path.Match(r.Ref, ref); ok {
-			return r.Action, true
-		}
-	}
-	return "", false
-}
-
-// RebuildBranches are the branches the base image check rebuilds.
-func (p *Project) RebuildBranches() []string {
-	switch {
-	case !p.BaseImages:
-		return nil
-	case len(p.Nightly) > 0:
-		return p.Nightly
-	case len(p.Branches) > 0:
-		return p.Branches[:1]
-	}
-	return []string{"main"}
 }

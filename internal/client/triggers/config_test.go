@@ -50,6 +50,9 @@ func TestLoadTheExampleFile(t *testing.T) {
 	if err != nil || full.Webhook.Secret != "0123456789abcdef0123" {
 		t.Errorf("secret %q from the file next to the triggers file, %v", full.Webhook.Secret, err)
 	}
+	if got := full.ProjectSecrets(); len(got) != 1 || got["mediawiki/services/hello"] != "hello-only-0123456789abcdef" {
+		t.Errorf("project secrets %v, want hello's from the file next to the triggers file", got)
+	}
 }
 
 func TestSecretFromFileAndEnvironment(t *testing.T) {

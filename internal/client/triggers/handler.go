@@ -53,10 +53,12 @@ type EventHandler interface {
 //     the review), id workflows.VerifyID(project, change, patchset, "");
 //   - comment-added with a "recheck" line: the same with the event's key in the
 //     id, so each recheck comment is a new verification and each of its
-//     deliveries the same one;
+//     deliveries the same one; conveyor's own messages (gerrit.Event.IsOwnComment,
+//     or by an account of WithIgnoredAccounts) are never rechecks;
 //   - change-merged: signal-with-start of the branch's MergeBatcher, which drops
 //     merges it has seen;
-//   - ref-updated: the project's rule for the ref, if any.
+//   - ref-updated: the project's rule for the ref, if any; a pipeline builds
+//     the event's refUpdate.newRev, not the ref's head when it starts.
 //
 // Verifications and ref pipelines are started with launch.PolicyJoinOrRefuse (a
 // delivery during the run joins it, a delivery after the run starts nothing:
@@ -145,13 +147,16 @@ func (h *Handler) Handle(ctx context.Context, e gerrit.Event) (Result, error) {
 	case gerrit.TypePatchsetCreated:
 		return h.verify(ctx, p, e, "")
 	case gerrit.TypeCommentAdded:
-		if !e.IsRecheck() {
-			return ignore("the comment is not a recheck")
+		if e.IsOwnComment() {
+			return ignore("the comment is conveyor's own (tagged %s)", gerrit.Tag)
 		}
 		for _, u := range h.ignore {
 			if e.Account.Username == u {
-				return ignore("the comment is conveyor's own")
+				return ignore("the comment is conveyor's own (by %s)", u)
 			}
+		}
+		if !e.IsRecheck() {
+			return ignore("the comment is not a recheck")
 		}
 		return h.verify(ctx, p, e, e.Key())
 	case gerrit.TypeChangeMerged:
@@ -241,6 +246,9 @@ func (h *Handler) refUpdated(ctx context.Context, p *Project, e gerrit.Event) (R
 	rev := e.RefUpdate.NewRev
 	if rev == "" || strings.Trim(rev, "0") == "" {
 		return ignore("%s was deleted", ref)
+	}
+	if !gerrit.IsCommit(rev) {
+		return ignore("refUpdate.newRev %q of %s is not a full commit hash", rev, ref)
 	}
 	if branch, ok := strings.CutPrefix(ref, "refs/heads/"); ok && action != RefVerify && !p.Publishes(branch) {
 		return ignore("%s", notPublished(p, branch))

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/wikimedia/conveyor/internal/client/health"
@@ -22,9 +24,13 @@ const EventsPath = "/gerrit/events"
 
 // Server is the HTTP endpoint of Gerrit's webhooks plugin. The plugin signs
 // nothing, so the endpoint authenticates with a shared secret (in the path or as
-// the basic auth password) and answers:
+// the basic auth password): the global one, good for every project, or a
+// project's own (WithProjectSecrets), good for that project's events only,
+// since it sits in that project's webhooks.config where the project's owners
+// can read it. It answers:
 //
 //   - 401 for a missing or wrong secret, before reading the body;
+//   - 403 for an event of another project than the secret's;
 //   - 413 for a body over the limit, 400 for one that is not a JSON object;
 //   - 200 for an event it does not act on;
 //   - 202 for an event it acted on, the same for every delivery of the event;
@@ -34,12 +40,19 @@ type Server struct {
 	h        EventHandler
 	auth     string
 	secret   []byte
+	projects []projectSecret
 	username string
 	maxBody  int64
 	timeout  time.Duration
 	logger   *slog.Logger
 	probe    *health.Probe
 	accept   func() error
+}
+
+// projectSecret is one project's webhook secret, kept as its hash.
+type projectSecret struct {
+	project string
+	sum     [sha256.Size]byte
 }
 
 // ServerOption configures a Server.
@@ -53,6 +66,29 @@ func WithBasicAuth(username string) ServerOption {
 			return errors.New("triggers.WithBasicAuth: empty user name")
 		}
 		s.auth, s.username = AuthBasic, username
+		return nil
+	}
+}
+
+// WithProjectSecrets accepts, besides the global secret, each project's own
+// secret (project name → secret, at least MinSecretLength characters each, no two
+// alike) for the events of that project only. With them the global secret may be
+// "". Default: only the global secret.
+func WithProjectSecrets(secrets map[string]string) ServerOption {
+	return func(s *Server) error {
+		seen := map[[sha256.Size]byte]string{}
+		for _, project := range slices.Sorted(maps.Keys(secrets)) {
+			secret := secrets[project]
+			if len(secret) < MinSecretLength {
+				return fmt.Errorf("the webhook secret of project %s has %d characters, want at least %d: write one into its projects[].webhookSecretFile (e.g. openssl rand -hex 24)", project, len(secret), MinSecretLength)
+			}
+			sum := sha256.Sum256([]byte(secret))
+			if other, dup := seen[sum]; dup {
+				return fmt.Errorf("projects %s and %s have the same webhook secret: give each project its own (projects[].webhookSecretFile), or either could send the other's events", other, project)
+			}
+			seen[sum] = project
+			s.projects = append(s.projects, projectSecret{project: project, sum: sum})
+		}
 		return nil
 	}
 }
@@ -121,16 +157,28 @@ func WithAcceptWhen(ready func() error) ServerOption {
 }
 
 // NewServer returns the endpoint for h, accepting requests that carry secret
-// (at least MinSecretLength characters).
+// (at least MinSecretLength characters) and the project secrets of
+// WithProjectSecrets. secret may be "" when there are
+// project secrets: then only those are accepted.
 func NewServer(h EventHandler, secret string, opts ...ServerOption) (*Server, error) {
-	if len(secret) < MinSecretLength {
-		return nil, fmt.Errorf("the webhook secret has %d characters, want at least %d: set webhook.secretFile in the triggers file or CONVEYOR_WEBHOOK_SECRET (e.g. openssl rand -hex 24)", len(secret), MinSecretLength)
-	}
-	s := &Server{h: h, auth: AuthPath, secret: []byte(secret), maxBody: DefaultMaxBodyBytes, timeout: 4 * time.Second, logger: slog.Default()}
+	s := &Server{h: h, auth: AuthPath, maxBody: DefaultMaxBodyBytes, timeout: 4 * time.Second, logger: slog.Default()}
 	for _, o := range opts {
 		if err := o(s); err != nil {
 			return nil, err
 		}
+	}
+	switch {
+	case secret == "" && len(s.projects) > 0:
+	case len(secret) < MinSecretLength:
+		return nil, fmt.Errorf("the webhook secret has %d characters, want at least %d: set webhook.secretFile in the triggers file or CONVEYOR_WEBHOOK_SECRET, or give the projects their own (projects[].webhookSecretFile) (e.g. openssl rand -hex 24)", len(secret), MinSecretLength)
+	default:
+		sum := sha256.Sum256([]byte(secret))
+		for _, p := range s.projects {
+			if p.sum == sum {
+				return nil, fmt.Errorf("project %s's webhook secret is the global one (webhook.secretFile): give the project a secret of its own", p.project)
+			}
+		}
+		s.secret = []byte(secret)
 	}
 	return s, nil
 }
@@ -151,27 +199,42 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-// authorized compares in constant time (over hashes, so lengths do not leak).
-func (s *Server) authorized(r *http.Request) bool {
+// authorized says whether the request carries a secret and whose: project is
+// the project whose own secret it is, "" for the global secret. It compares in
+// constant time (over hashes, so lengths do not leak), with every secret.
+func (s *Server) authorized(r *http.Request) (project string, ok bool) {
 	var got string
 	switch s.auth {
 	case AuthBasic:
-		user, pass, ok := r.BasicAuth()
-		if !ok || subtle.ConstantTimeCompare([]byte(user), []byte(s.username)) != 1 {
-			return false
+		user, pass, hasAuth := r.BasicAuth()
+		if !hasAuth || subtle.ConstantTimeCompare([]byte(user), []byte(s.username)) != 1 {
+			return "", false
 		}
 		got = pass
 	default:
 		got = r.PathValue("secret")
 	}
-	a, b := sha256.Sum256([]byte(got)), sha256.Sum256(s.secret)
-	return got != "" && subtle.ConstantTimeCompare(a[:], b[:]) == 1
+	if got == "" {
+		return "", false
+	}
+	sum := sha256.Sum256([]byte(got))
+	if s.secret != nil {
+		global := sha256.Sum256(s.secret)
+		ok = subtle.ConstantTimeCompare(sum[:], global[:]) == 1
+	}
+	for _, p := range s.projects {
+		if subtle.ConstantTimeCompare(sum[:], p.sum[:]) == 1 {
+			project, ok = p.project, true
+		}
+	}
+	return project, ok
 }
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	log := s.logger.With("remote", r.RemoteAddr, "origin", r.Header.Get("X-Origin-Url"))
-	if !s.authorized(r) {
+	scope, ok := s.authorized(r)
+	if !ok {
 		if s.auth == AuthBasic {
 			w.Header().Set("WWW-Authenticate", `Basic realm="conveyor"`)
 		}
@@ -200,6 +263,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log = log.With("type", ev.Type, "project", ev.ProjectName(), "key", ev.Key())
+	if scope != "" && ev.ProjectName() != scope {
+		log.Warn("Refused an event: the secret is another project's", "secretOf", scope)
+		writeAnswer(w, http.StatusForbidden, map[string]string{"error": fmt.Sprintf(
+			"the secret is not one for events of project %q: use the global secret or that project's own (projects[].webhookSecretFile)", ev.ProjectName())})
+		return
+	}
 	if s.accept != nil {
 		if err := s.accept(); err != nil {
 			log.Warn("Refused an event for now: Gerrit will deliver it again", "error", err)

@@ -198,3 +198,118 @@ func TestServerRefusesAShortSecret(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 }
+
+// twoProjects enables hello and another project, each with its own webhook
+// secret file, beside the global one.
+const twoProjects = `
+webhook:
+  secretFile: global-secret
+projects:
+  - name: mediawiki/services/hello
+    repo: /srv/hello
+    webhookSecretFile: hello-secret
+  - name: mediawiki/services/other
+    repo: /srv/other
+    webhookSecretFile: /ABS/other-secret
+`
+
+const (
+	helloSecret = "hello-0123456789abcdef"
+	otherSecret = "other-0123456789abcdef"
+)
+
+// loadTwoProjects writes twoProjects and its secret files into a directory and
+// loads it as `gerrit serve` does.
+func loadTwoProjects(t *testing.T) *Config {
+	t.Helper()
+	t.Setenv("CONVEYOR_WEBHOOK_SECRET", "")
+	dir := t.TempDir()
+	writeFile(t, dir+"/triggers.yaml", strings.ReplaceAll(twoProjects, "/ABS", dir))
+	writeFile(t, dir+"/global-secret", testSecret+"\n")
+	writeFile(t, dir+"/hello-secret", helloSecret+"\n")
+	writeFile(t, dir+"/other-secret", otherSecret+"\n")
+	cfg, err := LoadFile(dir+"/triggers.yaml", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestWebhookProjectSecrets: a project's own secret is good for that project's
+// events only; the global secret, while configured, for every project's.
+func TestWebhookProjectSecrets(t *testing.T) {
+	cfg := loadTwoProjects(t)
+	if got := cfg.ProjectSecrets(); len(got) != 2 || got["mediawiki/services/hello"] != helloSecret || got["mediawiki/services/other"] != otherSecret {
+		t.Fatalf("project secrets %v", got)
+	}
+	s := newFakeStarter()
+	h, err := NewHandler(s, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := NewServer(h, cfg.Webhook.Secret, WithProjectSecrets(cfg.ProjectSecrets()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	hello := webhookSample(t, "patchset-created.json")
+	other := bytes.ReplaceAll(hello, []byte("mediawiki/services/hello"), []byte("mediawiki/services/other"))
+	for _, tc := range []struct {
+		name, secret string
+		body         []byte
+		code         int
+	}{
+		{"hello with hello's secret", helloSecret, hello, http.StatusAccepted},
+		{"other with other's secret", otherSecret, other, http.StatusAccepted},
+		{"hello with other's secret", otherSecret, hello, http.StatusForbidden},
+		{"other with hello's secret", helloSecret, other, http.StatusForbidden},
+		{"hello with the global secret", testSecret, hello, http.StatusAccepted},
+		{"other with the global secret", testSecret, other, http.StatusAccepted},
+		{"a wrong secret", "wrong-0123456789abcdef", hello, http.StatusUnauthorized},
+	} {
+		if code, answer := post(t, ts.URL+EventsPath+"/"+tc.secret, tc.body); code != tc.code {
+			t.Errorf("%s: %d %s, want %d", tc.name, code, answer, tc.code)
+		}
+	}
+	if len(s.starts) != 2 {
+		t.Errorf("%d verifications started, want 2 (one per project)", len(s.starts))
+	}
+
+	// Without the global secret only the projects' own are accepted.
+	srv, err = NewServer(h, "", WithProjectSecrets(cfg.ProjectSecrets()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts2 := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts2.Close)
+	if code, _ := post(t, ts2.URL+EventsPath+"/"+testSecret, hello); code != http.StatusUnauthorized {
+		t.Errorf("the global secret once it is gone: %d, want 401", code)
+	}
+	if code, _ := post(t, ts2.URL+EventsPath+"/"+helloSecret, hello); code != http.StatusOK && code != http.StatusAccepted {
+		t.Errorf("hello's own secret without a global one: %d", code)
+	}
+}
+
+func TestWebhookProjectSecretsAreChecked(t *testing.T) {
+	h := newTestHandler(t, newFakeStarter())
+	for name, tc := range map[string]struct {
+		global  string
+		secrets map[string]string
+		want    string
+	}{
+		"short":          {testSecret, map[string]string{"a": "short"}, "secret of project a has 5 characters"},
+		"shared":         {testSecret, map[string]string{"a": helloSecret, "b": helloSecret}, "projects a and b have the same webhook secret"},
+		"the global one": {testSecret, map[string]string{"a": testSecret}, "project a's webhook secret is the global one"},
+		"none at all":    {"", nil, "want at least 16"},
+	} {
+		if _, err := NewServer(h, tc.global, WithProjectSecrets(tc.secrets)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", name, err, tc.want)
+		}
+	}
+	dir := t.TempDir()
+	writeFile(t, dir+"/triggers.yaml", "projects:\n  - name: p\n    repo: /srv/p\n    webhookSecretFile: missing\n")
+	if _, err := LoadFile(dir+"/triggers.yaml", ""); err == nil || !strings.Contains(err.Error(), "projects[0] (p).webhookSecretFile") {
+		t.Errorf("a missing secret file: %v, want the field named", err)
+	}
+}

@@ -1,8 +1,11 @@
 // Package fakegerrit is a fake Gerrit for tests, since a real one cannot run on the
 // local stack: an httptest server that implements the review endpoint of the REST
 // API (POST /a/changes/{change}/revisions/{revision}/review) with basic auth and
-// the XSSI guard, and records the reviews it is given. Deliver plays the webhooks
-// plugin's part: it POSTs an event the way the plugin does.
+// the XSSI guard, and records the reviews it is given. A change made known with
+// AddChange is checked as Gerrit checks it: a review of a revision that is not
+// one of its patchsets is answered 404. CommentAdded is the comment-added event
+// Gerrit emits for a review; Deliver plays the webhooks plugin's part: it POSTs
+// an event the way the plugin does.
 //
 // It is for tests only: a test in this package fails if any non-test package
 // imports it.
@@ -15,9 +18,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,6 +42,20 @@ type Review struct {
 	Labels   map[string]int
 	Tag      string
 	At       time.Time
+	// Patchset is the revision's patchset number, when the change is known
+	// (AddChange); 0 otherwise.
+	Patchset int
+}
+
+// Change is a change the fake knows (AddChange).
+type Change struct {
+	Project string
+	Branch  string
+	// ID is the Change-Id, I and 40 hex digits.
+	ID     string
+	Number int
+	// Revisions are the commits of its patchsets, patchset 1 first.
+	Revisions []string
 }
 
 // Server is a running fake Gerrit.
@@ -51,6 +71,7 @@ type Server struct {
 	fail    []int
 	changed chan struct{}
 	held    *hold
+	changes []Change
 }
 
 // hold is a review request made to wait (Hold).
@@ -92,6 +113,35 @@ func (s *Server) Hold() (arrived <-chan struct{}, release func()) {
 	s.held = h
 	var once sync.Once
 	return h.arrived, func() { once.Do(func() { close(h.release) }) }
+}
+
+// AddChange makes c known: reviews of it must then name one of its patchsets,
+// by commit or number, as Gerrit requires.
+func (s *Server) AddChange(c Change) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.changes = append(s.changes, c)
+}
+
+// lookup finds the known change that id names in any of the REST API's forms
+// (project~number, number, project~branch~Change-Id, Change-Id) and the
+// patchset that revision names (a commit, a number or "current"): ps is 0 when
+// the change is known and the revision is not one of its patchsets. ok is false
+// for a change the fake does not know.
+func (s *Server) lookup(id, revision string) (c Change, ps int, ok bool) {
+	for _, c := range s.changes {
+		num := strconv.Itoa(c.Number)
+		if id != num && id != c.ID && id != c.Project+"~"+num && id != c.Project+"~"+c.Branch+"~"+c.ID {
+			continue
+		}
+		for i, rev := range c.Revisions {
+			if strings.EqualFold(rev, revision) || revision == strconv.Itoa(i+1) || (revision == "current" && i == len(c.Revisions)-1) {
+				return c, i + 1, true
+			}
+		}
+		return c, 0, true
+	}
+	return Change{}, 0, false
 }
 
 // Reviews returns the reviews recorded so far, oldest first.
@@ -171,9 +221,15 @@ func (s *Server) review(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Lock()
+	_, ps, known := s.lookup(r.PathValue("change"), r.PathValue("revision"))
+	if known && ps == 0 {
+		s.mu.Unlock()
+		http.Error(w, "Not found: "+r.PathValue("revision"), http.StatusNotFound)
+		return
+	}
 	s.reviews = append(s.reviews, Review{
 		Change: r.PathValue("change"), Revision: r.PathValue("revision"),
-		Message: in.Message, Labels: in.Labels, Tag: in.Tag, At: time.Now(),
+		Message: in.Message, Labels: in.Labels, Tag: in.Tag, At: time.Now(), Patchset: ps,
 	})
 	close(s.changed)
 	s.changed = make(chan struct{})
@@ -191,6 +247,42 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(code)
 	_, _ = w.Write(append([]byte(XSSIGuard+"\n"), b...))
+}
+
+// CommentAdded is the comment-added event Gerrit emits for review r, one of this
+// fake's reviews of a known change, as stream-events prints it and the webhooks
+// plugin posts it: the author is the fake's account, the comment is Gerrit's
+// "Patch Set N: Verified-1" header, a blank line and the review's message, the
+// approvals carry values as strings. Like the events of Gerrit's documentation,
+// it carries no tag.
+func (s *Server) CommentAdded(r Review) ([]byte, error) {
+	s.mu.Lock()
+	c, ps, known := s.lookup(r.Change, r.Revision)
+	s.mu.Unlock()
+	if !known || ps == 0 {
+		return nil, fmt.Errorf("fakegerrit: the review of %s at %s is not of a patchset made known with AddChange", r.Change, r.Revision)
+	}
+	header := fmt.Sprintf("Patch Set %d:", ps)
+	var approvals []map[string]string
+	for _, label := range slices.Sorted(maps.Keys(r.Labels)) {
+		v := r.Labels[label]
+		header += fmt.Sprintf(" %s%+d", label, v)
+		approvals = append(approvals, map[string]string{"type": label, "description": label, "value": strconv.Itoa(v), "oldValue": "0"})
+	}
+	author := map[string]string{"name": s.Username, "username": s.Username}
+	return json.Marshal(map[string]any{
+		"author":    author,
+		"approvals": approvals,
+		"comment":   header + "\n\n" + r.Message,
+		"patchSet": map[string]any{"number": ps, "revision": c.Revisions[ps-1],
+			"ref": fmt.Sprintf("refs/changes/%02d/%d/%d", c.Number%100, c.Number, ps), "uploader": author},
+		"change":         map[string]any{"project": c.Project, "branch": c.Branch, "id": c.ID, "number": c.Number, "status": "NEW"},
+		"project":        map[string]string{"name": c.Project},
+		"refName":        "refs/heads/" + c.Branch,
+		"changeKey":      map[string]string{"key": c.ID},
+		"type":           "comment-added",
+		"eventCreatedOn": r.At.Unix(),
+	})
 }
 
 // Deliver POSTs an event the way the webhooks plugin does (Content-Type

@@ -38,6 +38,7 @@ func ParseEvent(data []byte) (Event, error) {
 		Change:      change(obj(m, "change")),
 		PatchSet:    patchSet(obj(m, "patchSet")),
 		Comment:     str(m, "comment"),
+		Tag:         str(m, "tag"),
 		NewRev:      str(m, "newRev"),
 		Project:     projectName(m["project"]),
 		RefName:     str(m, "refName"),
