@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/wikimedia/conveyor/internal/client/payloadcrypt"
 	"github.com/wikimedia/conveyor/internal/dev/devstack/proc"
 	"github.com/wikimedia/conveyor/internal/lib/config"
 )
@@ -95,7 +94,6 @@ func (s *stack) config() config.Config {
 	if s.profile == TemporalProfilePostgres {
 		c.Temporal = ProdTemporal()
 	}
-	c.Temporal.PayloadKeyFile = s.payloadKeyFile()
 	c.Buildkit.Address = "unix://" + s.buildkitSocket()
 	c.Registry = config.Registry{Address: registryAddr, Username: registryUser, Password: s.secret("registry-password")}
 	c.Kubernetes.Kubeconfig = s.kubeconfigPath("admin")
@@ -141,18 +139,6 @@ func (s *stack) secret(name string) string {
 	_ = os.MkdirAll(filepath.Dir(p), 0o700)
 	_ = os.WriteFile(p, []byte(v+"\n"), 0o600)
 	return v
-}
-
-// payloadKeyFile returns the stack's payload key file (docs/security.md), made
-// with one new key on first use, or "" (payloads in the clear) if it cannot be
-// written.
-func (s *stack) payloadKeyFile() string {
-	p := s.path("secrets", "payload-keys")
-	_ = os.MkdirAll(filepath.Dir(p), 0o700)
-	if err := payloadcrypt.EnsureKeyFile(p, "dev"); err != nil {
-		return ""
-	}
-	return p
 }
 
 // tool returns the path of a binary of a pinned tool build.
