@@ -6,7 +6,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,4 +163,31 @@ func ScanHistories(ctx context.Context, namespaces []config.Temporal, since time
 		c.Close()
 	}
 	return found, scanned, nil
+}
+
+// StackSecrets are the credentials and keys the stack keeps under
+// <stateDir>/secrets, one a file (a payload key file's keys, one a line): what
+// no history may hold in the clear.
+func StackSecrets(stateDir string) ([]string, error) {
+	dir := filepath.Join(stateDir, "secrets")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading the stack's secrets in %s (make up makes them): %w", dir, err)
+	}
+	var out []string
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if f := strings.Fields(line); len(f) > 0 && !strings.HasPrefix(f[0], "#") {
+				out = append(out, f[len(f)-1])
+			}
+		}
+	}
+	return out, nil
 }
