@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
@@ -555,18 +556,7 @@ func TestCleanupOnTheRig(t *testing.T) {
 	if !found {
 		t.Errorf("no cleanup notification lists %s", rep.Listed[0])
 	}
-	h, err := tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: migrations.UpdateApproveCleanup,
-		Args: []any{migrations.CleanupApproval{By: "bd808", Reason: "stage 5"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
-	if err == nil {
-		err = h.Get(ctx, nil)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var final migrations.CleanupReport
-	if err := run.Get(ctx, &final); err != nil {
-		t.Fatalf("cleanup: %v\nworker:\n%s", err, wout.String())
-	}
+	final := approveCleanup(ctx, t, tc, run, wout)
 	stacktest.RecordHistory(t, tc, id, "", "cleanup-approved.json")
 	t.Log(final.Summary)
 	if len(final.Deleted) != 2 || len(final.Remaining) != 0 || final.ApprovedBy != "bd808" {
@@ -679,4 +669,23 @@ func TestAutomaticModeRunsProjectMigration(t *testing.T) {
 	if _, err := servers.Get(ctx, k.compute, srv.ID).Extract(); !gophercloud.ResponseCodeIs(err, 404) {
 		t.Errorf("the source server is still in %s after the grace period: %v", modesFrom, err)
 	}
+}
+
+// approveCleanup approves the stage-5 cleanup run waits on, as bd808, and
+// returns its final report.
+func approveCleanup(ctx context.Context, t *testing.T, tc client.Client, run client.WorkflowRun, wout fmt.Stringer) migrations.CleanupReport {
+	t.Helper()
+	h, err := tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: run.GetID(), UpdateName: migrations.UpdateApproveCleanup,
+		Args: []any{migrations.CleanupApproval{By: "bd808", Reason: "stage 5"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+	if err == nil {
+		err = h.Get(ctx, nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var final migrations.CleanupReport
+	if err := run.Get(ctx, &final); err != nil {
+		t.Fatalf("cleanup: %v\nworker:\n%s", err, wout.String())
+	}
+	return final
 }

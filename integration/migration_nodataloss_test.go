@@ -230,18 +230,7 @@ func TestCleanupDeletesOnlyVerifiedMigratedServers(t *testing.T) {
 		rep := queryUntil(t, tc, id, migrations.QueryCleanup, 3*time.Minute, "the cleanup awaiting approval",
 			func(r migrations.CleanupReport) bool { return r.State == migrations.CleanupAwaiting })
 		t.Logf("%s awaiting: %s", id, rep.Summary)
-		h, err := tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: migrations.UpdateApproveCleanup,
-			Args: []any{migrations.CleanupApproval{By: "bd808", Reason: "stage 5"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
-		if err == nil {
-			err = h.Get(ctx, nil)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		var final migrations.CleanupReport
-		if err := run.Get(ctx, &final); err != nil {
-			t.Fatalf("cleanup: %v\nworker:\n%s", err, wout.String())
-		}
+		final := approveCleanup(ctx, t, tc, run, wout)
 		t.Logf("%s: %s", id, final.Summary)
 		return final
 	}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,24 +19,6 @@ import (
 	"github.com/wikimedia/conveyor/internal/dev/devstack"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 )
-
-// lockedBuffer is a bytes.Buffer a command writes to while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func TestCodecServerCommand(t *testing.T) {
 	dir := t.TempDir()
@@ -61,7 +42,7 @@ func TestCodecServerCommand(t *testing.T) {
 		t.Setenv(v, "")
 	}
 	app := newApp()
-	var out lockedBuffer
+	var out syncBuffer
 	app.Writer, app.ErrWriter = &out, &out
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

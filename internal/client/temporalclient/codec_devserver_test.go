@@ -99,11 +99,10 @@ func runSecretWorkflow(t *testing.T, cfg config.Temporal, id string) *historypb.
 	return stacktest.History(t, cl, id, run.GetRunID())
 }
 
-// TestPayloadKeyKeepsSecretsOutOfHistories runs a workflow whose input carries
-// secrets on a real Temporal (a throwaway dev server on a free port, not the
-// stack's), with the stack's kind of configuration: with temporal.payloadKeyFile
-// its history holds no secret in the clear; without, the same scan finds them.
-func TestPayloadKeyKeepsSecretsOutOfHistories(t *testing.T) {
+// devServerAndKey starts a throwaway dev server on a free port and makes a
+// payload key file with one key, k1.
+func devServerAndKey(t *testing.T) (*devstack.DevServer, string) {
+	t.Helper()
 	srv, err := devstack.StartDevServer(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -113,6 +112,15 @@ func TestPayloadKeyKeepsSecretsOutOfHistories(t *testing.T) {
 	if err := payloadcrypt.EnsureKeyFile(keys, "k1"); err != nil {
 		t.Fatal(err)
 	}
+	return srv, keys
+}
+
+// TestPayloadKeyKeepsSecretsOutOfHistories runs a workflow whose input carries
+// secrets on a real Temporal (a throwaway dev server on a free port, not the
+// stack's), with the stack's kind of configuration: with temporal.payloadKeyFile
+// its history holds no secret in the clear; without, the same scan finds them.
+func TestPayloadKeyKeepsSecretsOutOfHistories(t *testing.T) {
+	srv, keys := devServerAndKey(t)
 	base := config.Temporal{Address: srv.Address, Namespace: "default"}
 
 	on := base
@@ -134,15 +142,7 @@ func TestPayloadKeyKeepsSecretsOutOfHistories(t *testing.T) {
 // the temporal CLI through the codec server (payloadcrypt.Handler): the CLI
 // speaks the same protocol as the Web UI, so what it prints is what the UI shows.
 func TestCodecServerDecodesForTheTemporalCLI(t *testing.T) {
-	srv, err := devstack.StartDevServer(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
-	keys := filepath.Join(t.TempDir(), "payload-keys")
-	if err := payloadcrypt.EnsureKeyFile(keys, "k1"); err != nil {
-		t.Fatal(err)
-	}
+	srv, keys := devServerAndKey(t)
 	runSecretWorkflow(t, config.Temporal{Address: srv.Address, Namespace: "default", PayloadKeyFile: keys}, "shown")
 	codec, err := payloadcrypt.Load("test", keys)
 	if err != nil {

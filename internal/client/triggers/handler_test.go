@@ -87,6 +87,21 @@ projects:
       - {ref: refs/heads/hotfix, action: batch}
 `
 
+// handlerFor is a handler of the triggers file text on a fake starter.
+func handlerFor(t *testing.T, text string) (*Config, *fakeStarter, *Handler) {
+	t.Helper()
+	cfg, err := Parse([]byte(text), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newFakeStarter()
+	h, err := NewHandler(s, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, s, h
+}
+
 func newTestHandler(t *testing.T, s Starter) *Handler {
 	t.Helper()
 	cfg, err := Parse([]byte(handlerConfig), "")
@@ -247,7 +262,7 @@ func TestRefUpdatedFollowsTheRules(t *testing.T) {
 // branch anyone may push (sandbox/…) or a batch rule matching one is not acted on,
 // saying where to allow it.
 func TestOnlyPublishBranchesPublish(t *testing.T) {
-	cfg, err := Parse([]byte(`
+	cfg, _, h := handlerFor(t, `
 projects:
   - name: hello
     repo: /srv/hello
@@ -255,15 +270,7 @@ projects:
   - name: release
     repo: /srv/release
     publishBranches: [release/1.x]
-`), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := newFakeStarter()
-	h, err := NewHandler(s, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	merged := func(project, branch string) gerrit.Event {
 		e := sample(t, "webhook/change-merged.json")
 		e.Change.Project, e.Change.Branch = project, branch
@@ -310,21 +317,13 @@ projects:
 // with every pipeline the events start (verification, batch, ref rule), and a
 // bad one is refused when the file is read.
 func TestTheTriggersFileGivesTheImage(t *testing.T) {
-	cfg, err := Parse([]byte(`
+	_, s, h := handlerFor(t, `
 projects:
   - name: mediawiki/services/hello
     repo: /srv/hello
     image: hello
     refUpdated: [{ref: 'refs/tags/v*', action: publish}]
-`), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := newFakeStarter()
-	h, err := NewHandler(s, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	ctx := context.Background()
 	for _, name := range []string{"webhook/patchset-created.json", "webhook/change-merged.json", "webhook/ref-updated.json"} {
 		if _, err := h.Handle(ctx, sample(t, name)); err != nil {
