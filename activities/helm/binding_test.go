@@ -101,6 +101,10 @@ func TestReleaseBindingOnTheCluster(t *testing.T) {
 	})
 
 	deploy := kubeClient(t, cfg.Kubernetes.Kubeconfig, "system:serviceaccount:"+home+":deploy")
+	// The API server authorizes from an informer's cache of RBAC objects, so the
+	// new ClusterRoleBinding takes effect a moment after it is created: wait for
+	// it, as an operator applying charts/conveyor's rbac would.
+	waitAllowed(ctx, t, deploy, authorizationv1.ResourceAttributes{Verb: "create", Resource: "namespaces"})
 	ns := "test-binding-ci-" + suffix
 	// The account creates the namespace, as DeployCandidate's ensureNamespace does.
 	mustCreate(t, func() error {
@@ -152,13 +156,31 @@ func kubeClient(t *testing.T, kubeconfig, impersonate string) kubernetes.Interfa
 
 func canCreateSecrets(t *testing.T, c kubernetes.Interface, ns string) bool {
 	t.Helper()
-	r, err := c.AuthorizationV1().SelfSubjectAccessReviews().Create(context.Background(), &authorizationv1.SelfSubjectAccessReview{
-		Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: "create", Resource: "secrets"}},
+	return allowed(context.Background(), t, c, authorizationv1.ResourceAttributes{Namespace: ns, Verb: "create", Resource: "secrets"})
+}
+
+func allowed(ctx context.Context, t *testing.T, c kubernetes.Interface, attrs authorizationv1.ResourceAttributes) bool {
+	t.Helper()
+	r, err := c.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+		Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &attrs},
 	}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return r.Status.Allowed
+}
+
+// waitAllowed waits until the API server lets c do attrs, failing the test when
+// ctx ends first.
+func waitAllowed(ctx context.Context, t *testing.T, c kubernetes.Interface, attrs authorizationv1.ResourceAttributes) {
+	t.Helper()
+	for !allowed(ctx, t, c, attrs) {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the account is still not allowed to %s %s: %v", attrs.Verb, attrs.Resource, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func mustCreate(t *testing.T, create func() error) {
