@@ -24,6 +24,7 @@ import (
 
 	"github.com/wikimedia/conveyor/internal/lib/config"
 	"github.com/wikimedia/conveyor/internal/lib/gerrit"
+	"github.com/wikimedia/conveyor/internal/lib/pipelineconfig"
 )
 
 // Defaults of the triggers file.
@@ -259,6 +260,7 @@ func Parse(data []byte, gerritURL string) (*Config, error) {
 	}
 
 	seen := map[string]bool{}
+	images := map[string]string{} // image -> the project that publishes it
 	for i, p := range f.Projects {
 		where := fmt.Sprintf("projects[%d]", i)
 		name := strings.Trim(strings.TrimSpace(p.Name), "/")
@@ -272,8 +274,22 @@ func Parse(data []byte, gerritURL string) (*Config, error) {
 		}
 		seen[name] = true
 		pc := Project{Name: name, Repo: p.Repo, Image: p.Image, webhookSecretFile: strings.TrimSpace(p.WebhookSecretFile)}
-		if p.Image != "" && !imageRE.MatchString(p.Image) {
+		switch {
+		case p.Image != "" && !imageRE.MatchString(p.Image):
 			bad("%s.image: %q is not a repository name (lowercase letters, digits, '-', '.', '_', '/'), e.g. hello", where, p.Image)
+		case p.Image == "":
+			// Derived from the project's name, which is conveyor's, never from
+			// the repository's own pipeline.image.
+			pc.Image = pipelineconfig.DefaultImage(name)
+			if !imageRE.MatchString(pc.Image) {
+				bad("%s.image: unset, and %q derived from the project's name is not a repository name: set image", where, pc.Image)
+			}
+		}
+		if other, ok := images[pc.Image]; ok {
+			bad("%s.image: %q is also the image of %s: each project publishes its own image, and so promotes its own service; "+
+				"set image on one of them", where, pc.Image, other)
+		} else {
+			images[pc.Image] = where
 		}
 		if pc.Repo == "" {
 			if c.GerritURL == "" {

@@ -156,7 +156,7 @@ func TestPatchsetCreatedStartsAVerification(t *testing.T) {
 		t.Errorf("options %+v", o)
 	}
 	want := changes.VerifyInput{
-		Pipeline: changes.PipelineInput{Project: "mediawiki/services/hello", Repo: "/srv/hello", Ref: "refs/changes/34/1234/2"},
+		Pipeline: changes.PipelineInput{Project: "mediawiki/services/hello", Repo: "/srv/hello", Ref: "refs/changes/34/1234/2", Image: "hello"},
 		Change: changes.ChangeTarget{Project: "mediawiki/services/hello", Branch: "main", Change: 1234, Patchset: 2,
 			ChangeID: "I8473b95934b5732ac55d26311a706c9c2bde9940", Revision: "3f1c2a9d8e7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d"},
 		Report: true, Trigger: changes.TriggerPatchset,
@@ -344,6 +344,33 @@ projects:
 	}
 	if _, err := Parse([]byte("projects: [{name: a, repo: /a, image: 'Not An Image'}]\n"), ""); err == nil || !strings.Contains(err.Error(), "projects[0] (a).image") {
 		t.Errorf("a bad image: %v, want refused naming projects[0] (a).image", err)
+	}
+}
+
+// TestTheImageIsNeverTheRepositorys: a project without image in the triggers file
+// publishes the image its (trusted) name gives, whatever its repository is called
+// or says, and two projects may not publish the same image.
+func TestTheImageIsNeverTheRepositorys(t *testing.T) {
+	c, err := Parse([]byte("projects: [{name: mediawiki/services/Citoid_Service, repo: /srv/payments.git}]\n"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Projects[0].Image; got != "citoid_service" {
+		t.Errorf("derived image %q, want citoid_service (from the project's name, not the repository's)", got)
+	}
+	_, err = Parse([]byte(`
+projects:
+  - {name: mediawiki/services/hello, repo: /a}
+  - {name: operations/hello, repo: /b}
+  - {name: other, repo: /c, image: hello}
+`), "")
+	for _, want := range []string{
+		`projects[1] (operations/hello).image: "hello" is also the image of projects[0] (mediawiki/services/hello)`,
+		`projects[2] (other).image: "hello" is also the image of projects[0] (mediawiki/services/hello)`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("two projects publishing hello: %v, want %q", err, want)
+		}
 	}
 }
 

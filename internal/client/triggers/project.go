@@ -15,7 +15,9 @@ type Project struct {
 	Repo string
 	// Image is the image the project publishes, and so the service its images
 	// promote (changes.PipelineInput.Image): the repository's pipeline.image
-	// must be the same. Empty leaves the repository's choice.
+	// must be the same. Unset in the file, it is derived from Name as
+	// pipeline.image's default is from the repository (pipelineconfig.DefaultImage),
+	// so it is never empty and never the repository's to choose.
 	Image string
 	// Branches are the branches acted on; empty means every branch.
 	Branches []string
