@@ -22,6 +22,7 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 	"gopkg.in/yaml.v3"
@@ -35,6 +36,7 @@ import (
 	"github.com/wikimedia/conveyor/activities/registry"
 	"github.com/wikimedia/conveyor/activities/source"
 	"github.com/wikimedia/conveyor/internal/client/launch"
+	"github.com/wikimedia/conveyor/internal/client/payloadcrypt"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/internal/dev/gittest"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
@@ -120,7 +122,7 @@ func TestUIApprovePromotion(t *testing.T) {
 	if d := st.Decisions[i]; d.Approver != approver || d.Reason != reason || d.Via != "signal" || !d.Accepted || d.At.IsZero() {
 		t.Errorf("the approve decision is %+v, want an accepted signal from %q with reason %q and a time", d, approver, reason)
 	}
-	uiCheckSignalEvent(t, c, id, run.GetRunID(), approver)
+	uiCheckSignalEvent(t, c, nsCfg.Temporal.PayloadKeyFile, id, run.GetRunID(), approver)
 
 	var final promotions.PromotionStatus
 	if err := run.Get(ctx, &final); err != nil {
@@ -236,8 +238,19 @@ func uiRunApproveScript(t *testing.T, playwright string, a uiApproveArgs) string
 
 // uiCheckSignalEvent finds the approve signal in the run's history, with the
 // approver in its payload.
-func uiCheckSignalEvent(t *testing.T, c client.Client, id, runID, approver string) {
+//
+// With the stack's payload key (temporal.payloadKeyFile), the Web UI encodes what it
+// sends through the stack's codec server: the payload must be stored encrypted, and
+// decrypt to the approver.
+func uiCheckSignalEvent(t *testing.T, c client.Client, keyFile, id, runID, approver string) {
 	t.Helper()
+	var codec *payloadcrypt.Codec
+	if keyFile != "" {
+		var err error
+		if codec, err = payloadcrypt.Load("temporal.payloadKeyFile", keyFile); err != nil {
+			t.Fatal(err)
+		}
+	}
 	it := c.GetWorkflowHistory(context.Background(), id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	var found int
 	for it.HasNext() {
@@ -250,8 +263,20 @@ func uiCheckSignalEvent(t *testing.T, c client.Client, id, runID, approver strin
 			continue
 		}
 		found++
+		payloads := a.GetInput().GetPayloads()
+		if codec != nil {
+			for _, p := range payloads {
+				if enc := string(p.GetMetadata()[converter.MetadataEncoding]); enc != payloadcrypt.Encoding {
+					t.Errorf("the approve signal's payload is stored as %q, want %s: the Web UI did not encode it through the codec server (--ui-codec-endpoint)", enc, payloadcrypt.Encoding)
+				}
+			}
+			var err error
+			if payloads, err = codec.Decode(payloads); err != nil {
+				t.Fatalf("decrypting the approve signal's payload with %s: %v", keyFile, err)
+			}
+		}
 		var payload string
-		for _, p := range a.GetInput().GetPayloads() {
+		for _, p := range payloads {
 			payload += string(p.GetData())
 		}
 		if !strings.Contains(payload, `"approver":"`+approver+`"`) && !strings.Contains(payload, `"approver": "`+approver+`"`) {

@@ -57,6 +57,7 @@ func (c component) grace() time.Duration {
 func (s *stack) components() []component {
 	return append(append([]component{
 		temporalComponent(),
+		codecComponent(),
 	}, prodComponents()...), []component{
 		registryComponent(),
 		registryProxyComponent(),
@@ -94,6 +95,7 @@ func (s *stack) config() config.Config {
 	if s.profile == TemporalProfilePostgres {
 		c.Temporal = ProdTemporal()
 	}
+	c.Temporal.PayloadKeyFile = s.payloadKeyFile()
 	c.Buildkit.Address = "unix://" + s.buildkitSocket()
 	c.Registry = config.Registry{Address: registryAddr, Username: registryUser, Password: s.secret("registry-password")}
 	c.Kubernetes.Kubeconfig = s.kubeconfigPath("admin")

@@ -70,6 +70,8 @@ func temporalComponent() component {
 				"--db-filename", s.path("temporal", "temporal.db"),
 				"--namespace", "default",
 				"--log-format", "json", "--log-level", "warn",
+				// The UI decrypts payloads through the stack's codec server.
+				"--ui-codec-endpoint", CodecEndpoint,
 			}
 			args = append(args, TemporalServerFlags()...)
 			return &process{Name: "temporal", Bin: s.tool("temporal", "temporal"), Args: args}, nil

@@ -292,7 +292,9 @@ cors:
   cookieInsecure: true
   allowOrigins:
     - http://%s
-`, prodFrontendAddr, host, port, config.Defaults().Temporal.Namespace, prodUIAddr)
+codec:
+  endpoint: %s
+`, prodFrontendAddr, host, port, config.Defaults().Temporal.Namespace, prodUIAddr, CodecEndpoint)
 			if err := writeFile(filepath.Join(dir, "conveyor.yaml"), cfg, 0o644); err != nil {
 				return nil, err
 			}
