@@ -482,15 +482,88 @@ func checkConfigs(t *testing.T, m *conveyorManifests) {
 		for _, vm := range d.Spec.Template.Spec.Containers[0].VolumeMounts {
 			mounted[vm.MountPath] = true
 		}
-		files := []string{cfg.Temporal.TLSCert, cfg.Temporal.TLSKey, cfg.Temporal.TLSCA, cfg.Temporal.APIKeyFile,
+		files := []string{cfg.Temporal.TLSCert, cfg.Temporal.TLSKey, cfg.Temporal.TLSCA, cfg.Temporal.APIKeyFile, cfg.Temporal.PayloadKeyFile,
 			cfg.Gerrit.PasswordFile, cfg.OpenStack.PasswordFile, cfg.Kubernetes.Kubeconfig, cfg.Registry.PasswordFile}
 		for _, c := range cfg.Promotion.Clusters {
 			files = append(files, c.Kubeconfig)
+		}
+		if component == "receiver" {
+			files = append(files, triggersFiles(t, cm.Data["triggers.yaml"])...)
 		}
 		for _, f := range files {
 			if f != "" && !mounted[filepath.Dir(f)] {
 				t.Errorf("%s.yaml names %s, but %s mounts nothing at %s", component, f, d.Name, filepath.Dir(f))
 			}
+		}
+	}
+}
+
+// triggersFiles are the secret files the receiver's triggers file names: the
+// webhook's and each project's.
+func triggersFiles(t *testing.T, text string) []string {
+	t.Helper()
+	var f struct {
+		Webhook  struct{ SecretFile string `yaml:"secretFile"` }
+		Projects []struct {
+			WebhookSecretFile string `yaml:"webhookSecretFile"`
+		}
+	}
+	if err := yaml.Unmarshal([]byte(text), &f); err != nil {
+		t.Fatalf("triggers.yaml: %v", err)
+	}
+	files := []string{f.Webhook.SecretFile}
+	for _, p := range f.Projects {
+		files = append(files, p.WebhookSecretFile)
+	}
+	return files
+}
+
+// TestConveyorSecretsReachTheirFiles: secrets.payloadKeys becomes every component's
+// temporal.payloadKeyFile, and a project's webhookSecretKey its webhookSecretFile in
+// the mounted secrets.projectWebhookSecrets; a key without that Secret, or a
+// webhookSecretFile written by hand (a path nothing mounts), is refused.
+func TestConveyorSecretsReachTheirFiles(t *testing.T) {
+	project := func(extra map[string]any) map[string]any {
+		p := map[string]any{"name": "mediawiki/services/hello"}
+		for k, v := range extra {
+			p[k] = v
+		}
+		return map[string]any{"receiver": map[string]any{"triggers": map[string]any{"projects": []any{p}}}}
+	}
+	vals := project(map[string]any{"webhookSecretKey": "hello"})
+	vals["secrets"] = map[string]any{"payloadKeys": map[string]any{"secretName": "keys"}, "projectWebhookSecrets": map[string]any{"secretName": "hooks"}}
+	m, err := renderConveyor(t, vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := one(t, "ConfigMap", m.configMaps)
+	for _, d := range m.deployments {
+		component := strings.TrimPrefix(strings.TrimPrefix(d.Name, release+"-"), "worker-")
+		var cfg config.Config
+		if err := yaml.Unmarshal([]byte(cm.Data[component+".yaml"]), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		if want := "/var/run/secrets/conveyor/payload-keys/payload-keys"; cfg.Temporal.PayloadKeyFile != want {
+			t.Errorf("%s: temporal.payloadKeyFile %q, want %s", component, cfg.Temporal.PayloadKeyFile, want)
+		}
+	}
+	if got, want := triggersFiles(t, cm.Data["triggers.yaml"]), "/var/run/secrets/conveyor/project-webhook-secrets/hello"; len(got) != 2 || got[1] != want {
+		t.Errorf("the project's webhookSecretFile %q, want %s", got, want)
+	}
+	if strings.Contains(cm.Data["triggers.yaml"], "webhookSecretKey") {
+		t.Errorf("triggers.yaml keeps webhookSecretKey, which the receiver does not read:\n%s", cm.Data["triggers.yaml"])
+	}
+	checkConfigs(t, m)
+
+	for _, tc := range []struct {
+		vals map[string]any
+		want string
+	}{
+		{project(map[string]any{"webhookSecretKey": "hello"}), "receiver.triggers.projects[0].webhookSecretKey: secrets.projectWebhookSecrets.secretName is empty"},
+		{project(map[string]any{"webhookSecretFile": "/etc/hello"}), "webhookSecretFile"},
+	} {
+		if _, err := renderConveyor(t, tc.vals); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want an error with %q", tc.vals, err, tc.want)
 		}
 	}
 }

@@ -41,7 +41,8 @@ tag is the chart's appVersion. It takes (dict "image" IMAGE "root" $).
 {{/*
 conveyor.secretTable describes each secret of secrets.*: the directory it is mounted
 in (also its volume's name), the file its key is mounted as (temporalTLS mounts three
-fixed keys), and the only components that mount it, the ones whose code reads it.
+fixed keys; one without a file is mounted whole, a file per key), and the only
+components that mount it, the ones whose code reads it.
 */}}
 {{- define "conveyor.secretTable" -}}
 temporalTLS: {dir: temporal-tls, users: [build, deploy, migrate, receiver]}
@@ -50,6 +51,8 @@ registryPassword: {dir: registry-password, file: password, users: [build]}
 gerritPassword: {dir: gerrit-password, file: password, users: [build]}
 openstackPassword: {dir: openstack-password, file: password, users: [migrate]}
 webhookSecret: {dir: webhook-secret, file: secret, users: [receiver]}
+payloadKeys: {dir: payload-keys, file: payload-keys, users: [build, deploy, migrate, receiver]}
+projectWebhookSecrets: {dir: project-webhook-secrets, users: [receiver]}
 kubeconfig: {dir: kubeconfig, file: kubeconfig, users: [deploy]}
 {{- end -}}
 
@@ -88,6 +91,9 @@ that component uses, and the paths of the secrets mounted into it. It takes
 {{- end -}}
 {{- if $s.temporalAPIKey.secretName -}}
 {{- $_ := set $temporal "apiKeyFile" (include "conveyor.secretPath" (list "temporalAPIKey" "api-key")) -}}
+{{- end -}}
+{{- if $s.payloadKeys.secretName -}}
+{{- $_ := set $temporal "payloadKeyFile" (include "conveyor.secretPath" (list "payloadKeys" "payload-keys")) -}}
 {{- end -}}
 {{- $cfg := dict "temporal" $temporal "stateDir" "/var/lib/conveyor" -}}
 {{- if eq $c "build" -}}
@@ -164,6 +170,21 @@ webhook.secretFile pointing at the mounted secrets.webhookSecret.
 {{- $_ := set $webhook "secretFile" (include "conveyor.secretPath" (list "webhookSecret" "secret")) -}}
 {{- end -}}
 {{- $_ := set $t "webhook" $webhook -}}
+{{- $projects := list -}}
+{{- range $i, $p := $t.projects -}}
+{{- if hasKey $p "webhookSecretFile" -}}
+{{- fail (printf "receiver.triggers.projects[%d].webhookSecretFile: set by the chart; name the project's key of secrets.projectWebhookSecrets with webhookSecretKey" $i) -}}
+{{- end -}}
+{{- if hasKey $p "webhookSecretKey" -}}
+{{- if not $.Values.secrets.projectWebhookSecrets.secretName -}}
+{{- fail (printf "receiver.triggers.projects[%d].webhookSecretKey: secrets.projectWebhookSecrets.secretName is empty; name the Secret that holds the key %s" $i $p.webhookSecretKey) -}}
+{{- end -}}
+{{- $_ := set $p "webhookSecretFile" (include "conveyor.secretPath" (list "projectWebhookSecrets" $p.webhookSecretKey)) -}}
+{{- $_ := unset $p "webhookSecretKey" -}}
+{{- end -}}
+{{- $projects = append $projects $p -}}
+{{- end -}}
+{{- if $t.projects }}{{ $_ := set $t "projects" $projects }}{{ end -}}
 {{- toYaml $t -}}
 {{- end -}}
 
@@ -191,15 +212,16 @@ secrets and its writable directories. They take (dict "root" $ "component" NAME)
   secret:
     secretName: {{ $ref.secretName }}
     defaultMode: 0440
+    {{- if eq $name "temporalTLS" }}
     items:
-      {{- if eq $name "temporalTLS" }}
       - {key: tls.crt, path: tls.crt}
       - {key: tls.key, path: tls.key}
       - {key: ca.crt, path: ca.crt}
-      {{- else }}
+    {{- else if $t.file }}
+    items:
       - key: {{ $ref.key }}
         path: {{ $t.file }}
-      {{- end }}
+    {{- end }}
 {{- end }}
 {{- end }}
 {{- if eq $c "deploy" }}
