@@ -61,7 +61,8 @@ func restart(t *testing.T, r vmRegion, id string) {
 // steps on the rig: a retry with the source untouched reuses the snapshot; once
 // the source was started and stopped again, the retry takes a new snapshot
 // (another image id), marks the old one stale, and the copy is made from the
-// new one.
+// new one; once a destination was made from that copy and the source ran again,
+// the next retry replaces that destination instead of reusing it.
 func TestRetriedSnapshotIsTakenAgainAfterARestart(t *testing.T) {
 	r := openStackRig(t)
 	pr := newVMProject(t, r, 1)
@@ -154,6 +155,34 @@ func TestRetriedSnapshotIsTakenAgainAfterARestart(t *testing.T) {
 	}
 	if !slices.ContainsFunc(v.Problems, func(p string) bool { return strings.Contains(p, "may differ from snapshot "+fresh.ImageID) }) {
 		t.Errorf("verify after the source ran again: %q, want a problem naming snapshot %s", v.Problems, fresh.ImageID)
+	}
+
+	// The retry after that failed verification snapshots and copies again, and the
+	// destination made from the stale copy is replaced, not reused.
+	newer := snapshot("retry after the failed verification")
+	if newer.ImageID == fresh.ImageID || newer.Reused {
+		t.Fatalf("the retry reused snapshot %s (reused=%v), which predates the source's latest run", newer.ImageID, newer.Reused)
+	}
+	cp2, err := a.MigrateCopyImage(ctx, contract.CopyImageInput{VM: vm, Source: newer})
+	if err != nil {
+		t.Fatalf("copying again: %v", err)
+	}
+	srv2, err := a.MigrateCreateServer(ctx, contract.CreateServerInput{VM: vm, ImageID: cp2.ImageID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv2.ServerID == srv.ServerID || srv2.Reused {
+		t.Fatalf("the retry reused destination %s (reused=%v), made from the stale copy %s; want a new one from %s", srv2.ServerID, srv2.Reused, cp.ImageID, cp2.ImageID)
+	}
+	if old, err := servers.Get(ctx, pr.dst.compute, srv.ServerID).Extract(); err == nil && old.Status != "DELETED" {
+		t.Errorf("the destination made from the stale copy, %s, is still there (%s)", srv.ServerID, old.Status)
+	}
+	dest2 := contract.DestinationInput{VM: vm, ServerID: srv2.ServerID, ImageID: cp2.ImageID, SourceImage: newer}
+	if _, err := a.MigrateWaitActive(ctx, dest2); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := a.MigrateVerify(ctx, dest2); err != nil || len(v.Problems) != 0 {
+		t.Errorf("verify of the new destination: %v %q, want no problem", err, v.Problems)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/keypairs"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/wikimedia/conveyor/activities/contract"
@@ -81,8 +82,11 @@ func (a *Activities) deleteServer(ctx context.Context, c *clients, id string) er
 // MigrateCreateServer creates the destination server from the copied image with
 // the source's name, flavor (by name), keypair and metadata, plus the
 // migrated-from marker. A server an earlier attempt created (found by the
-// marker) is reused; one that went to ERROR is deleted first, so a retry after
-// its cause was fixed creates it again.
+// marker) from the same image is reused; one that went to ERROR is deleted
+// first, so a retry after its cause was fixed creates it again, and so is one
+// booted from another image: a copy of an earlier snapshot, stale since the
+// source ran again (MigrateSnapshot took a new one), whose disk is not the
+// source's any more.
 func (a *Activities) MigrateCreateServer(ctx context.Context, in contract.CreateServerInput) (contract.ServerOutput, error) {
 	src, dst, err := a.pair(ctx, in.VM)
 	if err != nil {
@@ -94,11 +98,15 @@ func (a *Activities) MigrateCreateServer(ctx context.Context, in contract.Create
 	}
 	heartbeat.Record(ctx, fmt.Sprintf("%d earlier servers found", len(found)))
 	for _, s := range found {
-		if s.Status != "ERROR" {
+		if s.Status != "ERROR" && imageID(&s) == in.ImageID {
 			return contract.ServerOutput{ServerID: s.ID, Status: s.Status, Reused: true}, nil
 		}
 	}
 	for _, s := range found {
+		if s.Status != "ERROR" && activity.IsActivity(ctx) {
+			activity.GetLogger(ctx).Warn("Earlier destination server was made from another image (a stale copy): deleting it, creating one from the new copy",
+				"server", s.ID, "region", dst.Region, "image", imageID(&s), "newImage", in.ImageID)
+		}
 		if err := a.deleteServer(ctx, dst, s.ID); err != nil {
 			return contract.ServerOutput{}, err
 		}
