@@ -161,6 +161,13 @@ func DataConverter(cfg config.Temporal) (converter.DataConverter, error) {
 	return dc, err
 }
 
+// ConvertersFor returns the data and failure converters a client and worker made
+// from cfg use (nils, the SDK's defaults, when cfg encrypts nothing), for code
+// that reads payloads without a client: a history replayed from a file.
+func ConvertersFor(cfg config.Temporal) (converter.DataConverter, converter.FailureConverter, error) {
+	return converters(cfg)
+}
+
 // converters are Converters with temporal.payloadKeyFile's codec, or nils when
 // it is not set.
 func converters(cfg config.Temporal) (converter.DataConverter, converter.FailureConverter, error) {

@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -125,11 +126,23 @@ func DecodeHistory(h *historypb.History, codec converter.PayloadCodec) error {
 func ScanHistories(ctx context.Context, namespaces []config.Temporal, since time.Time, secrets ...string) ([]string, int, error) {
 	secrets = slices.DeleteFunc(slices.Clone(secrets), func(s string) bool { return s == "" })
 	var found []string
-	scanned := 0
+	scanned, err := EachHistory(ctx, namespaces, since, func(tc config.Temporal, exec workflow.Execution, h *historypb.History) {
+		for _, f := range SecretsInClear(h, secrets...) {
+			found = append(found, fmt.Sprintf("%s/%s (run %s): %s", tc.Namespace, exec.ID, exec.RunID, f))
+		}
+	})
+	return found, scanned, err
+}
+
+// EachHistory calls visit with the history of every workflow run started since
+// `since` in each namespace, payloads as the server keeps them, and returns how
+// many it read.
+func EachHistory(ctx context.Context, namespaces []config.Temporal, since time.Time, visit func(config.Temporal, workflow.Execution, *historypb.History)) (int, error) {
+	read := 0
 	for _, tc := range namespaces {
 		c, err := client.DialContext(ctx, client.Options{HostPort: tc.Address, Namespace: tc.Namespace})
 		if err != nil {
-			return found, scanned, fmt.Errorf("Temporal at %s: %w", tc.Address, err)
+			return read, fmt.Errorf("Temporal at %s: %w", tc.Address, err)
 		}
 		query := fmt.Sprintf("StartTime >= %q", since.UTC().Format(time.RFC3339))
 		var token []byte
@@ -137,24 +150,22 @@ func ScanHistories(ctx context.Context, namespaces []config.Temporal, since time
 			resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: tc.Namespace, Query: query, NextPageToken: token})
 			if err != nil {
 				c.Close()
-				return found, scanned, fmt.Errorf("listing the workflows of namespace %s: %w", tc.Namespace, err)
+				return read, fmt.Errorf("listing the workflows of namespace %s: %w", tc.Namespace, err)
 			}
 			for _, ex := range resp.GetExecutions() {
-				id, run := ex.GetExecution().GetWorkflowId(), ex.GetExecution().GetRunId()
+				exec := workflow.Execution{ID: ex.GetExecution().GetWorkflowId(), RunID: ex.GetExecution().GetRunId()}
 				var h historypb.History
-				it := c.GetWorkflowHistory(ctx, id, run, false, 0)
+				it := c.GetWorkflowHistory(ctx, exec.ID, exec.RunID, false, 0)
 				for it.HasNext() {
 					ev, err := it.Next()
 					if err != nil {
 						c.Close()
-						return found, scanned, fmt.Errorf("reading the history of %s/%s: %w", tc.Namespace, id, err)
+						return read, fmt.Errorf("reading the history of %s/%s: %w", tc.Namespace, exec.ID, err)
 					}
 					h.Events = append(h.Events, ev)
 				}
-				scanned++
-				for _, f := range SecretsInClear(&h, secrets...) {
-					found = append(found, fmt.Sprintf("%s/%s (run %s): %s", tc.Namespace, id, run, f))
-				}
+				read++
+				visit(tc, exec, &h)
 			}
 			if token = resp.GetNextPageToken(); len(token) == 0 {
 				break
@@ -162,7 +173,7 @@ func ScanHistories(ctx context.Context, namespaces []config.Temporal, since time
 		}
 		c.Close()
 	}
-	return found, scanned, nil
+	return read, nil
 }
 
 // StackSecrets are the credentials and keys the stack keeps under

@@ -1,0 +1,199 @@
+// Package replay replays workflow histories against the workflow code compiled
+// into the running binary, with the data and failure converters its workers use:
+// what `conveyor history replay` and the test suite's replay of what ran on the
+// stack share. A history replays OK when today's code makes the same commands
+// the recorded run made; otherwise the result names the first event that
+// disagrees.
+package replay
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"reflect"
+	"regexp"
+	"runtime"
+	"strings"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/converter"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+)
+
+// Replayer replays histories against a fixed set of workflows.
+type Replayer struct {
+	workflows []any
+	types     map[string]bool
+	dc        converter.DataConverter
+	fc        converter.FailureConverter
+	logger    tlog.Logger
+}
+
+// New returns a Replayer of workflows (registered under their functions' names,
+// as the workers register them) decoding payloads with dc and failures with fc
+// (nil: the SDK's defaults).
+func New(workflows []any, dc converter.DataConverter, fc converter.FailureConverter) *Replayer {
+	r := &Replayer{workflows: workflows, types: map[string]bool{}, dc: dc, fc: fc,
+		logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}
+	for _, wf := range workflows {
+		r.types[FunctionName(wf)] = true
+	}
+	return r
+}
+
+// FunctionName is the name Temporal registers a workflow function under: its
+// name without the package.
+func FunctionName(fn any) string {
+	name := runtime.FuncForPC(reflect.ValueOf(fn).Pointer()).Name()
+	if i := strings.LastIndex(name, "."); i >= 0 {
+		name = name[i+1:]
+	}
+	return strings.TrimSuffix(name, "-fm")
+}
+
+// Knows says whether the replayer has workflow type typ.
+func (r *Replayer) Knows(typ string) bool { return r.types[typ] }
+
+// Result is the outcome of one replay.
+type Result struct {
+	// Name is what was replayed: a file, or a workflow id and run.
+	Name string
+	// Type is the workflow type; Events the number of events.
+	Type   string
+	Events int
+	// Skipped says why the history was not replayed (a type this binary does not
+	// have); Err why it failed (nil: OK).
+	Skipped string
+	Err     error
+	// EventID and EventType locate the first event that disagrees with the
+	// replayed code, when the failure is a mismatch (0 otherwise).
+	EventID   int64
+	EventType string
+}
+
+// OK says whether the history replayed without a mismatch.
+func (res Result) OK() bool { return res.Err == nil && res.Skipped == "" }
+
+// String is the result as `conveyor history replay` prints it: one line, then
+// the failure's details indented.
+func (res Result) String() string {
+	switch {
+	case res.Skipped != "":
+		return fmt.Sprintf("SKIP  %s: %s", res.Name, res.Skipped)
+	case res.Err == nil:
+		return fmt.Sprintf("OK    %s (%s, %d events)", res.Name, res.Type, res.Events)
+	case res.EventID > 0:
+		return fmt.Sprintf("FAIL  %s (%s, %d events): the first mismatch is at event %d (%s)\n      %v",
+			res.Name, res.Type, res.Events, res.EventID, res.EventType, res.Err)
+	}
+	return fmt.Sprintf("FAIL  %s (%s, %d events): %v", res.Name, res.Type, res.Events, res.Err)
+}
+
+// Replay replays h, the history of the execution exec (its id and run id, as
+// the workflow saw them: code that reads its own id replays as it ran; zero
+// values use the SDK's placeholders).
+func (r *Replayer) Replay(name string, h *historypb.History, exec workflow.Execution) Result {
+	res := Result{Name: name, Events: len(h.GetEvents())}
+	first := h.GetEvents()
+	if len(first) == 0 || first[0].GetEventType() != enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED {
+		res.Err = errors.New("not a workflow history: the first event is not WorkflowExecutionStarted")
+		return res
+	}
+	res.Type = first[0].GetWorkflowExecutionStartedEventAttributes().GetWorkflowType().GetName()
+	if !r.Knows(res.Type) {
+		res.Skipped = fmt.Sprintf("workflow type %q is not one of this binary's workflows", res.Type)
+		return res
+	}
+	if res.Err = r.replay(h, exec); res.Err == nil {
+		return res
+	}
+	res.EventID, res.EventType = r.locate(h, exec)
+	return res
+}
+
+// replay runs one replay with a new replayer (a replayer keeps the state of the
+// executions it replayed).
+func (r *Replayer) replay(h *historypb.History, exec workflow.Execution) error {
+	wr, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{DataConverter: r.dc, FailureConverter: r.fc})
+	if err != nil {
+		return err
+	}
+	for _, wf := range r.workflows {
+		wr.RegisterWorkflow(wf)
+	}
+	return wr.ReplayWorkflowHistoryWithOptions(r.logger, h, worker.ReplayWorkflowHistoryOptions{OriginalExecution: exec})
+}
+
+// locate finds the first event that disagrees with the code. The replayer
+// matches a task's commands against the events that follow its completion while
+// it replays the next task, so the smallest prefix of h ending at a completed
+// workflow task that fails to replay holds the mismatch among the events since
+// the task completed before. Of those it returns the one the error names (by
+// id, else by type), or the first.
+func (r *Replayer) locate(h *historypb.History, exec workflow.Execution) (int64, string) {
+	events := h.GetEvents()
+	var cuts []int // indexes of WorkflowTaskCompleted events
+	for i, ev := range events {
+		if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED {
+			cuts = append(cuts, i)
+		}
+	}
+	fails := func(k int) bool {
+		return r.replay(&historypb.History{Events: events[:cuts[k]+1]}, exec) != nil
+	}
+	// The full history fails; find the first cut whose prefix fails.
+	lo, hi := 0, len(cuts)
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if fails(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	from, to := 0, len(events)
+	if lo < len(cuts) {
+		to = cuts[lo] + 1
+	}
+	if lo > 0 {
+		from = cuts[lo-1] + 1
+	}
+	var candidates []*historypb.HistoryEvent
+	for _, ev := range events[from:to] {
+		switch ev.GetEventType() {
+		case enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+			enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED, enumspb.EVENT_TYPE_WORKFLOW_TASK_FAILED, enumspb.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+			continue
+		}
+		candidates = append(candidates, ev)
+	}
+	if len(candidates) == 0 {
+		if to > 0 {
+			ev := events[to-1]
+			return ev.GetEventId(), ev.GetEventType().String()
+		}
+		return 0, ""
+	}
+	msg := fmt.Sprint(r.replay(h, exec))
+	for _, m := range eventIDRE.FindAllStringSubmatch(msg, -1) {
+		for _, ev := range candidates {
+			if fmt.Sprint(ev.GetEventId()) == m[1] {
+				return ev.GetEventId(), ev.GetEventType().String()
+			}
+		}
+	}
+	for _, ev := range candidates {
+		if strings.Contains(msg, ev.GetEventType().String()+":") {
+			return ev.GetEventId(), ev.GetEventType().String()
+		}
+	}
+	return candidates[0].GetEventId(), candidates[0].GetEventType().String()
+}
+
+// eventIDRE finds the event ids the SDK's mismatch messages quote
+// ("scheduleEventID: 17", "history event position 12").
+var eventIDRE = regexp.MustCompile(`(?i)(?:event ?id|event position)[:= ]+(\d+)`)
