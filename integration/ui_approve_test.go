@@ -107,6 +107,8 @@ func TestUIApprovePromotion(t *testing.T) {
 		approver: approver, reason: reason,
 		// Finds it as a person would: the running promotion at its gate.
 		filter: fmt.Sprintf(`WorkflowType="Promotion" AND %s="%s"`, workflows.SearchAttributeStage, promotions.PromotionStageGate),
+		// The gate says on the page who may act and how (its current details).
+		expect: []string{"for one of the approvers: ", "Staging: ", "conveyor promote approve " + id + " --approver NAME"},
 	})
 	t.Logf("browser run: %s", summary)
 
@@ -190,6 +192,8 @@ func uiBrowserTools(t *testing.T) string {
 // uiApproveArgs are integration/ui/approve.mjs's arguments.
 type uiApproveArgs struct {
 	ui, namespace, workflowID, approver, reason, filter string
+	// expect are texts the workflow's page must show (its current details).
+	expect []string
 }
 
 // uiRunApproveScript runs integration/ui/approve.mjs and returns its summary line
@@ -200,11 +204,15 @@ func uiRunApproveScript(t *testing.T, playwright string, a uiApproveArgs) string
 	artifacts := filepath.Join(os.TempDir(), "conveyor-ui-"+randomHex(t)[:8])
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", filepath.Join(repoDir, "integration", "ui", "approve.mjs"),
+	args := []string{filepath.Join(repoDir, "integration", "ui", "approve.mjs"),
 		"--playwright", playwright, "--chromium", uiChromium,
 		"--ui", a.ui, "--namespace", a.namespace, "--workflow-id", a.workflowID,
 		"--approver", a.approver, "--reason", a.reason, "--filter", a.filter,
-		"--artifacts", artifacts, "--timeout", "120")
+		"--artifacts", artifacts, "--timeout", "120"}
+	for _, e := range a.expect {
+		args = append(args, "--expect", e)
+	}
+	cmd := exec.CommandContext(ctx, "node", args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()

@@ -5,11 +5,12 @@
 //
 //   node integration/ui/approve.mjs --playwright DIR --ui http://127.0.0.1:8233 \
 //     --namespace NS --workflow-id ID --approver NAME --reason TEXT [--signal approve] \
-//     [--filter 'ConveyorStage="gate"'] [--chromium /usr/bin/chromium] [--artifacts DIR] [--timeout 90]
+//     [--filter 'ConveyorStage="gate"'] [--expect TEXT ...] [--chromium /usr/bin/chromium] [--artifacts DIR] [--timeout 90]
 //
 // DIR is where tools/playwright.sh installed playwright-core (it prints it). The
 // script finds the workflow in the namespace's workflow list (the list's query:
-// its WorkflowId, ExecutionStatus "Running", and --filter if given), opens it, picks the signal from the list
+// its WorkflowId, ExecutionStatus "Running", and --filter if given), opens it, waits
+// for each --expect text on its page (what its current details say), picks the signal from the list
 // of signal definitions the workflow registered, types {"approver", "reason"}
 // into the JSON editor, submits, and waits for the UI's "Workflow signaled."
 // toast and the "Workflow Execution Signaled" history row. On failure it saves a
@@ -23,7 +24,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 const started = Date.now();
-const usage = 'usage: node approve.mjs --playwright DIR --ui URL --namespace NS --workflow-id ID --approver NAME --reason TEXT [--signal approve] [--filter QUERY] [--chromium PATH] [--artifacts DIR] [--timeout SECONDS]';
+const usage = 'usage: node approve.mjs --playwright DIR --ui URL --namespace NS --workflow-id ID --approver NAME --reason TEXT [--signal approve] [--filter QUERY] [--expect TEXT ...] [--chromium PATH] [--artifacts DIR] [--timeout SECONDS]';
 
 function fail(msg) {
   console.error(`approve.mjs: ${msg}`);
@@ -45,6 +46,7 @@ try {
       chromium: { type: 'string', default: '/usr/bin/chromium' },
       artifacts: { type: 'string' },
       timeout: { type: 'string', default: '90' },
+      expect: { type: 'string', multiple: true, default: [] },
     },
   }).values;
 } catch (e) {
@@ -155,6 +157,18 @@ async function run() {
   next('open', `opening the workflow page of ${id}`);
   await link.click();
   await page.waitForURL(/\/history(\?|$)/);
+
+  // The workflow's own words on its page (its current details): each --expect text.
+  if (opts.expect.length > 0) {
+    next('details', `reading the workflow's details on its page: ${opts.expect.map((e) => JSON.stringify(e)).join(', ')}`);
+    for (const text of opts.expect) {
+      try {
+        await page.getByText(text, { exact: false }).first().waitFor({ state: 'attached', timeout: 30000 });
+      } catch (e) {
+        throw new Error(`the workflow page does not show ${JSON.stringify(text)} (the workflow's current details)`);
+      }
+    }
+  }
 
   // "More Actions" is twice in the DOM, one of them hidden.
   next('menu', 'opening More Actions → Send a Signal');

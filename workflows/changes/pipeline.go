@@ -152,6 +152,7 @@ func Pipeline(ctx workflow.Context, in PipelineInput) (PipelineStatus, error) {
 		return r.st, err
 	}
 	err := r.run(ctx)
+	defer r.describe(ctx)
 	if err != nil {
 		r.st.Error = err.Error()
 		// A workflow's failure carries no result: the status rides in the
@@ -313,8 +314,10 @@ func (r *pipelineRun) step(ctx workflow.Context, name string, fn func(*Step) err
 	s := r.st.Step(name)
 	s.State, s.Started = StepRunning, workflow.Now(ctx)
 	_ = workflow.UpsertTypedSearchAttributes(ctx, workflows.StepKey.ValueSet(name))
+	r.describe(ctx)
 	err := fn(s)
 	s.Finished = workflow.Now(ctx)
+	defer r.describe(ctx)
 	switch {
 	case err != nil:
 		s.State = StepFailed

@@ -215,10 +215,12 @@ func MigrationStage(ctx workflow.Context, in StageInput) (StageStatus, error) {
 		if !r.st.Overdue && r.st.Due.Before(wake) {
 			wake = r.st.Due
 		}
+		r.describe(ctx)
 		if _, err := workflow.AwaitWithTimeout(ctx, wake.Sub(now), func() bool { return r.changed }); err != nil {
 			return r.st, err
 		}
 	}
+	r.describe(ctx)
 	return r.st, nil
 }
 

@@ -255,6 +255,7 @@ func (r *promotionRun) event(ctx workflow.Context, msg string) {
 		*ev = slices.Clone((*ev)[len(*ev)-maxEvents:])
 	}
 	workflow.GetLogger(ctx).Info(msg, "service", r.in.Service)
+	r.describe(ctx)
 }
 
 // upsertStage publishes the stage as the ConveyorStage search attribute.
@@ -266,6 +267,7 @@ func (r *promotionRun) upsertStage(ctx workflow.Context) {
 	if err := workflow.UpsertTypedSearchAttributes(ctx, workflows.StageKey.ValueSet(v)); err != nil {
 		workflow.GetLogger(ctx).Warn("Setting the stage search attribute failed", "error", err)
 	}
+	r.describe(ctx)
 }
 
 // notify tells the approvers; a failure is logged, never fatal.

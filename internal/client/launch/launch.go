@@ -112,7 +112,8 @@ type start struct {
 	attrs     []temporal.SearchAttributeUpdate
 	workflow  any
 	input     any
-	// what names the workflow in the error of a failed start: "starting <what>".
+	// what names the workflow in the error of a failed start ("starting
+	// <what>"), and is its static summary.
 	what string
 	// timeout is the workflow's execution timeout; 0 for none.
 	timeout time.Duration
@@ -125,6 +126,8 @@ func (st start) execute(ctx context.Context, s Starter, opts []Option) (client.W
 		return nil, err
 	}
 	o.WorkflowExecutionTimeout = st.timeout
+	// The Web UI and `temporal workflow describe` show it beside the id.
+	o.StaticSummary = st.what
 	run, err := s.ExecuteWorkflow(ctx, o, st.workflow, st.input)
 	if err != nil {
 		return nil, fmt.Errorf("starting %s: %w", st.what, err)
