@@ -21,6 +21,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/internal/client/launch"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/internal/dev/gittest"
@@ -83,6 +84,9 @@ type pipelineCase struct {
 	// URL the pipeline fetches it from; by default the pipeline reads dir itself.
 	serve   func(dir string) string
 	publish bool
+	// trusted, when set, is the image conveyor's configuration gives the project
+	// (PipelineInput.Image, from the triggers file); the repository says image.
+	trusted string
 	// during, when set, runs once the pipeline is in the named step.
 	duringStep string
 	during     func()
@@ -97,7 +101,7 @@ func runPipelineCase(t *testing.T, c client.Client, pc pipelineCase) (changes.Pi
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	run, err := launch.Pipeline(ctx, c, changes.PipelineInput{Project: pc.image, Repo: repo, Ref: ref, Publish: pc.publish})
+	run, err := launch.Pipeline(ctx, c, changes.PipelineInput{Project: pc.image, Repo: repo, Ref: ref, Publish: pc.publish, Image: pc.trusted})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,6 +230,34 @@ func TestPipelineStopsOnFailingTests(t *testing.T) {
 	}
 	if tags := publicTags(t, "candidates/"+image); len(tags) != 0 {
 		t.Errorf("pushed candidates %v after failing tests", tags)
+	}
+}
+
+// TestPipelineRefusesAnImageItWasNotGiven: a repository whose pipeline.image names
+// another image than conveyor's configuration gives its project (a patchset
+// publishing as, and so promoting, another service) is refused before anything is
+// built, naming both images; nothing is pushed under either name.
+func TestPipelineRefusesAnImageItWasNotGiven(t *testing.T) {
+	startWorker(t, "build,deploy")
+	c := temporalClient(t)
+	image, trusted := uniqueImage(t, "claims"), uniqueImage(t, "trusted")
+	st, _, err := runPipelineCase(t, c, pipelineCase{image: image, trusted: trusted, change: 4104, publish: true})
+	if !hasApplicationError(err, contract.ErrInvalidConfig) {
+		t.Fatalf("pipeline claiming image %s for a project given %s: %v, want %s", image, trusted, err, contract.ErrInvalidConfig)
+	}
+	s := st.Step(changes.StepBuildTest)
+	if want := fmt.Sprintf("pipeline.image %q in .pipeline/config.yaml is not %q", image, trusted); s.State != changes.StepFailed || !strings.Contains(st.Error, want) {
+		t.Errorf("build-test step %s, pipeline error %q: want the step failed and the error saying %s", s.State, st.Error, want)
+	}
+	for _, later := range []string{changes.StepRunTests, changes.StepBuildProduction, changes.StepDeploy, changes.StepPublish} {
+		if got := st.Step(later).State; got != changes.StepSkipped {
+			t.Errorf("step %s is %s, want skipped", later, got)
+		}
+	}
+	for _, repo := range []string{image, trusted, "candidates/" + image, "candidates/" + trusted} {
+		if tags := publicTags(t, repo); len(tags) != 0 {
+			t.Errorf("pushed %s:%v for a refused pipeline", repo, tags)
+		}
 	}
 }
 
