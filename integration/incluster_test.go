@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -61,12 +62,19 @@ func TestPipelineOnInClusterWorkers(t *testing.T) {
 	release := "conveyor-" + randomHex(t)[:6]
 	home := "conveyor-it-" + randomHex(t)[:6]
 	createNamespace(t, kube, home)
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "registry", Namespace: home},
-		StringData: map[string]string{"password": c.Registry.Password},
+	// The workers in the cluster decrypt what this test's client encrypts: the
+	// stack's payload keys go in through secrets.payloadKeys, as in production.
+	keys, err := os.ReadFile(c.Temporal.PayloadKeyFile)
+	if err != nil {
+		t.Fatalf("the stack's payload keys (temporal.payloadKeyFile, make up): %v", err)
 	}
-	if _, err := kube.CoreV1().Secrets(home).Create(context.Background(), secret, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+	for _, secret := range []*corev1.Secret{
+		{ObjectMeta: metav1.ObjectMeta{Name: "registry", Namespace: home}, StringData: map[string]string{"password": c.Registry.Password}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "payload-keys", Namespace: home}, Data: map[string][]byte{"payload-keys": keys}},
+	} {
+		if _, err := kube.CoreV1().Secrets(home).Create(context.Background(), secret, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ports := freePorts(t, 2)
 	small := map[string]any{"requests": map[string]any{"cpu": "50m", "memory": "64Mi"}, "limits": map[string]any{"memory": "1Gi"}}
@@ -81,7 +89,8 @@ func TestPipelineOnInClusterWorkers(t *testing.T) {
 			"buildkit": map[string]any{"address": "tcp://" + buildkit},
 			"registry": map[string]any{"address": c.Registry.Address, "username": c.Registry.Username},
 		},
-		"secrets":        map[string]any{"registryPassword": map[string]any{"secretName": "registry"}},
+		"secrets": map[string]any{"registryPassword": map[string]any{"secretName": "registry"},
+			"payloadKeys": map[string]any{"secretName": "payload-keys"}},
 		"workerDefaults": map[string]any{"healthPort": ports[0], "shutdownTimeoutSeconds": 60, "logFormat": "text"},
 		"pools": map[string]any{
 			"build":   map[string]any{"resources": small},

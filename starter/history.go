@@ -22,7 +22,10 @@ func historyCommand() *cli.Command {
 		Usage: "export workflow histories, and replay them against this build's workflow code",
 		Description: "Before deploying a new worker build, replay what runs today against it: a\n" +
 			"history that fails to replay is a workflow the new build would break\n" +
-			"(docs/operating.md, \"Replay before deploying\").",
+			"(docs/operating.md, \"Replay before deploying\").\n\n" +
+			"Examples:\n\n" +
+			"   conveyor history export promote/hello/3f2a9c0d1e4b -o promotion.json\n" +
+			"   conveyor history replay --query \"ExecutionStatus = 'Running'\"",
 		Subcommands: []*cli.Command{historyExportCommand(), historyReplayCommand()},
 	}
 }
@@ -43,15 +46,19 @@ func historyExportCommand() *cli.Command {
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `FILE`", DefaultText: "standard output"},
 		}, temporalclient.Flags()...),
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return fmt.Errorf("export takes one workflow id, got %d arguments (see `conveyor history export --help`)", c.NArg())
+			c, args, err := interspersed(c)
+			if err != nil {
+				return err
+			}
+			if len(args) != 1 {
+				return fmt.Errorf("export takes one workflow id, got %d arguments (see `conveyor history export --help`)", len(args))
 			}
 			_, cl, err := dialFromCLI(c)
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			h, exec, err := replay.Fetch(c.Context, cl, c.Args().First(), c.String("run"))
+			h, exec, err := replay.Fetch(c.Context, cl, args[0], c.String("run"))
 			if err != nil {
 				return err
 			}
@@ -104,15 +111,19 @@ func historyReplayCommand() *cli.Command {
 
 // historyReplay is `conveyor history replay`.
 func historyReplay(c *cli.Context) error {
+	c, args, err := interspersed(c)
+	if err != nil {
+		return cli.Exit(err.Error(), 2)
+	}
 	query, err := replayQuery(c)
 	if err != nil {
 		return cli.Exit(err.Error(), 2)
 	}
 	listing := c.IsSet("recent") || query != ""
-	if c.NArg() == 0 && !listing {
+	if len(args) == 0 && !listing {
 		return cli.Exit("nothing to replay: name workflow ids or history files, or select runs with --recent, --type, --since or --query (see `conveyor history replay --help`)", 2)
 	}
-	if c.IsSet("run") && c.NArg() != 1 {
+	if c.IsSet("run") && len(args) != 1 {
 		return cli.Exit("--run goes with exactly one workflow id", 2)
 	}
 	if c.Int("recent") < 0 {
@@ -165,7 +176,7 @@ func historyReplay(c *cli.Context) error {
 		report(r.Replay(exec.ID+" (run "+exec.RunID+")", h, exec))
 		return nil
 	}
-	for _, arg := range c.Args().Slice() {
+	for _, arg := range args {
 		if st, err := os.Stat(arg); err == nil && !st.IsDir() {
 			h, err := replay.ReadFile(arg)
 			if err != nil {

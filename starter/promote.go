@@ -2,9 +2,7 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/wikimedia/conveyor/workflows/promotions"
@@ -192,27 +190,9 @@ func promoteVerbCommand(verb string) *cli.Command {
 // include those given after it: urfave/cli stops parsing flags at the first
 // argument, and `approve ID --approver alice` is the natural order.
 func promotionArg(c *cli.Context) (*cli.Context, string, error) {
-	args := c.Args().Slice()
-	if len(args) > 1 && strings.HasPrefix(args[1], "-") {
-		set := flag.NewFlagSet(c.Command.Name, flag.ContinueOnError)
-		set.SetOutput(io.Discard)
-		for _, f := range c.Command.Flags {
-			if err := f.Apply(set); err != nil {
-				return nil, "", err
-			}
-		}
-		for _, name := range c.FlagNames() {
-			if c.IsSet(name) {
-				_ = set.Set(name, fmt.Sprint(c.Value(name)))
-			}
-		}
-		if err := set.Parse(args[1:]); err != nil {
-			return nil, "", fmt.Errorf("%v (see conveyor promote %s --help)", err, c.Command.Name)
-		}
-		nc := cli.NewContext(c.App, set, c)
-		nc.Command = c.Command
-		args = append(args[:1], set.Args()...)
-		c = nc
+	c, args, err := interspersed(c)
+	if err != nil {
+		return nil, "", err
 	}
 	if len(args) != 1 {
 		return nil, "", fmt.Errorf("give one promotion id, e.g. promote/hello/3f2a9c0d1e4b (see conveyor promote list), got %d arguments", len(args))

@@ -128,72 +128,57 @@ func (r *Replayer) replay(h *historypb.History, exec workflow.Execution) error {
 	return wr.ReplayWorkflowHistoryWithOptions(r.logger, h, worker.ReplayWorkflowHistoryOptions{OriginalExecution: exec})
 }
 
-// locate finds the first event that disagrees with the code. The replayer
-// matches a task's commands against the events that follow its completion while
-// it replays the next task, so the smallest prefix of h ending at a completed
-// workflow task that fails to replay holds the mismatch among the events since
-// the task completed before. Of those it returns the one the error names (by
-// id, else by type), or the first.
+// locate finds the event a mismatch is about from the SDK's message: one it
+// prints ("history event is ActivityTaskScheduled: (ActivityId:5, …)", "missing
+// replay command for …"), found by its type and the attribute that tells events
+// of that type apart (activity, timer, child workflow id, marker name…), or one
+// whose id it quotes ("scheduleEventID: 17"). 0 when the message names none (an
+// extra command the code makes, say).
 func (r *Replayer) locate(h *historypb.History, exec workflow.Execution) (int64, string) {
 	events := h.GetEvents()
-	var cuts []int // indexes of WorkflowTaskCompleted events
-	for i, ev := range events {
-		if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED {
-			cuts = append(cuts, i)
-		}
-	}
-	fails := func(k int) bool {
-		return r.replay(&historypb.History{Events: events[:cuts[k]+1]}, exec) != nil
-	}
-	// The full history fails; find the first cut whose prefix fails.
-	lo, hi := 0, len(cuts)
-	for lo < hi {
-		mid := (lo + hi) / 2
-		if fails(mid) {
-			hi = mid
-		} else {
-			lo = mid + 1
-		}
-	}
-	from, to := 0, len(events)
-	if lo < len(cuts) {
-		to = cuts[lo] + 1
-	}
-	if lo > 0 {
-		from = cuts[lo-1] + 1
-	}
-	var candidates []*historypb.HistoryEvent
-	for _, ev := range events[from:to] {
-		switch ev.GetEventType() {
-		case enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
-			enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED, enumspb.EVENT_TYPE_WORKFLOW_TASK_FAILED, enumspb.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
-			continue
-		}
-		candidates = append(candidates, ev)
-	}
-	if len(candidates) == 0 {
-		if to > 0 {
-			ev := events[to-1]
-			return ev.GetEventId(), ev.GetEventType().String()
-		}
-		return 0, ""
-	}
 	msg := fmt.Sprint(r.replay(h, exec))
+	for _, m := range printedEventRE.FindAllStringSubmatch(msg, -1) {
+		typ, attrs := m[1], m[2]
+		for _, ev := range events {
+			if ev.GetEventType().String() != typ {
+				continue
+			}
+			if key := eventKey(ev); key == "" || strings.Contains(attrs, key) {
+				return ev.GetEventId(), typ
+			}
+		}
+	}
 	for _, m := range eventIDRE.FindAllStringSubmatch(msg, -1) {
-		for _, ev := range candidates {
+		for _, ev := range events {
 			if fmt.Sprint(ev.GetEventId()) == m[1] {
 				return ev.GetEventId(), ev.GetEventType().String()
 			}
 		}
 	}
-	for _, ev := range candidates {
-		if strings.Contains(msg, ev.GetEventType().String()+":") {
-			return ev.GetEventId(), ev.GetEventType().String()
-		}
-	}
-	return candidates[0].GetEventId(), candidates[0].GetEventType().String()
+	return 0, ""
 }
 
-// eventIDRE finds the event ids the SDK's mismatch messages quote
-// ("scheduleEventID: 17", "history event position 12").
-var eventIDRE = regexp.MustCompile(`(?i)(?:event ?id|event position)[:= ]+(\d+)`)
+// printedEventRE finds the history events the SDK's mismatch messages print.
+var printedEventRE = regexp.MustCompile(`(?:history event is|missing replay command for) ([A-Za-z]+): \(([^)]*)`)
+
+// eventIDRE finds the event ids the SDK's messages quote ("scheduleEventID: 17"),
+// not the ids inside the events they print ("WorkflowTaskCompletedEventId:4").
+var eventIDRE = regexp.MustCompile(`(?i)\b(?:scheduled?EventID|event position|event ID)[:= ]+(\d+)`)
+
+// eventKey is the attribute, as the SDK prints it, that tells a command event
+// from the others of its type; "" for a type that has none.
+func eventKey(ev *historypb.HistoryEvent) string {
+	switch {
+	case ev.GetActivityTaskScheduledEventAttributes() != nil:
+		return "ActivityId:" + ev.GetActivityTaskScheduledEventAttributes().GetActivityId() + ","
+	case ev.GetTimerStartedEventAttributes() != nil:
+		return "TimerId:" + ev.GetTimerStartedEventAttributes().GetTimerId() + ","
+	case ev.GetStartChildWorkflowExecutionInitiatedEventAttributes() != nil:
+		return "WorkflowId:" + ev.GetStartChildWorkflowExecutionInitiatedEventAttributes().GetWorkflowId() + ","
+	case ev.GetMarkerRecordedEventAttributes() != nil:
+		return "MarkerName:" + ev.GetMarkerRecordedEventAttributes().GetMarkerName() + ","
+	case ev.GetSignalExternalWorkflowExecutionInitiatedEventAttributes() != nil:
+		return "SignalName:" + ev.GetSignalExternalWorkflowExecutionInitiatedEventAttributes().GetSignalName() + ","
+	}
+	return ""
+}

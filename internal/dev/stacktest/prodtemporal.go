@@ -27,7 +27,11 @@ func ProdTemporal(t testing.TB) config.Config {
 	if err != nil {
 		t.Fatalf("the local stack with the production Temporal is required (`conveyor dev up --with temporal-postgres`; `make tools` builds its parts, `make deps` installs PostgreSQL): %v", err)
 	}
+	// The same payload keys as the dev server's: the stack's workers and CLI
+	// encrypt on both.
+	key := cfg.Temporal.PayloadKeyFile
 	cfg.Temporal = devstack.ProdTemporal()
+	cfg.Temporal.PayloadKeyFile = key
 	return cfg
 }
 
