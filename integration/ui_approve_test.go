@@ -108,7 +108,7 @@ func TestUIApprovePromotion(t *testing.T) {
 		// Finds it as a person would: the running promotion at its gate.
 		filter: fmt.Sprintf(`WorkflowType="Promotion" AND %s="%s"`, workflows.SearchAttributeStage, promotions.PromotionStageGate),
 		// The gate says on the page who may act and how (its current details).
-		expect: []string{"for one of the approvers: ", "Staging: ", "conveyor promote approve " + id + " --approver NAME"},
+		expect: []string{"for one of the approvers: " + approver, "Staging: GET http", "conveyor promote approve " + id + " --approver NAME"},
 	})
 	t.Logf("browser run: %s", summary)
 

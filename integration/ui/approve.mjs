@@ -159,15 +159,32 @@ async function run() {
   await page.waitForURL(/\/history(\?|$)/);
 
   // The workflow's own words on its page (its current details): each --expect text.
+  // The UI shows them under the workflow's "User Metadata" tab.
   if (opts.expect.length > 0) {
-    next('details', `reading the workflow's details on its page: ${opts.expect.map((e) => JSON.stringify(e)).join(', ')}`);
+    next('details', `reading the workflow's details (User Metadata): ${opts.expect.map((e) => JSON.stringify(e)).join(', ')}`);
+    await page.getByTestId('user-metadata-tab').filter({ visible: true }).first().click();
+    await page.waitForURL(/\/user-metadata(\?|$)/);
+    // Each Markdown text (the summary, the current details) is rendered in an
+    // iframe of its own.
+    const frames = 'iframe[title="output"]';
+    await page.locator(frames).first().waitFor();
     for (const text of opts.expect) {
-      try {
-        await page.getByText(text, { exact: false }).first().waitFor({ state: 'attached', timeout: 30000 });
-      } catch (e) {
-        throw new Error(`the workflow page does not show ${JSON.stringify(text)} (the workflow's current details)`);
+      const deadline = Date.now() + 30000;
+      for (;;) {
+        let found = false;
+        const n = await page.locator(frames).count();
+        for (let i = 0; i < n && !found; i++) {
+          found = (await page.frameLocator(`${frames} >> nth=${i}`).getByText(text, { exact: false }).count()) > 0;
+        }
+        if (found) break;
+        if (Date.now() > deadline) {
+          throw new Error(`the workflow's User Metadata tab does not show ${JSON.stringify(text)} (its current details)`);
+        }
+        await page.waitForTimeout(500);
       }
     }
+    await page.getByTestId('history-tab').filter({ visible: true }).first().click();
+    await page.waitForURL(/\/history(\?|$)/);
   }
 
   // "More Actions" is twice in the DOM, one of them hidden.
