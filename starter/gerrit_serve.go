@@ -12,10 +12,13 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"go.temporal.io/sdk/client"
 
 	"github.com/wikimedia/conveyor/internal/client/health"
+	"github.com/wikimedia/conveyor/internal/client/telemetry"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/internal/client/triggers"
+	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
 func gerritServeCommand() *cli.Command {
@@ -66,7 +69,13 @@ func serveGerrit(c *cli.Context) error {
 		return fmt.Errorf("unexpected arguments %q: serve takes only flags", c.Args().Slice())
 	}
 	logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
-	cfg, tc, cl, h, err := triggersHandler(c, logger, lazyClient)
+	metrics, err := telemetry.NewMetrics(logger)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	cfg, tc, cl, h, err := triggersHandler(c, logger, func(_ context.Context, cfg config.Temporal, logger *slog.Logger) (client.Client, error) {
+		return temporalclient.NewLazy(cfg, logger, temporalclient.WithMetricsHandler(metrics.Handler()))
+	})
 	if err != nil {
 		return err
 	}
@@ -95,7 +104,8 @@ func serveGerrit(c *cli.Context) error {
 		return fmt.Errorf("not connected to Temporal at %s yet (%s): deliver the event again later", cfg.Temporal.Address, why)
 	}
 	opts := []triggers.ServerOption{triggers.WithMaxBodyBytes(tc.Webhook.MaxBodyBytes), triggers.WithServerLogger(logger),
-		triggers.WithProbe(probe), triggers.WithAcceptWhen(accept), triggers.WithProjectSecrets(tc.ProjectSecrets())}
+		triggers.WithProbe(probe), triggers.WithAcceptWhen(accept), triggers.WithProjectSecrets(tc.ProjectSecrets()),
+		triggers.WithMetrics(metrics)}
 	if tc.Webhook.Auth == triggers.AuthBasic {
 		opts = append(opts, triggers.WithBasicAuth(tc.Webhook.Username))
 	}

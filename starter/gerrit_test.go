@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -152,6 +153,19 @@ func TestGerritServeAcceptsAnEvent(t *testing.T) {
 			t.Errorf("POST %s: %d, want %d\n%s", strings.NewReplacer(secret, "<secret>", ownSecret, "<own secret>").Replace(tc.path), resp.StatusCode, tc.want, out.String())
 		}
 	}
+	// /metrics counts the answers by code and event type: two acted on, one
+	// refused unparsed (401: no type), one refused as another project's.
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	wantLines(t, "/metrics", string(metrics),
+		`conveyor_webhook_events_total{code="202",type="patchset-created"} 2`,
+		`conveyor_webhook_events_total{code="401",type=""} 1`,
+		`conveyor_webhook_events_total{code="403",type="patchset-created"} 1`,
+		"temporal_request_total{")
 	c, err := temporalclient.Dial(context.Background(), cfg.Temporal, nil)
 	if err != nil {
 		t.Fatal(err)

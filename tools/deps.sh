@@ -9,6 +9,10 @@ pkgs=(runc containerd containernetworking-plugins iptables conntrack docker-regi
 # The production Temporal's database (`conveyor dev up --temporal postgres`); the
 # stack runs its own cluster in its state directory, never the package's.
 pkgs+=(postgresql-15)
+# Prometheus scrapes the workers' and the receiver's /metrics on the stack, and its
+# promtool checks and tests conveyor's alert rules (deploy/prometheus); the stack
+# runs its own server in its state directory, never the package's service.
+pkgs+=(prometheus)
 # The optional Docker engine (`conveyor dev up --with docker`) and Debian's
 # docker-compose 1.29, which run docker-compose.yml (integration/compose_test.go); the
 # stack starts its own dockerd in its state directory, never the package's service.

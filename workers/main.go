@@ -40,7 +40,9 @@ func newApp() *cli.App {
 			"after a clean drain the process exits 0.\n\n" +
 			"With --health-listen it serves GET /healthz (200 while the process runs and is not\n" +
 			"shutting down) and GET /readyz (200 while Temporal answers, re-checked every 3s, and\n" +
-			"every pool's pollers have reached it; 503 with what is not ready otherwise).\n\n" +
+			"every pool's pollers have reached it; 503 with what is not ready otherwise), and\n" +
+			"GET /metrics in Prometheus' format: the Temporal SDK's metrics (temporal_*) and\n" +
+			"conveyor's own (conveyor_*; docs/operating.md, \"Metrics\").\n\n" +
 			"Started before Temporal, it stays up: /readyz answers 503 saying Temporal is\n" +
 			"unreachable at its address and why, and it tries again with a backoff from 500ms\n" +
 			"to 10s, logging each failure; once Temporal answers it checks the namespace (one\n" +

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/wikimedia/conveyor/internal/client/health"
+	"github.com/wikimedia/conveyor/internal/client/telemetry"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/internal/lib/config"
 	"github.com/wikimedia/conveyor/workers/pools"
@@ -72,7 +74,11 @@ func run(c *cli.Context) error {
 		}
 		sets = append(sets, set)
 	}
-	cl, err := temporalclient.NewLazy(cfg.Temporal, logger, temporalclient.WithIdentity(base))
+	metrics, err := telemetry.NewMetrics(logger)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	cl, err := temporalclient.NewLazy(cfg.Temporal, logger, temporalclient.WithIdentity(base), temporalclient.WithMetricsHandler(metrics.Handler()))
 	if err != nil {
 		return err
 	}
@@ -88,7 +94,10 @@ func run(c *cli.Context) error {
 		return err
 	}
 	if addr := c.String("health-listen"); addr != "" {
-		srv, err := health.Listen(addr, probe.Handler(), logger)
+		mux := http.NewServeMux()
+		probe.Register(mux)
+		metrics.Register(mux)
+		srv, err := health.Listen(addr, mux, logger)
 		if err != nil {
 			return fmt.Errorf("--health-listen: %w", err)
 		}
@@ -100,7 +109,7 @@ func run(c *cli.Context) error {
 		pctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go probe.Run(pctx)
-		logger.Info("Serving health endpoints", "address", srv.Addr().String(), "live", health.LivePath, "ready", health.ReadyPath)
+		logger.Info("Serving health endpoints", "address", srv.Addr().String(), "live", health.LivePath, "ready", health.ReadyPath, "metrics", telemetry.MetricsPath)
 	}
 
 	// Until Temporal answers the process is live and not ready; a signal ends the

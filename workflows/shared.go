@@ -136,3 +136,22 @@ var SearchAttributes = []SearchAttribute{
 	{SearchAttributeStage, "Keyword"},
 	{SearchAttributeApprover, "KeywordList"},
 }
+
+// Names of conveyor's own metrics, which workflows record through
+// workflow.GetMetricsHandler (never on replay) and the workers serve on /metrics
+// (internal/client/telemetry; a timer becomes a histogram in seconds, NAME_seconds,
+// a counter NAME_total). docs/operating.md, "Metrics", lists them with their labels.
+const (
+	// MetricPipelineStepDuration is each pipeline step's duration, by step and
+	// outcome (succeeded, failed).
+	MetricPipelineStepDuration = "conveyor_pipeline_step_duration"
+	// MetricPromotionGateWait is how long a promotion waited at its gate, by
+	// service and outcome (approved, rejected, timed-out).
+	MetricPromotionGateWait = "conveyor_promotion_gate_wait"
+	// MetricPromotionReminders counts the reminders of promotions still waiting
+	// (at the gate, or paused), by service and stage.
+	MetricPromotionReminders = "conveyor_promotion_reminders"
+	// MetricMigrationVMs is how many VMs of a project's migration are in each
+	// state (pending, running, done, failed), a gauge.
+	MetricMigrationVMs = "conveyor_migration_vms"
+)

@@ -317,7 +317,12 @@ func (r *pipelineRun) step(ctx workflow.Context, name string, fn func(*Step) err
 	r.describe(ctx)
 	err := fn(s)
 	s.Finished = workflow.Now(ctx)
-	defer r.describe(ctx)
+	defer func() {
+		r.describe(ctx)
+		// Recorded by the SDK only when the step ran, never on replay.
+		workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"step": name, "outcome": string(s.State)}).
+			Timer(workflows.MetricPipelineStepDuration).Record(s.Finished.Sub(s.Started))
+	}()
 	switch {
 	case err != nil:
 		s.State = StepFailed

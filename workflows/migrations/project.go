@@ -345,11 +345,13 @@ func ProjectMigration(ctx workflow.Context, in ProjectMigrationInput) (ProjectSt
 				changed = true
 			})
 		}
+		recordVMStates(ctx, in.Project, &st)
 		changed = false
 		if err := workflow.Await(ctx, func() bool { return changed }); err != nil {
 			return st, err
 		}
 	}
+	recordVMStates(ctx, in.Project, &st)
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return st, err
 	}
@@ -364,4 +366,13 @@ func failedStep(err error) (VMProgress, bool) {
 		return p, false
 	}
 	return p, app.Details(&p) == nil
+}
+
+// recordVMStates sets the gauge of the project's VMs in each state (never on
+// replay).
+func recordVMStates(ctx workflow.Context, project string, st *ProjectStatus) {
+	m := workflow.GetMetricsHandler(ctx)
+	for _, state := range []string{VMPending, VMRunning, VMDone, VMFailed} {
+		m.WithTags(map[string]string{"project": project, "state": state}).Gauge(workflows.MetricMigrationVMs).Update(float64(st.Count(state)))
+	}
 }

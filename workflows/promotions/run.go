@@ -155,6 +155,15 @@ func (r *promotionRun) gate(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
+	outcome := "approved"
+	switch {
+	case r.rejected != nil:
+		outcome = "rejected"
+	case timedOut && st.ApprovedBy == "":
+		outcome = "timed-out"
+	}
+	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"service": r.in.Service, "outcome": outcome}).
+		Timer(workflows.MetricPromotionGateWait).Record(workflow.Now(ctx).Sub(st.WaitingSince))
 	st.Waiting, st.WaitingSince, st.Deadline = "", time.Time{}, time.Time{}
 	switch {
 	case r.rejected != nil:
@@ -184,6 +193,8 @@ func (r *promotionRun) wait(ctx workflow.Context, deadline time.Time, cond func(
 		}
 		if !r.s.NextReminder.IsZero() && !now.Before(r.s.NextReminder) {
 			r.s.Status.Reminders++
+			workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"service": r.in.Service, "stage": r.s.Status.Stage}).
+				Counter(workflows.MetricPromotionReminders).Inc(1)
 			r.scheduleReminder(now)
 			r.notify(ctx, contract.NotifyReminder, fmt.Sprintf("%s %s still waits: %s (since %s)", r.in.Service, r.in.Image,
 				r.s.Status.Waiting, r.s.Status.WaitingSince.UTC().Format(time.RFC3339)))

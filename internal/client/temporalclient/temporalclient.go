@@ -41,6 +41,18 @@ func WithIdentity(identity string) Option {
 	}
 }
 
+// WithMetricsHandler makes the client (and its workers) record the SDK's metrics
+// through h (telemetry.Metrics.Handler). Default: none.
+func WithMetricsHandler(h client.MetricsHandler) Option {
+	return func(o *client.Options) error {
+		if h == nil {
+			return errors.New("temporalclient.WithMetricsHandler: nil handler")
+		}
+		o.MetricsHandler = h
+		return nil
+	}
+}
+
 // Dial connects to the Temporal frontend described by cfg, logging through logger
 // (slog.Default() if nil), and checks that the namespace exists. For a command
 // that needs Temporal now; a service that must come up while Temporal is still

@@ -12,9 +12,13 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wikimedia/conveyor/internal/client/health"
+	"github.com/wikimedia/conveyor/internal/client/telemetry"
 	"github.com/wikimedia/conveyor/internal/lib/gerrit"
 )
 
@@ -47,6 +51,8 @@ type Server struct {
 	logger   *slog.Logger
 	probe    *health.Probe
 	accept   func() error
+	metrics  *telemetry.Metrics
+	answered *prometheus.CounterVec
 }
 
 // projectSecret is one project's webhook secret, kept as its hash.
@@ -156,6 +162,22 @@ func WithAcceptWhen(ready func() error) ServerOption {
 	}
 }
 
+// WithMetrics serves GET /metrics from m and counts the events answered there:
+// conveyor_webhook_events_total by HTTP status code and event type.
+func WithMetrics(m *telemetry.Metrics) ServerOption {
+	return func(s *Server) error {
+		if m == nil {
+			return errors.New("triggers.WithMetrics: nil metrics")
+		}
+		s.metrics = m
+		s.answered = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "conveyor_webhook_events_total",
+			Help: "Gerrit events answered by the webhook endpoint, by HTTP status code (202 acted on, 200 ignored, 4xx refused, 503 to be delivered again) and event type.",
+		}, []string{"code", "type"})
+		return m.Registry.Register(s.answered)
+	}
+}
+
 // NewServer returns the endpoint for h, accepting requests that carry secret
 // (at least MinSecretLength characters) and the project secrets of
 // WithProjectSecrets. secret may be "" when there are
@@ -189,6 +211,9 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+EventsPath, s.events)
 	mux.HandleFunc("POST "+EventsPath+"/{secret}", s.events)
+	if s.metrics != nil {
+		s.metrics.Register(mux)
+	}
 	if s.probe != nil {
 		s.probe.Register(mux)
 		return mux
@@ -230,8 +255,13 @@ func (s *Server) authorized(r *http.Request) (project string, ok bool) {
 	return project, ok
 }
 
-func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+func (s *Server) events(rw http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	w := &statusWriter{ResponseWriter: rw}
+	var evType string
+	if s.answered != nil {
+		defer func() { s.answered.WithLabelValues(strconv.Itoa(w.status), evType).Inc() }()
+	}
 	log := s.logger.With("remote", r.RemoteAddr, "origin", r.Header.Get("X-Origin-Url"))
 	scope, ok := s.authorized(r)
 	if !ok {
@@ -262,6 +292,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		writeAnswer(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
+	evType = ev.Type
 	log = log.With("type", ev.Type, "project", ev.ProjectName(), "key", ev.Key())
 	if scope != "" && ev.ProjectName() != scope {
 		log.Warn("Refused an event: the secret is another project's", "secretOf", scope)
@@ -305,4 +336,24 @@ func writeAnswer(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_, _ = w.Write(append(b, '\n'))
+}
+
+// statusWriter remembers the status code written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
 }

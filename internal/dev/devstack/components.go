@@ -58,6 +58,7 @@ func (s *stack) components() []component {
 	return append(append([]component{
 		temporalComponent(),
 		codecComponent(),
+		prometheusComponent(),
 	}, prodComponents()...), []component{
 		registryComponent(),
 		registryProxyComponent(),
