@@ -503,7 +503,9 @@ func checkConfigs(t *testing.T, m *conveyorManifests) {
 func triggersFiles(t *testing.T, text string) []string {
 	t.Helper()
 	var f struct {
-		Webhook  struct{ SecretFile string `yaml:"secretFile"` }
+		Webhook struct {
+			SecretFile string `yaml:"secretFile"`
+		}
 		Projects []struct {
 			WebhookSecretFile string `yaml:"webhookSecretFile"`
 		}
