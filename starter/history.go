@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -139,10 +140,13 @@ func historyReplay(c *cli.Context) error {
 	}
 	r := replay.New(all.Workflows(), dc, fc)
 
+	// Dialled once, when a history is read from the server, with the
+	// configuration already loaded.
 	var cl client.Client
 	dial := func() (client.Client, error) {
 		if cl == nil {
-			_, cl, err = dialFromCLI(c)
+			logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			cl, err = temporalclient.Dial(c.Context, cfg.Temporal, logger)
 		}
 		return cl, err
 	}
@@ -152,9 +156,16 @@ func historyReplay(c *cli.Context) error {
 		}
 	}()
 
-	var results []replay.Result
+	var ok, failed, skipped int
 	report := func(res replay.Result) {
-		results = append(results, res)
+		switch {
+		case res.Skipped != "":
+			skipped++
+		case res.Err != nil:
+			failed++
+		default:
+			ok++
+		}
 		fmt.Fprintln(c.App.Writer, res)
 	}
 	// replayRun reports the replay of a run read from the server; an error is
@@ -208,18 +219,7 @@ func historyReplay(c *cli.Context) error {
 			}
 		}
 	}
-	var ok, failed, skipped int
-	for _, res := range results {
-		switch {
-		case res.Skipped != "":
-			skipped++
-		case res.Err != nil:
-			failed++
-		default:
-			ok++
-		}
-	}
-	fmt.Fprintf(c.App.Writer, "%d replayed: %d OK, %d failed, %d skipped\n", len(results), ok, failed, skipped)
+	fmt.Fprintf(c.App.Writer, "%d replayed: %d OK, %d failed, %d skipped\n", ok+failed+skipped, ok, failed, skipped)
 	if failed > 0 {
 		return cli.Exit("", 1)
 	}

@@ -1,11 +1,11 @@
 package promotions
 
 import (
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/workflows/internal/wftest"
 )
 
 // TestGateDetailsSayWhoMayActAndHow: at the gate the details name the approvers,
@@ -17,7 +17,7 @@ func TestGateDetailsSayWhoMayActAndHow(t *testing.T) {
 		Staging: &contract.PromotionSmokeOutput{Detail: "GET http://10.0.0.1:8080/: 200"},
 		Events:  []PromotionEvent{{At: since, Message: "waiting at the gate before production"}}}
 	got := promotionDetails(st, "promote/hello/abc")
-	for _, want := range []string{
+	wftest.WantContains(t, "gate details", got,
 		"**Promotion of hello** to production: `registry.example.org/hello@sha256:abc`",
 		"**Waiting at the gate before production** since 2026-12-03 10:00:00 UTC, for one of the approvers: alice, bob.",
 		"Staging: GET http://10.0.0.1:8080/: 200.",
@@ -25,16 +25,9 @@ func TestGateDetailsSayWhoMayActAndHow(t *testing.T) {
 		"Send a Signal → `approve` with `{\"approver\": \"<your name in the plan>\", \"reason\": \"...\"}`",
 		"`conveyor promote approve promote/hello/abc --approver NAME --reason TEXT`",
 		"the signal `reject`",
-		"Last: waiting at the gate before production (2026-12-03 10:00:00 UTC)",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("gate details lack %q:\n%s", want, got)
-		}
-	}
+		"Last: waiting at the gate before production (2026-12-03 10:00:00 UTC)")
 	st.Stage, st.Cluster, st.Step, st.Steps, st.ApprovedBy = PromotionStageProduction, "eqiad", 1, 3, "alice"
 	st.Weights = CanaryWeights{Desired: 10, Actual: 9.5}
-	if got := promotionDetails(st, "id"); !strings.Contains(got, "approved by alice: cluster **eqiad**, canary step 1 of 3, 10% of the traffic wanted on the canary (9.5% ready)") ||
-		!strings.Contains(got, "`rollback`") {
-		t.Errorf("production details:\n%s", got)
-	}
+	wftest.WantContains(t, "production details", promotionDetails(st, "id"),
+		"approved by alice: cluster **eqiad**, canary step 1 of 3, 10% of the traffic wanted on the canary (9.5% ready)", "`rollback`")
 }

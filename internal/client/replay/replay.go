@@ -111,7 +111,7 @@ func (r *Replayer) Replay(name string, h *historypb.History, exec workflow.Execu
 	if res.Err = r.replay(h, exec); res.Err == nil {
 		return res
 	}
-	res.EventID, res.EventType = r.locate(h, exec)
+	res.EventID, res.EventType = locate(h, res.Err)
 	return res
 }
 
@@ -128,15 +128,15 @@ func (r *Replayer) replay(h *historypb.History, exec workflow.Execution) error {
 	return wr.ReplayWorkflowHistoryWithOptions(r.logger, h, worker.ReplayWorkflowHistoryOptions{OriginalExecution: exec})
 }
 
-// locate finds the event a mismatch is about from the SDK's message: one it
+// locate finds the event a mismatch is about from the SDK's message (err): one it
 // prints ("history event is ActivityTaskScheduled: (ActivityId:5, …)", "missing
 // replay command for …"), found by its type and the attribute that tells events
 // of that type apart (activity, timer, child workflow id, marker name…), or one
 // whose id it quotes ("scheduleEventID: 17"). 0 when the message names none (an
 // extra command the code makes, say).
-func (r *Replayer) locate(h *historypb.History, exec workflow.Execution) (int64, string) {
+func locate(h *historypb.History, err error) (int64, string) {
 	events := h.GetEvents()
-	msg := fmt.Sprint(r.replay(h, exec))
+	msg := err.Error()
 	for _, m := range printedEventRE.FindAllStringSubmatch(msg, -1) {
 		typ, attrs := m[1], m[2]
 		for _, ev := range events {

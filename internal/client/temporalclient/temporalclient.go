@@ -159,7 +159,7 @@ func Options(cfg config.Temporal) (client.Options, error) {
 		// already configured it.
 		o.Credentials = client.NewAPIKeyStaticCredentials(key)
 	}
-	if o.DataConverter, o.FailureConverter, err = converters(cfg); err != nil {
+	if o.DataConverter, o.FailureConverter, err = ConvertersFor(cfg); err != nil {
 		return client.Options{}, err
 	}
 	return o, nil
@@ -169,20 +169,15 @@ func Options(cfg config.Temporal) (client.Options, error) {
 // code that decodes payloads it reads itself (memos in a list of workflows);
 // nil, the SDK's default, when cfg encrypts nothing.
 func DataConverter(cfg config.Temporal) (converter.DataConverter, error) {
-	dc, _, err := converters(cfg)
+	dc, _, err := ConvertersFor(cfg)
 	return dc, err
 }
 
 // ConvertersFor returns the data and failure converters a client and worker made
-// from cfg use (nils, the SDK's defaults, when cfg encrypts nothing), for code
-// that reads payloads without a client: a history replayed from a file.
+// from cfg use: Converters with temporal.payloadKeyFile's codec, or nils (the
+// SDK's defaults) when it is not set. Code that reads payloads without a client
+// (a history replayed from a file) uses them too.
 func ConvertersFor(cfg config.Temporal) (converter.DataConverter, converter.FailureConverter, error) {
-	return converters(cfg)
-}
-
-// converters are Converters with temporal.payloadKeyFile's codec, or nils when
-// it is not set.
-func converters(cfg config.Temporal) (converter.DataConverter, converter.FailureConverter, error) {
 	if cfg.PayloadKeyFile == "" {
 		return nil, nil, nil
 	}

@@ -338,7 +338,8 @@ func writeAnswer(w http.ResponseWriter, code int, v any) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
-// statusWriter remembers the status code written.
+// statusWriter remembers the status code written (writeAnswer writes every
+// answer's).
 type statusWriter struct {
 	http.ResponseWriter
 	status int
@@ -349,11 +350,4 @@ func (w *statusWriter) WriteHeader(code int) {
 		w.status = code
 	}
 	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
 }

@@ -50,7 +50,7 @@ func codecComponent() component {
 // buildConveyor builds the conveyor command of the stack's source tree to bin
 // (go build is incremental: a second dev up only checks).
 func (s *stack) buildConveyor(ctx context.Context, bin string) error {
-	repo := filepath.Dir(filepath.Dir(s.buildScript()))
+	repo := s.repoDir()
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./starter")
 	cmd.Dir = repo
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -205,14 +205,18 @@ func (s *stack) toolDir(ctx context.Context, name string) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-func (s *stack) buildScript() string {
+func (s *stack) buildScript() string { return filepath.Join(s.repoDir(), "tools", "build.sh") }
+
+// repoDir is the conveyor source tree the stack runs from: Options.RepoDir, else
+// found upwards from the working directory, else the working directory.
+func (s *stack) repoDir() string {
 	if s.repo == "" {
 		s.repo, _ = RepoDir()
 	}
 	if s.repo == "" {
-		return "tools/build.sh"
+		return "."
 	}
-	return filepath.Join(s.repo, "tools", "build.sh")
+	return s.repo
 }
 
 // RepoDir walks up from the working directory to the conveyor source tree (the

@@ -36,7 +36,7 @@ func prometheusComponent() component {
 			if err := s.mkdirs("prometheus/data", PrometheusTargetsDir); err != nil {
 				return nil, err
 			}
-			rules := filepath.Join(filepath.Dir(filepath.Dir(s.buildScript())), "deploy", "prometheus", "conveyor-rules.yml")
+			rules := filepath.Join(s.repoDir(), "deploy", "prometheus", "conveyor-rules.yml")
 			if _, err := os.Stat(rules); err != nil {
 				return nil, fmt.Errorf("conveyor's alert rules: %w", err)
 			}

@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/wikimedia/conveyor/internal/client/replay"
 	"github.com/wikimedia/conveyor/internal/lib/config"
 	commonpb "go.temporal.io/api/common/v1"
 	historypb "go.temporal.io/api/history/v1"
@@ -28,16 +28,11 @@ import (
 // as the server keeps it: payloads as they were stored, encrypted or not.
 func History(t testing.TB, c client.Client, workflowID, runID string) *historypb.History {
 	t.Helper()
-	var h historypb.History
-	it := c.GetWorkflowHistory(context.Background(), workflowID, runID, false, 0)
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			t.Fatalf("reading the history of %s: %v", workflowID, err)
-		}
-		h.Events = append(h.Events, ev)
+	h, _, err := replay.Fetch(context.Background(), c, workflowID, runID)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return &h
+	return h
 }
 
 // SecretFinding is a secret found in the clear in a history event.
@@ -120,20 +115,6 @@ func DecodeHistory(h *historypb.History, codec converter.PayloadCodec) error {
 	})
 }
 
-// ScanHistories reads the history of every workflow started since `since` in
-// each namespace and returns, one a line, every place where one of secrets is in
-// the clear (SecretsInClear). Empty secrets are skipped.
-func ScanHistories(ctx context.Context, namespaces []config.Temporal, since time.Time, secrets ...string) ([]string, int, error) {
-	secrets = slices.DeleteFunc(slices.Clone(secrets), func(s string) bool { return s == "" })
-	var found []string
-	scanned, err := EachHistory(ctx, namespaces, since, func(tc config.Temporal, exec workflow.Execution, h *historypb.History) {
-		for _, f := range SecretsInClear(h, secrets...) {
-			found = append(found, fmt.Sprintf("%s/%s (run %s): %s", tc.Namespace, exec.ID, exec.RunID, f))
-		}
-	})
-	return found, scanned, err
-}
-
 // EachHistory calls visit with the history of every workflow run started since
 // `since` in each namespace, payloads as the server keeps them, and returns how
 // many it read.
@@ -153,19 +134,13 @@ func EachHistory(ctx context.Context, namespaces []config.Temporal, since time.T
 				return read, fmt.Errorf("listing the workflows of namespace %s: %w", tc.Namespace, err)
 			}
 			for _, ex := range resp.GetExecutions() {
-				exec := workflow.Execution{ID: ex.GetExecution().GetWorkflowId(), RunID: ex.GetExecution().GetRunId()}
-				var h historypb.History
-				it := c.GetWorkflowHistory(ctx, exec.ID, exec.RunID, false, 0)
-				for it.HasNext() {
-					ev, err := it.Next()
-					if err != nil {
-						c.Close()
-						return read, fmt.Errorf("reading the history of %s/%s: %w", tc.Namespace, exec.ID, err)
-					}
-					h.Events = append(h.Events, ev)
+				h, exec, err := replay.Fetch(ctx, c, ex.GetExecution().GetWorkflowId(), ex.GetExecution().GetRunId())
+				if err != nil {
+					c.Close()
+					return read, fmt.Errorf("namespace %s: %w", tc.Namespace, err)
 				}
 				read++
-				visit(tc, exec, &h)
+				visit(tc, exec, h)
 			}
 			if token = resp.GetNextPageToken(); len(token) == 0 {
 				break

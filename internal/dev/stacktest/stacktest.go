@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/wikimedia/conveyor/internal/client/payloadcrypt"
+	"github.com/wikimedia/conveyor/internal/client/replay"
 	"github.com/wikimedia/conveyor/internal/dev/devstack"
 	"github.com/wikimedia/conveyor/internal/lib/config"
 )
@@ -103,7 +103,7 @@ func RecordHistory(t testing.TB, c client.Client, workflowID, runID, file string
 			t.Fatalf("decrypting the history of %s to record it: %v", workflowID, err)
 		}
 	}
-	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
+	b, err := replay.Marshal(h)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ package wftest
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,5 +44,15 @@ func PromotionPlan() contract.PromotionPlan {
 		Steps:      []contract.CanaryStep{{Weight: 10}, {Weight: 50, Pause: 10 * time.Minute}, {Weight: 100}},
 		Analysis:   contract.AnalysisPlan{Requests: 50, MaxErrorRatio: 0.01, MaxLatencyP95: 500 * time.Millisecond},
 		Approvers:  []string{"alice", "bob"}, ReminderEvery: time.Hour, HistoryMax: 5, SmokePath: "/healthz",
+	}
+}
+
+// WantContains fails t for each of wants that got, the text of what, lacks.
+func WantContains(t *testing.T, what, got string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(got, want) {
+			t.Errorf("%s lack %q:\n%s", what, want, got)
+		}
 	}
 }
