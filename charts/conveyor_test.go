@@ -615,3 +615,62 @@ func TestConveyorDeployPoolKnowsTheRegistry(t *testing.T) {
 		t.Errorf("deploy.yaml registry = %s, want map[address:registry.example.org] (no username or password file)", got)
 	}
 }
+
+// TestConveyorTracing: config.tracing reaches every component's configuration
+// when its endpoint is set, and none when it is empty, and so does the
+// NetworkPolicies' way to the collector; the schema refuses an endpoint that
+// is not an http(s) URL.
+func TestConveyorTracing(t *testing.T) {
+	// configs returns each component's configuration, and whether its
+	// NetworkPolicy lets it reach port 4318.
+	configs := func(overrides map[string]any) map[string]config.Config {
+		t.Helper()
+		m, err := renderConveyor(t, overrides)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tracing := overrides != nil
+		for _, np := range m.policies {
+			reaches := false
+			for _, e := range np.Spec.Egress {
+				for _, p := range e.Ports {
+					reaches = reaches || (p.Port != nil && p.Port.IntValue() == 4318)
+				}
+			}
+			if reaches != tracing {
+				t.Errorf("NetworkPolicy %s lets the pods reach port 4318: %v, want %v (tracing set: %v)", np.Name, reaches, tracing, tracing)
+			}
+		}
+		cm := one(t, "ConfigMap", m.configMaps)
+		out := map[string]config.Config{}
+		for _, d := range m.deployments {
+			component := strings.TrimPrefix(strings.TrimPrefix(d.Name, release+"-"), "worker-")
+			var cfg config.Config
+			if err := yaml.Unmarshal([]byte(cm.Data[component+".yaml"]), &cfg); err != nil {
+				t.Fatal(err)
+			}
+			out[component] = cfg
+		}
+		return out
+	}
+	for component, cfg := range configs(nil) {
+		if cfg.Tracing.Endpoint != "" || cfg.Tracing.SampleRatio != nil {
+			t.Errorf("%s: tracing %+v with config.tracing empty, want none", component, cfg.Tracing)
+		}
+	}
+	tracing := func(v map[string]any) map[string]any {
+		return map[string]any{"receiver": map[string]any{"enabled": true}, "config": map[string]any{"tracing": v}}
+	}
+	got := configs(tracing(map[string]any{"endpoint": "http://otel.observability.svc:4318", "sampleRatio": 0.5}))
+	if len(got) < 2 {
+		t.Fatalf("%d components rendered, want the workers and the receiver", len(got))
+	}
+	for component, cfg := range got {
+		if cfg.Tracing.Endpoint != "http://otel.observability.svc:4318" || cfg.Tracing.SampleRatio == nil || *cfg.Tracing.SampleRatio != 0.5 {
+			t.Errorf("%s: tracing %+v, want the endpoint and ratio 0.5", component, cfg.Tracing)
+		}
+	}
+	if _, err := renderConveyor(t, tracing(map[string]any{"endpoint": "otel:4317"})); err == nil || !strings.Contains(err.Error(), "endpoint") {
+		t.Errorf("tracing.endpoint otel:4317: %v, want the schema to refuse it", err)
+	}
+}

@@ -131,17 +131,13 @@ func gerritHookCommand() *cli.Command {
 	}
 }
 
-// connectFunc returns the Temporal client a command uses: temporalclient.Dial,
-// which needs Temporal now, or lazyClient for a service that waits for it.
-type connectFunc func(ctx context.Context, cfg config.Temporal, logger *slog.Logger) (client.Client, error)
+// connectFunc returns the Temporal client a command uses, from the loaded
+// configuration: dialClient, which needs Temporal now, or (gerrit serve) a lazy
+// client for a service that waits for it.
+type connectFunc func(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.Client, error)
 
-func dialClient(ctx context.Context, cfg config.Temporal, logger *slog.Logger) (client.Client, error) {
-	return temporalclient.Dial(ctx, cfg, logger)
-}
-
-// lazyClient connects on first use: only its configuration can fail.
-func lazyClient(_ context.Context, cfg config.Temporal, logger *slog.Logger) (client.Client, error) {
-	return temporalclient.NewLazy(cfg, logger)
+func dialClient(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.Client, error) {
+	return temporalclient.Dial(ctx, cfg.Temporal, logger)
 }
 
 // triggersSetup loads the configuration and the triggers file and dials Temporal.
@@ -160,7 +156,7 @@ func triggersConnect(c *cli.Context, connect connectFunc) (config.Config, *trigg
 	if err != nil {
 		return cfg, nil, nil, fmt.Errorf("--triggers: %w", err)
 	}
-	cl, err := connect(c.Context, cfg.Temporal, slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	cl, err := connect(c.Context, cfg, slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return cfg, nil, nil, err
 	}

@@ -73,8 +73,21 @@ func serveGerrit(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	cfg, tc, cl, h, err := triggersHandler(c, logger, func(_ context.Context, cfg config.Temporal, logger *slog.Logger) (client.Client, error) {
-		return temporalclient.NewLazy(cfg, logger, temporalclient.WithMetricsHandler(metrics.Handler()))
+	var tracing *telemetry.Tracing
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tracing.Shutdown(sctx); err != nil {
+			logger.Warn("Sending the last spans", "error", err)
+		}
+	}()
+	cfg, tc, cl, h, err := triggersHandler(c, logger, func(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.Client, error) {
+		var err error
+		if tracing, err = telemetry.NewTracing(ctx, cfg.Tracing, "conveyor-gerrit", version); err != nil {
+			return nil, err
+		}
+		return temporalclient.NewLazy(cfg.Temporal, logger, temporalclient.WithMetricsHandler(metrics.Handler()),
+			temporalclient.WithInterceptors(tracing.ClientInterceptors()...))
 	})
 	if err != nil {
 		return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -122,17 +121,7 @@ func TestGerritServeAcceptsAnEvent(t *testing.T) {
 		return ok && strings.Contains(rest, "\n")
 	})
 	// It listens at once and refuses events (503) until it has reached Temporal.
-	stacktest.WaitFor(t, 30*time.Second, "/readyz 200", func() error {
-		resp, err := http.Get(base + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("/readyz %d", resp.StatusCode)
-		}
-		return nil
-	})
+	stacktest.WaitForOK(t, 30*time.Second, base+"/readyz")
 	event := `{"type":"patchset-created","change":{"project":"P","branch":"main","number":77},"patchSet":{"number":1},"eventCreatedOn":1767225601}`
 	body, ownBody := strings.ReplaceAll(event, "P", project), strings.ReplaceAll(event, "P", own)
 	for _, tc := range []struct {

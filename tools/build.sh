@@ -3,7 +3,7 @@
 # outside the clone: $CONVEYOR_CACHE/tools/<name>-<version>/bin (default
 # ~/.cache/conveyor). A finished build is never redone; a half-finished one is.
 #
-#   tools/build.sh [all|temporal|temporal-server|buildkit|etcd|kubernetes|kwok]...   build what is missing
+#   tools/build.sh [all|temporal|temporal-server|buildkit|etcd|kubernetes|kwok|jaeger]...   build what is missing
 #   tools/build.sh helm crane                                   the raw tools bench/ compares with
 #   tools/build.sh --print-dir NAME                             print a tool's bin dir
 set -euo pipefail
@@ -24,7 +24,8 @@ version_of() {
     kwok) echo "$KWOK_VERSION" ;;
     helm) echo "$HELM_VERSION" ;;
     crane) echo "$CRANE_VERSION" ;;
-    *) echo "tools/build.sh: unknown tool '$1' (known: temporal temporal-server buildkit etcd kubernetes kwok helm crane)" >&2; exit 2 ;;
+    jaeger) echo "$JAEGER_VERSION" ;;
+    *) echo "tools/build.sh: unknown tool '$1' (known: temporal temporal-server buildkit etcd kubernetes kwok jaeger helm crane)" >&2; exit 2 ;;
   esac
 }
 
@@ -55,6 +56,11 @@ build_helm() {
 
 build_crane() {
   GOBIN="$1/bin" go install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
+}
+
+# Jaeger, the trace store the stack's workers and receiver export to over OTLP.
+build_jaeger() {
+  (cd "$here/jaeger" && go build -o "$1/bin/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger)
 }
 
 build_buildkit() {
@@ -110,6 +116,6 @@ mkdir -p "$cache/tools"
 exec 9>"$cache/tools/.lock"
 flock 9
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] && [ "${targets[0]}" != all ] || targets=(temporal temporal-server buildkit etcd kubernetes kwok)
+[ ${#targets[@]} -gt 0 ] && [ "${targets[0]}" != all ] || targets=(temporal temporal-server buildkit etcd kubernetes kwok jaeger)
 for t in "${targets[@]}"; do version_of "$t" >/dev/null; done
 for t in "${targets[@]}"; do build "$t"; done

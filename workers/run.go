@@ -78,7 +78,19 @@ func run(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	cl, err := temporalclient.NewLazy(cfg.Temporal, logger, temporalclient.WithIdentity(base), temporalclient.WithMetricsHandler(metrics.Handler()))
+	tracing, err := telemetry.NewTracing(c.Context, cfg.Tracing, "conveyor-worker", version)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tracing.Shutdown(sctx); err != nil {
+			logger.Warn("Sending the last spans", "error", err)
+		}
+	}()
+	cl, err := temporalclient.NewLazy(cfg.Temporal, logger, temporalclient.WithIdentity(base),
+		temporalclient.WithMetricsHandler(metrics.Handler()), temporalclient.WithInterceptors(tracing.ClientInterceptors()...))
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	bkclient "github.com/moby/buildkit/client"
+	"go.opentelemetry.io/otel/attribute"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/wikimedia/conveyor/activities/contract"
@@ -21,6 +22,7 @@ import (
 	"github.com/wikimedia/conveyor/internal/lib/blubber"
 	"github.com/wikimedia/conveyor/internal/lib/config"
 	"github.com/wikimedia/conveyor/internal/lib/repofile"
+	"github.com/wikimedia/conveyor/internal/lib/tracing"
 	"github.com/wikimedia/conveyor/internal/lib/workspace"
 )
 
@@ -142,7 +144,10 @@ func CacheScope(src contract.Source) string {
 
 // build runs blubber.Build with a heartbeat carrying the latest progress, and turns
 // a failed step into a non-retryable error with its output.
-func (a *Activities) build(ctx context.Context, cfg *blubber.Config, variant string, opts blubber.BuildOptions, observers ...func(blubber.Progress)) (*blubber.BuildResult, error) {
+func (a *Activities) build(ctx context.Context, cfg *blubber.Config, variant string, opts blubber.BuildOptions, observers ...func(blubber.Progress)) (_ *blubber.BuildResult, err error) {
+	ctx, span := tracing.Span(ctx, "buildkit solve", attribute.String("blubber.variant", variant),
+		attribute.Bool("blubber.test", opts.Test), attribute.String("image.tag", opts.Tag))
+	defer func() { tracing.End(span, err) }()
 	var mu sync.Mutex
 	var last blubber.Progress
 	opts.Progress = func(p blubber.Progress) {

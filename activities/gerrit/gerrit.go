@@ -18,12 +18,14 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/internal/lib/config"
 	libgerrit "github.com/wikimedia/conveyor/internal/lib/gerrit"
+	"github.com/wikimedia/conveyor/internal/lib/tracing"
 )
 
 // XSSIGuard prefixes every JSON answer of Gerrit's REST API.
@@ -71,7 +73,7 @@ func New(cfg config.Config, opts ...Option) (*Activities, error) {
 		base:     strings.TrimRight(cfg.Gerrit.URL, "/"),
 		username: cfg.Gerrit.Username,
 		temporal: cfg.Temporal,
-		client:   &http.Client{Timeout: 30 * time.Second},
+		client:   &http.Client{Timeout: 30 * time.Second, Transport: tracing.Transport("gerrit", nil)},
 	}
 	for _, o := range opts {
 		if err := o(a); err != nil {
@@ -122,7 +124,13 @@ type reviewResult struct {
 // no permission, bad credentials) fail with the non-retryable
 // contract.ErrGerritRejected; server errors and network failures are retried by
 // the activity's policy.
-func (a *Activities) PostReview(ctx context.Context, in contract.ReviewInput) (contract.ReviewOutput, error) {
+func (a *Activities) PostReview(ctx context.Context, in contract.ReviewInput) (_ contract.ReviewOutput, err error) {
+	ctx, span := tracing.Span(ctx, "gerrit review",
+		attribute.String("gerrit.project", in.Project), attribute.Int("gerrit.change", in.Change), attribute.Int("gerrit.patchset", in.Patchset))
+	defer func() {
+		span.SetAttributes(attribute.Int("gerrit.verified", in.Verified))
+		tracing.End(span, err)
+	}()
 	if a.err != nil {
 		return contract.ReviewOutput{}, temporal.NewNonRetryableApplicationError(a.err.Error(), contract.ErrInvalidConfig, nil)
 	}

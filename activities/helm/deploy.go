@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"helm.sh/helm/v3/pkg/action"
@@ -23,6 +24,7 @@ import (
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 	"github.com/wikimedia/conveyor/activities/internal/helmkit"
+	"github.com/wikimedia/conveyor/internal/lib/tracing"
 )
 
 // heartbeatEvery is how often an activity heartbeats while Helm works.
@@ -93,7 +95,10 @@ func (a *Activities) DeployCandidate(ctx context.Context, in contract.DeployCand
 		return contract.DeployCandidateOutput{}, err
 	}
 	rel, err := heartbeat.While(ctx, heartbeatEvery, Progress{Step: "installing " + in.Image}, func() (*release.Release, error) {
-		return a.installOrUpgrade(ctx, cfg, in.Release, ch, vals, logger)
+		ctx, span := tracing.Span(ctx, "helm install", attribute.String("helm.release", name), attribute.String("k8s.namespace", ns), attribute.String("image", in.Image))
+		rel, err := a.installOrUpgrade(ctx, cfg, in.Release, ch, vals, logger)
+		tracing.End(span, err)
+		return rel, err
 	})
 	if err != nil {
 		return contract.DeployCandidateOutput{}, classifyInstall(in.Release, err)
@@ -103,7 +108,10 @@ func (a *Activities) DeployCandidate(ctx context.Context, in contract.DeployCand
 	if err != nil {
 		return contract.DeployCandidateOutput{}, fmt.Errorf("reading the manifest of release %s/%s: %w", ns, name, err)
 	}
-	if err := a.waitReady(ctx, ns, resources, logger); err != nil {
+	wctx, span := tracing.Span(ctx, "kubernetes wait ready", attribute.String("k8s.namespace", ns), attribute.Int("k8s.objects", len(resources)))
+	err = a.waitReady(wctx, ns, resources, logger)
+	tracing.End(span, err)
+	if err != nil {
 		return contract.DeployCandidateOutput{}, err
 	}
 	url, err := a.serviceURL(ctx, in.Release, resources, in.Settings.ServicePort)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.temporal.io/sdk/temporal"
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
@@ -19,6 +20,7 @@ import (
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/activities/internal/heartbeat"
 	"github.com/wikimedia/conveyor/activities/internal/helmkit"
+	"github.com/wikimedia/conveyor/internal/lib/tracing"
 )
 
 // HelmTest runs the release's test hooks, as `helm test` does, and waits for each to
@@ -34,7 +36,10 @@ func (a *Activities) HelmTest(ctx context.Context, in contract.HelmTestInput) er
 	rt := action.NewReleaseTesting(cfg)
 	rt.Namespace, rt.Timeout = ns, helmkit.Within(ctx, a.testTimeout)
 	rel, err := heartbeat.While(ctx, heartbeatEvery, Progress{Step: "running helm test"}, func() (*release.Release, error) {
-		return rt.Run(name)
+		_, span := tracing.Span(ctx, "helm test", attribute.String("helm.release", name), attribute.String("k8s.namespace", ns))
+		rel, err := rt.Run(name)
+		tracing.End(span, err)
+		return rel, err
 	})
 	if ctx.Err() != nil {
 		return ctx.Err()

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -24,6 +25,7 @@ import (
 	gos "github.com/gophercloud/gophercloud/v2/openstack"
 
 	"github.com/wikimedia/conveyor/internal/lib/config"
+	"github.com/wikimedia/conveyor/internal/lib/tracing"
 )
 
 // computeMicroversion is the Nova API microversion every compute call uses: 2.37
@@ -183,7 +185,13 @@ func providerFor(ctx context.Context, c config.OpenStack, project string, mu *sy
 	if scope == "" {
 		scope = c.ProjectName
 	}
-	p, err := gos.AuthenticatedClient(ctx, gophercloud.AuthOptions{
+	p, err := gos.NewClient(c.AuthURL)
+	if err != nil {
+		return nil, fmt.Errorf("openstack.authURL %q: %w", c.AuthURL, err)
+	}
+	// Every call to the clouds' APIs is a span of the activity's trace.
+	p.HTTPClient = http.Client{Transport: tracing.Transport("openstack", nil)}
+	err = gos.Authenticate(ctx, p, gophercloud.AuthOptions{
 		IdentityEndpoint: c.AuthURL,
 		Username:         c.Username,
 		Password:         pw,

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/wikimedia/conveyor/internal/lib/config"
+	"github.com/wikimedia/conveyor/internal/lib/tracing"
 )
 
 // Client holds the configured registry's name and credentials and the transport.
@@ -29,7 +30,7 @@ type Client struct {
 type Option func(*Client) error
 
 // WithTransport sends the registry requests through t. Default:
-// remote.DefaultTransport.
+// remote.DefaultTransport, each request a span (internal/lib/tracing).
 func WithTransport(t http.RoundTripper) Option {
 	return func(c *Client) error {
 		if t == nil {
@@ -44,7 +45,7 @@ func WithTransport(t http.RoundTripper) Option {
 // when the username is empty). An empty address configures no registry: every
 // registry is then read anonymously. Callers that need one check Configured.
 func New(reg config.Registry, opts ...Option) (*Client, error) {
-	c := &Client{auth: authn.Anonymous, transport: remote.DefaultTransport}
+	c := &Client{auth: authn.Anonymous, transport: tracing.Transport("registry", remote.DefaultTransport)}
 	if reg.Address != "" {
 		r, err := name.NewRegistry(reg.Address, name.StrictValidation)
 		if err != nil {

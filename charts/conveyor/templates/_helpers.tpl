@@ -96,6 +96,11 @@ that component uses, and the paths of the secrets mounted into it. It takes
 {{- $_ := set $temporal "payloadKeyFile" (include "conveyor.secretPath" (list "payloadKeys" "payload-keys")) -}}
 {{- end -}}
 {{- $cfg := dict "temporal" $temporal "stateDir" "/var/lib/conveyor" -}}
+{{- with $v.config.tracing.endpoint -}}
+{{- $tracing := dict "endpoint" . -}}
+{{- if not (kindIs "invalid" $v.config.tracing.sampleRatio) }}{{ $_ := set $tracing "sampleRatio" $v.config.tracing.sampleRatio }}{{ end -}}
+{{- $_ := set $cfg "tracing" $tracing -}}
+{{- end -}}
 {{- if eq $c "build" -}}
 {{- $buildkit := dict "address" $v.config.buildkit.address -}}
 {{- $allow := dig "egress" "allow" nil $v.config.buildkit -}}

@@ -1,9 +1,9 @@
 // Package replay replays workflow histories against the workflow code compiled
-// into the running binary, with the data and failure converters its workers use:
-// what `conveyor history replay` and the test suite's replay of what ran on the
-// stack share. A history replays OK when today's code makes the same commands
-// the recorded run made; otherwise the result names the first event that
-// disagrees.
+// into the running binary, with the data and failure converters and the
+// interceptors its workers use: what `conveyor history replay` and the test
+// suite's replay of what ran on the stack share. A history replays OK when
+// today's code makes the same commands the recorded run made; otherwise the
+// result names the first event that disagrees.
 package replay
 
 import (
@@ -22,6 +22,8 @@ import (
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/wikimedia/conveyor/internal/client/telemetry"
 )
 
 // Replayer replays histories against a fixed set of workflows.
@@ -118,7 +120,11 @@ func (r *Replayer) Replay(name string, h *historypb.History, exec workflow.Execu
 // replay runs one replay with a new replayer (a replayer keeps the state of the
 // executions it replayed).
 func (r *Replayer) replay(h *historypb.History, exec workflow.Execution) error {
-	wr, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{DataConverter: r.dc, FailureConverter: r.fc})
+	ics, err := telemetry.ReplayInterceptors()
+	if err != nil {
+		return err
+	}
+	wr, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{DataConverter: r.dc, FailureConverter: r.fc, Interceptors: ics})
 	if err != nil {
 		return err
 	}

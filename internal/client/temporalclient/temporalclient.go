@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/interceptor"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"google.golang.org/grpc/codes"
@@ -49,6 +50,15 @@ func WithMetricsHandler(h client.MetricsHandler) Option {
 			return errors.New("temporalclient.WithMetricsHandler: nil handler")
 		}
 		o.MetricsHandler = h
+		return nil
+	}
+}
+
+// WithInterceptors adds client interceptors (telemetry.Tracing's); the
+// workers made from the client use those that are worker interceptors too.
+func WithInterceptors(ics ...interceptor.ClientInterceptor) Option {
+	return func(o *client.Options) error {
+		o.Interceptors = append(o.Interceptors, ics...)
 		return nil
 	}
 }

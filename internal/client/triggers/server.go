@@ -16,10 +16,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wikimedia/conveyor/internal/client/health"
 	"github.com/wikimedia/conveyor/internal/client/telemetry"
 	"github.com/wikimedia/conveyor/internal/lib/gerrit"
+	"github.com/wikimedia/conveyor/internal/lib/tracing"
 )
 
 // EventsPath is where the webhooks plugin POSTs: EventsPath/<secret> in the path
@@ -209,8 +212,11 @@ func NewServer(h EventHandler, secret string, opts ...ServerOption) (*Server, er
 // and (WithProbe) GET /readyz.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+EventsPath, s.events)
-	mux.HandleFunc("POST "+EventsPath+"/{secret}", s.events)
+	// Each event is a span, continuing the trace of a traceparent header; the
+	// workflow it starts continues the same trace (internal/client/telemetry).
+	events := tracing.Handler(http.HandlerFunc(s.events), "gerrit event")
+	mux.Handle("POST "+EventsPath, events)
+	mux.Handle("POST "+EventsPath+"/{secret}", events)
 	if s.metrics != nil {
 		s.metrics.Register(mux)
 	}
@@ -294,6 +300,8 @@ func (s *Server) events(rw http.ResponseWriter, r *http.Request) {
 	}
 	evType = ev.Type
 	log = log.With("type", ev.Type, "project", ev.ProjectName(), "key", ev.Key())
+	span := trace.SpanFromContext(r.Context())
+	span.SetAttributes(attribute.String("gerrit.event", ev.Type), attribute.String("gerrit.project", ev.ProjectName()), attribute.String("gerrit.key", ev.Key()))
 	if scope != "" && ev.ProjectName() != scope {
 		log.Warn("Refused an event: the secret is another project's", "secretOf", scope)
 		writeAnswer(w, http.StatusForbidden, map[string]string{"error": fmt.Sprintf(
@@ -321,6 +329,7 @@ func (s *Server) events(rw http.ResponseWriter, r *http.Request) {
 		writeAnswer(w, http.StatusOK, res)
 		return
 	}
+	span.SetAttributes(attribute.String("conveyor.action", string(res.Action)), attribute.String("conveyor.workflow", res.WorkflowID))
 	log.Info("Acted on an event", "action", res.Action, "workflow", res.WorkflowID, "duplicate", res.Duplicate)
 	writeAnswer(w, http.StatusAccepted, res)
 }

@@ -59,6 +59,7 @@ func (s *stack) components() []component {
 		temporalComponent(),
 		codecComponent(),
 		prometheusComponent(),
+		jaegerComponent(),
 	}, prodComponents()...), []component{
 		registryComponent(),
 		registryProxyComponent(),
@@ -108,6 +109,7 @@ func (s *stack) config() config.Config {
 	if s.openstackWanted() {
 		c.OpenStack = s.openstackConfig()
 	}
+	c.Tracing.Endpoint = TracingEndpoint
 	c.StateDir = s.dir
 	return c
 }
@@ -148,7 +150,7 @@ func (s *stack) secret(name string) string {
 func (s *stack) tool(name, bin string) string { return filepath.Join(s.tools[name], bin) }
 
 // pinnedTools are the tools/build.sh builds the stack runs.
-var pinnedTools = []string{"temporal", "temporal-server", "buildkit", "etcd", "kubernetes", "kwok"}
+var pinnedTools = []string{"temporal", "temporal-server", "buildkit", "etcd", "kubernetes", "kwok", "jaeger"}
 
 // ensureTools builds any pinned tool that cs need and that is not in the cache yet
 // (tools/build.sh), and records where each one is.

@@ -45,6 +45,9 @@ type Review struct {
 	// Patchset is the revision's patchset number, when the change is known
 	// (AddChange); 0 otherwise.
 	Patchset int
+	// TraceParent is the request's W3C traceparent header, "" without one
+	// (Gerrit ignores it; conveyor's traced clients send it).
+	TraceParent string
 }
 
 // Change is a change the fake knows (AddChange).
@@ -230,6 +233,7 @@ func (s *Server) review(w http.ResponseWriter, r *http.Request) {
 	s.reviews = append(s.reviews, Review{
 		Change: r.PathValue("change"), Revision: r.PathValue("revision"),
 		Message: in.Message, Labels: in.Labels, Tag: in.Tag, At: time.Now(), Patchset: ps,
+		TraceParent: r.Header.Get("traceparent"),
 	})
 	close(s.changed)
 	s.changed = make(chan struct{})

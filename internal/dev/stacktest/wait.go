@@ -1,6 +1,8 @@
 package stacktest
 
 import (
+	"fmt"
+	"net/http"
 	"testing"
 	"time"
 )
@@ -21,4 +23,20 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() error
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// WaitForOK waits (WaitFor) until GET url answers 200.
+func WaitForOK(t testing.TB, timeout time.Duration, url string) {
+	t.Helper()
+	WaitFor(t, timeout, "GET "+url, func() error {
+		resp, err := http.Get(url)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s", resp.Status)
+		}
+		return nil
+	})
 }

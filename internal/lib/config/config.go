@@ -67,6 +67,8 @@ type Config struct {
 	Promotion Promotion `yaml:"promotion,omitempty"`
 	// Retention says how long `conveyor gc` keeps workspaces and candidate images.
 	Retention Retention `yaml:"retention,omitempty"`
+	// Tracing says where the workers and the webhook receiver send their traces.
+	Tracing Tracing `yaml:"tracing,omitempty"`
 	// StateDir holds workspaces and the local stack's state.
 	StateDir string `yaml:"stateDir"`
 }
@@ -331,6 +333,7 @@ func envOverrides(c *Config) []struct {
 		{"OS_PASSWORD", &c.OpenStack.Password},
 		{"OS_PROJECT_NAME", &c.OpenStack.ProjectName},
 		{"CONVEYOR_CONFIG_REPO", &c.Promotion.ConfigRepo},
+		{"CONVEYOR_TRACING_ENDPOINT", &c.Tracing.Endpoint},
 		{"CONVEYOR_STATE_DIR", &c.StateDir},
 	}
 }
@@ -379,6 +382,9 @@ func Load(path string, explicit bool) (Config, error) {
 		}
 	}
 	if err := c.Retention.check(); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := c.Tracing.check(); err != nil {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}
 	if c.Registry.Password == "" && c.Registry.PasswordFile != "" {

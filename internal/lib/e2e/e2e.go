@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wikimedia/conveyor/activities/contract"
+	"github.com/wikimedia/conveyor/internal/lib/tracing"
 )
 
 // maxBody bounds how much of an answer is read: enough for any smoke check.
@@ -72,7 +73,8 @@ func New(opts ...Option) (*Runner, error) {
 	r := &Runner{
 		client: &http.Client{
 			// No proxy: ClusterIPs are reached directly, whatever HTTP_PROXY says.
-			Transport: &http.Transport{DisableKeepAlives: true},
+			// Each attempt is a span of the pipeline's trace.
+			Transport: tracing.Transport("e2e", &http.Transport{DisableKeepAlives: true}),
 			// A smoke check judges the answer it gets, not where a redirect leads.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},

@@ -2,12 +2,13 @@ package pipelineconfig
 
 import (
 	"fmt"
-	"github.com/wikimedia/conveyor/internal/lib/suggest"
 	"math"
 	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/wikimedia/conveyor/internal/lib/suggest"
 )
 
 // reader decodes a YAML node tree strictly, one field at a time, collecting a
