@@ -674,3 +674,47 @@ func TestConveyorTracing(t *testing.T) {
 		t.Errorf("tracing.endpoint otel:4317: %v, want the schema to refuse it", err)
 	}
 }
+
+// TestConveyorWorkerVersioning: workerDefaults.versioning.deployment gives every
+// worker --deployment and --build-id (the appVersion unless buildId is set);
+// without it the workers run unversioned.
+func TestConveyorWorkerVersioning(t *testing.T) {
+	args := func(overrides map[string]any) map[string][]string {
+		t.Helper()
+		m, err := renderConveyor(t, overrides)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string][]string{}
+		for _, d := range m.deployments {
+			if strings.Contains(d.Name, "worker-") {
+				out[d.Name] = d.Spec.Template.Spec.Containers[0].Args
+			}
+		}
+		if len(out) == 0 {
+			t.Fatal("no worker Deployment rendered")
+		}
+		return out
+	}
+	versioning := func(v map[string]any) map[string]any {
+		return map[string]any{"workerDefaults": map[string]any{"versioning": v}}
+	}
+	for name, a := range args(nil) {
+		if slices.ContainsFunc(a, func(s string) bool { return strings.HasPrefix(s, "--deployment") || strings.HasPrefix(s, "--build-id") }) {
+			t.Errorf("%s runs versioned without workerDefaults.versioning: %q", name, a)
+		}
+	}
+	appVersion := loadChart(t, conveyorChart).Metadata.AppVersion
+	for _, tc := range []struct {
+		build, want string
+	}{{"", appVersion}, {"2026.12.03-1", "2026.12.03-1"}} {
+		for name, a := range args(versioning(map[string]any{"deployment": "conveyor", "buildId": tc.build})) {
+			if !slices.Contains(a, "--deployment=conveyor") || !slices.Contains(a, "--build-id="+tc.want) {
+				t.Errorf("%s args %q, want --deployment=conveyor --build-id=%s", name, a, tc.want)
+			}
+		}
+	}
+	if _, err := renderConveyor(t, versioning(map[string]any{"deployment": "conveyor.prod"})); err == nil {
+		t.Error("a deployment name with a '.' rendered: want the schema to refuse it")
+	}
+}

@@ -41,6 +41,7 @@ func commands() []*cli.Command {
 		pingCommand(),
 		promoteCommand(),
 		psCommand(),
+		workersCommand(),
 		temporalCommand(),
 		triggerCommand(),
 		versionCommand(),

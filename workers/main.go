@@ -51,7 +51,8 @@ func newApp() *cli.App {
 			"Examples, against the local stack started by `conveyor dev up`:\n\n" +
 			"   conveyor-worker --config .local/conveyor.yaml --pools build,deploy\n" +
 			"   conveyor-worker --config /etc/conveyor/conveyor.yaml --health-listen :8081 --shutdown-timeout 5m\n" +
-			"   curl -i http://127.0.0.1:8081/readyz",
+			"   curl -i http://127.0.0.1:8081/readyz\n" +
+			"   conveyor-worker --deployment conveyor --build-id 2026.12.03-1   # then: conveyor workers rollout --deployment conveyor --build-id 2026.12.03-1",
 		HideHelpCommand: true,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "config", EnvVars: []string{"CONVEYOR_CONFIG"},
@@ -62,6 +63,10 @@ func newApp() *cli.App {
 				Usage: "on SIGINT/SIGTERM, how long (`DURATION`) running activities get to finish before they are cancelled"},
 			&cli.StringFlag{Name: "health-listen", EnvVars: []string{"CONVEYOR_HEALTH_LISTEN"},
 				Usage: "serve /healthz and /readyz on `ADDR` (host:port, e.g. :8081); empty: no health endpoints"},
+			&cli.StringFlag{Name: "deployment", EnvVars: []string{"CONVEYOR_WORKER_DEPLOYMENT"}, Category: "Worker versioning",
+				Usage: "serve as a version of Temporal worker deployment `NAME` (with --build-id): new workflows go to the deployment's current version, and each finishes on the build it started on, but the months-long ones (docs/operating.md, \"Rolling out a worker build\"); empty: unversioned"},
+			&cli.StringFlag{Name: "build-id", EnvVars: []string{"CONVEYOR_WORKER_BUILD_ID"}, Category: "Worker versioning",
+				Usage: "this build's `ID` within --deployment", DefaultText: "the version conveyor-worker was built as (--version)"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log `FORMAT`: text or json"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "minimum log `LEVEL`: debug, info, warn or error"},
 		}, temporalclient.Flags()...),

@@ -29,6 +29,8 @@ func TestWorkerFlagErrorsSayWhatIsValid(t *testing.T) {
 		{[]string{"--log-level", "loud"}, `--log-level "loud": want debug, info, warn or error`},
 		{[]string{"extra"}, `unexpected arguments ["extra"]`},
 		{[]string{"--config", "/nonexistent/conveyor.yaml"}, "reading configuration"},
+		{[]string{"--build-id", "b1"}, "--build-id is set but --deployment is not"},
+		{[]string{"--deployment", "conveyor.prod"}, `--deployment "conveyor.prod": a deployment name may not contain '.'`},
 	} {
 		_, err := runWorker(t, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

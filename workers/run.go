@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/wikimedia/conveyor/internal/client/health"
 	"github.com/wikimedia/conveyor/internal/client/telemetry"
@@ -39,6 +41,10 @@ func run(c *cli.Context) error {
 	selected, err := workflows.ParsePools(c.StringSlice("pools"))
 	if err != nil {
 		return fmt.Errorf("--pools: %w", err)
+	}
+	deployment, err := deploymentOptions(c)
+	if err != nil {
+		return err
 	}
 	logger, err := newLogger(c.App.ErrWriter, c.String("log-format"), c.String("log-level"))
 	if err != nil {
@@ -161,8 +167,9 @@ func run(c *cli.Context) error {
 			Identity:          id,
 			WorkerStopTimeout: c.Duration("shutdown-timeout"),
 			OnFatalError:      func(err error) { fatal <- fmt.Errorf("worker for pool %s stopped: %w", p, err) },
+			DeploymentOptions: deployment,
 		})
-		sets[i].Register(w)
+		sets[i].Register(w, deployment.UseVersioning)
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("starting the worker for pool %s: %w", p, err)
 		}
@@ -170,7 +177,8 @@ func run(c *cli.Context) error {
 		started[i].Store(true)
 		logger.Info("Worker started", "pool", p, "taskQueue", workflows.TaskQueue(p), "identity", id)
 	}
-	logger.Info("Serving", "version", version, "pools", strings.Join(selected, ","), "address", cfg.Temporal.Address, "namespace", cfg.Temporal.Namespace)
+	logger.Info("Serving", "version", version, "pools", strings.Join(selected, ","), "address", cfg.Temporal.Address, "namespace", cfg.Temporal.Namespace,
+		"deployment", deployment.Version.DeploymentName, "buildID", deployment.Version.BuildID)
 
 	select {
 	case err := <-fatal:
@@ -184,6 +192,30 @@ func run(c *cli.Context) error {
 	default:
 	}
 	return nil
+}
+
+// deploymentOptions are the worker deployment options of --deployment and
+// --build-id: none without a deployment.
+func deploymentOptions(c *cli.Context) (worker.DeploymentOptions, error) {
+	name, build := strings.TrimSpace(c.String("deployment")), strings.TrimSpace(c.String("build-id"))
+	if name == "" {
+		if c.IsSet("build-id") {
+			return worker.DeploymentOptions{}, errors.New("--build-id is set but --deployment is not: a build id names a version of a worker deployment; give --deployment NAME too, or neither to run unversioned")
+		}
+		return worker.DeploymentOptions{}, nil
+	}
+	if build == "" {
+		build = version
+	}
+	if strings.Contains(name, ".") {
+		return worker.DeploymentOptions{}, fmt.Errorf("--deployment %q: a deployment name may not contain '.' (Temporal joins name and build id with one)", name)
+	}
+	return worker.DeploymentOptions{
+		UseVersioning: true,
+		Version:       worker.WorkerDeploymentVersion{DeploymentName: name, BuildID: build},
+		// Each workflow's own behavior is given at registration (pools.Behavior).
+		DefaultVersioningBehavior: workflow.VersioningBehaviorPinned,
+	}, nil
 }
 
 // stopAll stops the workers at once, so that none keeps polling while another

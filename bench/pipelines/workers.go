@@ -55,7 +55,7 @@ func newPoolWorker(cl client.Client, pool, identity string, fatal func(error)) w
 			set.Workflows = append(set.Workflows, e.Workflows...)
 		}
 	}
-	set.Register(w)
+	set.Register(w, false)
 	registerStubs(w, pool)
 	return w
 }

@@ -123,7 +123,7 @@ func (b *bench) startWorker(ctx context.Context, logger *slog.Logger) (func(), e
 		return nil, err
 	}
 	w := worker.New(b.c, workflows.TaskQueue(workflows.PoolDeploy), worker.Options{})
-	set.Register(w)
+	set.Register(w, false)
 	if err := w.Start(); err != nil {
 		_ = set.Close()
 		return nil, fmt.Errorf("starting the worker: %w", err)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"slices"
 
 	"github.com/wikimedia/conveyor/workflows/changes"
@@ -16,6 +17,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/wikimedia/conveyor/activities/baseimages"
 	"github.com/wikimedia/conveyor/activities/buildkit"
@@ -138,6 +140,28 @@ var Registry = []Entry{
 	},
 }
 
+// AutoUpgrade are the workflows that, under worker versioning, move to the
+// current worker build at their next workflow task: those that live for
+// months (the migration and its children, the merge batcher, the base image
+// check), whose changes therefore go behind workflow.GetVersion as they always
+// have. Every other workflow is Pinned: it finishes on the build it started on
+// (docs/operating.md, "Rolling out a worker build").
+var AutoUpgrade = []any{
+	changes.MergeBatcher, changes.BaseImageCheck,
+	migrations.CloudMigration, migrations.MigrationStage, migrations.ProjectsMigration, migrations.ProjectMigration,
+	migrations.VMMigration, migrations.TestBattery, migrations.Cleanup,
+}
+
+// Behavior is wf's versioning behavior: AutoUpgrade for those listed there,
+// Pinned for the others.
+func Behavior(wf any) workflow.VersioningBehavior {
+	p := reflect.ValueOf(wf).Pointer()
+	if slices.ContainsFunc(AutoUpgrade, func(a any) bool { return reflect.ValueOf(a).Pointer() == p }) {
+		return workflow.VersioningBehaviorAutoUpgrade
+	}
+	return workflow.VersioningBehaviorPinned
+}
+
 // Set is what one pool's worker registers.
 type Set struct {
 	Workflows  []any
@@ -168,10 +192,15 @@ func For(ctx context.Context, pool string, d Deps) (Set, error) {
 	return s, nil
 }
 
-// Register registers the set's workflows and activities with r.
-func (s Set) Register(r worker.Registry) {
+// Register registers the set's workflows and activities with r; versioned (the
+// worker uses worker deployment versioning) gives each workflow its Behavior.
+func (s Set) Register(r worker.Registry, versioned bool) {
 	for _, w := range s.Workflows {
-		r.RegisterWorkflow(w)
+		if !versioned {
+			r.RegisterWorkflow(w)
+			continue
+		}
+		r.RegisterWorkflowWithOptions(w, workflow.RegisterOptions{VersioningBehavior: Behavior(w)})
 	}
 	for _, a := range s.Activities {
 		// Each struct's exported methods become activities under their names, the

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"testing"
 
+	"go.temporal.io/sdk/workflow"
+
 	"github.com/wikimedia/conveyor/workflows/all"
 
 	"github.com/wikimedia/conveyor/activities/contract"
@@ -16,6 +18,9 @@ import (
 	"github.com/wikimedia/conveyor/internal/lib/config"
 	"github.com/wikimedia/conveyor/workers/pools"
 	"github.com/wikimedia/conveyor/workflows"
+	"github.com/wikimedia/conveyor/workflows/changes"
+	"github.com/wikimedia/conveyor/workflows/migrations"
+	"github.com/wikimedia/conveyor/workflows/promotions"
 )
 
 func funcName(f any) string { return runtime.FuncForPC(reflect.ValueOf(f).Pointer()).Name() }
@@ -118,5 +123,34 @@ func TestPoolsServeTheContractActivities(t *testing.T) {
 func TestForRejectsAnUnknownPool(t *testing.T) {
 	if _, err := pools.For(context.Background(), "nope", pools.Deps{}); err == nil {
 		t.Fatal("For accepted an unknown pool")
+	}
+}
+
+// TestVersioningBehaviors: the months-long workflows upgrade with the worker
+// build (their changes go behind GetVersion), every other one is pinned to the
+// build it started on.
+func TestVersioningBehaviors(t *testing.T) {
+	upgrade := map[string]bool{}
+	for _, w := range pools.AutoUpgrade {
+		upgrade[funcName(w)] = true
+	}
+	for _, w := range all.Workflows() {
+		want := workflow.VersioningBehaviorPinned
+		if upgrade[funcName(w)] {
+			want = workflow.VersioningBehaviorAutoUpgrade
+		}
+		if got := pools.Behavior(w); got != want {
+			t.Errorf("%s: behavior %v, want %v", funcName(w), got, want)
+		}
+	}
+	for _, w := range []any{changes.Pipeline, changes.ChangeVerification, promotions.Promotion, workflows.Ping} {
+		if pools.Behavior(w) != workflow.VersioningBehaviorPinned {
+			t.Errorf("%s is not Pinned: a new build would take it over half-way", funcName(w))
+		}
+	}
+	for _, w := range []any{migrations.CloudMigration, migrations.VMMigration, changes.MergeBatcher} {
+		if pools.Behavior(w) != workflow.VersioningBehaviorAutoUpgrade {
+			t.Errorf("%s is not AutoUpgrade: it would keep its first build running for months", funcName(w))
+		}
 	}
 }
