@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # Integration tests bring the stack up themselves when it is not up.
 TESTFLAGS ?= -count=1 -timeout 80m
 
-.PHONY: all deps tools bin up up-openstack down status demo images test lint clean bench-migration bench-promotion bench-pipelines
+.PHONY: all deps tools bin up up-openstack down status demo images test lint clean bench-migration bench-promotion bench-pipelines bench-telemetry bench-replay
 
 all: bin
 
@@ -58,3 +58,10 @@ lint:
 
 clean:
 	rm -rf $(BIN)
+
+bench-telemetry: bin ## what metrics + tracing cost: 1,000 stubbed pipelines bare and instrumented, then the real pipeline traced and untraced; needs `make up`
+	$(GO) run ./bench/pipelines -only dev -overhead $(BENCHFLAGS)
+	$(GO) run ./bench/pipeline -tracing -runs 4
+
+bench-replay: bin ## `conveyor history replay --recent 500` on the stack's server: wall time, CPU and peak RSS (BENCHFLAGS to change)
+	$(GO) run ./bench/replay $(BENCHFLAGS)

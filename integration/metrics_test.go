@@ -4,17 +4,19 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/wikimedia/conveyor/docs/grafana"
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 )
 
 // TestPipelineMetricsReachPrometheus runs a pipeline on a worker that serves
 // /metrics, has the stack's Prometheus scrape it, and reads back through
 // Prometheus' HTTP API the step-duration series of that pipeline's step and the
-// Temporal SDK's own metrics of the worker.
+// Temporal SDK's own metrics of the worker. Then it evaluates every query of the
+// Grafana dashboard (docs/grafana) there.
 func TestPipelineMetricsReachPrometheus(t *testing.T) {
 	nsCfg := stacktest.Namespace(t, "conveyor-metrics-it")
 	addr := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
@@ -51,5 +53,61 @@ func TestPipelineMetricsReachPrometheus(t *testing.T) {
 			}
 			return nil
 		})
+	}
+	dashboardQueriesRead(ctx, t, nsCfg.Temporal.Namespace, instance)
+}
+
+// onlyAfterTheirEvent are the metrics of the dashboard a pipeline that fails its
+// first step does not make: the SDK and conveyor create a series on its first
+// value.
+var onlyAfterTheirEvent = map[string]string{
+	"temporal_workflow_canceled_total":                  "no workflow was cancelled",
+	"temporal_sticky_cache_total_forced_eviction_total": "the cache did not fill",
+	"temporal_request_failure_total":                    "no call to Temporal failed",
+	"temporal_activity_execution_failed_total":          "the failing step returns its result, it does not fail the activity",
+	"conveyor_promotion_gate_wait_seconds_bucket":       "promotions only",
+	"conveyor_promotion_gate_wait_seconds_count":        "promotions only",
+	"conveyor_promotion_reminders_total":                "promotions only",
+	"conveyor_migration_vms":                            "migrations only",
+	"conveyor_webhook_events_total":                     "gerrit serve only",
+}
+
+// dashboardQueriesRead evaluates every dashboard query on the stack's Prometheus
+// for the test's namespace: each must evaluate, each metric it reads must exist
+// for the worker (but those of onlyAfterTheirEvent), and the pipeline panels
+// must show the pipeline.
+func dashboardQueriesRead(ctx context.Context, t *testing.T, namespace, instance string) {
+	t.Helper()
+	d, err := grafana.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs, err := d.Queries(map[string]string{"namespace": namespace, "job": ".*"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range qs {
+		if _, err := stacktest.PromQuery(ctx, q.Expr); err != nil {
+			t.Errorf("dashboard panel %q, query %s: %v", q.Panel, q.RefID, err)
+		}
+		for _, m := range q.Metrics() {
+			if _, ok := onlyAfterTheirEvent[m]; ok {
+				continue
+			}
+			sel := fmt.Sprintf(`count(%s{instance=%q})`, m, instance)
+			if res, err := stacktest.PromQuery(ctx, sel); err != nil || len(res) == 0 {
+				t.Errorf("dashboard panel %q reads %s, which the worker that ran a pipeline does not serve (%v)", q.Panel, m, err)
+			}
+		}
+		if !strings.HasPrefix(q.Panel, "Pipeline step") {
+			continue
+		}
+		res, err := stacktest.PromQuery(ctx, q.Expr)
+		if err == nil && len(res) == 0 {
+			err = fmt.Errorf("no series")
+		}
+		if err != nil {
+			t.Errorf("dashboard panel %q after a pipeline in namespace %s: %v", q.Panel, namespace, err)
+		}
 	}
 }

@@ -4,6 +4,7 @@
 // conveyor / raw ≤ 1.05.
 //
 //	make up bin && tools/build.sh helm crane && go run ./bench/pipeline -runs 3
+//	go run ./bench/pipeline -tracing -runs 4   # traced against untraced
 //
 // Each run uses a fresh copy of examples/hello with a unique page, for both sides, so
 // neither side's builds come from the other's cache.
@@ -32,9 +33,14 @@ import (
 func main() {
 	runs := flag.Int("runs", 3, "number of runs of each side")
 	stateDir := flag.String("state-dir", config.DefaultStateDir, "the local stack's state directory")
+	tracing := flag.Bool("tracing", false, "measure what tracing costs instead: the pipeline on a worker exporting every trace against one without tracing (target: at most 1.02)")
 	flag.Parse()
 	log.SetFlags(0)
-	if err := run(*runs, *stateDir); err != nil {
+	do := run
+	if *tracing {
+		do = runTracing
+	}
+	if err := do(*runs, *stateDir); err != nil {
 		log.Fatalf("bench: %v", err)
 	}
 }
@@ -119,6 +125,12 @@ func token() string {
 
 // conveyor runs the pipeline through the CLI and the running worker.
 func conveyor(cfg config.Config, repoRoot, stateDir string) (time.Duration, error) {
+	return conveyorWith(filepath.Join(stateDir, config.FileName), repoRoot)
+}
+
+// conveyorWith runs the pipeline through the CLI with the configuration file
+// configFile.
+func conveyorWith(configFile, repoRoot string) (time.Duration, error) {
 	tok := token()
 	dir, err := serviceRepo(repoRoot, tok)
 	if err != nil {
@@ -126,7 +138,7 @@ func conveyor(cfg config.Config, repoRoot, stateDir string) (time.Duration, erro
 	}
 	defer os.RemoveAll(dir)
 	start := time.Now()
-	cmd := exec.Command("bin/conveyor", "--config", filepath.Join(stateDir, config.FileName), "pipeline", "run",
+	cmd := exec.Command("bin/conveyor", "--config", configFile, "pipeline", "run",
 		"--repo", dir, "--ref", "main", "--project", "bench-"+tok, "--publish", "--follow")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("conveyor pipeline run: %v\n%s", err, out)

@@ -48,6 +48,9 @@ type options struct {
 	inline         bool
 	publish        bool
 	timeout        time.Duration
+	overhead       bool
+	otlpEndpoint   string
+	rounds         int
 }
 
 // server is one Temporal the benchmark measures.
@@ -74,20 +77,28 @@ func main() {
 	flag.BoolVar(&o.inline, "inline", false, "run the pools' workers in this process instead of one process per pool (RSS is then the sum of both pools and the client)")
 	flag.BoolVar(&o.publish, "publish", true, "run the publish step (9 activities a pipeline; false: verify only, 8)")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long")
+	flag.BoolVar(&o.overhead, "overhead", false, "measure the overhead of metrics and tracing instead: the pipelines bare, then instrumented as conveyor-worker is (target: ≥ 0.98 of bare)")
+	flag.StringVar(&o.otlpEndpoint, "otlp-endpoint", "http://127.0.0.1:4318", "with -overhead: the OTLP/HTTP collector the instrumented run sends its traces to (the stack's Jaeger)")
+	flag.IntVar(&o.rounds, "rounds", 2, "with -overhead: how many times bare and instrumented alternate")
 	flag.Usage = usage
 	flag.Parse()
 	log.SetFlags(0)
 	if flag.NArg() > 0 {
 		log.Fatalf("bench: unexpected arguments %q: every setting is a flag (-help lists them)", flag.Args())
 	}
-	if o.n <= 0 || o.concurrency <= 0 {
-		log.Fatalf("bench: -n %d -concurrency %d: both must be at least 1", o.n, o.concurrency)
+	if o.n <= 0 || o.concurrency <= 0 || o.rounds <= 0 {
+		log.Fatalf("bench: -n %d -concurrency %d -rounds %d: each must be at least 1", o.n, o.concurrency, o.rounds)
 	}
 	servers, err := pick(o)
 	if err != nil {
 		log.Fatalf("bench: %v", err)
 	}
-	if err := run(o, servers); err != nil {
+	if o.overhead {
+		err = runOverhead(o, servers)
+	} else {
+		err = run(o, servers)
+	}
+	if err != nil {
 		log.Fatalf("bench: %v", err)
 	}
 }
@@ -109,6 +120,7 @@ with the production Temporal beside the dev server).
   make bench-pipelines                          # the full run: -n 1000, both servers
   make bench-pipelines BENCHFLAGS='-n 200'
   go run ./bench/pipelines -only dev -n 50
+  go run ./bench/pipelines -only dev -overhead  # metrics + tracing against none
 
 Flags:
 `)
@@ -172,31 +184,38 @@ func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 }
 
-// benchServer measures both workloads on s.
-func benchServer(ctx context.Context, o options, s server) (serverRun, error) {
-	r := serverRun{server: s}
+// prepareNamespace registers the benchmark's namespace on s and returns the
+// configuration of its clients.
+func prepareNamespace(ctx context.Context, o options, s server) (config.Temporal, error) {
 	cfg := config.Defaults().Temporal
 	cfg.Address = s.address
-	logger := quietLogger()
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	admin, err := temporalsetup.Dial(dctx, client.Options{HostPort: s.address, Logger: tlog.NewStructuredLogger(logger)})
+	admin, err := temporalsetup.Dial(dctx, client.Options{HostPort: s.address, Logger: tlog.NewStructuredLogger(quietLogger())})
 	cancel()
 	if err != nil {
-		return r, fmt.Errorf("%w: %s", err, s.hint)
+		return cfg, fmt.Errorf("%w: %s", err, s.hint)
 	}
 	err = temporalsetup.Register(ctx, admin, temporalsetup.RegisterOptions{Namespace: o.namespace,
 		Description: "conveyor's benchmark P5 (bench/pipelines)", Retention: 24 * time.Hour})
 	admin.Close()
+	cfg.Namespace = o.namespace
+	return cfg, err
+}
+
+// benchServer measures both workloads on s.
+func benchServer(ctx context.Context, o options, s server) (serverRun, error) {
+	r := serverRun{server: s}
+	cfg, err := prepareNamespace(ctx, o, s)
 	if err != nil {
 		return r, err
 	}
-	cfg.Namespace = o.namespace
+	logger := quietLogger()
 	cl, err := temporalclient.Dial(ctx, cfg, logger, temporalclient.WithIdentity(fmt.Sprintf("%s%d/client", identityPrefix, os.Getpid())))
 	if err != nil {
 		return r, err
 	}
 	defer cl.Close()
-	ps, err := startPools(ctx, cl, cfg, o.inline)
+	ps, err := startPools(ctx, cl, cfg, o.inline, "")
 	if err != nil {
 		return r, err
 	}

@@ -39,6 +39,9 @@ const (
 	envAddress   = "CONVEYOR_BENCH_ADDRESS"
 	envNamespace = "CONVEYOR_BENCH_NAMESPACE"
 	envIdentity  = "CONVEYOR_BENCH_IDENTITY"
+	// envTelemetry is the OTLP endpoint of an instrumented pool (-overhead);
+	// empty, the pool has neither metrics nor tracing.
+	envTelemetry = "CONVEYOR_BENCH_TELEMETRY"
 )
 
 // identityPrefix starts the identity of every worker of the benchmark; a poller
@@ -70,7 +73,9 @@ type runningPool struct {
 
 // startPools starts the benchmark's pools, in processes of their own unless
 // inline, and returns once Temporal lists their pollers.
-func startPools(ctx context.Context, cl client.Client, cfg config.Temporal, inline bool) ([]*runningPool, error) {
+// With a telemetry endpoint the pools are instrumented as conveyor-worker is
+// with tracing on (instrument).
+func startPools(ctx context.Context, cl client.Client, cfg config.Temporal, inline bool, telemetryEndpoint string) ([]*runningPool, error) {
 	var out []*runningPool
 	stopAll := func() {
 		for _, p := range out {
@@ -82,9 +87,9 @@ func startPools(ctx context.Context, cl client.Client, cfg config.Temporal, inli
 		var p *runningPool
 		var err error
 		if inline {
-			p, err = startInline(cl, pool, identity)
+			p, err = startInline(ctx, cl, cfg, pool, identity, telemetryEndpoint)
 		} else {
-			p, err = spawnPool(ctx, cfg, pool, identity)
+			p, err = spawnPool(ctx, cfg, pool, identity, telemetryEndpoint)
 		}
 		if err != nil {
 			stopAll()
@@ -99,23 +104,34 @@ func startPools(ctx context.Context, cl client.Client, cfg config.Temporal, inli
 	return out, nil
 }
 
-func startInline(cl client.Client, pool, identity string) (*runningPool, error) {
+// startInline starts pool's worker in this process: on cl when bare, on a
+// client of its own when instrumented.
+func startInline(ctx context.Context, cl client.Client, cfg config.Temporal, pool, identity, telemetryEndpoint string) (*runningPool, error) {
+	closeClient := func() {}
+	if telemetryEndpoint != "" {
+		ic, err := dialInstrumented(ctx, cfg, identity, telemetryEndpoint, quietLogger())
+		if err != nil {
+			return nil, err
+		}
+		cl, closeClient = ic.Client, ic.close
+	}
 	w := newPoolWorker(cl, pool, identity, nil)
 	if err := w.Start(); err != nil {
+		closeClient()
 		return nil, err
 	}
-	return &runningPool{pool: pool, identity: identity, stop: func() error { w.Stop(); return nil }}, nil
+	return &runningPool{pool: pool, identity: identity, stop: func() error { w.Stop(); closeClient(); return nil }}, nil
 }
 
 // spawnPool runs pool's worker in a process of its own: this program again, with
 // the pool in its environment. It returns once the process says it started.
-func spawnPool(ctx context.Context, cfg config.Temporal, pool, identity string) (*runningPool, error) {
+func spawnPool(ctx context.Context, cfg config.Temporal, pool, identity, telemetryEndpoint string) (*runningPool, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), envPool+"="+pool, envAddress+"="+cfg.Address, envNamespace+"="+cfg.Namespace, envIdentity+"="+identity)
+	cmd.Env = append(os.Environ(), envPool+"="+pool, envAddress+"="+cfg.Address, envNamespace+"="+cfg.Namespace, envIdentity+"="+identity, envTelemetry+"="+telemetryEndpoint)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -164,11 +180,22 @@ func servePool(pool string) error {
 	cfg.Address, cfg.Namespace = os.Getenv(envAddress), os.Getenv(envNamespace)
 	identity := os.Getenv(envIdentity)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	cl, err := temporalclient.Dial(context.Background(), cfg, logger, temporalclient.WithIdentity(identity))
-	if err != nil {
-		return err
+	var cl client.Client
+	if endpoint := os.Getenv(envTelemetry); endpoint != "" {
+		ic, err := dialInstrumented(context.Background(), cfg, identity, endpoint, logger)
+		if err != nil {
+			return err
+		}
+		defer ic.close()
+		cl = ic.Client
+	} else {
+		c, err := temporalclient.Dial(context.Background(), cfg, logger, temporalclient.WithIdentity(identity))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		cl = c
 	}
-	defer cl.Close()
 	fatal := make(chan error, 1)
 	w := newPoolWorker(cl, pool, identity, func(err error) { fatal <- err })
 	if err := w.Start(); err != nil {
