@@ -2,9 +2,12 @@ package migrations
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/wikimedia/conveyor/activities/contract"
 )
 
 // describe keeps the stage's current details (the Temporal UI's "Current
@@ -51,6 +54,40 @@ func stageDetails(st StageStatus, from, to, running string) string {
 			UpdateApproveStage, st.Name, from, to)
 	case StageDone:
 		fmt.Fprintf(&b, "Done, approved by %s.\n", st.ApprovedBy)
+	}
+	return b.String()
+}
+
+// vmStepOrder is the order of a VM migration's steps, for vmDetails.
+var vmStepOrder = []string{VMStepPreflight, VMStepStop, VMStepSnapshot, VMStepCopy, VMStepCreate, VMStepWaitActive,
+	VMStepVerify, VMStepDNS, VMStepMark, VMStepGrace, VMStepVerifyAgain, VMStepDelete, VMStepDone}
+
+// vmDetails is a VM migration's current details: the server, the step it is in
+// among all of them, and who acts (nobody while it runs; a failed step is
+// retried from the project's migration).
+func vmDetails(vm contract.VMRef, p VMProgress) string {
+	var b strings.Builder
+	name := vm.ServerName
+	if name == "" {
+		name = vm.ServerID
+	}
+	fmt.Fprintf(&b, "**Migrating server %s** (`%s`) of project %s from %s to %s\n\n", name, vm.ServerID, vm.Project, vm.From, vm.To)
+	n := slices.Index(vmStepOrder, p.Step) + 1
+	fmt.Fprintf(&b, "Step %d of %d: **%s**", n, len(vmStepOrder), p.Step)
+	if p.Detail != "" {
+		fmt.Fprintf(&b, ": %s", p.Detail)
+	}
+	if p.DestinationID != "" {
+		fmt.Fprintf(&b, " (destination server `%s`)", p.DestinationID)
+	}
+	b.WriteString("\n\n")
+	switch p.Step {
+	case VMStepDone:
+		b.WriteString("Done: the destination runs and the source is deleted; nobody needs to act.\n")
+	case VMStepGrace:
+		b.WriteString("Nobody needs to act: the source is kept, stopped, until the grace period ends, then checked against the destination once more and deleted.\n")
+	default:
+		fmt.Fprintf(&b, "Nobody needs to act: the steps run by themselves. If one fails, the source is kept and the project's migration waits: `conveyor migrate retry --from %s --to %s --project %s --by NAME` once the cause is fixed.\n", vm.From, vm.To, vm.Project)
 	}
 	return b.String()
 }

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/workflows/internal/wftest"
 )
 
@@ -25,4 +26,17 @@ func TestStageDetailsSayWhatMovesItOn(t *testing.T) {
 	wftest.WantContains(t, "awaiting approval's details", stageDetails(st, "codfw1dev", "codfw2dev", ""),
 		"update `approve-stage` with `{\"stage\": \"procure\"",
 		"conveyor migrate approve --from codfw1dev --to codfw2dev --approver NAME")
+}
+
+// TestVMDetailsSayTheStepAndWhoActs: a running VM migration names its server,
+// its step among all of them, and the retry command should a step fail.
+func TestVMDetailsSayTheStepAndWhoActs(t *testing.T) {
+	vm := contract.VMRef{Project: "tools", From: "eqiad1", To: "eqiad2", ServerID: "s-1", ServerName: "bastion-01"}
+	wftest.WantContains(t, "copying", vmDetails(vm, VMProgress{ServerID: "s-1", Step: VMStepCopy}),
+		"**Migrating server bastion-01** (`s-1`) of project tools from eqiad1 to eqiad2",
+		"Step 4 of 13: **copy-image**",
+		"`conveyor migrate retry --from eqiad1 --to eqiad2 --project tools --by NAME`")
+	wftest.WantContains(t, "grace period", vmDetails(vm, VMProgress{ServerID: "s-1", Step: VMStepGrace, DestinationID: "d-1", Detail: "source kept until 2026-12-05T00:00:00Z"}),
+		"**grace-period**: source kept until 2026-12-05T00:00:00Z (destination server `d-1`)", "until the grace period ends")
+	wftest.WantContains(t, "done", vmDetails(vm, VMProgress{ServerID: "s-1", Step: VMStepDone}), "Done: the destination runs")
 }

@@ -119,12 +119,14 @@ func VMMigration(ctx workflow.Context, in VMMigrationInput) (VMMigrationResult, 
 	}
 	signalEveryStep := workflow.GetVersion(ctx, versionVMProgressQuery, workflow.DefaultVersion, 1) == workflow.DefaultVersion
 	now := VMProgress{ServerID: in.VM.ServerID, Step: VMStepPreflight}
+	workflow.SetCurrentDetails(ctx, vmDetails(in.VM, now))
 	if err := workflow.SetQueryHandler(ctx, QueryVMProgress, func() (VMProgress, error) { return now, nil }); err != nil {
 		return res, err
 	}
 	// at records the step the VM is in; parent says the parent needs to know.
 	at := func(p VMProgress, parent bool) {
 		now = p
+		workflow.SetCurrentDetails(ctx, vmDetails(in.VM, p))
 		if parent || signalEveryStep {
 			report(ctx, p)
 		}
