@@ -24,3 +24,16 @@ func TestPipelineDetailsShowEachStep(t *testing.T) {
 		"5. – **publish** skipped\n",
 		"Failed: step run-tests: tests failed\n")
 }
+
+// TestVerifyDetailsSayWhatItWaitsFor: a verification names its patchset, what it
+// does now, and that a recheck comment is all a person may do.
+func TestVerifyDetailsSayWhatItWaitsFor(t *testing.T) {
+	in := VerifyInput{Pipeline: PipelineInput{Project: "mediawiki/services/hello", Ref: "refs/changes/34/1234/2"},
+		Change: ChangeTarget{Project: "mediawiki/services/hello", Change: 1234, Patchset: 2}, Trigger: TriggerRecheck}
+	wftest.WantContains(t, "a recheck's details", verifyDetails(in, "pipeline/x", "Waiting for the pipeline `pipeline/x`."),
+		"**Verifying patchset 2 of change 1234** of mediawiki/services/hello (`refs/changes/34/1234/2`, a recheck)",
+		"Waiting for the pipeline `pipeline/x`.", `comment "recheck" on the change`)
+	if vote(-1) != "Verified -1" || vote(0) != "no vote" {
+		t.Errorf("vote(-1) %q, vote(0) %q", vote(-1), vote(0))
+	}
+}

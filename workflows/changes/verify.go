@@ -124,21 +124,31 @@ func ChangeVerification(ctx workflow.Context, in VerifyInput) (VerifyResult, err
 		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
 		TypedSearchAttributes: temporal.NewSearchAttributes(attrs...),
 	})
+	describe := func(now string) { workflow.SetCurrentDetails(ctx, verifyDetails(in, res.PipelineID, now)) }
+	describe("Starting the pipeline `" + res.PipelineID + "` as a child workflow.")
 	child := workflow.ExecuteChildWorkflow(cctx, Pipeline, in.Pipeline)
 	var exec workflow.Execution
 	if err := child.GetChildWorkflowExecution().Get(ctx, &exec); err != nil {
 		if temporal.IsWorkflowExecutionAlreadyStartedError(err) {
 			workflow.GetLogger(ctx).Info("The patchset's pipeline is already running: joining it", "pipeline", res.PipelineID)
 			res.Outcome = OutcomeJoined
+			describe("Done: the pipeline `" + res.PipelineID + "` was already running; this verification joined it and leaves the report to it.")
 			return res, nil
 		}
+		describe("Failed: the pipeline could not start: " + workflows.ErrorDetail(err))
 		return res, fmt.Errorf("starting the pipeline %s: %w", res.PipelineID, err)
 	}
 	res.PipelineRunID = exec.RunID
+	describe("Waiting for the pipeline `" + res.PipelineID + "` (run `" + exec.RunID + "`): its page has the step it is in.")
 
 	var st PipelineStatus
 	perr := child.Get(ctx, &st)
 	review := reviewOf(in, res, st, perr)
+	if in.Report {
+		describe(fmt.Sprintf("The pipeline ended (%s): posting the review to Gerrit (%s).", review.Outcome, vote(review.Verified)))
+	} else {
+		describe(fmt.Sprintf("Done: the pipeline ended (%s); reporting to Gerrit is off for this project.", review.Outcome))
+	}
 	if workflow.GetVersion(ctx, versionReviewBuiltCommit, workflow.DefaultVersion, 1) == 1 {
 		review.BuiltCommit = builtCommit(st, perr)
 	}
@@ -158,7 +168,34 @@ func ChangeVerification(ctx workflow.Context, in VerifyInput) (VerifyResult, err
 		return res, fmt.Errorf("reporting to Gerrit: %w", err)
 	}
 	res.Reported = true
+	describe(fmt.Sprintf("Done: the pipeline ended (%s) and Gerrit has the review (%s).", review.Outcome, vote(review.Verified)))
 	return res, nil
+}
+
+// vote says a review's Verified label.
+func vote(v int) string {
+	if v == 0 {
+		return "no vote"
+	}
+	return fmt.Sprintf("Verified %+d", v)
+}
+
+// verifyDetails is a verification's current details: the patchset, what it does
+// now, and what a person may do (nothing but comment "recheck" on the change).
+func verifyDetails(in VerifyInput, pipelineID, now string) string {
+	project := in.Change.Project
+	if project == "" {
+		project = in.Pipeline.Project
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "**Verifying patchset %d of change %d** of %s (`%s`", in.Change.Patchset, in.Change.Change, project, in.Pipeline.Ref)
+	if in.Trigger == TriggerRecheck {
+		b.WriteString(", a recheck")
+	}
+	b.WriteString(")\n\n")
+	b.WriteString(now)
+	b.WriteString("\n\nNobody needs to act: the pipeline runs by itself and the verification reports to Gerrit. To run it again, comment \"recheck\" on the change.\n")
+	return b.String()
 }
 
 // versionReviewBuiltCommit marks the verifications that post their review at
