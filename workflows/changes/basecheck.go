@@ -153,6 +153,7 @@ func BaseImageCheck(ctx workflow.Context, in BaseCheckInput) error {
 			next = workflow.Now(ctx).Add(c.every())
 			continue
 		}
+		workflow.SetCurrentDetails(ctx, baseCheckDetails(BaseCheckStatus{Config: c.cfg, State: c.st, NextCheck: next}))
 		tctx, cancelTimer := workflow.WithCancel(ctx)
 		sel := workflow.NewSelector(ctx)
 		if !c.st.Paused {

@@ -213,6 +213,7 @@ func MergeBatcher(ctx workflow.Context, in BatcherInput) error {
 			}
 		}
 
+		workflow.SetCurrentDetails(ctx, batcherDetails(BatcherStatus{Target: b.target, State: b.st, Building: b.building, Due: b.due()}))
 		sel := workflow.NewSelector(ctx)
 		sel.AddReceive(merged, func(c workflow.ReceiveChannel, _ bool) {
 			var m MergeSignal

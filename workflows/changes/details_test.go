@@ -2,6 +2,7 @@ package changes
 
 import (
 	"testing"
+	"time"
 
 	"github.com/wikimedia/conveyor/workflows/internal/wftest"
 )
@@ -36,4 +37,28 @@ func TestVerifyDetailsSayWhatItWaitsFor(t *testing.T) {
 	if vote(-1) != "Verified -1" || vote(0) != "no vote" {
 		t.Errorf("vote(-1) %q, vote(0) %q", vote(-1), vote(0))
 	}
+}
+
+// TestBatcherDetailsSayWhatWaits: the batcher names the merges waiting, when
+// they build, and the signals that pause and resume it.
+func TestBatcherDetailsSayWhatWaits(t *testing.T) {
+	due := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	st := BatcherStatus{Target: BatchTarget{Project: "hello", Branch: "main"},
+		State: BatcherState{Builds: 3, Pending: []MergedChange{{Change: 7}, {Change: 9}},
+			LastBuild: &BatchBuild{WorkflowID: "batch/hello/main/build-3", Outcome: "failed", Error: "run-tests failed"}}, Due: due}
+	wftest.WantContains(t, "waiting batcher", batcherDetails(st),
+		"**Merge batcher of hello**, branch main: 3 build(s) so far",
+		"Waiting: 2 merge(s) (changes 7, 9), built at 2026-12-04 10:00:00 UTC",
+		"Last build: `batch/hello/main/build-3` failed: run-tests failed.", "Signal `pause`")
+	st.State.Paused = true
+	wftest.WantContains(t, "paused batcher", batcherDetails(st), "held while paused", "Signal `resume` to go on")
+}
+
+// TestBaseCheckDetailsSayTheNextCheck: the base image check says when it checks
+// next and how to check at once.
+func TestBaseCheckDetailsSayTheNextCheck(t *testing.T) {
+	st := BaseCheckStatus{Config: BaseCheckConfig{Targets: make([]RebuildTarget, 2)}, State: BaseCheckState{Checks: 4, Problems: []string{"hello: no blubber.yaml"}},
+		NextCheck: time.Date(2026, 12, 5, 3, 0, 0, 0, time.UTC)}
+	wftest.WantContains(t, "base check", baseCheckDetails(st),
+		"**Base image check** of 2 target(s): 4 check(s) so far", "Next check at 2026-12-05 03:00:00 UTC; signal `check-now`", "- problem: hello: no blubber.yaml")
 }
