@@ -326,6 +326,7 @@ func CloudMigration(ctx workflow.Context, in MigrationPlan) (MigrationStatus, er
 		var result StageStatus
 		var childErr error
 		for done := false; !done; {
+			workflow.SetCurrentDetails(ctx, migrationDetails(st, MigrationStageID(in.From, in.To, i, in.Stages[i].Name)))
 			sel := workflow.NewSelector(ctx)
 			sel.AddReceive(progress, func(c workflow.ReceiveChannel, _ bool) {
 				var s StageStatus
@@ -347,6 +348,7 @@ func CloudMigration(ctx workflow.Context, in MigrationPlan) (MigrationStatus, er
 		events++
 	}
 	st.Finished = workflow.Now(ctx)
+	workflow.SetCurrentDetails(ctx, migrationDetails(st, ""))
 	return st, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/workflow"
 
@@ -88,6 +89,58 @@ func vmDetails(vm contract.VMRef, p VMProgress) string {
 		b.WriteString("Nobody needs to act: the source is kept, stopped, until the grace period ends, then checked against the destination once more and deleted.\n")
 	default:
 		fmt.Fprintf(&b, "Nobody needs to act: the steps run by themselves. If one fails, the source is kept and the project's migration waits: `conveyor migrate retry --from %s --to %s --project %s --by NAME` once the cause is fixed.\n", vm.From, vm.To, vm.Project)
+	}
+	return b.String()
+}
+
+// projectDetails is a project migration's current details: its VMs by state,
+// the failed ones with why, and the command that moves it on (retry after a
+// failure, resume after a pause).
+func projectDetails(st ProjectStatus) string {
+	var b strings.Builder
+	flags := fmt.Sprintf("--from %s --to %s --project %s", st.From, st.To, st.Project)
+	fmt.Fprintf(&b, "**Migrating project %s** from %s to %s: %d of %d server(s) done, %d running, %d pending, %d failed\n\n",
+		st.Project, st.From, st.To, st.Count(VMDone), len(st.VMs), st.Count(VMRunning), st.Count(VMPending), st.Count(VMFailed))
+	for _, v := range st.VMs {
+		switch v.State {
+		case VMRunning:
+			fmt.Fprintf(&b, "- ▶ %s: migrating (`%s`)\n", v.Name, v.WorkflowID)
+		case VMFailed:
+			e, _, _ := strings.Cut(v.Error, "\n")
+			fmt.Fprintf(&b, "- ✗ %s failed at %s: %s (source kept)\n", v.Name, v.Step, e)
+		}
+	}
+	switch {
+	case st.Paused:
+		fmt.Fprintf(&b, "\n**Paused** (%s): no new VM starts. `conveyor migrate resume %s --by NAME` (update `%s`) goes on.\n", st.PausedBy, flags, UpdateResume)
+	case st.Count(VMFailed) > 0:
+		fmt.Fprintf(&b, "\nWaiting for a person: fix the cause, then `conveyor migrate retry %s --by NAME` (update `%s`).\n", flags, UpdateRetry)
+	case st.Count(VMDone) == len(st.VMs):
+		b.WriteString("\nDone: every server is migrated; nobody needs to act.\n")
+	default:
+		fmt.Fprintf(&b, "\nNobody needs to act. `conveyor migrate pause %s --by NAME` stops starting new VMs.\n", flags)
+	}
+	return b.String()
+}
+
+// migrationDetails is a cloud migration's current details: every stage with its
+// state and dates, and where the running stage's workflow (stageID) is, whose
+// own details say who acts.
+func migrationDetails(st MigrationStatus, stageID string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "**Migration from %s to %s**: stage %d of %d\n\n", st.From, st.To, min(st.Current+1, len(st.Stages)), len(st.Stages))
+	day := func(t time.Time) string { return t.UTC().Format("2006-01-02") }
+	for i, s := range st.Stages {
+		fmt.Fprintf(&b, "%d. **%s** %s (planned %s → %s", i+1, s.Name, s.State, day(s.PlannedStart), day(s.PlannedEnd))
+		if s.Overdue {
+			b.WriteString(", **overdue**")
+		}
+		b.WriteString(")\n")
+	}
+	if st.Finished.IsZero() && stageID != "" {
+		fmt.Fprintf(&b, "\nThe stage's workflow `%s` says what it waits for and who acts (`conveyor migrate status --from %s --to %s`).\n", stageID, st.From, st.To)
+	} else {
+		fmt.Fprintf(&b, "\nDone on %s: every stage passed its gate; nobody needs to act.\n", day(st.Finished))
 	}
 	return b.String()
 }

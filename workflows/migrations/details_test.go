@@ -3,6 +3,7 @@ package migrations
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wikimedia/conveyor/activities/contract"
 	"github.com/wikimedia/conveyor/workflows/internal/wftest"
@@ -39,4 +40,30 @@ func TestVMDetailsSayTheStepAndWhoActs(t *testing.T) {
 	wftest.WantContains(t, "grace period", vmDetails(vm, VMProgress{ServerID: "s-1", Step: VMStepGrace, DestinationID: "d-1", Detail: "source kept until 2026-12-05T00:00:00Z"}),
 		"**grace-period**: source kept until 2026-12-05T00:00:00Z (destination server `d-1`)", "until the grace period ends")
 	wftest.WantContains(t, "done", vmDetails(vm, VMProgress{ServerID: "s-1", Step: VMStepDone}), "Done: the destination runs")
+}
+
+// TestProjectDetailsSayWhatWaits: a project with a failed VM names it, why, and
+// the retry command; a paused one the resume command.
+func TestProjectDetailsSayWhatWaits(t *testing.T) {
+	st := ProjectStatus{Project: "tools", From: "eqiad1", To: "eqiad2", VMs: []VMStatus{
+		{Name: "web-1", State: VMDone}, {Name: "web-2", State: VMFailed, Step: VMStepWaitActive, Error: "ERROR: no valid host\nmore"},
+		{Name: "web-3", State: VMRunning, WorkflowID: "project/x/web-3"}}}
+	wftest.WantContains(t, "a failed VM", projectDetails(st),
+		"**Migrating project tools** from eqiad1 to eqiad2: 1 of 3 server(s) done, 1 running, 0 pending, 1 failed",
+		"- ✗ web-2 failed at wait-active: ERROR: no valid host (source kept)", "- ▶ web-3: migrating",
+		"`conveyor migrate retry --from eqiad1 --to eqiad2 --project tools --by NAME` (update `retry`)")
+	st.Paused, st.PausedBy = true, "alice: maintenance"
+	wftest.WantContains(t, "paused", projectDetails(st), "**Paused** (alice: maintenance)", "`conveyor migrate resume --from eqiad1")
+}
+
+// TestMigrationDetailsListTheStages: the migration lists its stages and points
+// at the running stage's workflow.
+func TestMigrationDetailsListTheStages(t *testing.T) {
+	day := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	st := MigrationStatus{From: "eqiad1", To: "eqiad2", Current: 1, Stages: []StageSummary{
+		{Name: "procure", State: StageDone, PlannedStart: day, PlannedEnd: day.AddDate(0, 1, 0)},
+		{Name: "build", State: StageOpen, PlannedStart: day.AddDate(0, 1, 0), PlannedEnd: day.AddDate(0, 3, 0), Overdue: true}}}
+	wftest.WantContains(t, "migration", migrationDetails(st, "migration/eqiad1-eqiad2/2-build"),
+		"**Migration from eqiad1 to eqiad2**: stage 2 of 2", "1. **procure** done (planned 2026-01-01 → 2026-02-01)",
+		"2. **build** open (planned 2026-02-01 → 2026-04-01, **overdue**)", "`migration/eqiad1-eqiad2/2-build` says what it waits for")
 }

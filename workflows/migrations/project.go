@@ -369,8 +369,9 @@ func failedStep(err error) (VMProgress, bool) {
 }
 
 // recordVMStates sets the gauge of the project's VMs in each state (never on
-// replay).
+// replay) and the workflow's current details.
 func recordVMStates(ctx workflow.Context, project string, st *ProjectStatus) {
+	workflow.SetCurrentDetails(ctx, projectDetails(*st))
 	m := workflow.GetMetricsHandler(ctx)
 	for _, state := range []string{VMPending, VMRunning, VMDone, VMFailed} {
 		m.WithTags(map[string]string{"project": project, "state": state}).Gauge(workflows.MetricMigrationVMs).Update(float64(st.Count(state)))
