@@ -192,6 +192,8 @@ func Cleanup(ctx workflow.Context, in CleanupInput) (CleanupReport, error) {
 		}
 	}
 	reportCleanup(ctx, rep.Summary)
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**Cleanup of %s**: %s\n\nWaiting for a person: approve the deletion with update `%s` and `{\"by\": \"<your name>\", \"reason\": \"...\"}` (optionally `\"keep\"`: ids of leftovers not to delete). Nothing is deleted before.\n",
+		in.From, rep.Summary, UpdateApproveCleanup))
 	notify(contract.NotifyCleanup, rep.Summary)
 	for !approved {
 		ok, err := workflow.AwaitWithTimeout(ctx, every, func() bool { return approved })

@@ -144,3 +144,40 @@ func migrationDetails(st MigrationStatus, stageID string) string {
 	}
 	return b.String()
 }
+
+// projectsDetails is the stage-4 projects driver's current details: the
+// projects by state and, for each one waiting on a person, the command that
+// marks it done.
+func projectsDetails(st ProjectsStatus) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "**Projects of the migration from %s to %s**: %s\n\n", st.From, st.To, st.Summary)
+	waiting := 0
+	for _, p := range st.Projects {
+		switch p.State {
+		case ProjectRunning:
+			fmt.Fprintf(&b, "- ▶ %s (%s): running", p.Name, p.Mode)
+			if p.Workflow != "" {
+				fmt.Fprintf(&b, " in `%s`", p.Workflow)
+			}
+			b.WriteString("\n")
+		case ProjectWaiting, ProjectFailed:
+			waiting++
+			fmt.Fprintf(&b, "- %s (%s): %s", p.Name, p.Mode, p.State)
+			if !p.Deadline.IsZero() {
+				fmt.Fprintf(&b, ", due %s", p.Deadline.UTC().Format(time.DateOnly))
+			}
+			if p.Overdue {
+				b.WriteString(", **overdue**")
+			}
+			if p.Detail != "" {
+				d, _, _ := strings.Cut(p.Detail, "\n")
+				fmt.Fprintf(&b, ": %s", d)
+			}
+			fmt.Fprintf(&b, " — once migrated, update `%s` with `{\"task\": %q, \"by\": \"<your name>\"}`\n", UpdateTaskDone, p.Name)
+		}
+	}
+	if waiting == 0 {
+		b.WriteString("\nNobody needs to act now: the projects run by themselves.\n")
+	}
+	return b.String()
+}

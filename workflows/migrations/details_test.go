@@ -67,3 +67,16 @@ func TestMigrationDetailsListTheStages(t *testing.T) {
 		"**Migration from eqiad1 to eqiad2**: stage 2 of 2", "1. **procure** done (planned 2026-01-01 → 2026-02-01)",
 		"2. **build** open (planned 2026-02-01 → 2026-04-01, **overdue**)", "`migration/eqiad1-eqiad2/2-build` says what it waits for")
 }
+
+// TestProjectsDetailsNameWhoActs: a project waiting for its owners is listed
+// with its deadline and the command that marks it done.
+func TestProjectsDetailsNameWhoActs(t *testing.T) {
+	st := ProjectsStatus{From: "eqiad1", To: "eqiad2", Summary: "1 running, 1 waiting", Projects: []ProjectProgress{
+		{Name: "tools", Mode: ModeAutomatic, State: ProjectRunning, Workflow: "project/eqiad1-eqiad2/tools"},
+		{Name: "deployment-prep", Mode: "manual", State: ProjectWaiting, Deadline: time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC), Overdue: true}}}
+	wftest.WantContains(t, "projects", projectsDetails(st),
+		"**Projects of the migration from eqiad1 to eqiad2**: 1 running, 1 waiting",
+		"- ▶ tools (automatic): running in `project/eqiad1-eqiad2/tools`",
+		"- deployment-prep (manual): waiting, due 2027-03-01, **overdue**",
+		"once migrated, update `task-done` with `{\"task\": \"deployment-prep\", \"by\": \"<your name>\"}`")
+}

@@ -276,6 +276,7 @@ func ProjectsMigration(ctx workflow.Context, in ProjectsMigrationInput) (Project
 			wake = r.lastReport.Add(r.in.ProgressEvery)
 		}
 		r.changed = false
+		workflow.SetCurrentDetails(ctx, projectsDetails(r.st))
 		if _, err := workflow.AwaitWithTimeout(ctx, max(wake.Sub(now), time.Second), func() bool { return r.changed }); err != nil {
 			return r.st, err
 		}
