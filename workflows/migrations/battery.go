@@ -90,7 +90,9 @@ func TestBattery(ctx workflow.Context, in BatteryInput) (BatteryReport, error) {
 		return rep, nil
 	}
 	actx := workflow.WithActivityOptions(ctx, batteryTestOptions)
-	for _, t := range tests {
+	for i, t := range tests {
+		workflow.SetCurrentDetails(ctx, fmt.Sprintf("**Test battery of %s and %s**: test %d of %d, **%s** (%d failed so far)\n\nNobody needs to act: the tests run by themselves; a failed run ends with its report for the stage's task.\n",
+			in.From, in.To, i+1, len(tests), t, len(run.Results)-passedCount(run.Results)))
 		var res contract.BatteryResult
 		err := workflows.Execute(actx, contract.RunBatteryTest, contract.BatteryTestInput{
 			From: in.From, To: in.To, Test: t, Key: key, DNSNames: in.DNSNames, Bastion: in.Bastion,
@@ -114,10 +116,22 @@ func TestBattery(ctx workflow.Context, in BatteryInput) (BatteryReport, error) {
 		rep.Changes = compareBattery(rec.Previous[0], run)
 	}
 	rep.Summary = batterySummary(rep)
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**Test battery of %s and %s**: %s\n", in.From, in.To, rep.Summary))
 	if !rep.Passed {
 		return rep, temporal.NewNonRetryableApplicationError(rep.Summary, contract.ErrBatteryFailed, nil, rep)
 	}
 	return rep, nil
+}
+
+// passedCount counts the results that passed or were skipped.
+func passedCount(results []contract.BatteryResult) int {
+	n := 0
+	for _, r := range results {
+		if r.OK || r.Skipped {
+			n++
+		}
+	}
+	return n
 }
 
 func validateBattery(in BatteryInput, tests []string) error {
