@@ -16,6 +16,7 @@ import (
 
 	"github.com/wikimedia/conveyor/workflows/changes"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/wikimedia/conveyor/activities/contract"
@@ -98,8 +99,10 @@ func patchsetCreated(project string, change int, revision string) []byte {
 }
 
 // verifyChange delivers patchset-created for a change of examples/hello (edited
-// by edit) and waits for the review the fake Gerrit receives.
-func verifyChange(t *testing.T, what string, change int, edit func(dir string)) (fakegerrit.Review, changes.VerifyResult, string) {
+// by edit) and waits for the review the fake Gerrit receives. With
+// recheckDuringRun, a reviewer's "recheck" comment arrives while the pipeline
+// runs: its verification joins that run, and the change still gets one review.
+func verifyChange(t *testing.T, what string, change int, edit func(dir string), recheckDuringRun bool) (fakegerrit.Review, changes.VerifyResult, string) {
 	t.Helper()
 	image := uniqueImage(t, what)
 	project := "it/" + image
@@ -112,6 +115,9 @@ func verifyChange(t *testing.T, what string, change int, edit func(dir string)) 
 	code, err := fakegerrit.Deliver(ctx, http.DefaultClient, s.endpoint, "https://gerrit.example.org/r/", patchsetCreated(project, change, revision))
 	if err != nil || code != http.StatusAccepted {
 		t.Fatalf("delivering patchset-created: %d %v", code, err)
+	}
+	if recheckDuringRun {
+		recheckJoins(ctx, t, s, project, change, revision, ref)
 	}
 	review, err := s.gerrit.WaitForReview(ctx, func(r fakegerrit.Review) bool { return r.Change == fmt.Sprintf("%s~%d", project, change) })
 	if err != nil {
@@ -139,9 +145,9 @@ func verifyChange(t *testing.T, what string, change int, edit func(dir string)) 
 
 // TestGerritVerifiedPlusOne: a new patchset of examples/hello goes through the real
 // pipeline (build, tests, isolated deploy and e2e) on the real worker, and Gerrit
-// gets Verified +1 with a link to the run.
+// gets Verified +1 with a link to the run; a recheck during the run joins it.
 func TestGerritVerifiedPlusOne(t *testing.T) {
-	review, res, link := verifyChange(t, "gerrit-ok", 4201, nil)
+	review, res, link := verifyChange(t, "gerrit-ok", 4201, nil, true)
 	if review.Labels["Verified"] != 1 || res.Outcome != contract.OutcomeSucceeded {
 		t.Fatalf("vote %v, outcome %s; want Verified +1\n%s", review.Labels, res.Outcome, review.Message)
 	}
@@ -158,7 +164,7 @@ func TestGerritVerifiedPlusOne(t *testing.T) {
 // TestGerritVerifiedMinusOne: a patchset whose unit tests fail gets Verified -1
 // naming the failed step, with the tests' output tail.
 func TestGerritVerifiedMinusOne(t *testing.T) {
-	review, res, link := verifyChange(t, "gerrit-fail", 4202, breakTests)
+	review, res, link := verifyChange(t, "gerrit-fail", 4202, breakTests, false)
 	if review.Labels["Verified"] != -1 || res.Outcome != contract.OutcomeFailed || res.FailedStep != changes.StepRunTests {
 		t.Fatalf("vote %v, outcome %s at %q; want Verified -1 at run-tests\n%s", review.Labels, res.Outcome, res.FailedStep, review.Message)
 	}
@@ -167,6 +173,49 @@ func TestGerritVerifiedMinusOne(t *testing.T) {
 			t.Errorf("message lacks %q:\n%s", want, review.Message)
 		}
 	}
+}
+
+// recheckJoins waits for the patchset's pipeline to run, delivers a reviewer's
+// "recheck" comment on the patchset, and checks that its verification joined
+// the running pipeline instead of starting another.
+func recheckJoins(ctx context.Context, t *testing.T, s *gerritStack, project string, change int, revision, ref string) {
+	t.Helper()
+	pipeline := changes.PipelineID(project, ref)
+	stacktest.WaitFor(t, 2*time.Minute, "the pipeline "+pipeline+" running", func() error {
+		d, err := s.client.DescribeWorkflowExecution(ctx, pipeline, "")
+		if err != nil {
+			return err
+		}
+		if st := d.GetWorkflowExecutionInfo().GetStatus(); st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			t.Fatalf("the pipeline is %s before the recheck could join it", st)
+		}
+		return nil
+	})
+	created := time.Now().Unix()
+	body := fmt.Appendf(nil, `{
+  "author": {"name": "Grace Hopper", "email": "grace@example.org", "username": "grace"},
+  "comment": "Patch Set 1:\n\nrecheck",
+  "patchSet": {"number": 1, "revision": %q, "ref": %q, "kind": "REWORK"},
+  "change": {"project": %q, "branch": "main", "id": "I%040x", "number": %d, "subject": "Try conveyor",
+             "owner": {"name": "Ada Lovelace", "username": "ada"}, "status": "NEW"},
+  "project": {"name": %q},
+  "refName": "refs/heads/main",
+  "type": "comment-added",
+  "eventCreatedOn": %d
+}`, revision, ref, project, change, change, project, created)
+	code, err := fakegerrit.Deliver(ctx, http.DefaultClient, s.endpoint, "https://gerrit.example.org/r/", body)
+	if err != nil || code != http.StatusAccepted {
+		t.Fatalf("delivering the recheck: %d %v", code, err)
+	}
+	id := changes.VerifyID(project, change, 1, fmt.Sprintf("t%d", created))
+	var res changes.VerifyResult
+	if err := s.client.GetWorkflow(ctx, id, "").Get(ctx, &res); err != nil {
+		t.Fatalf("the recheck's verification %s: %v", id, err)
+	}
+	if res.Outcome != changes.OutcomeJoined || res.PipelineID != pipeline || res.Reported {
+		t.Errorf("the recheck's verification: %+v, want it joined %s without a report", res, pipeline)
+	}
+	stacktest.RecordHistory(t, s.client, id, "", "verify-recheck-joined.json")
 }
 
 // breakTests edits examples/hello so that its unit tests fail.

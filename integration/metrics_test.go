@@ -62,6 +62,8 @@ func TestPipelineMetricsReachPrometheus(t *testing.T) {
 // value.
 var onlyAfterTheirEvent = map[string]string{
 	"temporal_workflow_canceled_total":                  "no workflow was cancelled",
+	"temporal_workflow_completed_total":                 "the test's pipeline fails",
+	"temporal_workflow_task_execution_failed_total":     "no workflow task failed",
 	"temporal_sticky_cache_total_forced_eviction_total": "the cache did not fill",
 	"temporal_request_failure_total":                    "no call to Temporal failed",
 	"temporal_activity_execution_failed_total":          "the failing step returns its result, it does not fail the activity",
@@ -102,12 +104,13 @@ func dashboardQueriesRead(ctx context.Context, t *testing.T, namespace, instance
 		if !strings.HasPrefix(q.Panel, "Pipeline step") {
 			continue
 		}
-		res, err := stacktest.PromQuery(ctx, q.Expr)
-		if err == nil && len(res) == 0 {
-			err = fmt.Errorf("no series")
-		}
-		if err != nil {
-			t.Errorf("dashboard panel %q after a pipeline in namespace %s: %v", q.Panel, namespace, err)
-		}
+		// A rate needs two scrapes of the series in its window.
+		stacktest.WaitFor(t, 30*time.Second, fmt.Sprintf("dashboard panel %q showing the pipeline of namespace %s", q.Panel, namespace), func() error {
+			res, err := stacktest.PromQuery(ctx, q.Expr)
+			if err == nil && len(res) == 0 {
+				err = fmt.Errorf("no series")
+			}
+			return err
+		})
 	}
 }

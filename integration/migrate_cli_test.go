@@ -27,7 +27,7 @@ import (
 // to its end and reports who did what.
 func TestMigrateCLI(t *testing.T) {
 	const ns = "conveyor-test-migrate-cli"
-	stacktest.Namespace(t, ns)
+	nsCfg := stacktest.Namespace(t, ns)
 	out := &syncBuffer{}
 	worker := exec.Command(filepath.Join(binDir, "conveyor-worker"), "--config", stackConfigPath(), "--namespace", ns, "--pools", "migrate")
 	worker.Stdout, worker.Stderr = out, out
@@ -156,6 +156,7 @@ stages:
 	case <-time.After(time.Minute):
 		t.Fatalf("status --watch did not return a minute after the last gate\nworker:\n%s", out.String())
 	}
+	stacktest.RecordHistory(t, dialTemporal(t, nsCfg.Temporal), migrations.MigrationID(from, to), "", "cloudmigration-two-stages.json")
 	report := must("who did what:", with("report")...)
 	for _, want := range []string{"order racks", "alice", "sign off", "carol", "(gate approved)", "bob", "dave"} {
 		if !strings.Contains(report, want) {

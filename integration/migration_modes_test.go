@@ -484,6 +484,27 @@ func TestBatteryOnTheRig(t *testing.T) {
 			t.Errorf("image %s (%s) left in %s", im.Name, im.ID, modesFrom)
 		}
 	}
+
+	// A third run whose bastion refuses connections (a loopback port nobody
+	// listens on) fails, with the report in its error for the stage's task.
+	in.Tests, in.Bastion = []string{contract.BatteryBastion}, fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "battery-" + randomHex(t)[:8], TaskQueue: workflows.TaskQueueMigrate}, migrations.TestBattery, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = run.Get(ctx, nil)
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || app.Type() != contract.ErrBatteryFailed {
+		t.Fatalf("the battery with a closed bastion: %v, want %s", err, contract.ErrBatteryFailed)
+	}
+	stacktest.RecordHistory(t, tc, run.GetID(), run.GetRunID(), "battery-failed.json")
+	var failed migrations.BatteryReport
+	if err := app.Details(&failed); err != nil {
+		t.Fatalf("the failure's report: %v", err)
+	}
+	if failed.Passed || len(failed.Run.Results) != 1 || failed.Run.Results[0].OK || !strings.Contains(failed.Run.Results[0].Detail, "connecting to bastion "+in.Bastion) {
+		t.Errorf("failed run's report %+v, want the bastion test failed on %s", failed.Run, in.Bastion)
+	}
 }
 
 // TestCleanupOnTheRig lists a project's leftovers in eqiad1 (a server and an
@@ -653,6 +674,7 @@ func TestAutomaticModeRunsProjectMigration(t *testing.T) {
 	if err := run.Get(ctx, &st); err != nil {
 		t.Fatalf("projects driver: %v\nworker:\n%s", err, wout.String())
 	}
+	stacktest.RecordHistory(t, tc, run.GetID(), run.GetRunID(), "projects-automatic.json")
 	pr := st.Projects[0]
 	if pr.State != migrations.ProjectDone || pr.Workflow != migrations.ProjectMigrationID(modesFrom, modesTo, p.Name) ||
 		!strings.Contains(pr.Detail, "1 of 1 server(s) migrated automatically") {
