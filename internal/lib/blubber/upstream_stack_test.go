@@ -2,9 +2,10 @@ package blubber
 
 // Upstream Blubber's acceptance scenarios built for real: each case of
 // shared/conformance/blubber-upstream whose build needs nothing but a Debian base
-// image (`needs: none`) is built on the stack's buildkitd, in conveyor's own
-// equivalent of upstream's example application, pushed to the stack's registry
-// and checked as upstream's scenario checks the image it built.
+// image and its packages (`needs: none` or `apt`) is built on the stack's
+// buildkitd, in conveyor's own equivalent of upstream's example application,
+// pushed to the stack's registry and checked as upstream's scenario checks the
+// image it built.
 
 import (
 	"archive/tar"
@@ -31,23 +32,40 @@ import (
 	"github.com/wikimedia/conveyor/internal/dev/stacktest"
 )
 
-// upstreamBase is the base upstream's scenarios name; the stack has no access to
-// Docker Hub, so the builds use the stack's own Debian image in its place.
-const upstreamBase = "debian:bullseye"
+// upstreamBases are the bases upstream's scenarios name; the stack has no
+// access to Docker Hub, so the builds use the stack's own Debian image in their
+// place.
+var upstreamBases = []string{"debian:bullseye", "debian:stable"}
 
 // builtOnTheStack says whether TestUpstreamScenariosOnBuildkitd builds the case.
 func builtOnTheStack(ex *expectation) bool {
-	return ex.kind == "valid" && ex.build != "" && ex.build != "none" && slices.Equal(ex.needs, []string{"none"}) && !ex.run
+	if ex.kind != "valid" || ex.build == "" || ex.build == "none" || ex.run || len(ex.needs) != 1 {
+		return false
+	}
+	return ex.needs[0] == "none" || ex.needs[0] == "apt"
 }
 
-// helloWorldApp is conveyor's own stand-in for upstream's examples/hello-world:
-// a README and a script that greets.
-var helloWorldApp = map[string]struct {
+// appFile is one file of a stand-in application.
+type appFile struct {
 	mode os.FileMode
 	body string
-}{
-	"README.md": {0o644, "# hello\n\nA script that says hello, for Blubber's scenarios.\n"},
-	"hello.sh":  {0o755, "#!/bin/sh\necho 'hello from a Blubber scenario'\n"},
+}
+
+// apps are conveyor's own stand-ins for upstream's example applications (the
+// cases' context-from), with the files the scenarios use.
+var apps = map[string]map[string]appFile{
+	"examples/hello-world": {
+		"README.md": {0o644, "# hello\n\nA script that says hello, for Blubber's scenarios.\n"},
+		"hello.sh":  {0o755, "#!/bin/sh\necho 'hello from a Blubber scenario'\n"},
+	},
+	"examples/hello-world-c": {
+		"README.md": {0o644, "# hello in C\n"},
+		"main.c":    {0o644, "#include <stdio.h>\n\nint main(void) {\n\tputs(\"hello from C\");\n\treturn 0;\n}\n"},
+	},
+	"examples/web-app": {
+		"README.md": {0o644, "# a web app's build\n"},
+		"Makefile":  {0o644, "foo:\n\ttouch foo\n\nbar:\n\ttouch bar\n"},
+	},
 }
 
 func TestUpstreamScenariosOnBuildkitd(t *testing.T) {
@@ -75,11 +93,19 @@ func TestUpstreamScenariosOnBuildkitd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c, err := Parse([]byte(strings.ReplaceAll(string(src), upstreamBase, devstack.DebianImage)))
+			yaml := string(src)
+			for _, b := range upstreamBases {
+				yaml = strings.ReplaceAll(yaml, b, devstack.DebianImage)
+			}
+			c, err := Parse([]byte(yaml))
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctxDir := scenarioContext(t, filepath.Join(dir, id, "context-extra"))
+			app, ok := apps[ex.contextFrom]
+			if !ok {
+				t.Fatalf("no stand-in for upstream's %s", ex.contextFrom)
+			}
+			ctxDir := scenarioContext(t, app, ex.contextFiles, filepath.Join(dir, id, "context-extra"))
 			tag := fmt.Sprintf("%s/blubber-upstream/%s:%s", cfg.Registry.Address, id, strings.ToLower(rand.Text()))
 			bctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
@@ -96,26 +122,30 @@ func TestUpstreamScenariosOnBuildkitd(t *testing.T) {
 			}
 		})
 	}
-	if built < 12 {
-		t.Errorf("%d scenarios built, want the 12 that need only a Debian base", built)
+	if built < 16 {
+		t.Errorf("%d scenarios built, want the 16 that need only a Debian base and its packages", built)
 	}
 }
 
-// scenarioContext writes the stand-in app and the case's extra files (a02's
-// .dockerignore) into a temporary build context.
-func scenarioContext(t *testing.T, extra string) string {
+// scenarioContext writes the stand-in app (only files, when the case lists
+// them) and the case's extra files (a02's .dockerignore) into a temporary build
+// context.
+func scenarioContext(t *testing.T, app map[string]appFile, files []string, extra string) string {
 	t.Helper()
 	dir := t.TempDir()
-	for name, f := range helloWorldApp {
+	for name, f := range app {
+		if len(files) > 0 && !slices.Contains(files, name) {
+			continue
+		}
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(f.body), f.mode); err != nil {
 			t.Fatal(err)
 		}
 	}
-	files, err := os.ReadDir(extra)
+	extras, err := os.ReadDir(extra)
 	if err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
-	for _, f := range files {
+	for _, f := range extras {
 		b, err := os.ReadFile(filepath.Join(extra, f.Name()))
 		if err != nil {
 			t.Fatal(err)
@@ -178,6 +208,23 @@ func pullImage(t *testing.T, ref, username, password string) *builtImage {
 	return out
 }
 
+// resolve returns the header of path, following symbolic links in the image's
+// filesystem; nil when it does not exist or the links go round.
+func (im *builtImage) resolve(path string) *tar.Header {
+	for range 16 {
+		h, ok := im.files[path]
+		if !ok || h.Typeflag != tar.TypeSymlink {
+			return h
+		}
+		target := h.Linkname
+		if !strings.HasPrefix(target, "/") {
+			target = filepath.Join(filepath.Dir(path), target)
+		}
+		path = filepath.Clean(target)
+	}
+	return nil
+}
+
 // check runs one `image V CHECK ARGS` line (README.md of the cases) on variant's
 // image.
 func (im *builtImage) check(variant, line string) error {
@@ -220,7 +267,9 @@ func (im *builtImage) check(variant, line string) error {
 			return fmt.Errorf("labels %v", c.Labels)
 		}
 	case "file":
-		if h, ok := im.files[args]; !ok || h.Typeflag != tar.TypeReg {
+		// As test -f: a symbolic link to a regular file is one (Debian's
+		// /usr/bin/gcc links to gcc-12).
+		if h := im.resolve(args); h == nil || h.Typeflag != tar.TypeReg {
 			return fmt.Errorf("no regular file %s in the image", args)
 		}
 	case "nofile":
@@ -264,20 +313,22 @@ func TestImageChecksRefuseWhatDiffers(t *testing.T) {
 	im := &builtImage{
 		config: v1.Config{User: "900", Entrypoint: []string{"./hello.sh"}, WorkingDir: "/srv/app", Env: []string{"FOO=bar"},
 			Labels: map[string]string{"blubber.variant": "hello"}},
-		files:  map[string]*tar.Header{"/srv/app/hello.sh": {Typeflag: tar.TypeReg, Uid: 65533, Gid: 65533}},
+		files: map[string]*tar.Header{"/srv/app/hello.sh": {Typeflag: tar.TypeReg, Uid: 65533, Gid: 65533},
+			"/usr/bin/gcc": {Typeflag: tar.TypeSymlink, Linkname: "gcc-12"}, "/usr/bin/gcc-12": {Typeflag: tar.TypeReg},
+			"/usr/bin/loop": {Typeflag: tar.TypeSymlink, Linkname: "/usr/bin/loop"}, "/usr/bin/dangling": {Typeflag: tar.TypeSymlink, Linkname: "nothing"}},
 		passwd: "runuser:x:900:900::/home/runuser:/bin/sh\n",
 		group:  "runuser:x:900:\n",
 	}
 	for _, ok := range []string{"user 900", `entrypoint ["./hello.sh"]`, "no-cmd", "workdir /srv/app", "env FOO=bar",
 		"label blubber.variant=hello", "file /srv/app/hello.sh", "nofile /srv/app/README.md", "owner /srv/app/hello.sh 65533:65533",
-		"passwd runuser 900", "group runuser 900"} {
+		"passwd runuser 900", "group runuser 900", "file /usr/bin/gcc"} {
 		if err := im.check("hello", "hello "+ok); err != nil {
 			t.Errorf("%s: %v", ok, err)
 		}
 	}
 	for _, bad := range []string{"user 901", `entrypoint ["./other.sh"]`, "workdir /", "env FOO=baz", "label blubber.variant=other",
 		"label blubber.version", "file /srv/app/README.md", "nofile /srv/app/hello.sh", "owner /srv/app/hello.sh 0:0",
-		"passwd runuser 901", "group somebody 65533", "frobnicate x"} {
+		"passwd runuser 901", "group somebody 65533", "frobnicate x", "file /usr/bin/loop", "file /usr/bin/dangling"} {
 		if err := im.check("hello", "hello "+bad); err == nil {
 			t.Errorf("%s passed on an image that differs", bad)
 		}

@@ -96,6 +96,10 @@ type expectation struct {
 	run   bool
 	// buildArgs are the build arguments upstream passes.
 	buildArgs map[string]string
+	// contextFrom is the upstream example app the scenario builds in,
+	// contextFiles the files of it it uses (empty: all).
+	contextFrom  string
+	contextFiles []string
 }
 
 // staticCheck is `static V[@STAGE] CHECK ARGS`.
@@ -168,9 +172,12 @@ func readExpect(path string) (*expectation, error) {
 				ex.buildArgs = map[string]string{}
 			}
 			ex.buildArgs[k] = v
-		case "context", "context-from", "context-files":
-			// Which of upstream's example apps the scenario builds in; the
-			// stack test has its own equivalents.
+		case "context-from":
+			ex.contextFrom = value
+		case "context-files":
+			ex.contextFiles = strings.Fields(value)
+		case "context":
+			// context or none, as context-from says.
 		default:
 			return nil, fmt.Errorf("line %d: unknown key %q", n, key)
 		}
