@@ -340,6 +340,18 @@ func (pc *promotionCase) start(image string) client.WorkflowRun {
 	return run
 }
 
+// startApproved starts the promotion of image, waits for its gate and has
+// approver approve it.
+func (pc *promotionCase) startApproved(image, approver string) client.WorkflowRun {
+	pc.t.Helper()
+	run := pc.start(image)
+	pc.waitStatus(run, 5*time.Minute, "the promotion reaching its gate", atGate)
+	if _, err := pc.decide(run, promotions.PromoteApprove, approver); err != nil {
+		pc.t.Fatalf("%s's approve: %v", approver, err)
+	}
+	return run
+}
+
 // waitStatus polls the promotion's status until cond accepts it.
 func (pc *promotionCase) waitStatus(run client.WorkflowRun, timeout time.Duration, what string, cond func(promotions.PromotionStatus) error) promotions.PromotionStatus {
 	pc.t.Helper()

@@ -69,11 +69,7 @@ func TestPromotionToFullProduction(t *testing.T) {
 func TestPromotionBadCanaryRollsBack(t *testing.T) {
 	pc := newPromotionCase(t, planOptions{})
 	imgs := pc.images
-	run := pc.start(imgs.broken)
-	pc.waitStatus(run, 5*time.Minute, "the promotion reaching its gate", atGate)
-	if _, err := pc.decide(run, promotions.PromoteApprove, "bob"); err != nil {
-		t.Fatalf("bob's approve: %v", err)
-	}
+	run := pc.startApproved(imgs.broken, "bob")
 	st, err := pc.result(run, 10*time.Minute)
 	wantFailure(t, err, contract.ErrPromotionRolledBack, "failed its analysis", "error ratio 1.000 is above maxErrorRatio 0.05", "broken on purpose")
 	stacktest.RecordHistory(t, pc.c, run.GetID(), run.GetRunID(), "promotion-bad-canary.json")
@@ -152,11 +148,7 @@ func TestPromotionPauseTimeoutAborts(t *testing.T) {
 func TestPromotionSurvivesWorkerKill(t *testing.T) {
 	pc := newPromotionCase(t, planOptions{steps: "[{weight: 50, pause: 5s}, {weight: 100}]"})
 	imgs := pc.images
-	run := pc.start(imgs.v2)
-	pc.waitStatus(run, 5*time.Minute, "the promotion reaching its gate", atGate)
-	if _, err := pc.decide(run, promotions.PromoteApprove, "alice"); err != nil {
-		t.Fatalf("alice's approve: %v", err)
-	}
+	run := pc.startApproved(imgs.v2, "alice")
 	// Kill once the first step's canary Deployment exists: CanarySet is waiting for
 	// its pods, or the step runs its pause.
 	eqiad := pc.prod[0].Name

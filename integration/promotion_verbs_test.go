@@ -19,11 +19,7 @@ import (
 func TestPromotionOperatorVerbs(t *testing.T) {
 	pc := newPromotionCase(t, planOptions{steps: "[{weight: 25, pause: indefinite}, {weight: 50, pause: 1h}, {weight: 100}]"})
 	imgs := pc.images
-	run := pc.start(imgs.v2)
-	pc.waitStatus(run, 5*time.Minute, "the promotion reaching its gate", atGate)
-	if _, err := pc.decide(run, promotions.PromoteApprove, "alice"); err != nil {
-		t.Fatalf("alice's approve: %v", err)
-	}
+	run := pc.startApproved(imgs.v2, "alice")
 	eqiad := pc.prod[0].Name
 	pc.waitStatus(run, 5*time.Minute, "the indefinite first step in "+eqiad, atStep(eqiad, 1, "indefinite pause"))
 	if _, err := pc.decide(run, promotions.PromoteResume, "mallory"); err == nil || !strings.Contains(err.Error(), "not an approver") {
@@ -68,11 +64,7 @@ func TestPromotionOperatorVerbs(t *testing.T) {
 func TestPromotionRollbackAtAnIndefiniteStep(t *testing.T) {
 	pc := newPromotionCase(t, planOptions{steps: "[{weight: 50, pause: indefinite}, {weight: 100}]"})
 	imgs := pc.images
-	run := pc.start(imgs.v2)
-	pc.waitStatus(run, 5*time.Minute, "the promotion reaching its gate", atGate)
-	if _, err := pc.decide(run, promotions.PromoteApprove, "alice"); err != nil {
-		t.Fatalf("alice's approve: %v", err)
-	}
+	run := pc.startApproved(imgs.v2, "alice")
 	eqiad := pc.prod[0].Name
 	pc.waitStatus(run, 5*time.Minute, "the indefinite first step in "+eqiad, atStep(eqiad, 1, "indefinite pause"))
 	if p := pc.inspect(eqiad, pc.service); !p.canary {

@@ -12,9 +12,7 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +21,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/wikimedia/conveyor/bench/internal/scrape"
 	"github.com/wikimedia/conveyor/internal/lib/config"
 )
 
@@ -98,22 +97,6 @@ func pipelineOnWorker(configFile, repoRoot, stateDir string) (time.Duration, err
 		return 0, fmt.Errorf("starting bin/conveyor-worker (make bin): %v", err)
 	}
 	defer func() { _ = worker.Process.Signal(os.Interrupt); _ = worker.Wait() }()
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		tick := time.NewTicker(2 * time.Second)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-			}
-			if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			}
-		}
-	}()
+	defer scrape.Every("http://"+addr+"/metrics", 2*time.Second, nil)()
 	return conveyorWith(configFile, repoRoot)
 }

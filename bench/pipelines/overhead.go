@@ -27,6 +27,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/wikimedia/conveyor/bench/internal/scrape"
 	"github.com/wikimedia/conveyor/internal/client/telemetry"
 	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/internal/lib/config"
@@ -75,31 +76,10 @@ func dialInstrumented(ctx context.Context, cfg config.Temporal, identity, endpoi
 	metrics.Register(mux)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	done := make(chan struct{})
-	scraped := make(chan struct{})
-	go func() {
-		defer close(scraped)
-		url := "http://" + ln.Addr().String() + telemetry.MetricsPath
-		tick := time.NewTicker(scrapeEvery)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-			}
-			resp, err := http.Get(url)
-			if err != nil {
-				logger.Error("Scraping the metrics", "error", err)
-				continue
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-	}()
+	stopScraping := scrape.Every("http://"+ln.Addr().String()+telemetry.MetricsPath, scrapeEvery,
+		func(err error) { logger.Error("Scraping the metrics", "error", err) })
 	return &instrumentedClient{Client: cl, close: func() {
-		close(done)
-		<-scraped
+		stopScraping()
 		_ = srv.Close()
 		cl.Close()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -179,27 +159,31 @@ func startSink() (net.Listener, error) {
 	return ln, nil
 }
 
+// dialPool dials the client of a pool or of the benchmark: bare when telemetry
+// is empty, else instrumented (dialInstrumented).
+func dialPool(ctx context.Context, cfg config.Temporal, identity, telemetry string, logger *slog.Logger) (client.Client, func(), error) {
+	if telemetry != "" {
+		ic, err := dialInstrumented(ctx, cfg, identity, telemetry, logger)
+		if err != nil {
+			return nil, nil, err
+		}
+		return ic.Client, ic.close, nil
+	}
+	c, err := temporalclient.Dial(ctx, cfg, logger, temporalclient.WithIdentity(identity))
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, c.Close, nil
+}
+
 // overheadLoad runs one load of pipelines on pools (and a starting client)
 // instrumented when endpoint is set.
 func overheadLoad(ctx context.Context, o options, cfg config.Temporal, endpoint, tag string) (measurement, error) {
-	logger := quietLogger()
-	identity := fmt.Sprintf("%s%d/client", identityPrefix, os.Getpid())
-	var cl client.Client
-	if endpoint != "" {
-		ic, err := dialInstrumented(ctx, cfg, identity, endpoint, logger)
-		if err != nil {
-			return measurement{}, err
-		}
-		defer ic.close()
-		cl = ic.Client
-	} else {
-		c, err := temporalclient.Dial(ctx, cfg, logger, temporalclient.WithIdentity(identity))
-		if err != nil {
-			return measurement{}, err
-		}
-		defer c.Close()
-		cl = c
+	cl, closeClient, err := dialPool(ctx, cfg, fmt.Sprintf("%s%d/client", identityPrefix, os.Getpid()), endpoint, quietLogger())
+	if err != nil {
+		return measurement{}, err
 	}
+	defer closeClient()
 	ps, err := startPools(ctx, cl, cfg, o.inline, endpoint)
 	if err != nil {
 		return measurement{}, err

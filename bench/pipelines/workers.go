@@ -26,7 +26,6 @@ import (
 
 	"github.com/wikimedia/conveyor/activities/health"
 	inthealth "github.com/wikimedia/conveyor/internal/client/health"
-	"github.com/wikimedia/conveyor/internal/client/temporalclient"
 	"github.com/wikimedia/conveyor/internal/lib/config"
 	"github.com/wikimedia/conveyor/workers/pools"
 	"github.com/wikimedia/conveyor/workflows"
@@ -109,11 +108,10 @@ func startPools(ctx context.Context, cl client.Client, cfg config.Temporal, inli
 func startInline(ctx context.Context, cl client.Client, cfg config.Temporal, pool, identity, telemetryEndpoint string) (*runningPool, error) {
 	closeClient := func() {}
 	if telemetryEndpoint != "" {
-		ic, err := dialInstrumented(ctx, cfg, identity, telemetryEndpoint, quietLogger())
-		if err != nil {
+		var err error
+		if cl, closeClient, err = dialPool(ctx, cfg, identity, telemetryEndpoint, quietLogger()); err != nil {
 			return nil, err
 		}
-		cl, closeClient = ic.Client, ic.close
 	}
 	w := newPoolWorker(cl, pool, identity, nil)
 	if err := w.Start(); err != nil {
@@ -180,22 +178,11 @@ func servePool(pool string) error {
 	cfg.Address, cfg.Namespace = os.Getenv(envAddress), os.Getenv(envNamespace)
 	identity := os.Getenv(envIdentity)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	var cl client.Client
-	if endpoint := os.Getenv(envTelemetry); endpoint != "" {
-		ic, err := dialInstrumented(context.Background(), cfg, identity, endpoint, logger)
-		if err != nil {
-			return err
-		}
-		defer ic.close()
-		cl = ic.Client
-	} else {
-		c, err := temporalclient.Dial(context.Background(), cfg, logger, temporalclient.WithIdentity(identity))
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		cl = c
+	cl, closeClient, err := dialPool(context.Background(), cfg, identity, os.Getenv(envTelemetry), logger)
+	if err != nil {
+		return err
 	}
+	defer closeClient()
 	fatal := make(chan error, 1)
 	w := newPoolWorker(cl, pool, identity, func(err error) { fatal <- err })
 	if err := w.Start(); err != nil {
