@@ -21,6 +21,7 @@ import (
 
 	"github.com/wikimedia/conveyor/workflows/promotions"
 
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -136,6 +137,10 @@ type promotionCase struct {
 	prod    []config.Cluster
 	worker  *exec.Cmd
 	out     *syncBuffer
+	// runs are the promotions the case started; cleanup terminates those still
+	// running, so that a failed test leaves no promotion for the next test's
+	// worker (they share a task queue) to go on with.
+	runs []client.WorkflowRun
 	// images are testImages published for service, as the pipeline publishes:
 	// in <registry>/<service> with a -production tag (only those are promoted).
 	images promotionImages
@@ -264,9 +269,11 @@ probes:
   readiness: {path: /cgi-bin/healthz, periodSeconds: 1}
   liveness: {path: /cgi-bin/healthz}
 test: {enabled: false}
+# Small requests, so that the tests' releases fit the node beside each other;
+# limits as the chart's defaults.
 resources:
   requests: {cpu: 10m, memory: 16Mi}
-  limits: {cpu: 200m, memory: 64Mi}
+  limits: {cpu: 500m, memory: 256Mi}
 `,
 		svc + "production/values.yaml": "env: {ENVIRONMENT: production}\n",
 	}
@@ -312,6 +319,13 @@ func (pc *promotionCase) stopWorker(sig syscall.Signal) {
 
 func (pc *promotionCase) cleanup() {
 	pc.stopWorker(syscall.SIGKILL)
+	for _, run := range pc.runs {
+		err := pc.c.TerminateWorkflow(context.Background(), run.GetID(), run.GetRunID(), "the test that started it ended")
+		var done *serviceerror.NotFound
+		if err != nil && !errors.As(err, &done) {
+			pc.t.Logf("terminating %s: %v", run.GetID(), err)
+		}
+	}
 	if pc.t.Failed() {
 		out := pc.out.String()
 		if len(out) > 20000 {
@@ -337,6 +351,7 @@ func (pc *promotionCase) start(image string) client.WorkflowRun {
 	if err != nil {
 		pc.t.Fatal(err)
 	}
+	pc.runs = append(pc.runs, run)
 	return run
 }
 

@@ -55,18 +55,25 @@ func (a *Activities) waitDeployments(ctx context.Context, c *cluster, ns, step s
 		if err := ctx.Err(); err != nil {
 			return ready, err
 		}
-		var pods []string
-		permanent := false
-		for _, w := range wants {
-			p, perm := a.podProblems(ctx, c, ns, w.selector)
-			pods, permanent = append(pods, p...), permanent || perm
+		problems := func(verbose bool) (string, bool) {
+			var pods []string
+			permanent := false
+			for _, w := range wants {
+				p, perm := a.podProblems(ctx, c, ns, w.selector, verbose)
+				pods, permanent = append(pods, p...), permanent || perm
+			}
+			return strings.Join(waiting, "; ") + helmkit.PodsDetail(pods), permanent
 		}
-		detail := strings.Join(waiting, "; ") + helmkit.PodsDetail(pods)
+		detail, permanent := problems(false)
 		heartbeat.Record(ctx, Progress{Step: step, Detail: detail})
+		// The error that ends the wait says more: the pods' warning events (a
+		// failing probe says how it failed) and the log of a crashed container.
 		if permanent {
+			detail, _ = problems(true)
 			return ready, nonRetryable(contract.ErrReleaseNotReady, "%s in namespace %s of cluster %s cannot succeed: %s", step, ns, c.Name, detail)
 		}
 		if time.Now().After(deadline) {
+			detail, _ = problems(true)
 			return ready, fmt.Errorf("%s in namespace %s of cluster %s: not done after %s: %s", step, ns, c.Name, timeout.Round(time.Second), detail)
 		}
 		select {
@@ -113,9 +120,10 @@ func rolloutProblem(d *appsv1.Deployment, replicas int32) string {
 
 // podProblems describes each pod of selector in ns that is not ready (pods being
 // deleted left out), and says whether one failed in a way that waiting cannot fix.
-func (a *Activities) podProblems(ctx context.Context, c *cluster, ns, selector string) ([]string, bool) {
+// verbose adds the pods' recent warning events and crashed containers' log tails.
+func (a *Activities) podProblems(ctx context.Context, c *cluster, ns, selector string, verbose bool) ([]string, bool) {
 	return helmkit.PodProblems(ctx, c.Kube, helmkit.PodQuery{
-		Namespace: ns, Selector: selector, CrashLimit: a.waits.CrashLimit, SkipTerminating: true,
+		Namespace: ns, Selector: selector, CrashLimit: a.waits.CrashLimit, SkipTerminating: true, Verbose: verbose,
 	})
 }
 

@@ -100,7 +100,7 @@ probes:
 test: {enabled: false}
 resources:
   requests: {cpu: 10m, memory: 16Mi}
-  limits: {cpu: 200m, memory: 64Mi}
+  limits: {cpu: 500m, memory: 256Mi}
 `,
 	}
 	if err := os.MkdirAll(svc, 0o755); err != nil {

@@ -141,7 +141,7 @@ test:
   path: /cgi-bin/hello?name=helm-test
 resources:
   requests: {cpu: 10m, memory: 16Mi}
-  limits: {cpu: 200m, memory: 64Mi}
+  limits: {cpu: 500m, memory: 256Mi}
 `,
 		"services/hello/staging/values.yaml": `env:
   ENVIRONMENT: staging
